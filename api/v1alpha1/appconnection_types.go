@@ -1,0 +1,489 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SCIMProfile names a set of per-app SCIM quirks (paging, deactivation, batch sizes).
+// +kubebuilder:validation:Enum=generic;slack;github-emu;zoom;atlassian;aws-identity-center
+type SCIMProfile string
+
+// SCIMAuthType is how Roster authenticates to a SCIM app.
+// +kubebuilder:validation:Enum=Bearer;Basic;OAuth2ClientCredentials
+type SCIMAuthType string
+
+const (
+	// SCIMAuthBearer sends the Secret's "token" key as a bearer token.
+	SCIMAuthBearer SCIMAuthType = "Bearer"
+	// SCIMAuthBasic sends the Secret's "username" and "password" keys.
+	SCIMAuthBasic SCIMAuthType = "Basic"
+	// SCIMAuthOAuth2ClientCredentials exchanges the Secret's "clientID" and
+	// "clientSecret" keys at tokenURL for a bearer token.
+	SCIMAuthOAuth2ClientCredentials SCIMAuthType = "OAuth2ClientCredentials"
+)
+
+// SCIMAuth is how Roster authenticates to a SCIM app.
+// +kubebuilder:validation:XValidation:rule="(self.type == 'OAuth2ClientCredentials') == has(self.tokenURL)",message="tokenURL is required with type OAuth2ClientCredentials and allowed only with it",fieldPath=".tokenURL"
+// +kubebuilder:validation:XValidation:rule="self.type == 'OAuth2ClientCredentials' || !has(self.scopes)",message="scopes are allowed only with type OAuth2ClientCredentials",fieldPath=".scopes"
+type SCIMAuth struct {
+	// type of authentication: Bearer (Secret key "token"), Basic ("username",
+	// "password") or OAuth2ClientCredentials ("clientID", "clientSecret").
+	// +required
+	Type SCIMAuthType `json:"type"`
+
+	// secretRef names the Secret in the same namespace that holds the credentials.
+	// +required
+	SecretRef LocalObjectReference `json:"secretRef"`
+
+	// tokenURL is the OAuth2 token endpoint, for OAuth2ClientCredentials.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="tokenURL must be an http or https URL"
+	TokenURL string `json:"tokenURL,omitempty"`
+
+	// scopes requested with OAuth2ClientCredentials.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// SCIMConnector provisions into an app through its SCIM 2.0 API.
+type SCIMConnector struct {
+	// baseURL is the app's SCIM base, the URL that /Users and /Groups are under.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="baseURL must be an http or https URL"
+	BaseURL string `json:"baseURL"`
+
+	// profile picks the app's known SCIM quirks; generic follows RFC 7644 and what the
+	// app's /ServiceProviderConfig says.
+	// +optional
+	// +kubebuilder:default=generic
+	Profile SCIMProfile `json:"profile,omitempty"`
+
+	// auth is how Roster authenticates.
+	// +required
+	Auth SCIMAuth `json:"auth"`
+
+	// headers are sent with every request.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// tls adjusts certificate verification.
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
+
+	// groupMemberBatchSize is the most member changes sent in one group PATCH. Unset
+	// uses the profile's value (100 for generic).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	GroupMemberBatchSize *int32 `json:"groupMemberBatchSize,omitempty"`
+
+	// requestTimeout bounds each request.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="requestTimeout must be a positive duration such as 30s"
+	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
+}
+
+// LDAPConnector provisions entries into an LDAP directory.
+type LDAPConnector struct {
+	LDAPConnection `json:",inline"`
+
+	// flavor picks defaults for object classes and attribute names.
+	// +optional
+	// +kubebuilder:default=OpenLDAP
+	Flavor LDAPFlavor `json:"flavor,omitempty"`
+
+	// usersDN is where user entries are created, for example ou=people,dc=example,dc=com.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	UsersDN string `json:"usersDN"`
+
+	// groupsDN is where group entries are created; unset means groups are not managed.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	GroupsDN string `json:"groupsDN,omitempty"`
+}
+
+// GitHubConnector manages the members of a GitHub organization.
+type GitHubConnector struct {
+	// organization is the GitHub organization's login.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`
+	Organization string `json:"organization"`
+
+	// apiURL is the API base for GitHub Enterprise Server; unset means github.com.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https'",message="apiURL must be an https URL"
+	APIURL string `json:"apiURL,omitempty"`
+
+	// tokenSecretRef names the Secret key holding a token with org admin rights.
+	// +required
+	TokenSecretRef SecretKeySelector `json:"tokenSecretRef"`
+}
+
+// WebhookConnector sends each account change as a signed JSON request to an endpoint
+// that applies it (for apps without a provisioning API).
+type WebhookConnector struct {
+	// url receives the requests.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="url must be an http or https URL"
+	URL string `json:"url"`
+
+	// signingSecretRef names the Secret key whose value signs each request body
+	// (HMAC-SHA256, header X-Roster-Signature).
+	// +required
+	SigningSecretRef SecretKeySelector `json:"signingSecretRef"`
+
+	// headers are sent with every request.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// tls adjusts certificate verification.
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
+}
+
+// MemoryConnector provisions into an app that lives in the operator's memory: for
+// demos and tests. Its accounts are lost when the operator restarts.
+type MemoryConnector struct {
+	// instance names the in-memory app; AppConnections with the same instance share it.
+	// Unset means the AppConnection's own namespace and name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Instance string `json:"instance,omitempty"`
+}
+
+// MatchingKey is the User field that links a User to an existing account in the app.
+// +kubebuilder:validation:Enum=UserName;Email;ExternalID
+type MatchingKey string
+
+const (
+	// MatchByUserName links by userName, case-insensitively.
+	MatchByUserName MatchingKey = "UserName"
+	// MatchByEmail links by the primary (or first) email, case-insensitively.
+	MatchByEmail MatchingKey = "Email"
+	// MatchByExternalID links by the User's externalID.
+	MatchByExternalID MatchingKey = "ExternalID"
+)
+
+// SuspendAction is what happens to an account when its User is suspended or expires.
+// +kubebuilder:validation:Enum=Deactivate;Delete;Ignore
+type SuspendAction string
+
+// RemovalAction is what happens to an account when its User loses access (leaves every
+// assignment, is deleted) or the AppConnection is deleted.
+// +kubebuilder:validation:Enum=Deactivate;Delete;Orphan
+type RemovalAction string
+
+const (
+	// ActionDeactivate keeps the account but disables it.
+	ActionDeactivate = "Deactivate"
+	// ActionDelete deletes the account.
+	ActionDelete = "Delete"
+	// ActionIgnore leaves a suspended user's account as it is.
+	ActionIgnore = "Ignore"
+	// ActionOrphan leaves the account as it is and stops managing it.
+	ActionOrphan = "Orphan"
+)
+
+// DeprovisionPolicy is what Roster does to accounts that should no longer be active.
+type DeprovisionPolicy struct {
+	// onSuspend applies when a User is suspended or its activeUntil passes.
+	// +optional
+	// +kubebuilder:default=Deactivate
+	OnSuspend SuspendAction `json:"onSuspend,omitempty"`
+
+	// onRemoval applies when a User loses every assignment to the app, the User is
+	// deleted, or this AppConnection is deleted.
+	// +optional
+	// +kubebuilder:default=Deactivate
+	OnRemoval RemovalAction `json:"onRemoval,omitempty"`
+
+	// deleteAfter deletes a deactivated account once it has been deactivated this long.
+	// Unset keeps deactivated accounts.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="deleteAfter must be a positive duration such as 720h"
+	DeleteAfter *metav1.Duration `json:"deleteAfter,omitempty"`
+}
+
+// UnmanagedAccountsPolicy is what Roster does with accounts in the app that no User holds.
+// +kubebuilder:validation:Enum=Ignore;Report;Deactivate
+type UnmanagedAccountsPolicy string
+
+const (
+	// UnmanagedIgnore leaves unmanaged accounts alone and does not count them.
+	UnmanagedIgnore UnmanagedAccountsPolicy = "Ignore"
+	// UnmanagedReport counts unmanaged accounts and lists some in status.
+	UnmanagedReport UnmanagedAccountsPolicy = "Report"
+	// UnmanagedDeactivate deactivates unmanaged accounts (within the safety threshold).
+	UnmanagedDeactivate UnmanagedAccountsPolicy = "Deactivate"
+)
+
+// ConnectionMode says whether plans are applied.
+// +kubebuilder:validation:Enum=Enforce;Plan
+type ConnectionMode string
+
+const (
+	// ModeEnforce applies every plan.
+	ModeEnforce ConnectionMode = "Enforce"
+	// ModePlan is a dry run: plans are published in status and events, nothing is written.
+	ModePlan ConnectionMode = "Plan"
+)
+
+// RateLimit is the app's request budget.
+type RateLimit struct {
+	// requests is how many requests Roster may send per period.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Requests int32 `json:"requests"`
+
+	// period is the window requests are counted over, for example 1s or 1m.
+	// +optional
+	// +kubebuilder:default="1s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="period must be a positive duration such as 1m"
+	Period *metav1.Duration `json:"period,omitempty"`
+
+	// burst is how many requests may go out at once before the rate applies. Unset
+	// means one period's worth up to 100.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	Burst *int32 `json:"burst,omitempty"`
+
+	// maxConcurrency is the most requests in flight at once.
+	// +optional
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	MaxConcurrency *int32 `json:"maxConcurrency,omitempty"`
+}
+
+// AppConnectionSpec declares one app tenant to provision into.
+// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, webhook or memory"
+// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+type AppConnectionSpec struct {
+	// scim provisions through the app's SCIM 2.0 API.
+	// +optional
+	SCIM *SCIMConnector `json:"scim,omitempty"`
+
+	// ldap provisions entries into an LDAP directory.
+	// +optional
+	LDAP *LDAPConnector `json:"ldap,omitempty"`
+
+	// github manages the members of a GitHub organization.
+	// +optional
+	GitHub *GitHubConnector `json:"github,omitempty"`
+
+	// webhook sends account changes to an endpoint of your own.
+	// +optional
+	Webhook *WebhookConnector `json:"webhook,omitempty"`
+
+	// memory provisions into an in-memory app (demos and tests).
+	// +optional
+	Memory *MemoryConnector `json:"memory,omitempty"`
+
+	// mapping sets app attributes from the User with CEL expressions; it adds to and
+	// overrides the connector's defaults (for SCIM: userName, name, displayName, emails,
+	// title, department, manager, externalId, active).
+	// +optional
+	// +listType=map
+	// +listMapKey=target
+	// +kubebuilder:validation:MaxItems=64
+	Mapping []ExpressionMapping `json:"mapping,omitempty"`
+
+	// matchBy is the key that links a User to an account that already exists in the
+	// app, compared case-insensitively, so Roster adopts it instead of creating a
+	// duplicate.
+	// +optional
+	// +kubebuilder:default=UserName
+	MatchBy MatchingKey `json:"matchBy,omitempty"`
+
+	// deprovision is what happens to accounts that should no longer be active.
+	// +optional
+	// +kubebuilder:default={}
+	Deprovision DeprovisionPolicy `json:"deprovision,omitempty"`
+
+	// unmanagedAccounts is what happens to accounts in the app that no User holds:
+	// Ignore, Report (count and list them in status) or Deactivate.
+	// +optional
+	// +kubebuilder:default=Report
+	UnmanagedAccounts UnmanagedAccountsPolicy `json:"unmanagedAccounts,omitempty"`
+
+	// rateLimit is the app's request budget. Unset means 10 requests a second, 4 at once.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
+	// safetyThreshold stops a run that would deprovision more than this many accounts
+	// until an admin approves it.
+	// +optional
+	// +kubebuilder:default={maxCount: 25}
+	SafetyThreshold *SafetyThreshold `json:"safetyThreshold,omitempty"`
+
+	// mode is Enforce (apply plans) or Plan (dry run: publish plans, write nothing).
+	// +optional
+	// +kubebuilder:default=Enforce
+	Mode ConnectionMode `json:"mode,omitempty"`
+
+	// resyncInterval is how often Roster lists the whole app to catch changes made
+	// there; changes declared in Kubernetes are applied at once regardless.
+	// +optional
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="resyncInterval must be at least 1m"
+	ResyncInterval *metav1.Duration `json:"resyncInterval,omitempty"`
+}
+
+// AccountCounts count the accounts an AppConnection sees in its app.
+type AccountCounts struct {
+	// managed accounts are held by a User through an assignment.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Managed int32 `json:"managed,omitempty"`
+
+	// pending accounts are planned but not yet written.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Pending int32 `json:"pending,omitempty"`
+
+	// failed accounts could not be written; AppAssignment status lists them.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Failed int32 `json:"failed,omitempty"`
+
+	// unmanaged accounts exist in the app but no User holds them.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Unmanaged int32 `json:"unmanaged,omitempty"`
+}
+
+// PlanSummary describes the latest plan for the app.
+type PlanSummary struct {
+	// id identifies the plan; approve a plan blocked by the safety threshold by setting
+	// the identity.roster.dev/approve-plan annotation to it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id,omitempty"`
+
+	// creates is the number of accounts to create.
+	// +optional
+	Creates int32 `json:"creates,omitempty"`
+
+	// updates is the number of accounts to update.
+	// +optional
+	Updates int32 `json:"updates,omitempty"`
+
+	// deactivations is the number of accounts to deactivate.
+	// +optional
+	Deactivations int32 `json:"deactivations,omitempty"`
+
+	// deletions is the number of accounts to delete.
+	// +optional
+	Deletions int32 `json:"deletions,omitempty"`
+
+	// groupChanges is the number of group member additions and removals.
+	// +optional
+	GroupChanges int32 `json:"groupChanges,omitempty"`
+
+	// sample lists some of the changes (at most 20), for example "create alice".
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=512
+	Sample []string `json:"sample,omitempty"`
+}
+
+// AppConnectionStatus is what Roster observed about an AppConnection.
+type AppConnectionStatus struct {
+	CommonStatus `json:",inline"`
+
+	// connector is the kind of connector in use (scim, ldap, github, webhook, memory).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Connector string `json:"connector,omitempty"`
+
+	// capabilities are what the app was found to support, for example Groups, Patch,
+	// Filter, ETag, Deactivate.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	Capabilities []string `json:"capabilities,omitempty"`
+
+	// accounts counts the accounts in the app.
+	// +optional
+	Accounts AccountCounts `json:"accounts,omitempty"`
+
+	// unmanagedAccounts lists some accounts no User holds (at most 50), when
+	// unmanagedAccounts is Report.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:items:MaxLength=256
+	UnmanagedAccounts []string `json:"unmanagedAccounts,omitempty"`
+
+	// lastFullSyncTime is when Roster last listed the whole app.
+	// +optional
+	LastFullSyncTime *metav1.Time `json:"lastFullSyncTime,omitempty"`
+
+	// plan is the latest plan: in Plan mode the one that would be applied, when blocked
+	// the one awaiting approval.
+	// +optional
+	Plan *PlanSummary `json:"plan,omitempty"`
+
+	// quarantinedUntil is set while the app keeps failing and Roster backs off from it.
+	// +optional
+	QuarantinedUntil *metav1.Time `json:"quarantinedUntil,omitempty"`
+}
+
+// AppConnection is one app tenant Roster provisions accounts into.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,categories=roster,shortName=appconn
+// +kubebuilder:printcolumn:name="Connector",type=string,JSONPath=`.status.connector`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Managed",type=integer,JSONPath=`.status.accounts.managed`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type AppConnection struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the app tenant.
+	// +required
+	Spec AppConnectionSpec `json:"spec"`
+
+	// status is what Roster observed.
+	// +optional
+	Status AppConnectionStatus `json:"status,omitempty"`
+}
+
+// AppConnectionList is a list of AppConnections.
+// +kubebuilder:object:root=true
+type AppConnectionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AppConnection `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&AppConnection{}, &AppConnectionList{})
+}

@@ -1,0 +1,76 @@
+package v1alpha1
+
+// Condition types. Every Roster object carries Ready from its first reconcile. Stalled and
+// Reconciling are abnormal-true conditions: present and True only while they hold, which is
+// what kstatus and Argo CD read.
+const (
+	// ConditionReady is True when the object's declared state is in effect.
+	ConditionReady = "Ready"
+	// ConditionStalled is True only while a human must act (bad credentials, invalid
+	// configuration, a blocked plan); retrying alone will not help.
+	ConditionStalled = "Stalled"
+	// ConditionReconciling is True while Roster is converging the object.
+	ConditionReconciling = "Reconciling"
+)
+
+// Condition reasons, in UpperCamelCase as the API conventions ask.
+const (
+	// ReasonReconciled: the object is converged.
+	ReasonReconciled = "Reconciled"
+	// ReasonProgressing: work is under way and will finish without help.
+	ReasonProgressing = "Progressing"
+	// ReasonInvalidSpec: the spec passed schema validation but cannot be used
+	// (for example a CEL expression that does not compile).
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSecretNotFound: a referenced Secret or key does not exist.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonCredentialsRejected: the app or directory refused the credentials.
+	ReasonCredentialsRejected = "CredentialsRejected"
+	// ReasonConnectorError: the app or directory answered with an error; the message
+	// carries it.
+	ReasonConnectorError = "ConnectorError"
+	// ReasonRateLimited: the app asked Roster to slow down; work resumes after the
+	// delay it gave.
+	ReasonRateLimited = "RateLimited"
+	// ReasonSafetyThresholdExceeded: a plan would deprovision (or a sync would suspend
+	// or delete) more than the safety threshold allows; an admin must approve it.
+	ReasonSafetyThresholdExceeded = "SafetyThresholdExceeded"
+	// ReasonPlanOnly: the AppConnection is in Plan mode; the plan is published, not applied.
+	ReasonPlanOnly = "PlanOnly"
+	// ReasonPaused: reconciliation is paused by annotation.
+	ReasonPaused = "Paused"
+	// ReasonSubjectNotFound: the User or Role an AppAssignment names does not exist.
+	ReasonSubjectNotFound = "SubjectNotFound"
+	// ReasonAppNotFound: the AppConnection an assignment or grant names does not exist.
+	ReasonAppNotFound = "AppNotFound"
+	// ReasonNotYetActive: a start time (activeFrom, validFrom) is still in the future.
+	ReasonNotYetActive = "NotYetActive"
+	// ReasonExpired: an end time (activeUntil, validUntil) has passed.
+	ReasonExpired = "Expired"
+	// ReasonSuspended: the User is suspended.
+	ReasonSuspended = "Suspended"
+	// ReasonDeprovisioning: accounts are being removed before the object goes away.
+	ReasonDeprovisioning = "Deprovisioning"
+	// ReasonDuplicateUserName: another User in the namespace has the same userName
+	// (compared case-insensitively).
+	ReasonDuplicateUserName = "DuplicateUserName"
+	// ReasonProvisioningFailed: some accounts could not be provisioned; the message
+	// and status list which.
+	ReasonProvisioningFailed = "ProvisioningFailed"
+)
+
+// Annotations an admin sets on Roster objects.
+const (
+	// AnnotationPaused, set to "true", stops Roster from writing to the object's app or
+	// from syncing its directory until it is removed.
+	AnnotationPaused = "identity.roster.dev/paused"
+	// AnnotationApprovePlan, set to the id of a plan blocked by the safety threshold
+	// (status.plan.id), lets that one plan be applied.
+	AnnotationApprovePlan = "identity.roster.dev/approve-plan"
+	// AnnotationExternalID records the id an app assigned to an account.
+	AnnotationExternalID = "identity.roster.dev/external-id"
+)
+
+// Finalizer is the finalizer Roster puts on objects whose removal must first
+// deprovision accounts.
+const Finalizer = "identity.roster.dev/deprovision"

@@ -1,0 +1,296 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// LDAPIncrementalMode is how an LDAP source catches changes between full syncs.
+// +kubebuilder:validation:Enum=Auto;SyncRepl;DirSync;ModifyTimestamp;None
+type LDAPIncrementalMode string
+
+// LDAPSource reads people and groups from OpenLDAP or Active Directory.
+type LDAPSource struct {
+	LDAPConnection `json:",inline"`
+
+	// flavor picks defaults for filters and attribute names: OpenLDAP (uid,
+	// inetOrgPerson, groupOfNames) or ActiveDirectory (sAMAccountName, user, group,
+	// userAccountControl, memberOf).
+	// +optional
+	// +kubebuilder:default=OpenLDAP
+	Flavor LDAPFlavor `json:"flavor,omitempty"`
+
+	// baseDN is where the search starts, for example dc=example,dc=com.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	BaseDN string `json:"baseDN"`
+
+	// userFilter selects user entries; unset uses the flavor's default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('(') && self.endsWith(')')",message="userFilter must be an LDAP filter in parentheses, such as (objectClass=inetOrgPerson)"
+	UserFilter string `json:"userFilter,omitempty"`
+
+	// groupFilter selects group entries; unset uses the flavor's default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('(') && self.endsWith(')')",message="groupFilter must be an LDAP filter in parentheses, such as (objectClass=groupOfNames)"
+	GroupFilter string `json:"groupFilter,omitempty"`
+
+	// pageSize is the number of entries asked for per page (RFC 2696 paged search).
+	// +optional
+	// +kubebuilder:default=500
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	PageSize int32 `json:"pageSize,omitempty"`
+
+	// incremental is how changes are caught between full syncs: Auto picks SyncRepl
+	// (RFC 4533) where the server offers it, DirSync on Active Directory, and
+	// ModifyTimestamp polling otherwise.
+	// +optional
+	// +kubebuilder:default=Auto
+	Incremental LDAPIncrementalMode `json:"incremental,omitempty"`
+}
+
+// SCIMSource serves a SCIM 2.0 endpoint that an identity provider (Okta, Entra ID,
+// OneLogin) pushes users and groups to. The endpoint's URL is in status.endpoint.
+type SCIMSource struct {
+	// tokenSecretRef names the Secret key holding the bearer token the identity provider
+	// must send.
+	// +required
+	TokenSecretRef SecretKeySelector `json:"tokenSecretRef"`
+}
+
+// HRISFormat is the format of an HR export.
+// +kubebuilder:validation:Enum=CSV;JSON
+type HRISFormat string
+
+// HRISSource reads people from an HR system's export, CSV or JSON, over HTTP or from
+// a ConfigMap.
+// +kubebuilder:validation:XValidation:rule="has(self.url) != has(self.configMapRef)",message="set exactly one of url or configMapRef"
+type HRISSource struct {
+	// format of the export: CSV (a header row, then one person per row) or JSON (an
+	// array of objects).
+	// +required
+	Format HRISFormat `json:"format"`
+
+	// url serves the export.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="url must be an http or https URL"
+	URL string `json:"url,omitempty"`
+
+	// headers are sent with the request to url (for example an API key from a Secret).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// configMapRef names the ConfigMap key holding the export.
+	// +optional
+	ConfigMapRef *ConfigMapKeySelector `json:"configMapRef,omitempty"`
+}
+
+// VanishedUserAction is what happens to a User whose record vanishes from the source or
+// is disabled there.
+// +kubebuilder:validation:Enum=Suspend;Delete
+type VanishedUserAction string
+
+// VanishedUsersPolicy is what happens to Users whose record vanishes from the source or
+// is disabled there.
+type VanishedUsersPolicy struct {
+	// action is Suspend (at once; the User is kept) or Delete (at once).
+	// +optional
+	// +kubebuilder:default=Suspend
+	Action VanishedUserAction `json:"action,omitempty"`
+
+	// deleteAfter deletes a suspended User once its record has been gone this long.
+	// Unset keeps suspended Users.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="deleteAfter must be a positive duration such as 720h"
+	DeleteAfter *metav1.Duration `json:"deleteAfter,omitempty"`
+}
+
+// GroupRoleMirror makes one Role per directory group.
+type GroupRoleMirror struct {
+	// namePrefix starts the name of every mirrored Role.
+	// +optional
+	// +kubebuilder:default="group-"
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^([a-z0-9][-a-z0-9]*)?$`
+	NamePrefix string `json:"namePrefix,omitempty"`
+}
+
+// DirectorySyncSpec declares one source of truth for people.
+// +kubebuilder:validation:XValidation:rule="[has(self.ldap), has(self.scim), has(self.hris)].filter(x, x).size() == 1",message="set exactly one source: ldap, scim or hris"
+// +kubebuilder:validation:XValidation:rule="has(self.ldap) == has(oldSelf.ldap) && has(self.scim) == has(oldSelf.scim) && has(self.hris) == has(oldSelf.hris)",message="the source cannot be changed; create a new DirectorySync"
+type DirectorySyncSpec struct {
+	// ldap reads from OpenLDAP or Active Directory.
+	// +optional
+	LDAP *LDAPSource `json:"ldap,omitempty"`
+
+	// scim serves an endpoint identity providers push to.
+	// +optional
+	SCIM *SCIMSource `json:"scim,omitempty"`
+
+	// hris reads an HR system's export.
+	// +optional
+	HRIS *HRISSource `json:"hris,omitempty"`
+
+	// mapping sets User fields and labels from each source record with CEL expressions
+	// over `record`; it adds to and overrides the source's defaults. Targets are User
+	// spec fields ("userName", "department", "name.givenName", "externalID"),
+	// "labels.<key>" and "attributes.<key>".
+	// +optional
+	// +listType=map
+	// +listMapKey=target
+	// +kubebuilder:validation:MaxItems=64
+	Mapping []ExpressionMapping `json:"mapping,omitempty"`
+
+	// filter is a CEL expression over `record`; only records for which it is true
+	// become Users.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Filter string `json:"filter,omitempty"`
+
+	// interval is how often the whole source is read; sources that report changes are
+	// followed between full syncs.
+	// +optional
+	// +kubebuilder:default="15m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="interval must be at least 1m"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// vanishedUsers is what happens to Users whose record vanishes from the source or is
+	// disabled there.
+	// +optional
+	// +kubebuilder:default={}
+	VanishedUsers VanishedUsersPolicy `json:"vanishedUsers,omitempty"`
+
+	// safetyThreshold stops a sync that would suspend or delete more than this many Users
+	// until an admin approves it.
+	// +optional
+	// +kubebuilder:default={maxPercent: 10}
+	SafetyThreshold *SafetyThreshold `json:"safetyThreshold,omitempty"`
+
+	// mirrorGroupsAsRoles, when set, makes one Role per directory group, so an
+	// AppAssignment can target everyone in that group.
+	// +optional
+	MirrorGroupsAsRoles *GroupRoleMirror `json:"mirrorGroupsAsRoles,omitempty"`
+}
+
+// SyncCounts count what the last sync did.
+type SyncCounts struct {
+	// seen is the number of records the source returned.
+	// +optional
+	Seen int32 `json:"seen,omitempty"`
+	// created is the number of Users created.
+	// +optional
+	Created int32 `json:"created,omitempty"`
+	// updated is the number of Users changed.
+	// +optional
+	Updated int32 `json:"updated,omitempty"`
+	// suspended is the number of Users suspended.
+	// +optional
+	Suspended int32 `json:"suspended,omitempty"`
+	// deleted is the number of Users deleted.
+	// +optional
+	Deleted int32 `json:"deleted,omitempty"`
+	// skipped is the number of records not turned into Users; skippedReasons says why.
+	// +optional
+	Skipped int32 `json:"skipped,omitempty"`
+	// expandedGroups is the number of group memberships added by expanding nested groups.
+	// +optional
+	ExpandedGroups int32 `json:"expandedGroups,omitempty"`
+}
+
+// SkipReason counts records skipped for one reason.
+type SkipReason struct {
+	// reason records were skipped for, for example "MissingUserName".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Reason string `json:"reason"`
+	// count of records skipped for it.
+	// +required
+	Count int32 `json:"count"`
+	// example is one record's id, to look it up at the source.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Example string `json:"example,omitempty"`
+}
+
+// DirectorySyncStatus is what Roster observed about a DirectorySync.
+type DirectorySyncStatus struct {
+	CommonStatus `json:",inline"`
+
+	// source is the kind of source in use (ldap, scim, hris).
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	Source string `json:"source,omitempty"`
+
+	// endpoint is the URL path identity providers push to, for a scim source.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// lastSyncTime is when the last full sync finished.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// lastSyncDuration is how long it took.
+	// +optional
+	LastSyncDuration *metav1.Duration `json:"lastSyncDuration,omitempty"`
+
+	// counts are what the last sync did.
+	// +optional
+	Counts SyncCounts `json:"counts,omitempty"`
+
+	// skippedReasons says why records were skipped.
+	// +optional
+	// +listType=map
+	// +listMapKey=reason
+	// +kubebuilder:validation:MaxItems=16
+	SkippedReasons []SkipReason `json:"skippedReasons,omitempty"`
+
+	// users is the number of Users this DirectorySync owns.
+	// +optional
+	Users int32 `json:"users,omitempty"`
+}
+
+// DirectorySync mirrors a source of truth (a directory, an identity provider, an HR
+// system) into Users, and optionally Roles per directory group.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,categories=roster,shortName=dsync
+// +kubebuilder:printcolumn:name="Source",type=string,JSONPath=`.status.source`
+// +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users`
+// +kubebuilder:printcolumn:name="Last Sync",type=date,JSONPath=`.status.lastSyncTime`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type DirectorySync struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the source.
+	// +required
+	Spec DirectorySyncSpec `json:"spec"`
+
+	// status is what Roster observed.
+	// +optional
+	Status DirectorySyncStatus `json:"status,omitempty"`
+}
+
+// DirectorySyncList is a list of DirectorySyncs.
+// +kubebuilder:object:root=true
+type DirectorySyncList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DirectorySync `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DirectorySync{}, &DirectorySyncList{})
+}

@@ -1,0 +1,428 @@
+package v1alpha1_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rosterhq/roster/test/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+// TestSamplesAreAccepted applies every sample under config/samples.
+func TestSamplesAreAccepted(t *testing.T) {
+	ns := newNamespace(t)
+	root := filepath.Join(testenv.RepoRoot(), "config", "samples")
+	count := 0
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(path) != ".yaml" || d.Name() == "kustomization.yaml" {
+			return err
+		}
+		for _, obj := range readObjects(t, path) {
+			if obj.GetAPIVersion() != "identity.roster.dev/v1alpha1" {
+				continue
+			}
+			count++
+			obj.SetNamespace(ns)
+			if err := env.Client.Create(context.Background(), obj, client.DryRunAll); err != nil {
+				t.Errorf("%s: %s %s rejected: %v", path, obj.GetKind(), obj.GetName(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count < 5 {
+		t.Fatalf("found %d Roster samples under %s, want one of each kind at least", count, root)
+	}
+}
+
+// TestInvalidObjectsAreRejected creates objects that break one rule each and expects the
+// API server to refuse them with the message a person should see.
+func TestInvalidObjectsAreRejected(t *testing.T) {
+	cases := []struct {
+		reason string
+		object string
+		want   string
+	}{
+		{
+			reason: "a userName with a space",
+			object: user(`userName: "ada lovelace"`),
+			want:   `spec.userName: Invalid value: "ada lovelace": userName must not contain whitespace`,
+		},
+		{
+			reason: "a User without userName",
+			object: user(`displayName: Ada`),
+			want:   "spec.userName: Required value",
+		},
+		{
+			reason: "activeFrom after activeUntil",
+			object: user(`userName: ada
+activeFrom: "2027-02-01T00:00:00Z"
+activeUntil: "2027-01-01T00:00:00Z"`),
+			want: "spec.activeFrom: Invalid value: activeFrom must be before activeUntil",
+		},
+		{
+			reason: "a state that does not exist",
+			object: user(`userName: ada
+state: Disabled`),
+			want: `Unsupported value: "Disabled": supported values: "Active", "Suspended"`,
+		},
+		{
+			reason: "a User who manages themselves",
+			object: user(`userName: ada
+manager: {name: subject}`),
+			want: "spec.manager.name: Invalid value: a user cannot be their own manager",
+		},
+		{
+			reason: "two primary emails",
+			object: user(`userName: ada
+emails:
+  - {value: ada@example.com, primary: true}
+  - {value: ada@home.example, primary: true}`),
+			want: "spec.emails: Invalid value: at most one email can be primary",
+		},
+		{
+			reason: "an email that is not an address",
+			object: user(`userName: ada
+emails: [{value: ada-at-example.com}]`),
+			want: `spec.emails[0].value: Invalid value: "ada-at-example.com": must be an email address such as ada@example.com`,
+		},
+		{
+			reason: "a Role with no way to find members",
+			object: role(`members: {}`),
+			want:   "spec.members: Invalid value: members needs at least one of users, selector, groups or rule",
+		},
+		{
+			reason: "a Role granting the same app twice",
+			object: role(`members: {groups: [eng]}
+grants: [{app: slack}, {app: slack, groups: [eng]}]`),
+			want: `spec.grants[1]: Duplicate value: {"app":"slack"}`,
+		},
+		{
+			reason: "an AppAssignment with both subjects",
+			object: assignment(`userRef: {name: ada}
+roleRef: {name: eng}
+app: slack`),
+			want: "set exactly one of userRef or roleRef",
+		},
+		{
+			reason: "an AppAssignment with no subject",
+			object: assignment(`app: slack`),
+			want:   "set exactly one of userRef or roleRef",
+		},
+		{
+			reason: "validFrom after validUntil",
+			object: assignment(`userRef: {name: ada}
+app: slack
+validFrom: "2027-02-01T00:00:00Z"
+validUntil: "2027-01-01T00:00:00Z"`),
+			want: "spec.validFrom: Invalid value: validFrom must be before validUntil",
+		},
+		{
+			reason: "an AppConnection with two connectors",
+			object: connection(`memory: {}
+github: {organization: example, tokenSecretRef: {name: gh, key: token}}`),
+			want: "set exactly one connector: scim, ldap, github, webhook or memory",
+		},
+		{
+			reason: "an AppConnection with no connector",
+			object: connection(`mode: Plan`),
+			want:   "set exactly one connector: scim, ldap, github, webhook or memory",
+		},
+		{
+			reason: "a SCIM baseURL that is not http",
+			object: connection(`scim:
+  baseURL: ftp://scim.example.com
+  auth: {type: Bearer, secretRef: {name: token}}`),
+			want: `spec.scim.baseURL: Invalid value: "ftp://scim.example.com": baseURL must be an http or https URL`,
+		},
+		{
+			reason: "OAuth2 client credentials without a token URL",
+			object: connection(`scim:
+  baseURL: https://scim.example.com
+  auth: {type: OAuth2ClientCredentials, secretRef: {name: oauth}}`),
+			want: "spec.scim.auth.tokenURL: Invalid value: tokenURL is required with type OAuth2ClientCredentials and allowed only with it",
+		},
+		{
+			reason: "a resync interval under a minute",
+			object: connection(`memory: {}
+resyncInterval: 30s`),
+			want: `spec.resyncInterval: Invalid value: "30s": resyncInterval must be at least 1m`,
+		},
+		{
+			reason: "a negative deleteAfter",
+			object: connection(`memory: {}
+deprovision: {deleteAfter: -1h}`),
+			want: `spec.deprovision.deleteAfter: Invalid value: "-1h": deleteAfter must be a positive duration such as 720h`,
+		},
+		{
+			reason: "a deleteAfter that is not a duration",
+			object: connection(`memory: {}
+deprovision: {deleteAfter: thirty days}`),
+			want: `spec.deprovision.deleteAfter: Invalid value: "thirty days": deleteAfter must be a positive duration such as 720h`,
+		},
+		{
+			reason: "a safety threshold over 100 percent",
+			object: connection(`memory: {}
+safetyThreshold: {maxPercent: 150}`),
+			want: "spec.safetyThreshold.maxPercent: Invalid value: 150: spec.safetyThreshold.maxPercent in body should be less than or equal to 100",
+		},
+		{
+			reason: "an empty safety threshold",
+			object: connection(`memory: {}
+safetyThreshold: {}`),
+			want: "spec.safetyThreshold: Invalid value: safetyThreshold needs maxCount, maxPercent or both",
+		},
+		{
+			reason: "StartTLS on an ldaps:// URL",
+			object: connection(`ldap:
+  url: ldaps://ldap.example.com
+  security: StartTLS
+  bindDN: cn=roster
+  passwordSecretRef: {name: ldap, key: password}
+  usersDN: ou=people`),
+			want: "spec.ldap.security: Invalid value: security TLS goes with an ldaps:// url; StartTLS and None go with ldap://",
+		},
+		{
+			reason: "a rate limit of zero requests",
+			object: connection(`memory: {}
+rateLimit: {requests: 0}`),
+			want: "spec.rateLimit.requests in body should be greater than or equal to 1",
+		},
+		{
+			reason: "a DirectorySync with two sources",
+			object: directorySync(`scim: {tokenSecretRef: {name: okta, key: token}}
+hris: {format: CSV, configMapRef: {name: people, key: people.csv}}`),
+			want: "set exactly one source: ldap, scim or hris",
+		},
+		{
+			reason: "an HRIS source with both url and ConfigMap",
+			object: directorySync(`hris:
+  format: JSON
+  url: https://hr.example.com/people.json
+  configMapRef: {name: people, key: people.json}`),
+			want: "spec.hris: Invalid value: set exactly one of url or configMapRef",
+		},
+		{
+			reason: "an LDAP source on an http URL",
+			object: directorySync(`ldap:
+  url: http://ldap.example.com
+  bindDN: cn=roster
+  passwordSecretRef: {name: ldap, key: password}
+  baseDN: dc=example`),
+			want: `spec.ldap.url: Invalid value: "http://ldap.example.com": url must start with ldap:// or ldaps://`,
+		},
+		{
+			reason: "an LDAP filter without parentheses",
+			object: directorySync(`ldap:
+  url: ldap://ldap.example.com
+  bindDN: cn=roster
+  passwordSecretRef: {name: ldap, key: password}
+  baseDN: dc=example
+  userFilter: objectClass=person`),
+			want: "userFilter must be an LDAP filter in parentheses, such as (objectClass=inetOrgPerson)",
+		},
+		{
+			reason: "a sync interval of zero",
+			object: directorySync(`hris: {format: CSV, configMapRef: {name: people, key: people.csv}}
+interval: 0s`),
+			want: `spec.interval: Invalid value: "0s": interval must be at least 1m`,
+		},
+	}
+	ns := newNamespace(t)
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			obj := decode(t, tc.object)
+			obj.SetNamespace(ns)
+			err := env.Client.Create(context.Background(), obj, client.DryRunAll)
+			expectRejected(t, err, tc.want)
+		})
+	}
+}
+
+// TestIdentityKeysAreImmutable changes a field that must not change on a stored object.
+func TestIdentityKeysAreImmutable(t *testing.T) {
+	cases := []struct {
+		reason string
+		object string
+		change string
+		want   string
+	}{
+		{
+			reason: "a User's externalID",
+			object: user(`userName: ada
+externalID: E1`),
+			change: `{"spec":{"externalID":"E2"}}`,
+			want:   "externalID cannot be changed or removed once set",
+		},
+		{
+			reason: "removing a User's externalID",
+			object: user(`userName: ada
+externalID: E1`),
+			change: `{"spec":{"externalID":null}}`,
+			want:   "externalID cannot be changed or removed once set",
+		},
+		{
+			reason: "an AppAssignment's app",
+			object: assignment(`userRef: {name: ada}
+app: slack`),
+			change: `{"spec":{"app":"zoom"}}`,
+			want:   `spec.app: Invalid value: "zoom": app cannot be changed; create a new AppAssignment`,
+		},
+		{
+			reason: "an AppAssignment's user",
+			object: assignment(`userRef: {name: ada}
+app: slack`),
+			change: `{"spec":{"userRef":{"name":"grace"}}}`,
+			want:   "the subject (userRef or roleRef) cannot be changed; create a new AppAssignment",
+		},
+		{
+			reason: "an AppAssignment's subject from user to role",
+			object: assignment(`userRef: {name: ada}
+app: slack`),
+			change: `{"spec":{"userRef":null,"roleRef":{"name":"eng"}}}`,
+			want:   "the subject (userRef or roleRef) cannot be changed; create a new AppAssignment",
+		},
+		{
+			reason: "an AppConnection's connector",
+			object: connection(`memory: {}`),
+			change: `{"spec":{"memory":null,"github":{"organization":"example","tokenSecretRef":{"name":"gh","key":"token"}}}}`,
+			want:   "the connector cannot be changed; create a new AppConnection",
+		},
+		{
+			reason: "a DirectorySync's source",
+			object: directorySync(`hris: {format: CSV, configMapRef: {name: people, key: people.csv}}`),
+			change: `{"spec":{"hris":null,"scim":{"tokenSecretRef":{"name":"okta","key":"token"}}}}`,
+			want:   "the source cannot be changed; create a new DirectorySync",
+		},
+	}
+	ns := newNamespace(t)
+	for i, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			ctx := context.Background()
+			obj := decode(t, tc.object)
+			obj.SetNamespace(ns)
+			obj.SetName(fmt.Sprintf("immutable-%d", i))
+			if err := env.Client.Create(ctx, obj); err != nil {
+				t.Fatalf("creating the valid object: %v", err)
+			}
+			err := env.Client.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", []byte(tc.change)))
+			expectRejected(t, err, tc.want)
+		})
+	}
+}
+
+// TestMutableFieldsCanChange guards against immutability rules that are too broad.
+func TestMutableFieldsCanChange(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	obj := decode(t, user(`userName: ada
+externalID: E1
+state: Active`))
+	obj.SetNamespace(ns)
+	if err := env.Client.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	change := `{"spec":{"userName":"ada.lovelace","state":"Suspended","externalID":"E1"}}`
+	if err := env.Client.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", []byte(change))); err != nil {
+		t.Fatalf("renaming and suspending a User was rejected: %v", err)
+	}
+}
+
+func expectRejected(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted, want rejection with %q", want)
+	}
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("got %v, want an Invalid error", err)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %q, want it to contain %q", err.Error(), want)
+	}
+}
+
+func user(spec string) string          { return object("User", spec) }
+func role(spec string) string          { return object("Role", spec) }
+func assignment(spec string) string    { return object("AppAssignment", spec) }
+func connection(spec string) string    { return object("AppConnection", spec) }
+func directorySync(spec string) string { return object("DirectorySync", spec) }
+
+func object(kind, spec string) string {
+	return fmt.Sprintf("apiVersion: identity.roster.dev/v1alpha1\nkind: %s\nmetadata:\n  name: subject\nspec:\n  %s\n",
+		kind, strings.ReplaceAll(spec, "\n", "\n  "))
+}
+
+func decode(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+		t.Fatalf("test object is not YAML: %v\n%s", err, doc)
+	}
+	return obj
+}
+
+func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var objs []*unstructured.Unstructured
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		obj := decode(t, string(doc))
+		if len(obj.Object) > 0 {
+			objs = append(objs, obj)
+		}
+	}
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{}
+	ns.GenerateName = "validation-"
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
