@@ -1,0 +1,95 @@
+# Roster: build, generate, test and run.
+IMG ?= roster:dev
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+# kubectl from PATH, else the one hack/setup-envtest.sh builds with the control plane.
+KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(LOCALBIN)/k8s/kubectl)
+GO_TEST_FLAGS ?=
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Write the CRDs and RBAC role from the API types and markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Write the DeepCopy methods of the API types.
+	$(CONTROLLER_GEN) object paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: vet ## Check formatting and run go vet.
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl from Go modules into the cache and bin/k8s.
+	hack/setup-envtest.sh >/dev/null
+
+.PHONY: test
+test: manifests generate lint envtest ## Run every test against a real kube-apiserver and etcd.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail if generated files differ from what is committed.
+	git diff --exit-code -- api config
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator binary into bin/roster.
+	go build -trimpath -o $(LOCALBIN)/roster .
+
+.PHONY: run
+run: ## Run the operator against the cluster in the current kubeconfig.
+	go run . --metrics-bind-address=:8080 --metrics-secure=false
+
+.PHONY: docker-build
+docker-build: ## Build the container image $(IMG).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: kubectl ## Install the CRDs into the cluster in the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: kubectl ## Remove the CRDs (and every Roster object) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: kubectl ## Deploy the operator with image $(IMG).
+	$(KUBECTL) kustomize config/default | sed 's|image: roster:dev|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: kubectl ## Remove the operator and its CRDs.
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: kubectl
+kubectl:
+	@[ -x "$(KUBECTL)" ] || hack/setup-envtest.sh >/dev/null

@@ -1,0 +1,9 @@
+package controllers
+
+// Permissions the operator needs, rendered into config/rbac/role.yaml by controller-gen.
+//
+// +kubebuilder:rbac:groups=identity.roster.dev,resources=users;roles;appassignments;appconnections;directorysyncs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=identity.roster.dev,resources=users/status;roles/status;appassignments/status;appconnections/status;directorysyncs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=identity.roster.dev,resources=users/finalizers;roles/finalizers;appassignments/finalizers;appconnections/finalizers;directorysyncs/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -1,0 +1,103 @@
+// Command roster runs the Roster operator: it converges the accounts in SaaS apps and
+// directories to the Users, Roles and AppAssignments declared in Kubernetes.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+)
+
+type options struct {
+	metricsAddr    string
+	metricsSecure  bool
+	probeAddr      string
+	leaderElect    bool
+	enableHTTP2    bool
+	leaderElection string
+}
+
+func main() {
+	var opts options
+	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", "0",
+		"Address the metrics endpoint binds to, for example :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
+	flag.BoolVar(&opts.metricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS, authenticated and authorized through the API server.")
+	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.BoolVar(&opts.leaderElect, "leader-elect", false,
+		"Elect a leader so that only one replica reconciles at a time.")
+	flag.StringVar(&opts.leaderElection, "leader-election-namespace", "",
+		"Namespace of the leader election lease; defaults to the operator's own namespace.")
+	flag.BoolVar(&opts.enableHTTP2, "enable-http2", false,
+		"Serve metrics over HTTP/2 (off by default, against HTTP/2 rapid-reset attacks).")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	mgr, err := newManager(opts)
+	if err != nil {
+		log.Error(err, "Could not create the manager")
+		os.Exit(1)
+	}
+	registry := newRegistry()
+	_ = registry // handed to the controllers as they are added
+	log.Info("Starting the manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "The manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+// newRegistry builds the connectors this binary speaks.
+func newRegistry() *connectors.Registry {
+	return connectors.NewRegistry()
+}
+
+func newManager(opts options) (ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := identityv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	var tlsOpts []func(*tls.Config)
+	if !opts.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metrics := metricsserver.Options{BindAddress: opts.metricsAddr, SecureServing: opts.metricsSecure, TLSOpts: tlsOpts}
+	if opts.metricsSecure {
+		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metrics,
+		HealthProbeBindAddress:  opts.probeAddr,
+		LeaderElection:          opts.leaderElect,
+		LeaderElectionID:        "roster.identity.roster.dev",
+		LeaderElectionNamespace: opts.leaderElection,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
