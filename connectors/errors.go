@@ -1,0 +1,78 @@
+package connectors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrNotFound: the account or group does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the account or group already exists; look it up and adopt it.
+	ErrConflict = errors.New("already exists")
+	// ErrUnauthorized: the app refused the credentials.
+	ErrUnauthorized = errors.New("credentials rejected")
+	// ErrUnsupported: the app cannot do what was asked.
+	ErrUnsupported = errors.New("not supported by the app")
+	// ErrSecretNotFound: a Secret or key the configuration names does not exist.
+	ErrSecretNotFound = errors.New("secret not found")
+)
+
+// RateLimitedError: the app asked Roster to slow down and retry after RetryAfter.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+	Message    string
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limited, retry after %s: %s", e.RetryAfter, e.Message)
+}
+
+// PermanentError: the app refused the request and will refuse it again until something
+// changes (a 4xx answer). Err, when set, is a sentinel such as ErrUnauthorized.
+type PermanentError struct {
+	Status  int
+	Message string
+	Err     error
+}
+
+func (e *PermanentError) Error() string {
+	if e.Status == 0 {
+		return e.Message
+	}
+	return fmt.Sprintf("app answered %d: %s", e.Status, e.Message)
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// TransientError: the request failed in a way that may pass (a 5xx answer, a timeout,
+// a dropped connection).
+type TransientError struct {
+	Status int
+	Err    error
+}
+
+func (e *TransientError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("temporary failure: %v", e.Err)
+	}
+	return fmt.Sprintf("app answered %d: %v", e.Status, e.Err)
+}
+
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether retrying without a change cannot help.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// RetryAfter is the delay a rate-limited error asks for, and whether err is one.
+func RetryAfter(err error) (time.Duration, bool) {
+	var r *RateLimitedError
+	if errors.As(err, &r) {
+		return r.RetryAfter, true
+	}
+	return 0, false
+}

@@ -1,0 +1,318 @@
+// Package httpx is the HTTP client every HTTP connector uses: a rate budget, bounded
+// concurrency, a timeout per request, retries with exponential backoff and jitter on
+// transient failures, and 429/503 Retry-After honoured across all requests to the app.
+// Answers come back fully read, and failures as the typed errors of package connectors.
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
+
+	"github.com/rosterhq/roster/connectors"
+)
+
+// UserAgent identifies Roster to apps; some (GitHub, AWS) refuse requests without one.
+const UserAgent = "Roster/v1alpha1 (identity provisioning operator)"
+
+// Options configure a Client. Zero values take the defaults noted.
+type Options struct {
+	// RequestsPerSecond is the rate budget; 0 means 10.
+	RequestsPerSecond float64
+	// Burst is how many requests may go at once before the rate applies; 0 means
+	// RequestsPerSecond rounded up, at most 100.
+	Burst int
+	// WritesPerSecond, when set, is a second budget for writes (POST, PUT, PATCH,
+	// DELETE) on top of RequestsPerSecond, for apps that limit writes harder than reads.
+	WritesPerSecond float64
+	// WriteBurst is the burst of the write budget; 0 means 1.
+	WriteBurst int
+	// MaxConcurrency bounds requests in flight; 0 means 4.
+	MaxConcurrency int
+	// Timeout bounds each attempt; 0 means 30s.
+	Timeout time.Duration
+	// MaxAttempts bounds attempts per request; 0 means 5.
+	MaxAttempts int
+	// BaseBackoff is the first retry delay, doubled each attempt with jitter; 0 means 200ms.
+	BaseBackoff time.Duration
+	// MaxBackoff caps a retry delay, and a Retry-After the client waits out itself;
+	// longer Retry-Afters come back as RateLimitedError. 0 means 30s.
+	MaxBackoff time.Duration
+	// Header is sent with every request.
+	Header http.Header
+	// Transport carries the requests; nil means a new http.Transport with TLS below.
+	Transport http.RoundTripper
+	// RootCAs, when set, are trusted in addition to the system's.
+	RootCAs []byte
+	// ServerName overrides the name checked against the server's certificate.
+	ServerName string
+	// Observe, when set, is told the outcome of every attempt.
+	Observe func(method string, status int, err error, took time.Duration)
+}
+
+// Client sends requests to one app under its budget.
+type Client struct {
+	http    *http.Client
+	opts    Options
+	limiter *rate.Limiter
+	writes  *rate.Limiter // nil without a separate write budget
+	slots   chan struct{}
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+}
+
+// Response is an answer read in full.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// New builds a Client.
+func New(opts Options) (*Client, error) {
+	if opts.RequestsPerSecond <= 0 {
+		opts.RequestsPerSecond = 10
+	}
+	if opts.Burst <= 0 {
+		opts.Burst = min(100, max(1, int(opts.RequestsPerSecond+0.999)))
+	}
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = 4
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	transport := opts.Transport
+	if transport == nil {
+		t, err := newTransport(opts)
+		if err != nil {
+			return nil, err
+		}
+		transport = t
+	}
+	c := &Client{
+		http:    &http.Client{Transport: transport},
+		opts:    opts,
+		limiter: rate.NewLimiter(rate.Limit(opts.RequestsPerSecond), opts.Burst),
+		slots:   make(chan struct{}, opts.MaxConcurrency),
+	}
+	if opts.WritesPerSecond > 0 {
+		c.writes = rate.NewLimiter(rate.Limit(opts.WritesPerSecond), max(1, opts.WriteBurst))
+	}
+	return c, nil
+}
+
+// BaseTransport builds the TLS-configured transport a Client would use, for wrapping
+// (for example by OAuth2) before passing it back as Options.Transport.
+func BaseTransport(opts Options) (http.RoundTripper, error) { return newTransport(opts) }
+
+func newTransport(opts Options) (*http.Transport, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(opts.MaxConcurrency, 4)
+	if len(opts.RootCAs) == 0 && opts.ServerName == "" {
+		return t, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if len(opts.RootCAs) > 0 && !pool.AppendCertsFromPEM(opts.RootCAs) {
+		return nil, &connectors.PermanentError{Message: "the CA certificate is not valid PEM"}
+	}
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: opts.ServerName, MinVersion: tls.VersionTLS12}
+	return t, nil
+}
+
+// Do sends a request, retrying transient failures, and returns the answer when it is
+// a success (2xx) or a failure no retry will fix. 4xx answers other than 429 come back
+// as a Response for the caller to interpret; 429 and 5xx that outlast the retries come
+// back as RateLimitedError and TransientError.
+func (c *Client) Do(ctx context.Context, method, url string, header http.Header, body []byte) (*Response, error) {
+	var lastErr error
+	for attempt := 0; attempt < c.opts.MaxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := sleep(ctx, c.backoff(attempt)); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := c.attempt(ctx, method, url, header, body)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			var refused *oauth2.RetrieveError
+			if errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode < 500 {
+				return nil, &connectors.PermanentError{Status: refused.Response.StatusCode,
+					Message: "the token endpoint refused the client credentials", Err: connectors.ErrUnauthorized}
+			}
+			lastErr = &connectors.TransientError{Err: err}
+			continue
+		}
+		switch {
+		case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable:
+			wait, given := retryAfter(resp.Header)
+			if !given {
+				wait = c.backoff(attempt + 1)
+			}
+			if wait > c.opts.MaxBackoff {
+				return nil, &connectors.RateLimitedError{RetryAfter: wait, Message: summary(resp)}
+			}
+			c.pause(wait)
+			lastErr = &connectors.RateLimitedError{RetryAfter: wait, Message: summary(resp)}
+		case resp.Status >= 500:
+			lastErr = &connectors.TransientError{Status: resp.Status, Err: errors.New(summary(resp))}
+		default:
+			return resp, nil
+		}
+	}
+	return nil, lastErr
+}
+
+func (c *Client) attempt(ctx context.Context, method, url string, header http.Header, body []byte) (*Response, error) {
+	if err := c.waitTurn(ctx, method); err != nil {
+		return nil, err
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.slots }()
+
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, bodyReader(body))
+	if err != nil {
+		return nil, &connectors.PermanentError{Message: err.Error()}
+	}
+	for k, vs := range c.opts.Header {
+		req.Header[k] = vs
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("User-Agent", UserAgent)
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.observe(method, 0, err, start)
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	c.observe(method, resp.StatusCode, err, start)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+}
+
+func (c *Client) observe(method string, status int, err error, start time.Time) {
+	if c.opts.Observe != nil {
+		c.opts.Observe(method, status, err, time.Since(start))
+	}
+}
+
+// waitTurn waits out a pause the app asked for, then the rate budgets.
+func (c *Client) waitTurn(ctx context.Context, method string) error {
+	for {
+		c.mu.Lock()
+		wait := time.Until(c.pausedUntil)
+		c.mu.Unlock()
+		if wait <= 0 {
+			break
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	if c.writes != nil && method != http.MethodGet && method != http.MethodHead {
+		if err := c.writes.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return c.limiter.Wait(ctx)
+}
+
+// pause holds every request to the app for d: a 429 speaks for the whole budget.
+func (c *Client) pause(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until := time.Now().Add(d); until.After(c.pausedUntil) {
+		c.pausedUntil = until
+	}
+}
+
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.opts.BaseBackoff << min(attempt-1, 16)
+	if d > c.opts.MaxBackoff || d <= 0 {
+		d = c.opts.MaxBackoff
+	}
+	// Full jitter over the upper half keeps retries from many workers apart.
+	return d/2 + rand.N(d/2+1)
+}
+
+func retryAfter(h http.Header) (time.Duration, bool) {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(0, time.Until(at)), true
+	}
+	return 0, false
+}
+
+func summary(r *Response) string {
+	const limit = 300
+	body := bytes.TrimSpace(r.Body)
+	if len(body) > limit {
+		body = append(body[:limit:limit], "…"...)
+	}
+	if len(body) == 0 {
+		return http.StatusText(r.Status)
+	}
+	return string(body)
+}
+
+func bodyReader(body []byte) io.Reader {
+	if body == nil {
+		return nil
+	}
+	return bytes.NewReader(body)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

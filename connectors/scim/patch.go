@@ -1,0 +1,306 @@
+package scim
+
+import (
+	"fmt"
+	"strings"
+)
+
+// PatchError is a PATCH that cannot be applied; ScimType says why (invalidPath,
+// noTarget, invalidValue, mutability).
+type PatchError struct {
+	ScimType string
+	Detail   string
+}
+
+func (e *PatchError) Error() string { return e.Detail }
+
+// booleanAttrs are attributes identity providers send as "True"/"False" strings.
+var booleanAttrs = map[string]bool{"active": true, "primary": true}
+
+// readOnlyAttrs cannot be changed by a client.
+var readOnlyAttrs = map[string]bool{"id": true, "meta": true}
+
+// ApplyPatch applies PATCH operations to r in order (RFC 7644 §3.5.2), the way
+// identity providers really send them: op names in any case, no-path operations whose
+// value holds attribute paths as keys ("name.givenName"), booleans as strings, and
+// removal of multi-valued members by a value array.
+func ApplyPatch(r Resource, ops []PatchOperation) error {
+	for i, op := range ops {
+		if err := applyOne(r, op); err != nil {
+			return fmt.Errorf("operation %d (%s): %w", i+1, op.Op, err)
+		}
+	}
+	return nil
+}
+
+func applyOne(r Resource, op PatchOperation) error {
+	kind := strings.ToLower(op.Op)
+	switch kind {
+	case "add", "replace", "remove":
+	default:
+		return &PatchError{ScimType: ErrInvalidSyntax, Detail: fmt.Sprintf("unknown op %q", op.Op)}
+	}
+	if op.Path == "" {
+		if kind == "remove" {
+			return &PatchError{ScimType: ErrNoTarget, Detail: "remove needs a path"}
+		}
+		values, ok := op.Value.(map[string]any)
+		if !ok {
+			return &PatchError{ScimType: ErrInvalidValue, Detail: "an operation without a path needs an object value"}
+		}
+		return applyObject(r, kind, values)
+	}
+	target, err := parsePatchPath(op.Path)
+	if err != nil {
+		return &PatchError{ScimType: ErrInvalidPath, Detail: err.Error()}
+	}
+	return apply(r, kind, target, op.Value)
+}
+
+// applyObject applies a no-path add or replace: each key is an attribute path, or an
+// extension URN whose value is an object of its attributes.
+func applyObject(r Resource, kind string, values map[string]any) error {
+	for k, v := range values {
+		paths := map[string]any{k: v}
+		if ext, isObject := v.(map[string]any); isObject && isSchemaURN(k) {
+			paths = map[string]any{}
+			for ek, ev := range ext {
+				paths[k+":"+ek] = ev
+			}
+		}
+		for path, value := range paths {
+			p, err := ParsePath(path)
+			if err != nil {
+				return &PatchError{ScimType: ErrInvalidPath, Detail: err.Error()}
+			}
+			if err := apply(r, kind, patchPath{Path: p}, value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isSchemaURN tells a schema URN ("urn:…:2.0:User") from an attribute path under one.
+func isSchemaURN(s string) bool {
+	if !strings.HasPrefix(strings.ToLower(s), "urn:") {
+		return false
+	}
+	last := s[strings.LastIndex(s, ":")+1:]
+	return strings.EqualFold(last, "User") || strings.EqualFold(last, "Group")
+}
+
+// patchPath is a PATCH path: an attribute path, optionally a filter on its elements
+// and a sub-attribute of the matching elements (`emails[type eq "work"].value`).
+type patchPath struct {
+	Path
+	filter Filter
+	sub    string
+}
+
+func parsePatchPath(s string) (patchPath, error) {
+	open := strings.IndexByte(s, '[')
+	if open < 0 {
+		p, err := ParsePath(s)
+		return patchPath{Path: p}, err
+	}
+	closing := strings.LastIndexByte(s, ']')
+	if closing < open {
+		return patchPath{}, fmt.Errorf("%q has an unclosed [", s)
+	}
+	p, err := ParsePath(s[:open])
+	if err != nil {
+		return patchPath{}, err
+	}
+	f, err := ParseFilter(s[open+1 : closing])
+	if err != nil {
+		return patchPath{}, fmt.Errorf("%q: %w", s, err)
+	}
+	pp := patchPath{Path: p, filter: f}
+	if rest := s[closing+1:]; rest != "" {
+		if !strings.HasPrefix(rest, ".") || !validName(rest[1:]) {
+			return patchPath{}, fmt.Errorf("%q: unexpected %q after ]", s, rest)
+		}
+		pp.sub = rest[1:]
+	}
+	return pp, nil
+}
+
+func apply(r Resource, kind string, target patchPath, value any) error {
+	if readOnlyAttrs[strings.ToLower(target.Attr)] && target.Schema == "" {
+		return &PatchError{ScimType: ErrMutability, Detail: target.Attr + " is read-only"}
+	}
+	value = coerce(target, value)
+	if target.filter != nil {
+		return applyFiltered(r, kind, target, value)
+	}
+	current, present := r.Get(target.Path)
+	switch kind {
+	case "remove":
+		if list, isList := current.([]any); isList && value != nil {
+			r.Set(target.Path, removeValues(list, asList(value)))
+			return nil
+		}
+		r.Remove(target.Path)
+	case "add":
+		if list, isList := current.([]any); isList || isMultiValued(value) && !present {
+			r.Set(target.Path, addValues(list, asList(value)))
+			return nil
+		}
+		return set(r, target.Path, current, value)
+	case "replace":
+		return set(r, target.Path, current, value)
+	}
+	return nil
+}
+
+// set replaces a value; a complex value is merged into an existing complex value.
+func set(r Resource, p Path, current, value any) error {
+	if cur, ok := current.(map[string]any); ok {
+		if m, ok := value.(map[string]any); ok && p.Sub == "" {
+			for k, v := range m {
+				cur[k] = coerce(patchPath{Path: Path{Attr: k}}, v)
+			}
+			return nil
+		}
+	}
+	if value == nil {
+		r.Remove(p)
+		return nil
+	}
+	r.Set(p, value)
+	return nil
+}
+
+func applyFiltered(r Resource, kind string, target patchPath, value any) error {
+	current, _ := r.Get(target.Path)
+	list, _ := current.([]any)
+	matched := false
+	var kept []any
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok || !target.filter.Match(m) {
+			kept = append(kept, e)
+			continue
+		}
+		matched = true
+		switch {
+		case kind == "remove" && target.sub == "":
+			continue
+		case kind == "remove":
+			if k, ok := findKey(m, target.sub); ok {
+				delete(m, k)
+			}
+		case target.sub != "":
+			m[target.sub] = value
+		default:
+			if nv, ok := value.(map[string]any); ok {
+				for k, v := range nv {
+					m[k] = v
+				}
+			}
+		}
+		kept = append(kept, m)
+	}
+	if !matched {
+		if kind == "remove" {
+			return nil // removing what is not there is done
+		}
+		if kind == "add" || kind == "replace" {
+			// Entra ID: replace emails[type eq "work"].value on a user without one adds it.
+			if elem, ok := elementFromFilter(target, value); ok {
+				kept = append(kept, elem)
+				r.Set(target.Path, kept)
+				return nil
+			}
+		}
+		return &PatchError{ScimType: ErrNoTarget, Detail: fmt.Sprintf("no %s element matches the filter", target.Attr)}
+	}
+	if len(kept) == 0 {
+		r.Remove(target.Path)
+		return nil
+	}
+	r.Set(target.Path, kept)
+	return nil
+}
+
+// elementFromFilter builds the element a filter like [type eq "work"] describes.
+func elementFromFilter(target patchPath, value any) (map[string]any, bool) {
+	c, ok := target.filter.(*compare)
+	if !ok || c.op != "eq" || target.sub == "" {
+		return nil, false
+	}
+	return map[string]any{c.path.Attr: c.value, target.sub: value}, true
+}
+
+func isMultiValued(v any) bool { _, ok := v.([]any); return ok }
+
+func addValues(list, values []any) []any {
+	for _, v := range values {
+		if !containsValue(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
+func removeValues(list, values []any) []any {
+	var kept []any
+	for _, e := range list {
+		if !containsValue(values, e) {
+			kept = append(kept, e)
+		}
+	}
+	return kept
+}
+
+// containsValue compares complex elements by their "value" sub-attribute.
+func containsValue(list []any, v any) bool {
+	key := elementKey(v)
+	for _, e := range list {
+		if elementKey(e) == key {
+			return true
+		}
+	}
+	return false
+}
+
+func elementKey(v any) string {
+	if m, ok := v.(map[string]any); ok {
+		if id := Resource(m).lookup("value"); id != nil {
+			return fmt.Sprint(id)
+		}
+		return fmt.Sprint(m)
+	}
+	return fmt.Sprint(v)
+}
+
+// coerce turns "True"/"False" strings into booleans for boolean attributes.
+func coerce(target patchPath, value any) any {
+	name := target.Attr
+	if target.Sub != "" {
+		name = target.Sub
+	}
+	if target.sub != "" {
+		name = target.sub
+	}
+	switch v := value.(type) {
+	case string:
+		if booleanAttrs[strings.ToLower(name)] {
+			if b, ok := Bool(v); ok {
+				return b
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			v[k] = coerce(patchPath{Path: Path{Attr: k}}, e)
+		}
+	case []any:
+		for i, e := range v {
+			if m, ok := e.(map[string]any); ok {
+				v[i] = coerce(patchPath{}, m)
+			}
+		}
+	}
+	return value
+}

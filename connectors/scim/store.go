@@ -1,0 +1,218 @@
+package scim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rosterhq/roster/connectors"
+)
+
+// Resource types a Server serves.
+const (
+	Users  = "Users"
+	Groups = "Groups"
+)
+
+// ErrVersionMismatch: an If-Match precondition failed.
+var ErrVersionMismatch = errors.New("the resource changed since it was read")
+
+// Store keeps the resources a Server serves. Errors are connectors.ErrNotFound,
+// connectors.ErrConflict (uniqueness) and ErrVersionMismatch.
+type Store interface {
+	Get(ctx context.Context, typ, id string) (Resource, error)
+	// List returns the resources matching filter (nil: all) in a stable order.
+	List(ctx context.Context, typ string, filter Filter) ([]Resource, error)
+	// Create stores a new resource, assigning id and meta.
+	Create(ctx context.Context, typ string, r Resource) (Resource, error)
+	// Update changes a resource through change, if its version is ifMatch (when set).
+	Update(ctx context.Context, typ, id, ifMatch string, change func(Resource) error) (Resource, error)
+	Delete(ctx context.Context, typ, id string) error
+}
+
+// MemoryStore is a Store in memory, for tests, the demo and benchmarks. userName
+// (Users) and displayName (Groups) are unique, compared case-insensitively.
+type MemoryStore struct {
+	mu     sync.RWMutex
+	tables map[string]*table
+	now    func() time.Time
+}
+
+type table struct {
+	uniqueAttr string
+	order      []string
+	byID       map[string]Resource
+	unique     map[string]string // lower-cased unique value → id
+	version    map[string]int
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{
+		tables: map[string]*table{Users: newTable("userName"), Groups: newTable("displayName")},
+		now:    time.Now,
+	}
+}
+
+func newTable(unique string) *table {
+	return &table{uniqueAttr: unique, byID: map[string]Resource{}, unique: map[string]string{}, version: map[string]int{}}
+}
+
+func (s *MemoryStore) table(typ string) (*table, error) {
+	t, ok := s.tables[typ]
+	if !ok {
+		return nil, fmt.Errorf("unknown resource type %q: %w", typ, connectors.ErrNotFound)
+	}
+	return t, nil
+}
+
+// Get returns a copy of the resource.
+func (s *MemoryStore) Get(_ context.Context, typ, id string) (Resource, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, err := s.table(typ)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := t.byID[id]
+	if !ok {
+		return nil, connectors.ErrNotFound
+	}
+	return r.Clone(), nil
+}
+
+// List returns copies of the matching resources in creation order.
+func (s *MemoryStore) List(_ context.Context, typ string, filter Filter) ([]Resource, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, err := s.table(typ)
+	if err != nil {
+		return nil, err
+	}
+	if filter != nil {
+		if p, v, ok := Equality(filter); ok && p.Schema == "" && p.Sub == "" && strings.EqualFold(p.Attr, t.uniqueAttr) {
+			if id, ok := t.unique[strings.ToLower(v)]; ok {
+				return []Resource{t.byID[id].Clone()}, nil
+			}
+			return nil, nil
+		}
+	}
+	var out []Resource
+	for _, id := range t.order {
+		r := t.byID[id]
+		if filter == nil || filter.Match(r) {
+			out = append(out, r.Clone())
+		}
+	}
+	return out, nil
+}
+
+// Create stores r with a new id.
+func (s *MemoryStore) Create(_ context.Context, typ string, r Resource) (Resource, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.table(typ)
+	if err != nil {
+		return nil, err
+	}
+	key, err := t.uniqueKey(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, taken := t.unique[key]; taken {
+		return nil, fmt.Errorf("%s %q: %w", t.uniqueAttr, key, connectors.ErrConflict)
+	}
+	r = r.Clone()
+	id := newID()
+	r["id"] = id
+	now := s.now().UTC().Format(time.RFC3339)
+	r["meta"] = map[string]any{"resourceType": strings.TrimSuffix(typ, "s"), "created": now}
+	t.order = append(t.order, id)
+	t.unique[key] = id
+	t.store(id, r, now)
+	return r.Clone(), nil
+}
+
+// Update applies change to a copy and stores it.
+func (s *MemoryStore) Update(_ context.Context, typ, id, ifMatch string, change func(Resource) error) (Resource, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.table(typ)
+	if err != nil {
+		return nil, err
+	}
+	current, ok := t.byID[id]
+	if !ok {
+		return nil, connectors.ErrNotFound
+	}
+	if ifMatch != "" && ifMatch != "*" && ifMatch != current.Version() {
+		return nil, ErrVersionMismatch
+	}
+	next := current.Clone()
+	if err := change(next); err != nil {
+		return nil, err
+	}
+	next["id"] = id
+	next["meta"] = current.lookup("meta")
+	oldKey, _ := t.uniqueKey(current)
+	newKey, err := t.uniqueKey(next)
+	if err != nil {
+		return nil, err
+	}
+	if owner, taken := t.unique[newKey]; taken && owner != id {
+		return nil, fmt.Errorf("%s %q: %w", t.uniqueAttr, newKey, connectors.ErrConflict)
+	}
+	delete(t.unique, oldKey)
+	t.unique[newKey] = id
+	t.store(id, next, s.now().UTC().Format(time.RFC3339))
+	return next.Clone(), nil
+}
+
+// Delete removes a resource.
+func (s *MemoryStore) Delete(_ context.Context, typ, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.table(typ)
+	if err != nil {
+		return err
+	}
+	r, ok := t.byID[id]
+	if !ok {
+		return connectors.ErrNotFound
+	}
+	key, _ := t.uniqueKey(r)
+	delete(t.unique, key)
+	delete(t.byID, id)
+	t.order = slices.DeleteFunc(t.order, func(x string) bool { return x == id })
+	return nil
+}
+
+func (t *table) uniqueKey(r Resource) (string, error) {
+	v, _ := r.lookup(t.uniqueAttr).(string)
+	if v == "" {
+		return "", &PatchError{ScimType: ErrInvalidValue, Detail: t.uniqueAttr + " is required"}
+	}
+	return strings.ToLower(v), nil
+}
+
+func (t *table) store(id string, r Resource, now string) {
+	t.version[id]++
+	meta, _ := r["meta"].(map[string]any)
+	meta = Resource(meta).Clone()
+	meta["lastModified"] = now
+	meta["version"] = fmt.Sprintf(`W/"%d"`, t.version[id])
+	r["meta"] = meta
+	t.byID[id] = r
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
