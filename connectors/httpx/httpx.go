@@ -161,6 +161,10 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			var untrusted *tls.CertificateVerificationError
+			if errors.As(err, &untrusted) {
+				return nil, &connectors.PermanentError{Message: "the server's certificate is not trusted: " + untrusted.Err.Error()}
+			}
 			var refused *oauth2.RetrieveError
 			if errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode < 500 {
 				return nil, &connectors.PermanentError{Status: refused.Response.StatusCode,
@@ -180,7 +184,7 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 			}
 			c.pause(wait)
 			lastErr = &connectors.RateLimitedError{RetryAfter: wait, Message: summary(resp)}
-		case resp.Status >= 500:
+		case resp.Status >= 500 && resp.Status != http.StatusNotImplemented:
 			lastErr = &connectors.TransientError{Status: resp.Status, Err: errors.New(summary(resp))}
 		default:
 			return resp, nil

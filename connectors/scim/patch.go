@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -61,6 +62,9 @@ func applyOne(r Resource, op PatchOperation) error {
 // extension URN whose value is an object of its attributes.
 func applyObject(r Resource, kind string, values map[string]any) error {
 	for k, v := range values {
+		if readOnlyAttrs[strings.ToLower(k)] || strings.EqualFold(k, "schemas") {
+			continue // Okta echoes the group's id in a rename; read-only values are ignored
+		}
 		paths := map[string]any{k: v}
 		if ext, isObject := v.(map[string]any); isObject && isSchemaURN(k) {
 			paths = map[string]any{}
@@ -303,4 +307,10 @@ func coerce(target patchPath, value any) any {
 		}
 	}
 	return value
+}
+
+func asPatchError(err error) (*PatchError, bool) {
+	var pe *PatchError
+	ok := errors.As(err, &pe)
+	return pe, ok
 }

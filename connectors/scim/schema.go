@@ -119,15 +119,17 @@ func (r Resource) container(p Path, create bool) map[string]any {
 		return r
 	}
 	k, ok := findKey(r, p.Schema)
-	if ok {
-		m, _ := r[k].(map[string]any)
+	if m, isMap := r[k].(map[string]any); ok && isMap {
 		return m
 	}
 	if !create {
 		return nil
 	}
+	if !ok {
+		k = p.Schema
+	}
 	m := map[string]any{}
-	r[p.Schema] = m
+	r[k] = m
 	return m
 }
 

@@ -1,0 +1,171 @@
+package scim
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+func ops(t *testing.T, doc string) []PatchOperation {
+	t.Helper()
+	var p PatchRequest
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Operations
+}
+
+func TestApplyPatchAsIdentityProvidersSendIt(t *testing.T) {
+	cases := []struct {
+		reason string
+		start  string
+		patch  string
+		check  func(Resource) bool
+	}{
+		{
+			reason: "Okta deactivates with a no-path replace",
+			start:  ada,
+			patch:  `{"Operations":[{"op":"replace","value":{"active":false}}]}`,
+			check:  func(r Resource) bool { return !r.Active() },
+		},
+		{
+			reason: `Entra ID capitalises op names and sends "False" as a string`,
+			start:  ada,
+			patch:  `{"Operations":[{"op":"Replace","path":"active","value":"False"}]}`,
+			check:  func(r Resource) bool { v, _ := r["active"].(bool); return !v && r["active"] == false },
+		},
+		{
+			reason: "Entra ID (aadOptscim062020) sends a no-path replace with dotted keys",
+			start:  ada,
+			patch:  `{"Operations":[{"op":"Replace","value":{"name.givenName":"Augusta","displayName":"Augusta Ada"}}]}`,
+			check: func(r Resource) bool {
+				v, _ := r.Get(Path{Attr: "name", Sub: "givenName"})
+				fam, _ := r.Get(Path{Attr: "name", Sub: "familyName"})
+				return v == "Augusta" && fam == "Lovelace" && r["displayName"] == "Augusta Ada"
+			},
+		},
+		{
+			reason: "Entra ID replaces the work email through a filtered path",
+			start:  ada,
+			patch:  `{"Operations":[{"op":"Replace","path":"emails[type eq \"work\"].value","value":"augusta@example.com"}]}`,
+			check: func(r Resource) bool {
+				f, _ := ParseFilter(`emails[type eq "work"].value eq "augusta@example.com"`)
+				g, _ := ParseFilter(`emails[type eq "home"].value eq "ada@home.example"`)
+				return f.Match(r) && g.Match(r)
+			},
+		},
+		{
+			reason: "an enterprise attribute by its full path",
+			start:  ada,
+			patch:  `{"Operations":[{"op":"replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"Ops"}]}`,
+			check: func(r Resource) bool {
+				v, _ := r.Get(Path{Schema: SchemaEnterpriseUser, Attr: "department"})
+				return v == "Ops"
+			},
+		},
+		{
+			reason: "a no-path value holding the extension as an object",
+			start:  ada,
+			patch:  `{"Operations":[{"op":"add","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"costCenter":"42"}}}]}`,
+			check: func(r Resource) bool {
+				cc, _ := r.Get(Path{Schema: SchemaEnterpriseUser, Attr: "costCenter"})
+				dep, _ := r.Get(Path{Schema: SchemaEnterpriseUser, Attr: "department"})
+				return cc == "42" && dep == "R&D"
+			},
+		},
+		{
+			reason: "removing an attribute",
+			start:  ada,
+			patch:  `{"Operations":[{"op":"remove","path":"title"}]}`,
+			check:  func(r Resource) bool { _, ok := r["title"]; return !ok },
+		},
+		{
+			reason: "Okta removes a group member by filter and adds another",
+			start:  `{"id":"g1","displayName":"eng","members":[{"value":"u1"},{"value":"u2"}]}`,
+			patch:  `{"Operations":[{"op":"remove","path":"members[value eq \"u1\"]"},{"op":"add","path":"members","value":[{"value":"u3"}]}]}`,
+			check:  func(r Resource) bool { return reflect.DeepEqual(memberIDs(r), []string{"u2", "u3"}) },
+		},
+		{
+			reason: "Entra ID removes members as a value array",
+			start:  `{"id":"g1","displayName":"eng","members":[{"value":"u1"},{"value":"u2"},{"value":"u3"}]}`,
+			patch:  `{"Operations":[{"op":"Remove","path":"members","value":[{"value":"u1"},{"value":"u3"}]}]}`,
+			check:  func(r Resource) bool { return reflect.DeepEqual(memberIDs(r), []string{"u2"}) },
+		},
+		{
+			reason: "adding a member twice keeps one",
+			start:  `{"id":"g1","displayName":"eng","members":[{"value":"u1"}]}`,
+			patch:  `{"Operations":[{"op":"Add","path":"members","value":[{"value":"u1"},{"value":"u2"}]}]}`,
+			check:  func(r Resource) bool { return reflect.DeepEqual(memberIDs(r), []string{"u1", "u2"}) },
+		},
+		{
+			reason: "Okta renames a group with a no-path replace that echoes the id",
+			start:  `{"id":"g1","displayName":"eng","members":[{"value":"u1"}]}`,
+			patch:  `{"Operations":[{"op":"replace","value":{"id":"g1","displayName":"engineering"}}]}`,
+			check: func(r Resource) bool {
+				return r["id"] == "g1" && r["displayName"] == "engineering" && len(memberIDs(r)) == 1
+			},
+		},
+		{
+			reason: "removing a member that is not there is fine",
+			start:  `{"id":"g1","displayName":"eng","members":[{"value":"u1"}]}`,
+			patch:  `{"Operations":[{"op":"remove","path":"members[value eq \"u9\"]"}]}`,
+			check:  func(r Resource) bool { return reflect.DeepEqual(memberIDs(r), []string{"u1"}) },
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			r := resource(t, tc.start)
+			if err := ApplyPatch(r, ops(t, tc.patch)); err != nil {
+				t.Fatalf("ApplyPatch: %v", err)
+			}
+			if !tc.check(r) {
+				b, _ := json.Marshal(r)
+				t.Fatalf("after the patch: %s", b)
+			}
+		})
+	}
+}
+
+func TestApplyPatchRefusesWhatItCannotDo(t *testing.T) {
+	cases := []struct{ reason, patch, scimType string }{
+		{"an unknown op", `{"Operations":[{"op":"move","path":"title"}]}`, ErrInvalidSyntax},
+		{"remove without a path", `{"Operations":[{"op":"remove"}]}`, ErrNoTarget},
+		{"a no-path op with a scalar value", `{"Operations":[{"op":"replace","value":"x"}]}`, ErrInvalidValue},
+		{"a path that is not one", `{"Operations":[{"op":"replace","path":"emails[","value":"x"}]}`, ErrInvalidPath},
+		{"changing id", `{"Operations":[{"op":"replace","path":"id","value":"x"}]}`, ErrMutability},
+		{"replacing an element no filter matches", `{"Operations":[{"op":"replace","path":"emails[type eq \"other\"]","value":{"value":"x"}}]}`, ErrNoTarget},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			err := ApplyPatch(resource(t, ada), ops(t, tc.patch))
+			pe, ok := asPatchError(err)
+			if !ok || pe.ScimType != tc.scimType {
+				t.Fatalf("got %v, want a %s error", err, tc.scimType)
+			}
+		})
+	}
+}
+
+func memberIDs(r Resource) []string {
+	var ids []string
+	members, _ := r["members"].([]any)
+	for _, m := range members {
+		ids = append(ids, m.(map[string]any)["value"].(string))
+	}
+	return ids
+}
+
+func FuzzApplyPatch(f *testing.F) {
+	f.Add(ada, `{"Operations":[{"op":"Replace","value":{"active":"False","name.givenName":"x"}}]}`)
+	f.Add(`{"members":[{"value":"u1"}]}`, `{"Operations":[{"op":"remove","path":"members[value eq \"u1\"]"}]}`)
+	f.Add(ada, `{"Operations":[{"op":"add","path":"emails[type eq \"work\"].value","value":"a@b"}]}`)
+	f.Add(`{"urn:a:b":1}`, `{"Operations":[{"op":"add","path":"urn:a:b:c.d","value":1}]}`)
+	f.Fuzz(func(t *testing.T, start, doc string) {
+		var p PatchRequest
+		var r Resource
+		if json.Unmarshal([]byte(doc), &p) != nil || json.Unmarshal([]byte(start), &r) != nil || r == nil {
+			return
+		}
+		_ = ApplyPatch(r, p.Operations)
+	})
+}
