@@ -31,7 +31,7 @@ func TestLifecycleAgainstTheInProcessServer(t *testing.T) {
 
 	created, err := c.Create(ctx, user("Ada@Example.com", map[string]any{
 		"externalId": "E1", "name.givenName": "Ada", "title": "Engineer",
-		"emails":                                   []any{map[string]any{"value": "ada@example.com", "type": "work", "primary": true}},
+		"emails": []any{map[string]any{"value": "ada@example.com", "type": "work", "primary": true}},
 		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "R&D",
 	}))
 	if err != nil {
