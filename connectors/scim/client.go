@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -499,40 +500,54 @@ func mergeAdds(ops []PatchOperation) []PatchOperation {
 	return out
 }
 
+// putMembers changes members where PATCH is not available: a PUT of the whole list.
+// Without ETags to catch a stale list, the list is read first, so that no member added
+// meanwhile is lost.
 func (c *Client) putMembers(ctx context.Context, group connectors.Group, add, remove []string) error {
-	members := group.Members
-	if members == nil {
-		body, err := c.get(ctx, "/Groups/"+url.PathEscape(group.ID))
+	if group.Members == nil || !bool(c.spc.ETag.Supported) {
+		fresh, err := c.readGroup(ctx, group.ID)
 		if err != nil {
 			return err
 		}
-		var r Resource
-		if err := json.Unmarshal(body, &r); err != nil {
-			return fmt.Errorf("reading group %s: %w", group.DisplayName, err)
+		group = fresh
+	}
+	err := c.putGroup(ctx, group, add, remove)
+	var stale *connectors.TransientError
+	if errors.As(err, &stale) && stale.Status == http.StatusPreconditionFailed {
+		// The group changed since it was read: read it again and apply the change to that.
+		fresh, err := c.readGroup(ctx, group.ID)
+		if err != nil {
+			return err
 		}
-		members = groupFrom(r).Members
+		return c.putGroup(ctx, fresh, add, remove)
 	}
-	set := map[string]bool{}
-	for _, id := range members {
-		set[id] = true
+	return err
+}
+
+func (c *Client) readGroup(ctx context.Context, id string) (connectors.Group, error) {
+	body, err := c.get(ctx, "/Groups/"+url.PathEscape(id))
+	if err != nil {
+		return connectors.Group{}, err
 	}
-	for _, id := range add {
-		set[id] = true
+	var r Resource
+	if err := json.Unmarshal(body, &r); err != nil {
+		return connectors.Group{}, fmt.Errorf("reading group %s: %w", id, err)
 	}
+	return groupFrom(r), nil
+}
+
+// putGroup replaces the group's member list with its members plus add minus remove.
+func (c *Client) putGroup(ctx context.Context, group connectors.Group, add, remove []string) error {
+	removed := map[string]bool{}
 	for _, id := range remove {
-		delete(set, id)
+		removed[id] = true
 	}
-	list := make([]any, 0, len(set))
-	for _, id := range members {
-		if set[id] {
+	seen := map[string]bool{}
+	list := make([]any, 0, len(group.Members)+len(add))
+	for _, id := range append(slices.Clone(group.Members), add...) {
+		if !removed[id] && !seen[id] {
+			seen[id] = true
 			list = append(list, map[string]any{"value": id})
-			delete(set, id)
-		}
-	}
-	for _, id := range add {
-		if set[id] {
-			list = append(list, map[string]any{"value": id})
-			delete(set, id)
 		}
 	}
 	r := Resource{"schemas": []any{SchemaGroup}, "id": group.ID, "displayName": group.DisplayName, "members": list}

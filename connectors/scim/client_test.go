@@ -166,7 +166,7 @@ func TestLookupTreatsEmptyListAnd404AsNotFound(t *testing.T) {
 func caseSensitiveFilter(app *testApp) func(http.ResponseWriter, *http.Request, []byte) bool {
 	return func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
 		expr := r.URL.Query().Get("filter")
-		if r.Method != http.MethodGet || expr == "" {
+		if r.Method != http.MethodGet || expr == "" || !strings.HasSuffix(r.URL.Path, "/Users") {
 			return false
 		}
 		f, _ := ParseFilter(expr)
