@@ -43,8 +43,12 @@ lint: vet ## Check formatting and run go vet.
 envtest: ## Build kube-apiserver, etcd and kubectl from Go modules into the cache and bin/k8s.
 	hack/setup-envtest.sh >/dev/null
 
+.PHONY: test-tools
+test-tools: ## Install the programs tests start as real peers (Node.js for SCIMMY), if missing.
+	hack/install-test-tools.sh
+
 .PHONY: test
-test: manifests generate lint envtest ## Run every test against a real kube-apiserver and etcd.
+test: manifests generate lint envtest test-tools ## Run every test against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: verify-generated

@@ -17,6 +17,8 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/connectors/scim"
 )
 
 type options struct {
@@ -52,7 +54,7 @@ func main() {
 		log.Error(err, "Could not create the manager")
 		os.Exit(1)
 	}
-	registry := newRegistry()
+	registry := newRegistry(memory.NewApps())
 	_ = registry // handed to the controllers as they are added
 	log.Info("Starting the manager")
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
@@ -62,8 +64,10 @@ func main() {
 }
 
 // newRegistry builds the connectors this binary speaks.
-func newRegistry() *connectors.Registry {
-	return connectors.NewRegistry()
+func newRegistry(apps *memory.Apps) *connectors.Registry {
+	return connectors.NewRegistry().
+		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{})).
+		AddTarget("memory", apps.TargetFactory())
 }
 
 func newManager(opts options) (ctrl.Manager, error) {

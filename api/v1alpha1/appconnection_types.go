@@ -487,3 +487,21 @@ type AppConnectionList struct {
 func init() {
 	SchemeBuilder.Register(&AppConnection{}, &AppConnectionList{})
 }
+
+// ConnectorName is the name of the connector block that is set ("scim", "ldap",
+// "github", "webhook", "memory"), or "" when none is.
+func (s *AppConnectionSpec) ConnectorName() string {
+	switch {
+	case s.SCIM != nil:
+		return "scim"
+	case s.LDAP != nil:
+		return "ldap"
+	case s.GitHub != nil:
+		return "github"
+	case s.Webhook != nil:
+		return "webhook"
+	case s.Memory != nil:
+		return "memory"
+	}
+	return ""
+}

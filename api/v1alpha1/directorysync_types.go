@@ -294,3 +294,17 @@ type DirectorySyncList struct {
 func init() {
 	SchemeBuilder.Register(&DirectorySync{}, &DirectorySyncList{})
 }
+
+// SourceName is the name of the source block that is set ("ldap", "scim", "hris"), or
+// "" when none is.
+func (s *DirectorySyncSpec) SourceName() string {
+	switch {
+	case s.LDAP != nil:
+		return "ldap"
+	case s.SCIM != nil:
+		return "scim"
+	case s.HRIS != nil:
+		return "hris"
+	}
+	return ""
+}
