@@ -203,3 +203,24 @@ func TestWriteBudgetDoesNotSlowReads(t *testing.T) {
 		t.Fatal("a write went out beyond the write budget")
 	}
 }
+
+func TestRequestsWaitForTheRateBudget(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	c := newClient(t, Options{RequestsPerSecond: 20, Burst: 1, MaxConcurrency: 8})
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 11 {
+		wg.Go(func() { _, _ = c.Do(context.Background(), http.MethodGet, srv.URL, nil, nil) })
+	}
+	wg.Wait()
+	// A lower bound only: 11 requests at 20 a second with a burst of 1 cannot all be out
+	// before 10 intervals of 50ms have passed.
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Fatalf("11 requests went out in %s, faster than a budget of 20 a second allows", took)
+	}
+	if calls.Load() != 11 {
+		t.Fatalf("server saw %d requests, want 11", calls.Load())
+	}
+}
