@@ -448,6 +448,14 @@ type AppConnectionStatus struct {
 	// +optional
 	Plan *PlanSummary `json:"plan,omitempty"`
 
+	// managedGroups are the app's groups Roster has put members in; it removes members
+	// from these only, never from groups it did not manage.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:items:MaxLength=256
+	ManagedGroups []string `json:"managedGroups,omitempty"`
+
 	// quarantinedUntil is set while the app keeps failing and Roster backs off from it.
 	// +optional
 	QuarantinedUntil *metav1.Time `json:"quarantinedUntil,omitempty"`

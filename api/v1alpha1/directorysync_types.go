@@ -171,7 +171,7 @@ type DirectorySyncSpec struct {
 	// safetyThreshold stops a sync that would suspend or delete more than this many Users
 	// until an admin approves it.
 	// +optional
-	// +kubebuilder:default={maxPercent: 10}
+	// +kubebuilder:default={maxCount: 25, maxPercent: 50}
 	SafetyThreshold *SafetyThreshold `json:"safetyThreshold,omitempty"`
 
 	// mirrorGroupsAsRoles, when set, makes one Role per directory group, so an

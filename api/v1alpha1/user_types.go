@@ -202,9 +202,14 @@ type UserAccount struct {
 	// +kubebuilder:validation:MaxLength=256
 	ExternalID string `json:"externalID,omitempty"`
 
-	// lastSyncTime is when Roster last confirmed or changed the account.
+	// lastSyncTime is when Roster last changed the account, or first found it as declared.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// lastTransitionTime is when the account entered its state; deleteAfter counts from
+	// the time it was deactivated.
+	// +optional
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 
 	// message explains a Failed state.
 	// +optional

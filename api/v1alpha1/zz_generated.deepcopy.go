@@ -284,6 +284,11 @@ func (in *AppConnectionStatus) DeepCopyInto(out *AppConnectionStatus) {
 		*out = new(PlanSummary)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.ManagedGroups != nil {
+		in, out := &in.ManagedGroups, &out.ManagedGroups
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.QuarantinedUntil != nil {
 		in, out := &in.QuarantinedUntil, &out.QuarantinedUntil
 		*out = (*in).DeepCopy()
@@ -1134,6 +1139,10 @@ func (in *UserAccount) DeepCopyInto(out *UserAccount) {
 	*out = *in
 	if in.LastSyncTime != nil {
 		in, out := &in.LastSyncTime, &out.LastSyncTime
+		*out = (*in).DeepCopy()
+	}
+	if in.LastTransitionTime != nil {
+		in, out := &in.LastTransitionTime, &out.LastTransitionTime
 		*out = (*in).DeepCopy()
 	}
 }

@@ -28,7 +28,7 @@ func ada() *identityv1alpha1.User {
 
 func accountMapping(t *testing.T, overrides ...identityv1alpha1.ExpressionMapping) *Mappings {
 	t.Helper()
-	env, err := NewEnv("user", "manager")
+	env, err := NewEnv(AccountVars...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,8 @@ func accountMapping(t *testing.T, overrides ...identityv1alpha1.ExpressionMappin
 }
 
 func TestDefaultMappingOfAUser(t *testing.T) {
-	got, err := accountMapping(t).Apply(map[string]any{"user": UserVars(ada()), "manager": ManagerVars("grace", "grace@example.com", "m-42")})
+	got, err := accountMapping(t).Apply(map[string]any{"user": UserVars(ada()), "manager": ManagerVars("grace", "grace@example.com", "m-42"),
+		"entitlements": EntitlementVars([]string{"eng"}, "admin", "")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +57,7 @@ func TestDefaultMappingOfAUser(t *testing.T) {
 		AttrUserType:     "Employee",
 		AttrDepartment:   "R&D",
 		AttrManagerValue: "m-42",
+		AttrRoles:        []any{map[string]any{"value": "admin", "primary": true}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("mapped\n%v\nwant\n%v", got, want)
@@ -65,11 +67,11 @@ func TestDefaultMappingOfAUser(t *testing.T) {
 func TestDisplayNameFallsBackToUserName(t *testing.T) {
 	u := ada()
 	u.Spec.Name = nil
-	got, err := accountMapping(t).Apply(map[string]any{"user": UserVars(u), "manager": ManagerVars("", "", "")})
+	got, err := accountMapping(t).Apply(map[string]any{"user": UserVars(u), "manager": ManagerVars("", "", ""), "entitlements": EntitlementVars(nil, "", "")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[AttrDisplayName] != "ada@example.com" || got[AttrManagerValue] != "" {
+	if got[AttrDisplayName] != "ada@example.com" || got[AttrManagerValue] != "" || len(got[AttrRoles].([]any)) != 0 {
 		t.Fatalf("displayName %q, manager %q", got[AttrDisplayName], got[AttrManagerValue])
 	}
 }
@@ -82,7 +84,7 @@ func TestOverridesAddReplaceAndNullLeavesOut(t *testing.T) {
 		identityv1alpha1.ExpressionMapping{Target: "nickName", Expression: `"nick" in user.attributes ? user.attributes.nick : null`},
 		identityv1alpha1.ExpressionMapping{Target: "locale", Expression: `user.metadata.labels.team`},
 	)
-	got, err := m.Apply(map[string]any{"user": UserVars(ada()), "manager": ManagerVars("", "", "")})
+	got, err := m.Apply(map[string]any{"user": UserVars(ada()), "manager": ManagerVars("", "", ""), "entitlements": EntitlementVars(nil, "", "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ const (
 	AttrGivenName       = "name.givenName"
 	AttrFamilyName      = "name.familyName"
 	AttrMiddleName      = "name.middleName"
+	AttrRoles           = "roles"
 	defaultDisplayNames = `user.displayName != "" ? user.displayName : ` +
 		`([user.name.givenName, user.name.familyName].filter(s, s != "").join(" ") != "" ? ` +
 		`[user.name.givenName, user.name.familyName].filter(s, s != "").join(" ") : user.userName)`
@@ -39,7 +40,11 @@ var DefaultAccountMapping = []identityv1alpha1.ExpressionMapping{
 	{Target: AttrUserType, Expression: "user.employeeType"},
 	{Target: AttrDepartment, Expression: "user.department"},
 	{Target: AttrManagerValue, Expression: "manager.accountID"},
+	{Target: AttrRoles, Expression: `entitlements.appRole != "" ? [{"value": entitlements.appRole, "primary": true}] : []`},
 }
+
+// AccountVars are the variables an AppConnection's mapping sees.
+var AccountVars = []string{"user", "manager", "entitlements"}
 
 // UserVars is how a User looks to CEL as `user`: its spec fields (every one present,
 // empty when unset) and its metadata (name, namespace, labels, annotations).
@@ -92,6 +97,12 @@ func UserVars(u *identityv1alpha1.User) map[string]any {
 // accountID (the manager's account id in the app), empty when unknown.
 func ManagerVars(name, userName, accountID string) map[string]any {
 	return map[string]any{"name": name, "userName": userName, "accountID": accountID}
+}
+
+// EntitlementVars is how the entitlements a User holds in an app look to CEL as
+// `entitlements`: groups, appRole and license.
+func EntitlementVars(groups []string, appRole, license string) map[string]any {
+	return map[string]any{"groups": stringList(groups), "appRole": appRole, "license": license}
 }
 
 func stringMap(m map[string]string) map[string]any {

@@ -1,0 +1,289 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+)
+
+// maxRetryDelay caps the wait before a User whose writes keep failing is tried again.
+const maxRetryDelay = 5 * time.Minute
+
+type outcome struct {
+	account connectors.Account
+	adopted bool
+	err     error
+}
+
+// apply sends one User's account change to the app. Group changes go to the flusher
+// once the account change is recorded.
+func (e *Engine) apply(ctx context.Context, target connectors.Target, p userPlan) outcome {
+	start := time.Now()
+	var o outcome
+	switch p.action {
+	case actCreate:
+		o.account, o.adopted, o.err = connectors.CreateOrAdopt(ctx, target, p.desired, e.matchBy())
+	case actUpdate:
+		o.account, o.err = target.Update(ctx, *p.current, p.desired)
+	case actDeactivate:
+		o.account, o.err = target.Deactivate(ctx, *p.current)
+	case actDelete:
+		o.err = target.Delete(ctx, p.current.ID)
+	}
+	if p.action != actNone && p.action != actOrphan {
+		observeRequest(e.appName(), p.action.String(), o.err, time.Since(start))
+	}
+	return o
+}
+
+func (e *Engine) matchBy() connectors.KeyKind {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.MatchBy
+}
+
+func (e *Engine) appName() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.App
+}
+
+// recordOutcomeLocked brings what is observed, the links and the records up to date
+// after an apply, and queues the User's group changes.
+func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
+	user := p.user
+	if o.err != nil {
+		e.applyFailedLocked(p.userPlan, o.err)
+		return
+	}
+	e.failStreak = 0
+	delete(e.retry, user)
+	if current, ok := e.planned[user]; ok && current.version == p.version {
+		delete(e.planned, user)
+	}
+	delete(e.cleared, user)
+	app := e.cfg.App
+	if p.current != nil && isUnmanagedKey(user) {
+		acc := o.account
+		e.observeLocked(acc.ID, &acc)
+		e.events.App(app, "Normal", "Deactivated", fmt.Sprintf("Deactivated %s, an account no User holds", p.current.UserName()))
+		e.appChanged = true
+		return
+	}
+	switch p.action {
+	case actCreate:
+		acc := o.account
+		e.observeLocked(acc.ID, &acc)
+		e.linkLocked(user, acc.ID)
+		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
+		if o.adopted {
+			e.events.User(app, user, "Normal", "Adopted", fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), app))
+			e.markLocked(user) // it may differ from what is declared: plan it again
+			e.signal()
+		} else {
+			e.events.User(app, user, "Normal", "Provisioned", fmt.Sprintf("Created account %s in %s", acc.UserName(), app))
+		}
+		e.queueGroupsLocked(user, acc.ID, p.addGroups, nil)
+		for _, report := range e.subjects.Reports(user) {
+			e.markLocked(report) // their manager now has an account id
+		}
+	case actUpdate:
+		acc := o.account
+		e.observeLocked(acc.ID, &acc)
+		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
+		if !p.current.Active {
+			e.events.User(app, user, "Normal", "Provisioned", fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), app))
+		}
+		e.queueGroupsLocked(user, acc.ID, p.addGroups, p.removeGroups)
+	case actDeactivate:
+		acc := o.account
+		e.observeLocked(acc.ID, &acc)
+		e.setRecordLocked(user, identityv1alpha1.AccountStateDeactivated, acc.ID, "")
+		e.events.User(app, user, "Normal", "Deprovisioned", fmt.Sprintf("Deactivated account %s in %s", acc.UserName(), app))
+		e.queueGroupsLocked(user, acc.ID, nil, p.removeGroups)
+		if e.cfg.DeleteAfter > 0 {
+			e.timers.schedule(user, e.now().Add(e.cfg.DeleteAfter))
+		}
+	case actDelete:
+		id := p.current.ID
+		e.observeLocked(id, nil)
+		for _, gs := range e.groups {
+			delete(gs.members, id) // the app drops a deleted account from its groups
+		}
+		e.unlinkLocked(user)
+		e.setRecordLocked(user, identityv1alpha1.AccountStateDeleted, id, "")
+		e.events.User(app, user, "Normal", "Deprovisioned", fmt.Sprintf("Deleted account %s in %s", p.current.UserName(), app))
+	case actOrphan:
+		e.unlinkLocked(user)
+		e.dropRecordLocked(user)
+		e.events.User(app, user, "Normal", "Orphaned", fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), app))
+	}
+	e.observeConvergedLocked(user)
+	e.appChanged = true
+}
+
+func isUnmanagedKey(user string) bool {
+	return len(user) > len(unmanagedPrefix) && user[:len(unmanagedPrefix)] == unmanagedPrefix
+}
+
+// applyFailedLocked decides what a failed write means for the User and the app.
+func (e *Engine) applyFailedLocked(p userPlan, err error) {
+	user := p.user
+	switch {
+	case errors.Is(err, connectors.ErrNotFound) && p.current != nil:
+		// The account vanished from the app since it was listed: plan the User again.
+		e.observeLocked(p.current.ID, nil)
+		e.unlinkLocked(user)
+		e.markLocked(user)
+		e.signal()
+	case errUnauthorized(err):
+		e.health, e.err = HealthFailing, err
+		e.appChanged = true
+		e.setRecordLocked(user, e.stateNowLocked(user), e.links[user], "the app rejected Roster's credentials; see the AppConnection")
+		e.markLocked(user)
+		e.askResync()
+	default:
+		e.failLocked(user, err)
+	}
+}
+
+// failLocked records a failed write and schedules a retry unless it cannot help.
+func (e *Engine) failLocked(user string, err error) {
+	if isUnmanagedKey(user) {
+		e.log.Info("Could not deactivate an unmanaged account", "app", e.cfg.App, "account", user, "error", err.Error())
+		delete(e.planned, user)
+		return
+	}
+	e.setRecordLocked(user, identityv1alpha1.AccountStateFailed, e.links[user], err.Error())
+	if connectors.IsPermanent(err) {
+		delete(e.planned, user)
+		return // until the User, its assignments or the app change, or the next full sync
+	}
+	b := e.retry[user]
+	if b == nil {
+		b = &backoff{delay: time.Second}
+		e.retry[user] = b
+	} else {
+		b.delay = min(2*b.delay, maxRetryDelay)
+	}
+	wait := b.delay
+	if after, limited := connectors.RetryAfter(err); limited && after > wait {
+		wait = after
+	}
+	b.next = e.now().Add(wait)
+	delete(e.planned, user)
+	e.timers.schedule(user, b.next)
+}
+
+// stateNowLocked is the state of the User's account as observed.
+func (e *Engine) stateNowLocked(user string) identityv1alpha1.AccountState {
+	if acc := e.accounts[e.links[user]]; acc != nil {
+		return stateOf(acc)
+	}
+	return identityv1alpha1.AccountStatePending
+}
+
+func stateOf(acc *connectors.Account) identityv1alpha1.AccountState {
+	if acc.Active {
+		return identityv1alpha1.AccountStateActive
+	}
+	return identityv1alpha1.AccountStateDeactivated
+}
+
+// settleLocked records a User whose plan has nothing to do.
+func (e *Engine) settleLocked(user string, p userPlan) {
+	_, exists := e.subjects.Subject(user)
+	switch {
+	case isUnmanagedKey(user):
+		return
+	case !exists:
+		e.unlinkLocked(user)
+		delete(e.records, user)
+	case p.problem != "":
+		e.setRecordLocked(user, identityv1alpha1.AccountStateFailed, e.links[user], p.problem)
+	case p.current != nil && e.links[user] == p.current.ID:
+		e.setRecordLocked(user, stateOf(p.current), p.current.ID, "")
+	case e.records[user] != nil && e.records[user].status.State == identityv1alpha1.AccountStateDeleted:
+	default:
+		e.dropRecordLocked(user)
+	}
+	e.observeConvergedLocked(user)
+}
+
+// noteLocked records what a planned User is waiting for.
+func (e *Engine) noteLocked(user string, p userPlan) {
+	if isUnmanagedKey(user) {
+		return
+	}
+	state := e.stateNowLocked(user)
+	if e.links[user] == "" && p.action != actCreate {
+		if r := e.records[user]; r != nil {
+			state = r.status.State
+		}
+	}
+	message := ""
+	if e.cfg.Mode == identityv1alpha1.ModePlan {
+		message = "planned (Plan mode, not applied): " + p.describe()
+	}
+	e.setRecordLocked(user, state, e.links[user], message)
+}
+
+// setRecordLocked updates a User's account status; a change is published.
+func (e *Engine) setRecordLocked(user string, state identityv1alpha1.AccountState, accountID, message string) {
+	r := e.records[user]
+	if r == nil {
+		r = &record{}
+		e.records[user] = r
+	}
+	st := r.status
+	if st.State == state && st.ExternalID == accountID && st.Message == message {
+		return
+	}
+	now := e.now()
+	if st.State != state || st.LastTransitionTime.IsZero() {
+		st.LastTransitionTime = now
+	}
+	st.State, st.ExternalID, st.Message, st.LastSyncTime = state, accountID, message, now
+	r.status = st
+	e.changedUsers[user] = true
+}
+
+func (e *Engine) dropRecordLocked(user string) {
+	if _, ok := e.records[user]; ok {
+		delete(e.records, user)
+		e.changedUsers[user] = true
+	}
+}
+
+// seedRecordLocked starts a User's record from its status, so that times (and so
+// deleteAfter) survive a restart.
+func (e *Engine) seedRecordLocked(user string, recorded *identityv1alpha1.UserAccount) {
+	if _, ok := e.records[user]; ok || recorded == nil {
+		return
+	}
+	st := AccountStatus{State: recorded.State, ExternalID: recorded.ExternalID, Message: recorded.Message}
+	if recorded.LastSyncTime != nil {
+		st.LastSyncTime = recorded.LastSyncTime.Time
+	}
+	if recorded.LastTransitionTime != nil {
+		st.LastTransitionTime = recorded.LastTransitionTime.Time
+	}
+	e.records[user] = &record{status: st}
+}
+
+// observeConvergedLocked measures how long a User took from its change to converged.
+func (e *Engine) observeConvergedLocked(user string) {
+	since, ok := e.convergeSince[user]
+	if !ok {
+		return
+	}
+	if _, planned := e.planned[user]; planned || e.hasPendingGroupsLocked(user) {
+		return
+	}
+	delete(e.convergeSince, user)
+	observeConvergence(e.cfg.App, e.now().Sub(since))
+}

@@ -1,0 +1,488 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+)
+
+// notifyEvery bounds how often the engine asks for status writes while it converges.
+const notifyEvery = time.Second
+
+// Engine converges one AppConnection's accounts. Create it with New, start it with Run,
+// feed it with MarkDirty and Configure.
+type Engine struct {
+	subjects Subjects
+	notifier Notifier
+	events   Events
+	log      logr.Logger
+	now      func() time.Time
+
+	queue  *workQueue
+	timers *timers
+	wake      chan struct{} // the planner has work
+	resync    chan struct{} // a full sync is asked for
+	groupWake chan struct{} // member changes wait to be sent
+
+	mu  sync.Mutex
+	cfg Config
+	// health and what the app was found to support.
+	health Health
+	err    error
+	caps   connectors.Capabilities
+	synced bool
+	// observed: the app's accounts by id and groups by lower-cased name.
+	accounts map[string]*connectors.Account
+	byKey    map[string]string // lower-cased matching key → account id
+	groups   map[string]*groupState
+	// links between Users and the accounts Roster manages.
+	links    map[string]string // user → account id
+	linkedBy map[string]string // account id → user
+	records  map[string]*record
+	// planning.
+	dirty      map[string]time.Time // user → when it was first marked since planned
+	version    map[string]uint64
+	planned    map[string]plannedUser
+	held       map[string]bool // deprovisions waiting for approval
+	heldPlanID string
+	cleared    map[string]bool // deprovisions the planner let through
+	retry      map[string]*backoff
+	// convergeSince: when a User with planned changes was first marked, for the metric.
+	convergeSince map[string]time.Time
+	// groups.
+	managedGroups map[string]string // lower-cased → display name
+	pendingGroups map[string]*groupChange
+	// full sync bookkeeping.
+	syncing      bool
+	touched      map[string]*connectors.Account // changed by Roster during a listing; nil: deleted
+	lastFullSync time.Time
+	// checkUnmanaged: the next planning run looks for unmanaged accounts to deactivate.
+	checkUnmanaged bool
+	// status publication.
+	changedUsers map[string]bool
+	appChanged   bool
+	quarantine   time.Time
+	failStreak   int
+}
+
+// Events records Kubernetes events about the work.
+type Events interface {
+	User(app, user, eventType, reason, message string)
+	App(app, eventType, reason, message string)
+}
+
+type plannedUser struct {
+	userPlan
+	version uint64
+	since   time.Time // when the User was first marked for this plan
+}
+
+type record struct {
+	status  AccountStatus
+	managed bool // the account is linked (for the finalizer and counts)
+}
+
+type backoff struct {
+	next  time.Time
+	delay time.Duration
+}
+
+// New returns an engine for cfg; Run starts it.
+func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log logr.Logger) *Engine {
+	e := &Engine{
+		subjects: subjects, notifier: notifier, events: events, log: log, now: time.Now,
+		queue: newWorkQueue(), timers: newTimers(),
+		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
+		health: HealthConnecting,
+		accounts: map[string]*connectors.Account{}, byKey: map[string]string{}, groups: map[string]*groupState{},
+		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
+		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
+		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{},
+		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{},
+		changedUsers: map[string]bool{},
+	}
+	e.cfg = cfg
+	for _, g := range cfg.ManagedGroups {
+		e.managedGroups[strings.ToLower(g)] = g
+	}
+	return e
+}
+
+// Configure replaces the engine's configuration. A new Target (new endpoint or
+// credentials) makes the engine connect and list the app again; other changes make it
+// plan every User again.
+func (e *Engine) Configure(cfg Config) {
+	e.mu.Lock()
+	newTarget := cfg.Target != e.cfg.Target
+	e.cfg = cfg
+	for _, g := range cfg.ManagedGroups {
+		e.managedGroups[strings.ToLower(g)] = g
+	}
+	if newTarget {
+		e.health, e.synced, e.err = HealthConnecting, false, nil
+	}
+	if cfg.ApprovedPlan != "" && cfg.ApprovedPlan == e.heldPlanID {
+		e.log.Info("Plan approved", "plan", e.heldPlanID)
+	}
+	e.markAllLocked()
+	e.appChanged = true
+	e.mu.Unlock()
+	if newTarget {
+		e.askResync()
+	}
+	e.signal()
+}
+
+// MarkDirty asks the engine to look at these Users again.
+func (e *Engine) MarkDirty(users ...string) {
+	if len(users) == 0 {
+		return
+	}
+	e.mu.Lock()
+	for _, u := range users {
+		e.markLocked(u)
+	}
+	e.mu.Unlock()
+	e.signal()
+}
+
+func (e *Engine) markLocked(user string) {
+	if _, ok := e.dirty[user]; !ok {
+		e.dirty[user] = e.now()
+	}
+	e.version[user]++
+}
+
+func (e *Engine) markAllLocked() {
+	for _, u := range e.subjects.Names() {
+		e.markLocked(u)
+	}
+	for u := range e.links {
+		e.markLocked(u)
+	}
+	for u := range e.records {
+		e.markLocked(u)
+	}
+}
+
+func (e *Engine) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) askResync() {
+	select {
+	case e.resync <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx ends: it connects, lists the app, plans and applies.
+func (e *Engine) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	e.mu.Lock()
+	workers := max(1, e.cfg.Workers)
+	e.mu.Unlock()
+	for range workers {
+		wg.Go(func() { e.work(ctx) })
+	}
+	wg.Go(func() { e.flushGroups(ctx) })
+	wg.Go(func() { e.runTimers(ctx) })
+	wg.Go(func() { e.publish(ctx) })
+	e.askResync()
+	e.plan(ctx)
+	e.queue.close()
+	wg.Wait()
+}
+
+// plan is the planner loop: connect and list when asked, plan what is dirty.
+func (e *Engine) plan(ctx context.Context) {
+	resyncTimer := time.NewTimer(time.Hour)
+	defer resyncTimer.Stop()
+	retryTimer := time.NewTimer(time.Hour)
+	defer retryTimer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.resync:
+			e.fullSync(ctx, resyncTimer, retryTimer)
+		case <-resyncTimer.C:
+			e.fullSync(ctx, resyncTimer, retryTimer)
+		case <-retryTimer.C:
+			e.fullSync(ctx, resyncTimer, retryTimer)
+		case <-e.wake:
+		}
+		e.planDirty()
+	}
+}
+
+// fullSync connects if needed and lists the whole app, then marks every User.
+func (e *Engine) fullSync(ctx context.Context, resyncTimer, retryTimer *time.Timer) {
+	e.mu.Lock()
+	cfg := e.cfg
+	e.mu.Unlock()
+	if cfg.Target == nil {
+		return
+	}
+	if err := e.connectAndList(ctx, cfg); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		delay := e.failed(err)
+		e.log.Info("Could not sync the app; retrying", "app", cfg.App, "retryIn", delay, "error", err.Error())
+		retryTimer.Reset(delay)
+		return
+	}
+	resync := cfg.Resync
+	if resync <= 0 {
+		resync = time.Hour
+	}
+	resyncTimer.Reset(resync)
+}
+
+// failed records a connection failure and returns how long to wait before trying again.
+func (e *Engine) failed(err error) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.health, e.err = HealthFailing, err
+	e.failStreak++
+	e.appChanged = true
+	delay := time.Duration(1<<min(e.failStreak-1, 8)) * time.Second // 1s … 4m16s
+	if wait, limited := connectors.RetryAfter(err); limited && wait > delay {
+		delay = wait
+	}
+	if e.failStreak >= 5 {
+		e.quarantine = e.now().Add(delay)
+	}
+	return delay
+}
+
+// planDirty plans every dirty User as one run, checks the run's deprovisions against the
+// safety threshold, and hands the work to the workers.
+func (e *Engine) planDirty() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.synced || len(e.dirty) == 0 {
+		return
+	}
+	users := make([]string, 0, len(e.dirty))
+	for u := range e.dirty {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	now := e.now()
+	var deprovisions []string
+	for _, u := range users {
+		since := e.dirty[u]
+		delete(e.dirty, u)
+		p := e.planUserLocked(u, now)
+		if !p.changes() {
+			delete(e.planned, u)
+			delete(e.held, u)
+			delete(e.cleared, u)
+			e.settleLocked(u, p)
+			continue
+		}
+		e.planned[u] = plannedUser{userPlan: p, version: e.version[u], since: since}
+		if _, ok := e.convergeSince[u]; !ok {
+			e.convergeSince[u] = since
+		}
+		e.noteLocked(u, p)
+		if p.deprovision() {
+			deprovisions = append(deprovisions, u)
+		} else {
+			delete(e.held, u)
+			e.dispatchLocked(u, false)
+		}
+	}
+	if e.checkUnmanaged {
+		e.checkUnmanaged = false
+		deprovisions = append(deprovisions, e.planUnmanagedAccountsLocked()...)
+	}
+	e.checkSafetyLocked(deprovisions)
+	e.appChanged = true
+}
+
+// planUnmanagedAccountsLocked plans the deactivation of active accounts no User holds,
+// when the AppConnection asks for it.
+func (e *Engine) planUnmanagedAccountsLocked() []string {
+	if e.cfg.Unmanaged != identityv1alpha1.UnmanagedDeactivate {
+		return nil
+	}
+	var keys []string
+	for _, acc := range e.unmanagedLocked() {
+		key := unmanagedPrefix + acc.ID
+		e.markLocked(key)
+		delete(e.dirty, key)
+		e.planned[key] = plannedUser{userPlan: e.planUnmanagedLocked(key, acc.ID), version: e.version[key], since: e.now()}
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// checkSafetyLocked lets the run's deprovisions (and any held ones) through, or holds
+// them all when they exceed the safety threshold and the plan is not approved.
+func (e *Engine) checkSafetyLocked(deprovisions []string) {
+	for u := range e.held {
+		if p, ok := e.planned[u]; ok && p.deprovision() {
+			deprovisions = append(deprovisions, u)
+		}
+	}
+	deprovisions = dedupe(deprovisions)
+	if len(deprovisions) == 0 {
+		e.held, e.heldPlanID = map[string]bool{}, ""
+		return
+	}
+	id := planID(deprovisions, e.planned)
+	if e.cfg.Mode != identityv1alpha1.ModePlan && exceeds(len(deprovisions), e.managedCountLocked(), e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
+		if e.heldPlanID != id {
+			e.events.App(e.cfg.App, "Warning", "PlanBlocked", e.blockedMessage(id, len(deprovisions)))
+			e.log.Info("Plan blocked by the safety threshold", "app", e.cfg.App, "plan", id, "deprovisions", len(deprovisions))
+		}
+		e.heldPlanID = id
+		e.held = map[string]bool{}
+		for _, u := range deprovisions {
+			e.held[u] = true
+			delete(e.cleared, u)
+		}
+		return
+	}
+	e.held, e.heldPlanID = map[string]bool{}, ""
+	for _, u := range deprovisions {
+		e.cleared[u] = true
+		e.dispatchLocked(u, true)
+	}
+}
+
+func (e *Engine) blockedMessage(id string, n int) string {
+	return blockedMessage(e.cfg.App, id, n, e.managedCountLocked(), e.cfg.MaxCount, e.cfg.MaxPercent)
+}
+
+func (e *Engine) dispatchLocked(user string, urgent bool) {
+	if e.cfg.Mode == identityv1alpha1.ModePlan || e.cfg.Paused {
+		return
+	}
+	if b := e.retry[user]; b != nil && e.now().Before(b.next) {
+		e.timers.schedule(user, b.next)
+		return
+	}
+	e.queue.add(user, urgent)
+}
+
+func dedupe(users []string) []string {
+	sort.Strings(users)
+	out := users[:0]
+	for i, u := range users {
+		if i == 0 || u != users[i-1] {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// work is one worker: it applies planned Users until the queue closes.
+func (e *Engine) work(ctx context.Context) {
+	for {
+		user, ok := e.queue.get()
+		if !ok {
+			return
+		}
+		e.converge(ctx, user)
+		e.queue.done(user)
+	}
+}
+
+// converge applies one User's plan, if it still holds.
+func (e *Engine) converge(ctx context.Context, user string) {
+	e.mu.Lock()
+	p, ok := e.planned[user]
+	switch {
+	case !ok || e.cfg.Mode == identityv1alpha1.ModePlan || e.cfg.Paused || e.health == HealthFailing:
+		e.mu.Unlock()
+		return
+	case p.version != e.version[user]:
+		e.mu.Unlock() // marked again since planned: the planner takes it from here
+		return
+	case p.deprovision() && !e.cleared[user]:
+		e.mu.Unlock()
+		return
+	}
+	target := e.cfg.Target
+	e.mu.Unlock()
+
+	outcome := e.apply(ctx, target, p.userPlan)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.recordOutcomeLocked(p, outcome)
+}
+
+// runTimers marks Users dirty when their time comes.
+func (e *Engine) runTimers(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		users, next := e.timers.due(e.now())
+		if len(users) > 0 {
+			e.MarkDirty(users...)
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(0, next.Sub(e.now()))
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.timers.wake:
+		}
+	}
+}
+
+// publish tells the controllers what changed, at most once a second.
+func (e *Engine) publish(ctx context.Context) {
+	tick := time.NewTicker(notifyEvery / 4)
+	defer tick.Stop()
+	last := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		e.mu.Lock()
+		users := make([]string, 0, len(e.changedUsers))
+		for u := range e.changedUsers {
+			users = append(users, u)
+		}
+		e.changedUsers = map[string]bool{}
+		appChanged := e.appChanged && time.Since(last) >= notifyEvery
+		if appChanged {
+			e.appChanged = false
+		}
+		app := e.cfg.App
+		e.mu.Unlock()
+		if len(users) > 0 {
+			e.notifier.UsersChanged(app, users)
+		}
+		if appChanged {
+			last = time.Now()
+			e.notifier.AppChanged(app)
+		}
+	}
+}
+
+// errUnauthorized reports whether err is a credentials failure.
+func errUnauthorized(err error) bool { return errors.Is(err, connectors.ErrUnauthorized) }

@@ -1,0 +1,195 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/mapping"
+	"github.com/rosterhq/roster/connectors/memory"
+)
+
+// fakeSubjects is a namespace of Users held in memory, for engine unit tests.
+type fakeSubjects struct {
+	mu    sync.Mutex
+	users map[string]Subject
+}
+
+func (f *fakeSubjects) Names() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n := range f.users {
+		out = append(out, n)
+	}
+	return out
+}
+
+func (f *fakeSubjects) Subject(name string) (Subject, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.users[name]
+	return s, ok
+}
+
+func (f *fakeSubjects) Reports(string) []string { return nil }
+
+func (f *fakeSubjects) set(name string, change func(*Subject)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.users[name]
+	if !ok {
+		s = Subject{User: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: identityv1alpha1.UserSpec{UserName: name + "@example.com"}}, Active: true, Assigned: true}
+	}
+	change(&s)
+	f.users[name] = s
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) UsersChanged(string, []string) {}
+func (nopNotifier) AppChanged(string)             {}
+
+type recordedEvents struct {
+	mu      sync.Mutex
+	reasons []string
+}
+
+func (r *recordedEvents) User(_, _, _, reason, _ string) { r.mu.Lock(); r.reasons = append(r.reasons, reason); r.mu.Unlock() }
+func (r *recordedEvents) App(_, _, reason, _ string)     { r.mu.Lock(); r.reasons = append(r.reasons, reason); r.mu.Unlock() }
+
+func testConfig(t *testing.T, app *memory.App) Config {
+	t.Helper()
+	env, err := mapping.NewEnv(mapping.AccountVars...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := env.CompileMappings(mapping.DefaultAccountMapping, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxCount := int32(25)
+	return Config{
+		App: "acme/app", Target: app, Mapping: m, MatchBy: connectors.KeyUserName,
+		OnSuspend: identityv1alpha1.ActionDeactivate, OnRemoval: identityv1alpha1.ActionDeactivate,
+		Unmanaged: identityv1alpha1.UnmanagedReport, MaxCount: &maxCount, Mode: identityv1alpha1.ModeEnforce,
+		Resync: time.Hour, Workers: 4,
+	}
+}
+
+func startEngine(t *testing.T, cfg Config, subjects *fakeSubjects) (*Engine, *recordedEvents) {
+	t.Helper()
+	events := &recordedEvents{}
+	e := New(cfg, subjects, nopNotifier{}, events, logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e, events
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func activeAccounts(app *memory.App) int {
+	n := 0
+	for _, a := range app.Accounts() {
+		if a.Active {
+			n++
+		}
+	}
+	return n
+}
+
+func TestJoinerGetsAnAccountAndGroupsThenLeavesIt(t *testing.T) {
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	subjects.set("ada", func(s *Subject) { s.Groups = []string{"eng"} })
+	e, events := startEngine(t, testConfig(t, app), subjects)
+
+	eventually(t, "ada has an account in group eng", func() bool {
+		gs := app.Groups()
+		return activeAccounts(app) == 1 && len(gs) == 1 && len(gs[0].Members) == 1
+	})
+	if st, ok := e.Account("ada"); !ok || st.State != identityv1alpha1.AccountStateActive {
+		t.Fatalf("ada's account status = %+v %v", st, ok)
+	}
+
+	subjects.set("ada", func(s *Subject) { s.Active = false })
+	e.MarkDirty("ada")
+	eventually(t, "ada's account is deactivated and out of eng", func() bool {
+		gs := app.Groups()
+		return activeAccounts(app) == 0 && len(app.Accounts()) == 1 && len(gs[0].Members) == 0
+	})
+	if settled, why := e.Settled("ada"); !settled {
+		t.Fatalf("not settled after deprovisioning: %s", why)
+	}
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	if fmt.Sprint(events.reasons) != "[Provisioned Deprovisioned]" {
+		t.Fatalf("events = %v", events.reasons)
+	}
+}
+
+func TestAMassDeprovisionWaitsForApproval(t *testing.T) {
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	for i := range 30 {
+		subjects.set(fmt.Sprintf("u%02d", i), func(*Subject) {})
+	}
+	cfg := testConfig(t, app)
+	e, _ := startEngine(t, cfg, subjects)
+	eventually(t, "30 accounts", func() bool { return activeAccounts(app) == 30 })
+
+	var names []string
+	for i := range 30 {
+		name := fmt.Sprintf("u%02d", i)
+		subjects.set(name, func(s *Subject) { s.Assigned = false })
+		names = append(names, name)
+	}
+	e.MarkDirty(names...)
+	eventually(t, "the plan is blocked", func() bool { return e.Snapshot().Blocked })
+	time.Sleep(100 * time.Millisecond)
+	if activeAccounts(app) != 30 {
+		t.Fatalf("%d accounts active while the plan waits for approval, want 30", activeAccounts(app))
+	}
+	snap := e.Snapshot()
+	if snap.Plan.Deactivations != 30 || snap.Plan.ID == "" {
+		t.Fatalf("plan = %+v", snap.Plan)
+	}
+	cfg.ApprovedPlan = snap.Plan.ID
+	e.Configure(cfg)
+	eventually(t, "the approved plan is applied", func() bool { return activeAccounts(app) == 0 })
+}
+
+func TestPlanModeWritesNothing(t *testing.T) {
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	subjects.set("ada", func(s *Subject) { s.Groups = []string{"eng"} })
+	subjects.set("grace", func(*Subject) {})
+	cfg := testConfig(t, app)
+	cfg.Mode = identityv1alpha1.ModePlan
+	e, _ := startEngine(t, cfg, subjects)
+	eventually(t, "the plan shows two creates", func() bool { return e.Snapshot().Plan.Creates == 2 })
+	if n := app.Requests()[memory.OpCreate]; n != 0 {
+		t.Fatalf("Plan mode created %d accounts", n)
+	}
+	cfg.Mode = identityv1alpha1.ModeEnforce
+	e.Configure(cfg)
+	eventually(t, "Enforce applies the plan", func() bool { return activeAccounts(app) == 2 })
+}

@@ -1,0 +1,316 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+)
+
+// unmanagedPrefix marks plan entries for accounts no User holds.
+const unmanagedPrefix = "account:"
+
+// connectAndList validates the connection and lists every account and group, page by
+// page, then marks every User for planning. Roster's own writes made while the listing
+// ran are kept over what the listing saw.
+func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
+	caps, err := cfg.Target.Validate(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.caps = caps
+	if !e.synced {
+		e.health = HealthSyncing
+	}
+	e.syncing, e.touched = true, map[string]*connectors.Account{}
+	e.appChanged = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.syncing, e.touched = false, nil
+		e.mu.Unlock()
+	}()
+
+	accounts, err := listAccounts(ctx, cfg.Target)
+	if err != nil {
+		return err
+	}
+	var groups []connectors.Group
+	if caps.Groups {
+		if groups, err = listGroups(ctx, cfg.Target); err != nil {
+			return err
+		}
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cfg.Target != e.cfg.Target {
+		return nil // reconfigured while listing: the next sync is already asked for
+	}
+	e.replaceObservedLocked(accounts, groups)
+	e.synced, e.health, e.err, e.failStreak, e.quarantine = true, HealthReady, nil, 0, time.Time{}
+	e.lastFullSync = e.now()
+	e.checkUnmanaged = true
+	e.markAllLocked()
+	e.appChanged = true
+	return nil
+}
+
+func listAccounts(ctx context.Context, t connectors.Target) ([]connectors.Account, error) {
+	var all []connectors.Account
+	cursor := ""
+	for {
+		page, err := t.ListAccounts(ctx, cursor)
+		if err != nil {
+			return nil, fmt.Errorf("listing accounts: %w", err)
+		}
+		all = append(all, page.Accounts...)
+		if page.Next == "" {
+			return all, nil
+		}
+		cursor = page.Next
+	}
+}
+
+func listGroups(ctx context.Context, t connectors.Target) ([]connectors.Group, error) {
+	var all []connectors.Group
+	cursor := ""
+	for {
+		page, err := t.ListGroups(ctx, cursor)
+		if err != nil {
+			return nil, fmt.Errorf("listing groups: %w", err)
+		}
+		all = append(all, page.Groups...)
+		if page.Next == "" {
+			return all, nil
+		}
+		cursor = page.Next
+	}
+}
+
+func (e *Engine) replaceObservedLocked(accounts []connectors.Account, groups []connectors.Group) {
+	observed := make(map[string]*connectors.Account, len(accounts))
+	for i := range accounts {
+		observed[accounts[i].ID] = &accounts[i]
+	}
+	for id, acc := range e.touched {
+		if acc == nil {
+			delete(observed, id)
+		} else {
+			observed[id] = acc
+		}
+	}
+	e.accounts = observed
+	e.byKey = map[string]string{}
+	for id, acc := range observed {
+		e.indexLocked(id, acc)
+	}
+	// Links to accounts that are gone from the app are dropped; their Users re-plan.
+	for user, id := range e.links {
+		if _, ok := observed[id]; !ok {
+			e.unlinkLocked(user)
+		}
+	}
+	fresh := make(map[string]*groupState, len(groups))
+	for _, g := range groups {
+		fresh[strings.ToLower(g.DisplayName)] = newGroupState(g)
+	}
+	// Groups Roster changed while the listing ran keep what Roster knows of them.
+	for lower := range e.pendingGroups {
+		if gs, ok := e.groups[lower]; ok {
+			fresh[lower] = gs
+		}
+	}
+	e.groups = fresh
+}
+
+func keyIndex(kind connectors.KeyKind, value string) string {
+	return string(kind) + "\x00" + strings.ToLower(value)
+}
+
+func (e *Engine) indexLocked(id string, acc *connectors.Account) {
+	for _, kind := range []connectors.KeyKind{connectors.KeyUserName, connectors.KeyEmail, connectors.KeyExternalID} {
+		if v := acc.KeyValue(kind); v != "" {
+			e.byKey[keyIndex(kind, v)] = id
+		}
+	}
+}
+
+func (e *Engine) unindexLocked(acc *connectors.Account) {
+	for _, kind := range []connectors.KeyKind{connectors.KeyUserName, connectors.KeyEmail, connectors.KeyExternalID} {
+		if v := acc.KeyValue(kind); v != "" && e.byKey[keyIndex(kind, v)] == acc.ID {
+			delete(e.byKey, keyIndex(kind, v))
+		}
+	}
+}
+
+// observeLocked records an account as Roster just wrote it (nil: deleted).
+func (e *Engine) observeLocked(id string, acc *connectors.Account) {
+	if old := e.accounts[id]; old != nil {
+		e.unindexLocked(old)
+	}
+	if acc == nil {
+		delete(e.accounts, id)
+	} else {
+		e.accounts[id] = acc
+		e.indexLocked(id, acc)
+	}
+	if e.syncing {
+		e.touched[id] = acc
+	}
+}
+
+func (e *Engine) linkLocked(user, id string) {
+	if old, ok := e.links[user]; ok && old != id {
+		delete(e.linkedBy, old)
+	}
+	e.links[user] = id
+	e.linkedBy[id] = user
+}
+
+func (e *Engine) unlinkLocked(user string) {
+	if id, ok := e.links[user]; ok {
+		delete(e.linkedBy, id)
+		delete(e.links, user)
+	}
+}
+
+// planUserLocked plans one User (or one unmanaged account) against what is observed.
+func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
+	if id, ok := strings.CutPrefix(user, unmanagedPrefix); ok {
+		return e.planUnmanagedLocked(user, id)
+	}
+	s, exists := e.subjects.Subject(user)
+	if !exists {
+		s = Subject{User: &identityv1alpha1.User{}}
+		s.User.Name = user
+	}
+	e.seedRecordLocked(user, s.Recorded)
+	var desired map[string]any
+	var mapErr error
+	if exists && s.Assigned && s.Active && !s.Deleting {
+		desired, mapErr = e.cfg.Mapping.Apply(mapVars(s, e.links[s.Manager]))
+	}
+	current, adopted := e.currentLocked(user, s, desired)
+	in := planInput{
+		subject: s, exists: exists, cfg: &e.cfg, current: current, adopted: adopted,
+		desired: desired, mapErr: mapErr, managed: e.isManagedGroupLocked, now: now,
+	}
+	if current != nil {
+		in.groupsNow = e.groupsOfLocked(current.ID)
+	}
+	if r := e.records[user]; r != nil {
+		in.since = r.status.LastTransitionTime
+	}
+	p := plan(in)
+	if adopted && current != nil {
+		e.linkLocked(user, current.ID)
+		if e.cfg.Mode == identityv1alpha1.ModeEnforce && !e.cfg.Paused {
+			e.events.User(e.cfg.App, user, "Normal", "Adopted",
+				fmt.Sprintf("Adopted the existing account %s in %s (matched by %s)", current.UserName(), e.cfg.App, e.cfg.MatchBy))
+		}
+	}
+	if !p.wake.IsZero() {
+		e.timers.schedule(user, p.wake)
+	}
+	return p
+}
+
+// currentLocked finds the User's account: the one linked, the one its status recorded,
+// or, for a User who should have one, an unlinked account with the same matching key.
+func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (*connectors.Account, bool) {
+	if id, ok := e.links[user]; ok {
+		if acc := e.accounts[id]; acc != nil {
+			return acc, false
+		}
+		e.unlinkLocked(user)
+	}
+	if r := s.Recorded; r != nil && r.ExternalID != "" && r.State != identityv1alpha1.AccountStateDeleted {
+		if acc := e.accounts[r.ExternalID]; acc != nil && e.linkedBy[acc.ID] == "" {
+			e.linkLocked(user, acc.ID)
+			return acc, false
+		}
+	}
+	if desired == nil {
+		return nil, false
+	}
+	key := connectors.Account{Attributes: desired}.KeyValue(e.cfg.MatchBy)
+	if key == "" {
+		return nil, false
+	}
+	if id := e.byKey[keyIndex(e.cfg.MatchBy, key)]; id != "" && e.linkedBy[id] == "" {
+		return e.accounts[id], true
+	}
+	return nil, false
+}
+
+func (e *Engine) planUnmanagedLocked(key, id string) userPlan {
+	acc := e.accounts[id]
+	p := userPlan{user: key}
+	if acc == nil || !acc.Active || e.linkedBy[id] != "" || e.cfg.Unmanaged != identityv1alpha1.UnmanagedDeactivate {
+		return p
+	}
+	p.current, p.action = acc, actDeactivate
+	return p
+}
+
+// unmanagedLocked lists the active accounts no User holds.
+func (e *Engine) unmanagedLocked() []*connectors.Account {
+	var out []*connectors.Account
+	for id, acc := range e.accounts {
+		if acc.Active && e.linkedBy[id] == "" {
+			out = append(out, acc)
+		}
+	}
+	return out
+}
+
+func (e *Engine) managedCountLocked() int {
+	n := 0
+	for id := range e.linkedBy {
+		if acc := e.accounts[id]; acc != nil && acc.Active {
+			n++
+		}
+	}
+	return n
+}
+
+// exceeds reports whether n deprovisions go over the threshold (either bound set).
+func exceeds(n, managed int, maxCount, maxPercent *int32) bool {
+	if maxCount != nil && n > int(*maxCount) {
+		return true
+	}
+	if maxPercent != nil && n*100 > int(*maxPercent)*max(managed, 1) {
+		return true
+	}
+	return false
+}
+
+func blockedMessage(app, id string, n, managed int, maxCount, maxPercent *int32) string {
+	var limits []string
+	if maxCount != nil {
+		limits = append(limits, fmt.Sprintf("%d accounts", *maxCount))
+	}
+	if maxPercent != nil {
+		limits = append(limits, fmt.Sprintf("%d%% of %d managed", *maxPercent, managed))
+	}
+	name := app[strings.Index(app, "/")+1:]
+	return fmt.Sprintf("plan %s would deprovision %d accounts, over the safety threshold (%s); nothing was deprovisioned. "+
+		"Check status.plan, then approve it with: kubectl annotate appconnection %s %s=%s",
+		id, n, strings.Join(limits, ", "), name, identityv1alpha1.AnnotationApprovePlan, id)
+}
+
+// planID identifies a set of deprovisions, so that an approval covers exactly it.
+func planID(users []string, planned map[string]plannedUser) string {
+	h := sha256.New()
+	for _, u := range users {
+		fmt.Fprintf(h, "%s:%s\n", u, planned[u].action)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
