@@ -17,6 +17,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/controllers"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 )
@@ -54,10 +55,13 @@ func main() {
 		log.Error(err, "Could not create the manager")
 		os.Exit(1)
 	}
-	registry := newRegistry(memory.NewApps())
-	_ = registry // handed to the controllers as they are added
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: newRegistry(memory.NewApps())}); err != nil {
+		log.Error(err, "Could not set up the controllers")
+		os.Exit(1)
+	}
 	log.Info("Starting the manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}

@@ -1,6 +1,8 @@
 package controllers
 
-// Permissions the operator needs, rendered into config/rbac/role.yaml by controller-gen.
+// Permissions the operator needs, rendered into config/rbac/role.yaml by controller-gen:
+// the Roster kinds, read-only Secrets (credentials) and ConfigMaps (HR exports), and
+// events. Nothing else, and no wildcards.
 //
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=users;roles;appassignments;appconnections;directorysyncs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=users/status;roles/status;appassignments/status;appconnections/status;directorysyncs/status,verbs=get;update;patch

@@ -85,7 +85,10 @@ func plan(in planInput) userPlan {
 		p.wake = in.subject.NextChange
 	}
 	switch {
-	case !in.exists || in.subject.Deleting || !in.subject.Assigned:
+	case in.exists && in.subject.Undecided && !in.subject.Deleting && !in.cfg.Removing:
+		p.problem = "a Role that may grant this app has a rule that does not compile; the account is left as it is"
+		return p
+	case !in.exists || in.subject.Deleting || !in.subject.Assigned || in.cfg.Removing:
 		return leave(p, in, in.cfg.OnRemoval)
 	case in.subject.Duplicate:
 		p.problem = "another User in the namespace has the same userName"

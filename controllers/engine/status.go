@@ -133,6 +133,36 @@ func (e *Engine) Settled(user string) (bool, string) {
 	return true, ""
 }
 
+// Synced reports whether the engine has listed the app since it connected.
+func (e *Engine) Synced() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.synced
+}
+
+// Drained reports whether every account the engine managed is released (for a
+// deleted AppConnection): none active and linked, nothing pending.
+func (e *Engine) Drained() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cfg.Mode == identityv1alpha1.ModePlan {
+		return true
+	}
+	if !e.synced || len(e.dirty) > 0 || len(e.planned) > 0 || len(e.pendingGroups) > 0 {
+		return false
+	}
+	return e.managedCountLocked() == 0
+}
+
+// Pending reports whether a User has work the engine has not finished.
+func (e *Engine) Pending(user string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, dirty := e.dirty[user]
+	_, planned := e.planned[user]
+	return dirty || (planned && !e.held[user] && e.cfg.Mode == identityv1alpha1.ModeEnforce) || e.hasPendingGroupsLocked(user)
+}
+
 // Converging reports whether the engine has work it has not finished.
 func (e *Engine) Converging() bool {
 	e.mu.Lock()

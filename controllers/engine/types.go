@@ -35,6 +35,9 @@ type Config struct {
 	// approved.
 	ApprovedPlan string
 	Resync       time.Duration
+	// Removing: the AppConnection is being deleted; every account is released by the
+	// OnRemoval policy.
+	Removing bool
 	Workers      int
 	// ManagedGroups are the groups Roster has put members in before (from status).
 	ManagedGroups []string
@@ -60,6 +63,9 @@ type Subject struct {
 	// Duplicate: another, older User in the namespace has the same userName; this one
 	// is not provisioned.
 	Duplicate bool
+	// Undecided: whether the User is assigned cannot be told (a Role's rule does not
+	// compile); its account is left as it is.
+	Undecided bool
 	// Manager is the manager User's name and userName, if any.
 	Manager, ManagerUserName string
 	// Recorded is what the User's status says of its account in this app, from before.

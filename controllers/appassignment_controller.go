@@ -1,0 +1,160 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+const maxFailures = 20
+
+// AppAssignmentReconciler reports, for each AppAssignment, whether its subject exists,
+// whether it is in its validity window, and how many of its accounts are in place.
+type AppAssignmentReconciler struct {
+	client.Client
+	Engines    *Engines
+	Membership *Membership
+}
+
+func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	a := &identityv1alpha1.AppAssignment{}
+	if err := r.Get(ctx, req.NamespacedName, a); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := a.DeepCopy()
+	cond := newConditions(&a.Status.CommonStatus, a.Generation)
+	now := time.Now()
+	valid, next := validity(a, now)
+	a.Status.Desired, a.Status.Provisioned, a.Status.Failed, a.Status.Failures = 0, 0, 0, nil
+
+	conn := &identityv1alpha1.AppConnection{}
+	connErr := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App}, conn)
+	missing, err := r.missingSubject(ctx, a)
+	switch {
+	case err != nil:
+		return ctrl.Result{}, err
+	case missing != "":
+		cond.notReady(identityv1alpha1.ReasonSubjectNotFound, missing+" does not exist; the assignment grants nothing until it does")
+	case apierrors.IsNotFound(connErr):
+		cond.notReady(identityv1alpha1.ReasonAppNotFound, fmt.Sprintf("the AppConnection %s does not exist; the assignment grants nothing until it does", a.Spec.App))
+	case connErr != nil:
+		return ctrl.Result{}, connErr
+	case !valid && next.IsZero():
+		cond.ready(identityv1alpha1.ReasonExpired, "access ended at "+a.Spec.ValidUntil.UTC().Format(time.RFC3339))
+	case !valid:
+		cond.ready(identityv1alpha1.ReasonNotYetActive, "access starts at "+a.Spec.ValidFrom.UTC().Format(time.RFC3339))
+	default:
+		r.count(ctx, a, conn, cond, now)
+	}
+	a.Status.ObservedGeneration = a.Generation
+	if err := patchStatus(ctx, r.Client, a, before, a.Status, before.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	if next.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: max(time.Until(next), time.Millisecond)}, nil
+}
+
+// missingSubject names the User or Role the assignment names, if it does not exist.
+func (r *AppAssignmentReconciler) missingSubject(ctx context.Context, a *identityv1alpha1.AppAssignment) (string, error) {
+	var obj client.Object
+	var name, kind string
+	switch {
+	case a.Spec.UserRef != nil:
+		obj, name, kind = &identityv1alpha1.User{}, a.Spec.UserRef.Name, "User"
+	case a.Spec.RoleRef != nil:
+		obj, name, kind = &identityv1alpha1.Role{}, a.Spec.RoleRef.Name, "Role"
+	default:
+		return "", nil
+	}
+	err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return fmt.Sprintf("the %s %s", kind, name), nil
+	}
+	return "", err
+}
+
+// count fills desired, provisioned and failed from the app's engine.
+func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1.AppAssignment, conn *identityv1alpha1.AppConnection, cond conditions, now time.Time) {
+	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
+	users := subjectUsers(r.Membership, a)
+	sort.Strings(users)
+	var failures []string
+	for _, name := range users {
+		u := &identityv1alpha1.User{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u); err != nil {
+			continue
+		}
+		if phase, _ := lifecycle(u, now); phase != identityv1alpha1.UserPhaseActive {
+			continue
+		}
+		a.Status.Desired++
+		if e == nil {
+			continue
+		}
+		st, ok := e.Account(name)
+		switch {
+		case !ok:
+		case st.State == identityv1alpha1.AccountStateActive:
+			a.Status.Provisioned++
+		case st.State == identityv1alpha1.AccountStateFailed:
+			a.Status.Failed++
+			if len(a.Status.Failures) < maxFailures {
+				t := metav1.NewTime(st.LastSyncTime.Truncate(time.Second))
+				a.Status.Failures = append(a.Status.Failures, identityv1alpha1.AssignmentFailure{User: name, Message: truncate(st.Message, 1024), LastAttemptTime: &t})
+				failures = append(failures, name+": "+st.Message)
+			}
+		}
+	}
+	switch {
+	case conn.Spec.Mode == identityv1alpha1.ModePlan:
+		cond.ready(identityv1alpha1.ReasonPlanOnly, fmt.Sprintf("%s is in Plan mode: %d of %d accounts in place, the rest planned", a.Spec.App, a.Status.Provisioned, a.Status.Desired))
+	case a.Status.Failed > 0:
+		cond.notReady(identityv1alpha1.ReasonProvisioningFailed, fmt.Sprintf("%d of %d accounts failed: %s", a.Status.Failed, a.Status.Desired, strings.Join(failures, "; ")))
+	case a.Status.Provisioned < a.Status.Desired:
+		cond.progressing(identityv1alpha1.ReasonProgressing, fmt.Sprintf("%d of %d accounts provisioned", a.Status.Provisioned, a.Status.Desired))
+	default:
+		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts provisioned", a.Status.Provisioned))
+	}
+}
+
+// SetupWithManager watches AppAssignments and what they depend on: their User or Role,
+// their AppConnection, and the engines' news about their Users.
+func (r *AppAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	byField := func(field string, value func(client.Object) string) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+			var list identityv1alpha1.AppAssignmentList
+			if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{field: value(obj)}); err != nil {
+				return nil
+			}
+			reqs := make([]reconcile.Request, len(list.Items))
+			for i, a := range list.Items {
+				reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}}
+			}
+			return reqs
+		})
+	}
+	name := func(obj client.Object) string { return obj.GetName() }
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&identityv1alpha1.AppAssignment{}).
+		Watches(&identityv1alpha1.User{}, byField(indexAssignmentUser, name), builder.WithPredicates(specOrLabelsChanged())).
+		Watches(&identityv1alpha1.Role{}, byField(indexAssignmentRole, name), builder.WithPredicates(specOrLabelsChanged())).
+		Watches(&identityv1alpha1.AppConnection{}, byField(indexAssignmentApp, name), builder.WithPredicates(specOrLabelsChanged())).
+		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}

@@ -1,0 +1,454 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/mapping"
+	"github.com/rosterhq/roster/controllers/engine"
+)
+
+// AppConnectionReconciler validates each AppConnection, runs its engine and reports
+// the engine's state; deleting an AppConnection first releases its accounts.
+type AppConnectionReconciler struct {
+	client.Client
+	// APIReader reads Secrets straight from the API server.
+	APIReader client.Reader
+	Registry  *connectors.Registry
+	Engines   *Engines
+	Recorder  recorder.EventRecorder
+
+	mu    sync.Mutex
+	built map[types.NamespacedName]*built
+}
+
+// built is an AppConnection's connector and mapping, kept until its spec or a Secret
+// it reads changes.
+type built struct {
+	generation int64
+	secrets    map[string]string // Secret name → resourceVersion read
+	target     connectors.Target
+	mapping    *mapping.Mappings
+	err        error
+}
+
+func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	conn := &identityv1alpha1.AppConnection{}
+	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if conn.DeletionTimestamp != nil {
+		return r.finalize(ctx, conn)
+	}
+	if controllerutil.AddFinalizer(conn, identityv1alpha1.Finalizer) {
+		if err := r.Update(ctx, conn); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	before := conn.DeepCopy()
+	cond := newConditions(&conn.Status.CommonStatus, conn.Generation)
+	conn.Status.Connector = conn.Spec.ConnectorName()
+
+	b := r.build(ctx, conn)
+	if b.err != nil {
+		r.buildFailed(conn, cond, b.err)
+		return r.finish(ctx, conn, before, retryAfterBuild(b.err))
+	}
+	e, err := r.Engines.Ensure(ctx, req.NamespacedName, configOf(conn, b))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.summarize(conn, e, cond)
+	return r.finish(ctx, conn, before, 0)
+}
+
+func (r *AppConnectionReconciler) finish(ctx context.Context, conn, before *identityv1alpha1.AppConnection, requeue time.Duration) (ctrl.Result, error) {
+	conn.Status.ObservedGeneration = conn.Generation
+	r.announce(conn, before)
+	if err := patchStatus(ctx, r.Client, conn, before, conn.Status, before.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// announce records an event when the Ready condition changes reason.
+func (r *AppConnectionReconciler) announce(conn, before *identityv1alpha1.AppConnection) {
+	now := meta.FindStatusCondition(conn.Status.Conditions, identityv1alpha1.ConditionReady)
+	was := meta.FindStatusCondition(before.Status.Conditions, identityv1alpha1.ConditionReady)
+	if now == nil || (was != nil && was.Reason == now.Reason && was.Status == now.Status) {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if now.Status != metav1.ConditionTrue && now.Reason != identityv1alpha1.ReasonProgressing {
+		kind = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(conn, nil, kind, now.Reason, "Reconcile", "%s", now.Message)
+}
+
+// build makes the AppConnection's connector and compiles its mapping, once per
+// generation and set of Secret versions.
+func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alpha1.AppConnection) *built {
+	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name}
+	r.mu.Lock()
+	prev := r.built[key]
+	r.mu.Unlock()
+	if prev != nil && prev.generation == conn.Generation && r.secretsUnchanged(ctx, conn.Namespace, prev.secrets) {
+		return prev
+	}
+	b := &built{generation: conn.Generation}
+	secrets := newSecretReader(r.APIReader, conn.Namespace)
+	b.secrets = secrets.versions
+	env, err := mapping.NewEnv(mapping.AccountVars...)
+	if err == nil {
+		b.mapping, err = env.CompileMappings(mapping.DefaultAccountMapping, conn.Spec.Mapping)
+		if err != nil {
+			err = fmt.Errorf("%w: %v", errInvalidSpec, err)
+		}
+	}
+	if err == nil {
+		var factory connectors.TargetFactory
+		if factory, err = r.Registry.Target(conn.Spec.ConnectorName()); err == nil {
+			b.target, err = factory(ctx, conn, secrets)
+		} else {
+			err = fmt.Errorf("%w: %v", errInvalidSpec, err)
+		}
+	}
+	b.err = err
+	r.mu.Lock()
+	if r.built == nil {
+		r.built = map[types.NamespacedName]*built{}
+	}
+	r.built[key] = b
+	r.mu.Unlock()
+	return b
+}
+
+var errInvalidSpec = errors.New("invalid configuration")
+
+// secretsUnchanged compares the Secrets' resourceVersions, from the metadata cache.
+func (r *AppConnectionReconciler) secretsUnchanged(ctx context.Context, namespace string, versions map[string]string) bool {
+	for name, version := range versions {
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, meta); err != nil || meta.ResourceVersion != version {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *AppConnectionReconciler) forget(key types.NamespacedName) {
+	r.Engines.Stop(key)
+	r.mu.Lock()
+	delete(r.built, key)
+	r.mu.Unlock()
+}
+
+func (r *AppConnectionReconciler) buildFailed(conn *identityv1alpha1.AppConnection, cond conditions, err error) {
+	switch {
+	case errors.Is(err, connectors.ErrSecretNotFound):
+		cond.stalled(identityv1alpha1.ReasonSecretNotFound, err.Error())
+	case errors.Is(err, errInvalidSpec) || connectors.IsPermanent(err):
+		cond.stalled(identityv1alpha1.ReasonInvalidSpec, err.Error())
+	default:
+		cond.notReady(identityv1alpha1.ReasonConnectorError, err.Error())
+	}
+}
+
+func retryAfterBuild(err error) time.Duration {
+	if errors.Is(err, connectors.ErrSecretNotFound) || errors.Is(err, errInvalidSpec) || connectors.IsPermanent(err) {
+		return 0 // a change to the AppConnection or the Secret brings it back
+	}
+	return 30 * time.Second
+}
+
+// configOf turns an AppConnection into its engine's configuration.
+func configOf(conn *identityv1alpha1.AppConnection, b *built) engine.Config {
+	s := conn.Spec
+	cfg := engine.Config{
+		App:        conn.Namespace + "/" + conn.Name,
+		Generation: conn.Generation,
+		Target:     b.target,
+		Mapping:    b.mapping,
+		MatchBy:    connectors.KeyKind(s.MatchBy),
+		OnSuspend:  string(s.Deprovision.OnSuspend),
+		OnRemoval:  string(s.Deprovision.OnRemoval),
+		Unmanaged:  s.UnmanagedAccounts,
+		Mode:       s.Mode,
+		Paused:     conn.Annotations[identityv1alpha1.AnnotationPaused] == "true",
+		// An approval annotation names the plan it approves; a stale one matches nothing.
+		ApprovedPlan:  conn.Annotations[identityv1alpha1.AnnotationApprovePlan],
+		Resync:        time.Hour,
+		Workers:       4,
+		ManagedGroups: conn.Status.ManagedGroups,
+		Removing:      conn.DeletionTimestamp != nil,
+	}
+	if cfg.MatchBy == "" {
+		cfg.MatchBy = connectors.KeyUserName
+	}
+	if cfg.OnSuspend == "" {
+		cfg.OnSuspend = identityv1alpha1.ActionDeactivate
+	}
+	if cfg.OnRemoval == "" {
+		cfg.OnRemoval = identityv1alpha1.ActionDeactivate
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = identityv1alpha1.ModeEnforce
+	}
+	if d := s.Deprovision.DeleteAfter; d != nil {
+		cfg.DeleteAfter = d.Duration
+	}
+	if t := s.SafetyThreshold; t != nil {
+		cfg.MaxCount, cfg.MaxPercent = t.MaxCount, t.MaxPercent
+	}
+	if s.ResyncInterval != nil {
+		cfg.Resync = s.ResyncInterval.Duration
+	}
+	if rl := s.RateLimit; rl != nil && rl.MaxConcurrency != nil {
+		cfg.Workers = int(*rl.MaxConcurrency)
+	}
+	return cfg
+}
+
+// summarize puts the engine's state into the AppConnection's status.
+func (r *AppConnectionReconciler) summarize(conn *identityv1alpha1.AppConnection, e *engine.Engine, cond conditions) {
+	snap := e.Snapshot()
+	st := &conn.Status
+	before := st.DeepCopy()
+	st.Capabilities = snap.Capabilities.Names()
+	st.Accounts = identityv1alpha1.AccountCounts{
+		Managed: int32(snap.Managed), Pending: int32(snap.Pending), Failed: int32(snap.Failed), Unmanaged: int32(snap.Unmanaged),
+	}
+	st.UnmanagedAccounts = nil
+	if conn.Spec.UnmanagedAccounts == identityv1alpha1.UnmanagedReport {
+		st.UnmanagedAccounts = snap.UnmanagedSample
+	}
+	st.ManagedGroups = snap.ManagedGroups
+	st.Plan = nil
+	if !snap.Plan.Empty() {
+		st.Plan = &identityv1alpha1.PlanSummary{
+			ID: snap.Plan.ID, Creates: int32(snap.Plan.Creates), Updates: int32(snap.Plan.Updates),
+			Deactivations: int32(snap.Plan.Deactivations), Deletions: int32(snap.Plan.Deletions),
+			GroupChanges: int32(snap.Plan.GroupChanges), Sample: snap.Plan.Sample,
+		}
+	}
+	st.QuarantinedUntil = nil
+	if q := snap.QuarantinedUntil; !q.IsZero() && time.Now().Before(q) {
+		t := metav1.NewTime(q)
+		st.QuarantinedUntil = &t
+	}
+	r.conditionsFor(conn, snap, e, cond)
+	// The full sync time is written with other changes, not on its own: a steady resync
+	// writes nothing (roster_last_full_sync_timestamp_seconds is always current).
+	if !snap.LastFullSync.IsZero() && (st.LastFullSyncTime == nil || !statusEqualButSync(before, st)) {
+		t := metav1.NewTime(snap.LastFullSync.Truncate(time.Second))
+		st.LastFullSyncTime = &t
+	}
+}
+
+func statusEqualButSync(a, b *identityv1alpha1.AppConnectionStatus) bool {
+	x, y := a.DeepCopy(), b.DeepCopy()
+	x.LastFullSyncTime, y.LastFullSyncTime = nil, nil
+	for i := range x.Conditions {
+		x.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	for i := range y.Conditions {
+		y.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	return equalJSON(x, y)
+}
+
+func (r *AppConnectionReconciler) conditionsFor(conn *identityv1alpha1.AppConnection, snap engine.Snapshot, e *engine.Engine, cond conditions) {
+	app := conn.Name
+	switch {
+	case conn.Annotations[identityv1alpha1.AnnotationPaused] == "true":
+		cond.notReady(identityv1alpha1.ReasonPaused, fmt.Sprintf("paused by the %s annotation; nothing is written to %s until it is removed", identityv1alpha1.AnnotationPaused, app))
+	case snap.Health == engine.HealthFailing:
+		connectorFailed(cond, snap.Err)
+	case snap.Health != engine.HealthReady:
+		cond.progressing(identityv1alpha1.ReasonProgressing, fmt.Sprintf("connecting to %s and listing its accounts", app))
+	case snap.Blocked:
+		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, e.BlockedMessage())
+	case conn.Spec.Mode == identityv1alpha1.ModePlan:
+		cond.ready(identityv1alpha1.ReasonPlanOnly, fmt.Sprintf("Plan mode: %s; nothing is written to %s (see status.plan)", describePlan(snap.Plan), app))
+	default:
+		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts managed, %d unmanaged", snap.Managed, snap.Unmanaged))
+		if e.Converging() {
+			cond.set(identityv1alpha1.ConditionReconciling, metav1.ConditionTrue, identityv1alpha1.ReasonProgressing,
+				fmt.Sprintf("%s planned", describePlan(snap.Plan)))
+		}
+	}
+}
+
+// connectorFailed maps a connector error to a reason a person can act on.
+func connectorFailed(cond conditions, err error) {
+	msg := fmt.Sprint(err)
+	switch {
+	case errors.Is(err, connectors.ErrUnauthorized):
+		cond.stalled(identityv1alpha1.ReasonCredentialsRejected, "the app rejected the credentials: "+msg)
+	case errors.Is(err, connectors.ErrSecretNotFound):
+		cond.stalled(identityv1alpha1.ReasonSecretNotFound, msg)
+	default:
+		if _, limited := connectors.RetryAfter(err); limited {
+			cond.notReady(identityv1alpha1.ReasonRateLimited, msg)
+			return
+		}
+		if connectors.IsPermanent(err) {
+			cond.stalled(identityv1alpha1.ReasonConnectorError, msg)
+			return
+		}
+		cond.notReady(identityv1alpha1.ReasonConnectorError, msg+"; retrying")
+	}
+}
+
+func describePlan(p engine.PlanSummary) string {
+	if p.Empty() {
+		return "no changes"
+	}
+	return fmt.Sprintf("%d to create, %d to update, %d to deactivate, %d to delete, %d group changes",
+		p.Creates, p.Updates, p.Deactivations, p.Deletions, p.GroupChanges)
+}
+
+// finalize releases the AppConnection's accounts by its onRemoval policy, then lets it go.
+func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1alpha1.AppConnection) (ctrl.Result, error) {
+	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name}
+	if !controllerutil.ContainsFinalizer(conn, identityv1alpha1.Finalizer) {
+		r.forget(key)
+		return ctrl.Result{}, nil
+	}
+	before := conn.DeepCopy()
+	cond := newConditions(&conn.Status.CommonStatus, conn.Generation)
+	done := conn.Spec.Deprovision.OnRemoval == identityv1alpha1.ActionOrphan || conn.Spec.Mode == identityv1alpha1.ModePlan
+	if !done {
+		b := r.build(ctx, conn)
+		if b.err != nil {
+			r.buildFailed(conn, cond, b.err)
+			return r.finish(ctx, conn, before, retryAfterBuild(b.err))
+		}
+		e, err := r.Engines.Ensure(ctx, key, configOf(conn, b))
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if done = e.Drained(); !done {
+			r.summarize(conn, e, cond)
+			if meta.IsStatusConditionTrue(conn.Status.Conditions, identityv1alpha1.ConditionReady) {
+				cond.progressing(identityv1alpha1.ReasonDeprovisioning,
+					fmt.Sprintf("releasing %d accounts (onRemoval: %s) before the AppConnection goes", e.Snapshot().Managed, conn.Spec.Deprovision.OnRemoval))
+			}
+			return r.finish(ctx, conn, before, 0)
+		}
+	}
+	r.forget(key)
+	r.refreshUsers(ctx, conn)
+	controllerutil.RemoveFinalizer(conn, identityv1alpha1.Finalizer)
+	return ctrl.Result{}, r.Update(ctx, conn)
+}
+
+// refreshUsers reconciles the Users whose status still lists an account in the app.
+func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn *identityv1alpha1.AppConnection) {
+	var users identityv1alpha1.UserList
+	if err := r.List(ctx, &users, client.InNamespace(conn.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not list Users to refresh their status")
+		return
+	}
+	for i := range users.Items {
+		for _, a := range users.Items[i].Status.Accounts {
+			if a.App == conn.Name {
+				r.Engines.userEvents <- event.GenericEvent{Object: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: conn.Namespace, Name: users.Items[i].Name}}}
+			}
+		}
+	}
+}
+
+// SetupWithManager watches AppConnections, the Secrets they read, the engines' news,
+// and passes changes to Users and AppAssignments on to the engines.
+func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsReading)).
+		WatchesRawSource(source.Channel(r.Engines.appEvents, &handler.EnqueueRequestForObject{})).
+		Watches(&identityv1alpha1.User{}, r.usersToEngines(), builder.WithPredicates(specOrLabelsChanged())).
+		Watches(&identityv1alpha1.AppAssignment{}, r.assignmentsToEngines()).
+		Complete(r)
+}
+
+func (r *AppConnectionReconciler) connectionsReading(ctx context.Context, secret client.Object) []reconcile.Request {
+	var conns identityv1alpha1.AppConnectionList
+	if err := r.List(ctx, &conns, client.InNamespace(secret.GetNamespace()), client.MatchingFields{indexSecrets: secret.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(conns.Items))
+	for i, c := range conns.Items {
+		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}}
+	}
+	return reqs
+}
+
+// usersToEngines marks a changed User dirty in every engine of its namespace; it
+// enqueues nothing here.
+func (r *AppConnectionReconciler) usersToEngines() handler.EventHandler {
+	mark := func(obj client.Object) { r.Engines.MarkDirty(obj.GetNamespace(), obj.GetName()) }
+	return handler.Funcs{
+		CreateFunc:  func(_ context.Context, e event.CreateEvent, _ workqueue) { mark(e.Object) },
+		UpdateFunc:  func(_ context.Context, e event.UpdateEvent, _ workqueue) { mark(e.ObjectNew) },
+		DeleteFunc:  func(_ context.Context, e event.DeleteEvent, _ workqueue) { mark(e.Object) },
+		GenericFunc: func(_ context.Context, e event.GenericEvent, _ workqueue) { mark(e.Object) },
+	}
+}
+
+// assignmentsToEngines marks an AppAssignment's subject Users dirty in its app's engine.
+func (r *AppConnectionReconciler) assignmentsToEngines() handler.EventHandler {
+	mark := func(objs ...client.Object) {
+		for _, obj := range objs {
+			a, ok := obj.(*identityv1alpha1.AppAssignment)
+			if !ok {
+				continue
+			}
+			app := types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App}
+			r.Engines.MarkDirtyFor(app, subjectUsers(r.Engines.membership, a)...)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc:  func(_ context.Context, e event.CreateEvent, _ workqueue) { mark(e.Object) },
+		UpdateFunc:  func(_ context.Context, e event.UpdateEvent, _ workqueue) { mark(e.ObjectOld, e.ObjectNew) },
+		DeleteFunc:  func(_ context.Context, e event.DeleteEvent, _ workqueue) { mark(e.Object) },
+		GenericFunc: func(_ context.Context, e event.GenericEvent, _ workqueue) { mark(e.Object) },
+	}
+}
+
+// subjectUsers lists the Users an AppAssignment's subject names.
+func subjectUsers(m *Membership, a *identityv1alpha1.AppAssignment) []string {
+	switch {
+	case a.Spec.UserRef != nil:
+		return []string{a.Spec.UserRef.Name}
+	case a.Spec.RoleRef != nil:
+		return m.Members(a.Namespace, a.Spec.RoleRef.Name)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package controllers
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/engine"
+)
+
+// Engines runs one engine per AppConnection for as long as the manager (and its leader
+// election) runs, and carries the engines' news to the controllers.
+type Engines struct {
+	cache    client.Reader
+	recorder recorder.EventRecorder
+	log      logr.Logger
+
+	started chan struct{}
+	ctx     context.Context
+
+	mu      sync.Mutex
+	running map[types.NamespacedName]*runningEngine
+
+	// Channels the controllers watch.
+	userEvents       chan event.GenericEvent
+	appEvents        chan event.GenericEvent
+	assignmentEvents chan event.GenericEvent
+	membership       *Membership
+}
+
+type runningEngine struct {
+	engine *engine.Engine
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewEngines returns an empty set of engines.
+func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Membership, log logr.Logger) *Engines {
+	return &Engines{
+		cache: cache, recorder: rec, membership: membership, log: log,
+		started:          make(chan struct{}),
+		running:          map[types.NamespacedName]*runningEngine{},
+		userEvents:       make(chan event.GenericEvent, 4096),
+		appEvents:        make(chan event.GenericEvent, 256),
+		assignmentEvents: make(chan event.GenericEvent, 1024),
+	}
+}
+
+// Start runs until ctx ends, then stops every engine. It runs only on the leader.
+func (es *Engines) Start(ctx context.Context) error {
+	es.ctx = ctx
+	close(es.started)
+	<-ctx.Done()
+	es.mu.Lock()
+	running := es.running
+	es.running = map[types.NamespacedName]*runningEngine{}
+	es.mu.Unlock()
+	for _, r := range running {
+		r.cancel()
+		<-r.done
+	}
+	return nil
+}
+
+// NeedLeaderElection: only the leader writes to apps.
+func (es *Engines) NeedLeaderElection() bool { return true }
+
+// Ensure starts the engine of an AppConnection with cfg, or reconfigures it.
+func (es *Engines) Ensure(ctx context.Context, app types.NamespacedName, cfg engine.Config) (*engine.Engine, error) {
+	select {
+	case <-es.started:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	if r, ok := es.running[app]; ok {
+		r.engine.Configure(cfg)
+		return r.engine, nil
+	}
+	subjects := &subjects{cache: es.cache, membership: es.membership, namespace: app.Namespace, app: app.Name}
+	e := engine.New(cfg, subjects, es, es, es.log.WithValues("appconnection", app.String()))
+	runCtx, cancel := context.WithCancel(es.ctx)
+	r := &runningEngine{engine: e, cancel: cancel, done: make(chan struct{})}
+	es.running[app] = r
+	go func() {
+		defer close(r.done)
+		e.Run(runCtx)
+	}()
+	return e, nil
+}
+
+// Get returns the engine of an AppConnection, nil if it has none.
+func (es *Engines) Get(app types.NamespacedName) *engine.Engine {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	if r, ok := es.running[app]; ok {
+		return r.engine
+	}
+	return nil
+}
+
+// Stop stops an AppConnection's engine.
+func (es *Engines) Stop(app types.NamespacedName) {
+	es.mu.Lock()
+	r, ok := es.running[app]
+	delete(es.running, app)
+	es.mu.Unlock()
+	if ok {
+		r.cancel()
+		<-r.done
+		engine.ForgetMetrics(app.String())
+	}
+}
+
+// InNamespace returns the engines of a namespace by AppConnection name.
+func (es *Engines) InNamespace(namespace string) map[string]*engine.Engine {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	out := map[string]*engine.Engine{}
+	for app, r := range es.running {
+		if app.Namespace == namespace {
+			out[app.Name] = r.engine
+		}
+	}
+	return out
+}
+
+// MarkDirty asks every engine of a namespace to look at these Users again.
+func (es *Engines) MarkDirty(namespace string, users ...string) {
+	for _, e := range es.InNamespace(namespace) {
+		e.MarkDirty(users...)
+	}
+}
+
+// MarkDirtyFor asks one AppConnection's engine to look at these Users again.
+func (es *Engines) MarkDirtyFor(app types.NamespacedName, users ...string) {
+	if e := es.Get(app); e != nil {
+		e.MarkDirty(users...)
+	}
+}
+
+// UsersChanged (engine.Notifier) reconciles the Users and the AppAssignments whose
+// account state changed.
+func (es *Engines) UsersChanged(app string, users []string) {
+	namespace, appName, _ := strings.Cut(app, "/")
+	assignments := map[string]bool{}
+	for _, u := range users {
+		es.userEvents <- event.GenericEvent{Object: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: u}}}
+		for _, a := range assignmentsOf(context.Background(), es.cache, es.membership, namespace, u) {
+			if a.Spec.App == appName {
+				assignments[a.Name] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(assignments))
+	for a := range assignments {
+		names = append(names, a)
+	}
+	sort.Strings(names)
+	for _, a := range names {
+		es.assignmentEvents <- event.GenericEvent{Object: &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: a}}}
+	}
+}
+
+// AppChanged (engine.Notifier) reconciles the AppConnection.
+func (es *Engines) AppChanged(app string) {
+	namespace, name, _ := strings.Cut(app, "/")
+	es.appEvents <- event.GenericEvent{Object: &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}
+}
+
+// User (engine.Events) records an event on a User.
+func (es *Engines) User(app, user, eventType, reason, message string) {
+	namespace, _, _ := strings.Cut(app, "/")
+	obj := &identityv1alpha1.User{}
+	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: user}, obj); err != nil {
+		return
+	}
+	es.recorder.Eventf(obj, nil, eventType, reason, "Provisioning", "%s", message)
+}
+
+// App (engine.Events) records an event on an AppConnection.
+func (es *Engines) App(app, eventType, reason, message string) {
+	namespace, name, _ := strings.Cut(app, "/")
+	obj := &identityv1alpha1.AppConnection{}
+	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: name}, obj); err != nil {
+		return
+	}
+	es.recorder.Eventf(obj, nil, eventType, reason, "Provisioning", "%s", message)
+}
+

@@ -1,0 +1,256 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors/mapping"
+)
+
+// Membership knows which Users hold which Roles, and keeps that current one change at a
+// time: a changed User is evaluated against the Roles of its namespace, a changed Role
+// against the Users, never everything for every event.
+type Membership struct {
+	env *mapping.Env
+
+	mu      sync.RWMutex
+	roles   map[types.NamespacedName]*roleRules
+	broken  map[types.NamespacedName]bool // rules that do not compile
+	members map[types.NamespacedName]map[string]bool // role → users
+	rolesOf map[types.NamespacedName]map[string]bool // user → roles
+}
+
+// roleRules is a Role's membership rules, compiled once per generation.
+type roleRules struct {
+	generation int64
+	users      map[string]bool
+	groups     map[string]bool // lower-cased
+	selector   labels.Selector
+	rule       *mapping.Program
+}
+
+// NewMembership returns an empty index.
+func NewMembership() (*Membership, error) {
+	env, err := mapping.NewEnv("user")
+	if err != nil {
+		return nil, err
+	}
+	return &Membership{
+		env:     env,
+		roles:   map[types.NamespacedName]*roleRules{},
+		broken:  map[types.NamespacedName]bool{},
+		members: map[types.NamespacedName]map[string]bool{},
+		rolesOf: map[types.NamespacedName]map[string]bool{},
+	}, nil
+}
+
+func compileRole(env *mapping.Env, role *identityv1alpha1.Role) (*roleRules, error) {
+	m := role.Spec.Members
+	r := &roleRules{generation: role.Generation, users: map[string]bool{}, groups: map[string]bool{}}
+	for _, u := range m.Users {
+		r.users[u] = true
+	}
+	for _, g := range m.Groups {
+		r.groups[strings.ToLower(g)] = true
+	}
+	if m.Selector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(m.Selector)
+		if err != nil {
+			return nil, fmt.Errorf("members.selector: %w", err)
+		}
+		r.selector = sel
+	}
+	if m.Rule != "" {
+		p, err := env.Compile(m.Rule)
+		if err != nil {
+			return nil, fmt.Errorf("members.rule does not compile: %w", err)
+		}
+		r.rule = p
+	}
+	return r, nil
+}
+
+// holds reports whether a User is a member. A rule that fails on one User (a missing
+// attribute, say) leaves that User out.
+func (r *roleRules) holds(u *identityv1alpha1.User) bool {
+	if r.users[u.Name] {
+		return true
+	}
+	if r.selector != nil && !r.selector.Empty() && r.selector.Matches(labels.Set(u.Labels)) {
+		return true
+	}
+	for _, g := range u.Spec.Groups {
+		if r.groups[strings.ToLower(g)] {
+			return true
+		}
+	}
+	if r.rule != nil {
+		ok, err := r.rule.EvalBool(map[string]any{"user": mapping.UserVars(u)})
+		return err == nil && ok
+	}
+	return false
+}
+
+// SetRole evaluates a Role against every User of its namespace and returns the Users
+// whose membership changed. A Role whose rules do not compile keeps its members as they
+// were, so that a typo never takes access away, and the error says why.
+func (m *Membership) SetRole(role *identityv1alpha1.Role, users []identityv1alpha1.User) ([]string, error) {
+	key := types.NamespacedName{Namespace: role.Namespace, Name: role.Name}
+	m.mu.RLock()
+	rules := m.roles[key]
+	m.mu.RUnlock()
+	if rules == nil || rules.generation != role.Generation {
+		compiled, err := compileRole(m.env, role)
+		if err != nil {
+			m.mu.Lock()
+			m.broken[key] = true
+			m.mu.Unlock()
+			return nil, err
+		}
+		rules = compiled
+	}
+	now := map[string]bool{}
+	for i := range users {
+		if rules.holds(&users[i]) {
+			now[users[i].Name] = true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.roles[key] = rules
+	delete(m.broken, key)
+	return m.replaceMembersLocked(key, now), nil
+}
+
+// DeleteRole forgets a Role and returns its former members.
+func (m *Membership) DeleteRole(namespace, name string) []string {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.roles, key)
+	delete(m.broken, key)
+	return m.replaceMembersLocked(key, nil)
+}
+
+func (m *Membership) replaceMembersLocked(role types.NamespacedName, now map[string]bool) []string {
+	before := m.members[role]
+	var changed []string
+	for u := range before {
+		if !now[u] {
+			changed = append(changed, u)
+			m.setLocked(role, u, false)
+		}
+	}
+	for u := range now {
+		if !before[u] {
+			changed = append(changed, u)
+			m.setLocked(role, u, true)
+		}
+	}
+	slices.Sort(changed)
+	return changed
+}
+
+func (m *Membership) setLocked(role types.NamespacedName, user string, member bool) {
+	userKey := types.NamespacedName{Namespace: role.Namespace, Name: user}
+	if member {
+		if m.members[role] == nil {
+			m.members[role] = map[string]bool{}
+		}
+		if m.rolesOf[userKey] == nil {
+			m.rolesOf[userKey] = map[string]bool{}
+		}
+		m.members[role][user] = true
+		m.rolesOf[userKey][role.Name] = true
+		return
+	}
+	delete(m.members[role], user)
+	delete(m.rolesOf[userKey], role.Name)
+	if len(m.members[role]) == 0 {
+		delete(m.members, role)
+	}
+	if len(m.rolesOf[userKey]) == 0 {
+		delete(m.rolesOf, userKey)
+	}
+}
+
+// SetUser evaluates a User against the Roles of its namespace and returns the Roles
+// whose membership changed.
+func (m *Membership) SetUser(u *identityv1alpha1.User) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var changed []string
+	for key, rules := range m.roles {
+		if key.Namespace != u.Namespace {
+			continue
+		}
+		if holds, was := rules.holds(u), m.members[key][u.Name]; holds != was {
+			m.setLocked(key, u.Name, holds)
+			changed = append(changed, key.Name)
+		}
+	}
+	slices.Sort(changed)
+	return changed
+}
+
+// DeleteUser forgets a User and returns the Roles it held.
+func (m *Membership) DeleteUser(namespace, name string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	userKey := types.NamespacedName{Namespace: namespace, Name: name}
+	var roles []string
+	for role := range m.rolesOf[userKey] {
+		roles = append(roles, role)
+	}
+	for _, role := range roles {
+		m.setLocked(types.NamespacedName{Namespace: namespace, Name: role}, name, false)
+	}
+	slices.Sort(roles)
+	return roles
+}
+
+// Has reports whether a User holds a Role.
+func (m *Membership) Has(namespace, role, user string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.members[types.NamespacedName{Namespace: namespace, Name: role}][user]
+}
+
+// Broken reports whether a Role's rules do not compile, so that who holds it is not
+// known for sure.
+func (m *Membership) Broken(namespace, role string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.broken[types.NamespacedName{Namespace: namespace, Name: role}]
+}
+
+// Members lists a Role's members.
+func (m *Membership) Members(namespace, role string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.members[types.NamespacedName{Namespace: namespace, Name: role}]))
+	for u := range m.members[types.NamespacedName{Namespace: namespace, Name: role}] {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RolesOf lists the Roles a User holds.
+func (m *Membership) RolesOf(namespace, user string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []string
+	for r := range m.rolesOf[types.NamespacedName{Namespace: namespace, Name: user}] {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}

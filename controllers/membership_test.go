@@ -1,0 +1,96 @@
+package controllers
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+func testUser(name, dept string, groups []string, labels map[string]string) identityv1alpha1.User {
+	return identityv1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: name, Labels: labels},
+		Spec:       identityv1alpha1.UserSpec{UserName: name, Department: dept, Groups: groups},
+	}
+}
+
+func testRole(name string, gen int64, members identityv1alpha1.RoleMembers) *identityv1alpha1.Role {
+	return &identityv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: name, Generation: gen}, Spec: identityv1alpha1.RoleSpec{Members: members}}
+}
+
+func TestMembershipByEveryKindOfRule(t *testing.T) {
+	m, err := NewMembership()
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []identityv1alpha1.User{
+		testUser("ada", "eng", []string{"OnCall"}, map[string]string{"team": "compilers"}),
+		testUser("grace", "eng", nil, nil),
+		testUser("linus", "ops", nil, map[string]string{"team": "kernel"}),
+		testUser("ken", "sales", nil, nil),
+	}
+	cases := []struct {
+		reason  string
+		members identityv1alpha1.RoleMembers
+		want    []string
+	}{
+		{"explicit users", identityv1alpha1.RoleMembers{Users: []string{"ken"}}, []string{"ken"}},
+		{"a label selector", identityv1alpha1.RoleMembers{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "kernel"}}}, []string{"linus"}},
+		{"directory groups ignore letter case", identityv1alpha1.RoleMembers{Groups: []string{"oncall"}}, []string{"ada"}},
+		{"a CEL rule", identityv1alpha1.RoleMembers{Rule: `user.department == "eng" && "OnCall" in user.groups`}, []string{"ada"}},
+		{"the union of all parts", identityv1alpha1.RoleMembers{Users: []string{"ken"}, Rule: `user.department == "ops"`, Groups: []string{"oncall"}}, []string{"ada", "ken", "linus"}},
+	}
+	for i, tc := range cases {
+		changed, err := m.SetRole(testRole(tc.reason, int64(i+1), tc.members), users)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.reason, err)
+		}
+		if !reflect.DeepEqual(changed, tc.want) || !reflect.DeepEqual(m.Members("acme", tc.reason), tc.want) {
+			t.Errorf("%s: changed %v members %v, want %v", tc.reason, changed, m.Members("acme", tc.reason), tc.want)
+		}
+	}
+}
+
+func TestMembershipChangesOneAtATime(t *testing.T) {
+	m, _ := NewMembership()
+	users := []identityv1alpha1.User{testUser("ada", "eng", nil, nil), testUser("ken", "sales", nil, nil)}
+	eng := testRole("eng", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`})
+	if _, err := m.SetRole(eng, users); err != nil {
+		t.Fatal(err)
+	}
+	// A mover: ken joins engineering; only the eng role changes.
+	ken := testUser("ken", "eng", nil, nil)
+	if changed := m.SetUser(&ken); !reflect.DeepEqual(changed, []string{"eng"}) {
+		t.Fatalf("SetUser changed %v, want [eng]", changed)
+	}
+	if !m.Has("acme", "eng", "ken") || !reflect.DeepEqual(m.RolesOf("acme", "ken"), []string{"eng"}) {
+		t.Fatal("ken is not in eng after moving")
+	}
+	if changed := m.SetUser(&ken); changed != nil {
+		t.Fatalf("evaluating an unchanged User changed %v", changed)
+	}
+	if roles := m.DeleteUser("acme", "ken"); !reflect.DeepEqual(roles, []string{"eng"}) || m.Has("acme", "eng", "ken") {
+		t.Fatalf("DeleteUser returned %v", roles)
+	}
+	if former := m.DeleteRole("acme", "eng"); !reflect.DeepEqual(former, []string{"ada"}) {
+		t.Fatalf("DeleteRole returned %v", former)
+	}
+}
+
+func TestABrokenRuleKeepsTheMembers(t *testing.T) {
+	m, _ := NewMembership()
+	users := []identityv1alpha1.User{testUser("ada", "eng", nil, nil)}
+	if _, err := m.SetRole(testRole("eng", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`}), users); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.SetRole(testRole("eng", 2, identityv1alpha1.RoleMembers{Rule: `user.department ==`}), users)
+	if err == nil || !strings.Contains(err.Error(), "members.rule does not compile") {
+		t.Fatalf("got %v, want the compiler's message", err)
+	}
+	if !m.Has("acme", "eng", "ada") || !m.Broken("acme", "eng") {
+		t.Fatal("a rule that does not compile took access away, or is not reported broken")
+	}
+}

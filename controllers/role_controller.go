@@ -1,0 +1,160 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+// RoleReconciler keeps each Role's membership and member count, and turns its grants
+// into AppAssignments it owns.
+type RoleReconciler struct {
+	client.Client
+	Scheme     *runtime.Scheme
+	Engines    *Engines
+	Membership *Membership
+}
+
+func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	role := &identityv1alpha1.Role{}
+	if err := r.Get(ctx, req.NamespacedName, role); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.membershipChanged(req.Namespace, req.Name, r.Membership.DeleteRole(req.Namespace, req.Name))
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := role.DeepCopy()
+	cond := newConditions(&role.Status.CommonStatus, role.Generation)
+	var users identityv1alpha1.UserList
+	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return ctrl.Result{}, err
+	}
+	changed, ruleErr := r.Membership.SetRole(role, users.Items)
+	r.membershipChanged(role.Namespace, role.Name, changed)
+	role.Status.MemberCount = int32(len(r.Membership.Members(role.Namespace, role.Name)))
+
+	grantErr := r.syncGrants(ctx, role)
+	switch {
+	case ruleErr != nil:
+		cond.stalled(identityv1alpha1.ReasonInvalidSpec, ruleErr.Error()+"; the members stay as they were until the rule is fixed")
+	case grantErr != nil:
+		cond.notReady(identityv1alpha1.ReasonProgressing, "could not write the AppAssignments of its grants: "+grantErr.Error())
+	default:
+		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d members", role.Status.MemberCount))
+	}
+	role.Status.ObservedGeneration = role.Generation
+	if err := patchStatus(ctx, r.Client, role, before, role.Status, before.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, grantErr
+}
+
+// membershipChanged tells the engines, and the Role's AppAssignments, of new members.
+func (r *RoleReconciler) membershipChanged(namespace, role string, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	r.Engines.MarkDirty(namespace, users...)
+	var list identityv1alpha1.AppAssignmentList
+	if err := r.List(context.Background(), &list, client.InNamespace(namespace), client.MatchingFields{indexAssignmentRole: role}); err != nil {
+		return
+	}
+	for _, a := range list.Items {
+		r.Engines.assignmentEvents <- event.GenericEvent{Object: &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: a.Name}}}
+	}
+}
+
+// syncGrants writes one AppAssignment per grant, owned by the Role, and deletes the
+// ones whose grant is gone.
+func (r *RoleReconciler) syncGrants(ctx context.Context, role *identityv1alpha1.Role) error {
+	want := map[string]bool{}
+	for _, g := range role.Spec.Grants {
+		a := &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: role.Namespace, Name: grantName(role.Name, g.App)}}
+		want[a.Name] = true
+		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, a, func() error {
+			if a.Labels == nil {
+				a.Labels = map[string]string{}
+			}
+			a.Labels[labelRole] = role.Name
+			a.Spec.RoleRef = &identityv1alpha1.LocalObjectReference{Name: role.Name}
+			a.Spec.App = g.App
+			a.Spec.Entitlements = g.Entitlements
+			return controllerutil.SetControllerReference(role, a, r.Scheme)
+		})
+		if err != nil {
+			return fmt.Errorf("grant for %s: %w", g.App, err)
+		}
+	}
+	var owned identityv1alpha1.AppAssignmentList
+	if err := r.List(ctx, &owned, client.InNamespace(role.Namespace), client.MatchingLabels{labelRole: role.Name}); err != nil {
+		return err
+	}
+	for i := range owned.Items {
+		a := &owned.Items[i]
+		if !want[a.Name] && metav1.IsControlledBy(a, role) {
+			if err := r.Delete(ctx, a); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// grantName is the name of a grant's AppAssignment: "<role>-<app>", shortened with a
+// hash when that is too long for a name.
+func grantName(role, app string) string {
+	name := role + "-" + app
+	if len(name) <= 253 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return strings.TrimRight(name[:240], "-.") + "-" + hex.EncodeToString(sum[:4])
+}
+
+// SetupWithManager watches Roles, the AppAssignments they own, and Users, whose changes
+// are evaluated against the Roles one User at a time.
+func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&identityv1alpha1.Role{}).
+		Owns(&identityv1alpha1.AppAssignment{}).
+		Watches(&identityv1alpha1.User{}, r.evaluateUser(), builder.WithPredicates(specOrLabelsChanged())).
+		Complete(r)
+}
+
+// evaluateUser re-evaluates a changed User against its namespace's Roles and reconciles
+// the Roles whose membership changed.
+func (r *RoleReconciler) evaluateUser() handler.EventHandler {
+	enqueue := func(q workqueue, namespace string, roles []string) {
+		for _, role := range roles {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: role}})
+		}
+	}
+	set := func(obj client.Object, q workqueue) {
+		if u, ok := obj.(*identityv1alpha1.User); ok {
+			enqueue(q, u.Namespace, r.Membership.SetUser(u))
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue) { set(e.Object, q) },
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue) { set(e.ObjectNew, q) },
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue) {
+			enqueue(q, e.Object.GetNamespace(), r.Membership.DeleteUser(e.Object.GetNamespace(), e.Object.GetName()))
+		},
+	}
+}

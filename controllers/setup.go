@@ -1,0 +1,50 @@
+package controllers
+
+import (
+	"context"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/controllers/engine"
+)
+
+// Options configure the controllers.
+type Options struct {
+	// Registry holds the connectors the binary speaks.
+	Registry *connectors.Registry
+}
+
+// Setup adds Roster's indexes, engines and controllers to a manager.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	if err := addIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	for _, c := range engine.Collectors() {
+		if err := metrics.Registry.Register(c); err != nil {
+			return err
+		}
+	}
+	membership, err := NewMembership()
+	if err != nil {
+		return err
+	}
+	engines := NewEngines(mgr.GetClient(), mgr.GetEventRecorder("roster"), membership, ctrl.Log.WithName("engine"))
+	if err := mgr.Add(engines); err != nil {
+		return err
+	}
+	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&UserReconciler{Client: mgr.GetClient(), Engines: engines},
+		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership},
+		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership},
+		&AppConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry,
+			Engines: engines, Recorder: mgr.GetEventRecorder("roster")},
+	}
+	for _, r := range reconcilers {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}

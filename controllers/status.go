@@ -1,0 +1,73 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+// conditions builds an object's conditions for one reconcile: Ready always, Stalled and
+// Reconciling only while they are true.
+type conditions struct {
+	list       *[]metav1.Condition
+	generation int64
+}
+
+func newConditions(status *identityv1alpha1.CommonStatus, generation int64) conditions {
+	return conditions{list: &status.Conditions, generation: generation}
+}
+
+func (c conditions) set(typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(c.list, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: truncate(message, 32768), ObservedGeneration: c.generation,
+	})
+}
+
+// ready sets Ready=True and clears Stalled and Reconciling.
+func (c conditions) ready(reason, message string) {
+	c.set(identityv1alpha1.ConditionReady, metav1.ConditionTrue, reason, message)
+	meta.RemoveStatusCondition(c.list, identityv1alpha1.ConditionStalled)
+	meta.RemoveStatusCondition(c.list, identityv1alpha1.ConditionReconciling)
+}
+
+// progressing sets Ready=False and Reconciling=True: work that will finish on its own.
+func (c conditions) progressing(reason, message string) {
+	c.set(identityv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+	c.set(identityv1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, message)
+	meta.RemoveStatusCondition(c.list, identityv1alpha1.ConditionStalled)
+}
+
+// stalled sets Ready=False and Stalled=True: a person must act.
+func (c conditions) stalled(reason, message string) {
+	c.set(identityv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+	c.set(identityv1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
+	meta.RemoveStatusCondition(c.list, identityv1alpha1.ConditionReconciling)
+}
+
+// notReady sets Ready=False without Stalled or Reconciling: waiting on something else.
+func (c conditions) notReady(reason, message string) {
+	c.set(identityv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+	meta.RemoveStatusCondition(c.list, identityv1alpha1.ConditionStalled)
+	meta.RemoveStatusCondition(c.list, identityv1alpha1.ConditionReconciling)
+}
+
+// patchStatus writes obj's status if it differs from before's: one patch per change,
+// none when nothing changed.
+func patchStatus(ctx context.Context, c client.Client, obj, before client.Object, status, statusBefore any) error {
+	if equality.Semantic.DeepEqual(status, statusBefore) {
+		return nil
+	}
+	return c.Status().Patch(ctx, obj, client.MergeFrom(before))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-len("…")] + "…"
+}

@@ -1,0 +1,178 @@
+package controllers
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/engine"
+)
+
+// subjects reads, from the informer caches, the Users of one namespace as one
+// AppConnection's engine needs them.
+type subjects struct {
+	cache      client.Reader
+	membership *Membership
+	namespace  string
+	app        string
+}
+
+var _ engine.Subjects = (*subjects)(nil)
+
+func (s *subjects) Names() []string {
+	var users identityv1alpha1.UserList
+	if err := s.cache.List(context.Background(), &users, client.InNamespace(s.namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	names := make([]string, len(users.Items))
+	for i := range users.Items {
+		names[i] = users.Items[i].Name
+	}
+	return names
+}
+
+func (s *subjects) Reports(name string) []string {
+	var users identityv1alpha1.UserList
+	if err := s.cache.List(context.Background(), &users, client.InNamespace(s.namespace),
+		client.MatchingFields{indexUserManager: name}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	names := make([]string, len(users.Items))
+	for i := range users.Items {
+		names[i] = users.Items[i].Name
+	}
+	return names
+}
+
+func (s *subjects) Subject(name string) (engine.Subject, bool) {
+	ctx := context.Background()
+	u := &identityv1alpha1.User{}
+	if err := s.cache.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: name}, u); err != nil {
+		return engine.Subject{}, false
+	}
+	now := time.Now()
+	phase, next := lifecycle(u, now)
+	subj := engine.Subject{
+		User:       u,
+		Active:     phase == identityv1alpha1.UserPhaseActive,
+		Deleting:   u.DeletionTimestamp != nil,
+		NextChange: next,
+		Duplicate:  duplicateUserName(ctx, s.cache, u),
+	}
+	for i := range u.Status.Accounts {
+		if u.Status.Accounts[i].App == s.app {
+			subj.Recorded = &u.Status.Accounts[i]
+		}
+	}
+	if m := u.Spec.Manager; m != nil {
+		manager := &identityv1alpha1.User{}
+		if err := s.cache.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: m.Name}, manager); err == nil {
+			subj.Manager, subj.ManagerUserName = manager.Name, manager.Spec.UserName
+		}
+	}
+	s.entitle(ctx, &subj, now)
+	return subj, true
+}
+
+// entitle finds the live AppAssignments of the app that give it to the User, and the
+// union of their entitlements.
+func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.Time) {
+	var list identityv1alpha1.AppAssignmentList
+	if err := s.cache.List(ctx, &list, client.InNamespace(s.namespace),
+		client.MatchingFields{indexAssignmentApp: s.app}, client.UnsafeDisableDeepCopy); err != nil {
+		subj.Undecided = true
+		return
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	groups := map[string]bool{}
+	name := subj.User.Name
+	for i := range list.Items {
+		a := &list.Items[i]
+		if a.DeletionTimestamp != nil {
+			continue
+		}
+		holds, undecided := s.holds(a, name)
+		if undecided {
+			subj.Undecided = true
+		}
+		if !holds {
+			continue
+		}
+		valid, next := validity(a, now)
+		subj.NextChange = earliest(subj.NextChange, next)
+		if !valid {
+			continue
+		}
+		subj.Assigned = true
+		for _, g := range a.Spec.Groups {
+			if !groups[strings.ToLower(g)] {
+				groups[strings.ToLower(g)] = true
+				subj.Groups = append(subj.Groups, g)
+			}
+		}
+		if subj.AppRole == "" {
+			subj.AppRole = a.Spec.AppRole
+		}
+		if subj.License == "" {
+			subj.License = a.Spec.License
+		}
+	}
+	if subj.Assigned {
+		subj.Undecided = false
+	}
+	sort.Strings(subj.Groups)
+}
+
+// holds reports whether an assignment's subject includes the User, and whether that
+// cannot be told (its Role's rule does not compile).
+func (s *subjects) holds(a *identityv1alpha1.AppAssignment, user string) (holds, undecided bool) {
+	switch {
+	case a.Spec.UserRef != nil:
+		return a.Spec.UserRef.Name == user, false
+	case a.Spec.RoleRef != nil:
+		role := a.Spec.RoleRef.Name
+		return s.membership.Has(s.namespace, role, user), s.membership.Broken(s.namespace, role)
+	}
+	return false, false
+}
+
+// duplicateUserName reports whether an older User in the namespace has the same
+// userName, ignoring letter case.
+func duplicateUserName(ctx context.Context, cache client.Reader, u *identityv1alpha1.User) bool {
+	var same identityv1alpha1.UserList
+	if err := cache.List(ctx, &same, client.InNamespace(u.Namespace),
+		client.MatchingFields{indexUserName: strings.ToLower(u.Spec.UserName)}, client.UnsafeDisableDeepCopy); err != nil {
+		return false
+	}
+	for i := range same.Items {
+		o := &same.Items[i]
+		if o.Name == u.Name || o.DeletionTimestamp != nil {
+			continue
+		}
+		if o.CreationTimestamp.Before(&u.CreationTimestamp) || (o.CreationTimestamp.Equal(&u.CreationTimestamp) && o.Name < u.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// assignmentsOf lists the AppAssignments whose subject includes a User.
+func assignmentsOf(ctx context.Context, cache client.Reader, m *Membership, namespace, user string) []identityv1alpha1.AppAssignment {
+	var out []identityv1alpha1.AppAssignment
+	var direct identityv1alpha1.AppAssignmentList
+	if err := cache.List(ctx, &direct, client.InNamespace(namespace), client.MatchingFields{indexAssignmentUser: user}); err == nil {
+		out = append(out, direct.Items...)
+	}
+	for _, role := range m.RolesOf(namespace, user) {
+		var byRole identityv1alpha1.AppAssignmentList
+		if err := cache.List(ctx, &byRole, client.InNamespace(namespace), client.MatchingFields{indexAssignmentRole: role}); err == nil {
+			out = append(out, byRole.Items...)
+		}
+	}
+	return out
+}

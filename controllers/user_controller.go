@@ -1,0 +1,208 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/engine"
+)
+
+// UserReconciler keeps each User's lifecycle phase, accounts and conditions, and holds
+// a deleted User until every app has deprovisioned its account.
+type UserReconciler struct {
+	client.Client
+	Engines *Engines
+}
+
+func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	u := &identityv1alpha1.User{}
+	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if u.DeletionTimestamp == nil && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer) {
+		if err := r.Update(ctx, u); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	before := u.DeepCopy()
+	now := time.Now()
+	phase, next := lifecycle(u, now)
+	u.Status.Phase = phase
+	apps, err := r.appsOf(ctx, u.Namespace)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	u.Status.Accounts = r.accounts(u, apps)
+	cond := newConditions(&u.Status.CommonStatus, u.Generation)
+	settled := r.conditions(ctx, u, phase, apps, cond)
+	u.Status.ObservedGeneration = u.Generation
+	if err := patchStatus(ctx, r.Client, u, before, u.Status, before.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	if u.DeletionTimestamp != nil && settled {
+		controllerutil.RemoveFinalizer(u, identityv1alpha1.Finalizer)
+		if err := r.Update(ctx, u); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, nil
+	}
+	if next.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: max(time.Until(next), time.Millisecond)}, nil
+}
+
+// app is an AppConnection of the User's namespace with its engine, if running.
+type app struct {
+	conn   *identityv1alpha1.AppConnection
+	engine *engine.Engine
+}
+
+func (r *UserReconciler) appsOf(ctx context.Context, namespace string) (map[string]app, error) {
+	var conns identityv1alpha1.AppConnectionList
+	if err := r.List(ctx, &conns, client.InNamespace(namespace)); err != nil {
+		return nil, err
+	}
+	engines := r.Engines.InNamespace(namespace)
+	apps := make(map[string]app, len(conns.Items))
+	for i := range conns.Items {
+		c := &conns.Items[i]
+		apps[c.Name] = app{conn: c, engine: engines[c.Name]}
+	}
+	return apps, nil
+}
+
+// accounts lists the User's account in each app. An app whose engine has not listed it
+// yet keeps what the status said; an app that is gone drops out.
+func (r *UserReconciler) accounts(u *identityv1alpha1.User, apps map[string]app) []identityv1alpha1.UserAccount {
+	previous := map[string]identityv1alpha1.UserAccount{}
+	for _, a := range u.Status.Accounts {
+		previous[a.App] = a
+	}
+	var out []identityv1alpha1.UserAccount
+	for name, a := range apps {
+		if a.engine == nil {
+			if p, ok := previous[name]; ok {
+				out = append(out, p)
+			}
+			continue
+		}
+		st, ok := a.engine.Account(u.Name)
+		if !ok {
+			if p, known := previous[name]; known && !a.engine.Synced() {
+				out = append(out, p)
+			}
+			continue
+		}
+		out = append(out, userAccount(name, st, previous[name]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
+	return out
+}
+
+// userAccount keeps the previous timestamps when nothing but their precision differs.
+func userAccount(app string, st engine.AccountStatus, prev identityv1alpha1.UserAccount) identityv1alpha1.UserAccount {
+	a := identityv1alpha1.UserAccount{App: app, State: st.State, ExternalID: st.ExternalID, Message: truncate(st.Message, 1024)}
+	a.LastSyncTime = timeOrPrevious(st.LastSyncTime, prev.LastSyncTime)
+	a.LastTransitionTime = timeOrPrevious(st.LastTransitionTime, prev.LastTransitionTime)
+	return a
+}
+
+func timeOrPrevious(t time.Time, prev *metav1.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	if prev != nil && prev.Time.Equal(t.Truncate(time.Second)) {
+		return prev
+	}
+	mt := metav1.NewTime(t.Truncate(time.Second))
+	return &mt
+}
+
+// conditions sets Ready (and Stalled, Reconciling) from the phase and the accounts, and
+// reports whether a deleted User is settled in every app.
+func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.User, phase identityv1alpha1.UserPhase, apps map[string]app, cond conditions) bool {
+	if u.DeletionTimestamp == nil && duplicateUserName(ctx, r.Client, u) {
+		cond.stalled(identityv1alpha1.ReasonDuplicateUserName,
+			fmt.Sprintf("another User in this namespace already has userName %q (compared ignoring letter case); this one gets no accounts until one of them changes", u.Spec.UserName))
+		return false
+	}
+	if u.DeletionTimestamp != nil {
+		var waiting []string
+		for _, name := range sortedApps(apps) {
+			if e := apps[name].engine; e != nil {
+				if ok, why := e.Settled(u.Name); !ok {
+					waiting = append(waiting, why)
+				}
+			}
+		}
+		if len(waiting) > 0 {
+			cond.progressing(identityv1alpha1.ReasonDeprovisioning, "deprovisioning before the User goes: "+strings.Join(waiting, "; "))
+			return false
+		}
+		cond.progressing(identityv1alpha1.ReasonDeprovisioning, "every account is deprovisioned; the User goes now")
+		return true
+	}
+	var failed, pending, active, inactive []string
+	for _, a := range u.Status.Accounts {
+		switch {
+		case a.State == identityv1alpha1.AccountStateFailed:
+			failed = append(failed, fmt.Sprintf("%s: %s", a.App, a.Message))
+		case a.State == identityv1alpha1.AccountStateActive:
+			active = append(active, a.App)
+		default:
+			inactive = append(inactive, a.App)
+		}
+	}
+	for _, name := range sortedApps(apps) {
+		a := apps[name]
+		if a.engine != nil && a.conn.Spec.Mode != identityv1alpha1.ModePlan && a.engine.Pending(u.Name) {
+			pending = append(pending, name)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		cond.notReady(identityv1alpha1.ReasonProvisioningFailed, strings.Join(failed, "; "))
+	case len(pending) > 0:
+		cond.progressing(identityv1alpha1.ReasonProgressing, "converging accounts in "+strings.Join(pending, ", "))
+	case phase == identityv1alpha1.UserPhasePending:
+		cond.ready(identityv1alpha1.ReasonNotYetActive, "accounts are created at "+u.Spec.ActiveFrom.UTC().Format(time.RFC3339))
+	case phase == identityv1alpha1.UserPhaseSuspended:
+		cond.ready(identityv1alpha1.ReasonSuspended, fmt.Sprintf("suspended; %d accounts deprovisioned", len(inactive)))
+	case phase == identityv1alpha1.UserPhaseExpired:
+		cond.ready(identityv1alpha1.ReasonExpired, fmt.Sprintf("expired at %s; %d accounts deprovisioned", u.Spec.ActiveUntil.UTC().Format(time.RFC3339), len(inactive)))
+	default:
+		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts active", len(active)))
+	}
+	return false
+}
+
+func sortedApps(apps map[string]app) []string {
+	names := make([]string, 0, len(apps))
+	for n := range apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SetupWithManager watches Users (spec, labels, deletion) and the engines' news.
+func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&identityv1alpha1.User{}, builder.WithPredicates(specOrLabelsChanged())).
+		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}
