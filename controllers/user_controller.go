@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/controllers/engine"
 )
 
@@ -86,7 +88,7 @@ func (r *UserReconciler) appsOf(ctx context.Context, namespace string) (map[stri
 }
 
 // accounts lists the User's account in each app. An app whose engine has not listed it
-// yet keeps what the status said; an app that is gone drops out.
+// yet keeps what the status said; an app that is gone, or going, drops out.
 func (r *UserReconciler) accounts(u *identityv1alpha1.User, apps map[string]app) []identityv1alpha1.UserAccount {
 	previous := map[string]identityv1alpha1.UserAccount{}
 	for _, a := range u.Status.Accounts {
@@ -95,7 +97,7 @@ func (r *UserReconciler) accounts(u *identityv1alpha1.User, apps map[string]app)
 	var out []identityv1alpha1.UserAccount
 	for name, a := range apps {
 		if a.engine == nil {
-			if p, ok := previous[name]; ok {
+			if p, ok := previous[name]; ok && a.conn.DeletionTimestamp == nil {
 				out = append(out, p)
 			}
 			continue
@@ -167,13 +169,25 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 			inactive = append(inactive, a.App)
 		}
 	}
+	var unreachable []string
+	reason := identityv1alpha1.ReasonConnectorError
 	for _, name := range sortedApps(apps) {
 		a := apps[name]
-		if a.engine != nil && a.conn.Spec.Mode != identityv1alpha1.ModePlan && a.engine.Pending(u.Name) {
-			pending = append(pending, name)
+		if a.engine == nil || a.conn.Spec.Mode == identityv1alpha1.ModePlan || !a.engine.Pending(u.Name) {
+			continue
 		}
+		if health, err := a.engine.Health(); health == engine.HealthFailing && a.engine.Concerns(u.Name) {
+			if errors.Is(err, connectors.ErrUnauthorized) {
+				reason = identityv1alpha1.ReasonCredentialsRejected
+			}
+			unreachable = append(unreachable, fmt.Sprintf("%s: %v (see the AppConnection)", name, err))
+			continue
+		}
+		pending = append(pending, name)
 	}
 	switch {
+	case len(unreachable) > 0:
+		cond.notReady(reason, "cannot provision: "+strings.Join(unreachable, "; "))
 	case len(failed) > 0:
 		cond.notReady(identityv1alpha1.ReasonProvisioningFailed, strings.Join(failed, "; "))
 	case len(pending) > 0:

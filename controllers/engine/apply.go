@@ -75,6 +75,10 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		return
 	}
 	switch p.action {
+	case actNone: // group changes only
+		if p.current != nil {
+			e.queueGroupsLocked(user, p.current.ID, p.addGroups, p.removeGroups)
+		}
 	case actCreate:
 		acc := o.account
 		e.observeLocked(acc.ID, &acc)
@@ -123,7 +127,17 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		e.events.User(app, user, "Normal", "Orphaned", fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), app))
 	}
 	e.observeConvergedLocked(user)
+	e.announceIfDoneLocked(user)
 	e.appChanged = true
+}
+
+// announceIfDoneLocked tells the controllers when a User reported pending has nothing
+// left to do, so that its status catches up.
+func (e *Engine) announceIfDoneLocked(user string) {
+	if e.askedPending[user] && !e.pendingLocked(user) {
+		delete(e.askedPending, user)
+		e.changedUsers[user] = true
+	}
 }
 
 func isUnmanagedKey(user string) bool {

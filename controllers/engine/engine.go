@@ -57,6 +57,8 @@ type Engine struct {
 	retry      map[string]*backoff
 	// convergeSince: when a User with planned changes was first marked, for the metric.
 	convergeSince map[string]time.Time
+	// askedPending: Users reported pending; they are announced once they are not.
+	askedPending map[string]bool
 	// groups.
 	managedGroups map[string]string // lower-cased → display name
 	pendingGroups map[string]*groupChange
@@ -105,7 +107,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		accounts: map[string]*connectors.Account{}, byKey: map[string]string{}, groups: map[string]*groupState{},
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
-		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{},
+		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{},
 		changedUsers: map[string]bool{},
 	}
@@ -117,29 +119,42 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 }
 
 // Configure replaces the engine's configuration. A new Target (new endpoint or
-// credentials) makes the engine connect and list the app again; other changes make it
-// plan every User again.
+// credentials) makes the engine connect and list the app again; other changes to what
+// decides a plan make it plan every User again; anything else changes nothing.
 func (e *Engine) Configure(cfg Config) {
 	e.mu.Lock()
-	newTarget := cfg.Target != e.cfg.Target
+	old := e.cfg
 	e.cfg = cfg
 	for _, g := range cfg.ManagedGroups {
 		e.managedGroups[strings.ToLower(g)] = g
 	}
+	newTarget := cfg.Target != old.Target
+	replan := newTarget || !sameDecisions(old, cfg)
 	if newTarget {
 		e.health, e.synced, e.err = HealthConnecting, false, nil
 	}
-	if cfg.ApprovedPlan != "" && cfg.ApprovedPlan == e.heldPlanID {
-		e.log.Info("Plan approved", "plan", e.heldPlanID)
+	if replan {
+		e.markAllLocked()
+		e.appChanged = true
 	}
-	e.markAllLocked()
-	e.appChanged = true
 	e.mu.Unlock()
 	if newTarget {
 		e.askResync()
 	}
-	e.signal()
+	if replan {
+		e.signal()
+	}
 }
+
+// sameDecisions reports whether two configurations plan alike.
+func sameDecisions(a, b Config) bool {
+	return a.Generation == b.Generation && a.Mapping == b.Mapping && a.MatchBy == b.MatchBy &&
+		a.OnSuspend == b.OnSuspend && a.OnRemoval == b.OnRemoval && a.DeleteAfter == b.DeleteAfter &&
+		a.Unmanaged == b.Unmanaged && equalInt(a.MaxCount, b.MaxCount) && equalInt(a.MaxPercent, b.MaxPercent) &&
+		a.Mode == b.Mode && a.Paused == b.Paused && a.ApprovedPlan == b.ApprovedPlan && a.Removing == b.Removing
+}
+
+func equalInt(a, b *int32) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 // MarkDirty asks the engine to look at these Users again.
 func (e *Engine) MarkDirty(users ...string) {
@@ -199,6 +214,9 @@ func (e *Engine) Run(ctx context.Context) {
 	wg.Go(func() { e.flushGroups(ctx) })
 	wg.Go(func() { e.runTimers(ctx) })
 	wg.Go(func() { e.publish(ctx) })
+	e.mu.Lock()
+	e.markAllLocked() // so that every User shows as pending until the app is listed
+	e.mu.Unlock()
 	e.askResync()
 	e.plan(ctx)
 	e.queue.close()
@@ -255,6 +273,11 @@ func (e *Engine) fullSync(ctx context.Context, resyncTimer, retryTimer *time.Tim
 func (e *Engine) failed(err error) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.health != HealthFailing {
+		for u := range e.dirty { // their status should say why nothing happens
+			e.changedUsers[u] = true
+		}
+	}
 	e.health, e.err = HealthFailing, err
 	e.failStreak++
 	e.appChanged = true
@@ -292,6 +315,7 @@ func (e *Engine) planDirty() {
 			delete(e.held, u)
 			delete(e.cleared, u)
 			e.settleLocked(u, p)
+			e.announceIfDoneLocked(u)
 			continue
 		}
 		e.planned[u] = plannedUser{userPlan: p, version: e.version[u], since: since}

@@ -193,3 +193,25 @@ func TestPlanModeWritesNothing(t *testing.T) {
 	e.Configure(cfg)
 	eventually(t, "Enforce applies the plan", func() bool { return activeAccounts(app) == 2 })
 }
+
+func TestMoverChangesGroupsOnly(t *testing.T) {
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	subjects.set("ada", func(s *Subject) { s.Groups = []string{"eng"} })
+	e, _ := startEngine(t, testConfig(t, app), subjects)
+	members := func(name string) int {
+		for _, g := range app.Groups() {
+			if g.DisplayName == name {
+				return len(g.Members)
+			}
+		}
+		return -1
+	}
+	eventually(t, "ada is in eng", func() bool { return members("eng") == 1 })
+	subjects.set("ada", func(s *Subject) { s.Groups = []string{"ops"} })
+	e.MarkDirty("ada")
+	eventually(t, "ada moved from eng to ops", func() bool { return members("eng") == 0 && members("ops") == 1 })
+	if n := app.Requests()[memory.OpCreate]; n != 1 {
+		t.Fatalf("%d creates", n)
+	}
+}

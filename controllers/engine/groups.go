@@ -218,6 +218,7 @@ func (e *Engine) finishGroupChange(lower string, c groupChange, gs *groupState) 
 	for u := range users {
 		e.changedUsers[u] = true
 		e.observeConvergedLocked(u)
+		e.announceIfDoneLocked(u)
 	}
 	e.appChanged = true
 }

@@ -133,6 +133,26 @@ func (e *Engine) Settled(user string) (bool, string) {
 	return true, ""
 }
 
+// Health reports how the connection to the app stands, and its last error.
+func (e *Engine) Health() (Health, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.health, e.err
+}
+
+// Concerns reports whether the app matters to a User: it is assigned the app, or holds
+// an account there.
+func (e *Engine) Concerns(user string) bool {
+	e.mu.Lock()
+	_, linked := e.links[user]
+	e.mu.Unlock()
+	if linked {
+		return true
+	}
+	s, ok := e.subjects.Subject(user)
+	return ok && s.Assigned
+}
+
 // Synced reports whether the engine has listed the app since it connected.
 func (e *Engine) Synced() bool {
 	e.mu.Lock()
@@ -154,10 +174,19 @@ func (e *Engine) Drained() bool {
 	return e.managedCountLocked() == 0
 }
 
-// Pending reports whether a User has work the engine has not finished.
+// Pending reports whether a User has work the engine has not finished. A User reported
+// pending is announced again (Notifier.UsersChanged) once it is not.
 func (e *Engine) Pending(user string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	pending := e.pendingLocked(user)
+	if pending {
+		e.askedPending[user] = true
+	}
+	return pending
+}
+
+func (e *Engine) pendingLocked(user string) bool {
 	_, dirty := e.dirty[user]
 	_, planned := e.planned[user]
 	return dirty || (planned && !e.held[user] && e.cfg.Mode == identityv1alpha1.ModeEnforce) || e.hasPendingGroupsLocked(user)

@@ -1,0 +1,469 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/connectors/scim"
+)
+
+// scimUser reads a user from a SCIM app by userName (ignoring letter case).
+func (s *scimServer) user(userName string) scim.Resource {
+	all, _ := s.store.List(context.Background(), scim.Users, nil)
+	for _, u := range all {
+		if strings.EqualFold(u["userName"].(string), userName) {
+			return u
+		}
+	}
+	return nil
+}
+
+// groupMembers lists the userNames in a SCIM app's group.
+func (s *scimServer) groupMembers(name string) []string {
+	groups, _ := s.store.List(context.Background(), scim.Groups, nil)
+	users, _ := s.store.List(context.Background(), scim.Users, nil)
+	byID := map[string]string{}
+	for _, u := range users {
+		byID[u.ID()] = u["userName"].(string)
+	}
+	for _, g := range groups {
+		if !strings.EqualFold(g["displayName"].(string), name) {
+			continue
+		}
+		var out []string
+		members, _ := g["members"].([]any)
+		for _, m := range members {
+			out = append(out, byID[m.(map[string]any)["value"].(string)])
+		}
+		sort.Strings(out)
+		return out
+	}
+	return nil
+}
+
+// memoryGroupMembers lists the userNames in a memory app's group.
+func memoryGroupMembers(app *memory.App, name string) []string {
+	byID := map[string]string{}
+	for _, a := range app.Accounts() {
+		byID[a.ID] = a.UserName()
+	}
+	for _, g := range app.Groups() {
+		if strings.EqualFold(g.DisplayName, name) {
+			var out []string
+			for _, m := range g.Members {
+				out = append(out, byID[m])
+			}
+			sort.Strings(out)
+			return out
+		}
+	}
+	return nil
+}
+
+func memoryAccount(app *memory.App, userName string) (connectors.Account, bool) {
+	for _, a := range app.Accounts() {
+		if strings.EqualFold(a.UserName(), userName) {
+			return a, true
+		}
+	}
+	return connectors.Account{}, false
+}
+
+func accountState(u *identityv1alpha1.User, app string) identityv1alpha1.AccountState {
+	for _, a := range u.Status.Accounts {
+		if a.App == app {
+			return a.State
+		}
+	}
+	return ""
+}
+
+// TestJoinerMoverLeaver follows one person through two apps: hired into engineering,
+// moved to operations, suspended, and the deactivated accounts deleted after the grace.
+func TestJoinerMoverLeaver(t *testing.T) {
+	ns := namespace(t)
+	app := newSCIMApp(t)
+	sc := scimConnection(t, app, ns, "scimapp", scimToken)
+	sc.Spec.Deprovision = identityv1alpha1.DeprovisionPolicy{
+		OnSuspend: identityv1alpha1.ActionDeactivate, OnRemoval: identityv1alpha1.ActionDeactivate,
+		DeleteAfter: &metav1.Duration{Duration: 3 * time.Second},
+	}
+	create(t, memoryConnection(ns, "memapp"), sc,
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp", "eng"), grant("scimapp", "engineering")),
+		roleWithGrants(ns, "ops", `user.department == "ops"`, grant("memapp", "ops"), grant("scimapp", "operations")),
+		newUser(ns, "ada", "eng"))
+	mem := memoryApp(ns, "memapp")
+
+	// Joiner: both accounts, the app-side groups, status shows both, Ready.
+	waitFor(t, "ada has both accounts and is Ready", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		ok, why := ready(u.Status.Conditions)
+		both := accountState(u, "memapp") == identityv1alpha1.AccountStateActive && accountState(u, "scimapp") == identityv1alpha1.AccountStateActive
+		return ok && both && u.Status.Phase == identityv1alpha1.UserPhaseActive, fmt.Sprintf("%s accounts %+v", why, u.Status.Accounts)
+	})
+	waitFor(t, "ada is in the eng groups of both apps", func() (bool, string) {
+		m, s := memoryGroupMembers(mem, "eng"), app.groupMembers("engineering")
+		return slices.Equal(m, []string{"ada@example.com"}) && slices.Equal(s, []string{"ada@example.com"}), fmt.Sprint(m, s)
+	})
+	scimID := app.user("ada@example.com").ID()
+	memAcc, _ := memoryAccount(mem, "ada@example.com")
+
+	// Mover: groups change in each app, no account is recreated.
+	update(t, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}}, func(u *identityv1alpha1.User) { u.Spec.Department = "ops" })
+	waitFor(t, "ada moved from eng to ops in both apps", func() (bool, string) {
+		got := [][]string{memoryGroupMembers(mem, "eng"), memoryGroupMembers(mem, "ops"), app.groupMembers("engineering"), app.groupMembers("operations")}
+		return len(got[0]) == 0 && slices.Equal(got[1], []string{"ada@example.com"}) && len(got[2]) == 0 &&
+			slices.Equal(got[3], []string{"ada@example.com"}), fmt.Sprint(got)
+	})
+	if app.user("ada@example.com").ID() != scimID || mem.Requests()[memory.OpCreate] != 1 {
+		t.Fatal("moving recreated an account")
+	}
+	if a, _ := memoryAccount(mem, "ada@example.com"); a.ID != memAcc.ID {
+		t.Fatal("moving recreated the memory account")
+	}
+
+	// Leaver: the kill switch deactivates every account, SCIM active=false.
+	update(t, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}}, func(u *identityv1alpha1.User) { u.Spec.State = identityv1alpha1.UserStateSuspended })
+	waitFor(t, "every account of ada is deactivated", func() (bool, string) {
+		acc, _ := memoryAccount(mem, "ada@example.com")
+		s := app.user("ada@example.com")
+		return !acc.Active && s != nil && !s.Active(), fmt.Sprintf("memory active=%v scim=%v", acc.Active, s)
+	})
+	waitFor(t, "ada is Suspended and Ready", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		ok, why := ready(u.Status.Conditions)
+		return ok && u.Status.Phase == identityv1alpha1.UserPhaseSuspended && accountState(u, "scimapp") == identityv1alpha1.AccountStateDeactivated, why
+	})
+	// deleteAfter: the SCIM account goes after its grace; the memory app keeps its own.
+	waitFor(t, "the deactivated SCIM account is deleted after deleteAfter", func() (bool, string) {
+		return app.user("ada@example.com") == nil, "still there"
+	})
+	if _, ok := memoryAccount(mem, "ada@example.com"); !ok {
+		t.Fatal("the memory account was deleted though its app has no deleteAfter")
+	}
+	waitFor(t, "ada's status shows the SCIM account Deleted", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		return accountState(u, "scimapp") == identityv1alpha1.AccountStateDeleted, string(accountState(u, "scimapp"))
+	})
+	assertEvents(t, ns, "ada", "Provisioned", "Deprovisioned")
+}
+
+func assertEvents(t *testing.T, ns, user string, reasons ...string) {
+	t.Helper()
+	waitFor(t, "events "+strings.Join(reasons, ", ")+" on "+user, func() (bool, string) {
+		var events corev1.EventList
+		if err := env.Client.List(context.Background(), &events, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		seen := map[string]bool{}
+		var all []string
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == user {
+				seen[e.Reason] = true
+				all = append(all, e.Reason)
+			}
+		}
+		for _, r := range reasons {
+			if !seen[r] {
+				return false, fmt.Sprint(all)
+			}
+		}
+		return true, ""
+	})
+}
+
+// TestScheduledOnboardingAndContractEnd: activeFrom keeps a User Pending without
+// accounts until then; activeUntil deprovisions when it passes.
+func TestScheduledOnboardingAndContractEnd(t *testing.T) {
+	ns := namespace(t)
+	// The API keeps whole seconds: so do the times the test compares with.
+	start := metav1.NewTime(time.Now().Add(4 * time.Second).Truncate(time.Second))
+	end := metav1.NewTime(time.Now().Add(10 * time.Second).Truncate(time.Second))
+	hire := newUser(ns, "newhire", "eng")
+	hire.Spec.ActiveFrom, hire.Spec.ActiveUntil = &start, &end
+	create(t, memoryConnection(ns, "memapp"), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")), hire)
+	mem := memoryApp(ns, "memapp")
+
+	waitFor(t, "the new hire is Pending", func() (bool, string) {
+		u := get(t, ns, "newhire", &identityv1alpha1.User{})
+		ok, why := ready(u.Status.Conditions)
+		return ok && u.Status.Phase == identityv1alpha1.UserPhasePending, why
+	})
+	if _, ok := memoryAccount(mem, "newhire@example.com"); ok && time.Now().Before(start.Time) {
+		t.Fatal("an account exists before activeFrom")
+	}
+	waitFor(t, "the account exists once activeFrom passes", func() (bool, string) {
+		acc, ok := memoryAccount(mem, "newhire@example.com")
+		return ok && acc.Active, "no active account"
+	})
+	if time.Now().Before(start.Time) {
+		t.Fatal("the account was created before activeFrom")
+	}
+	waitFor(t, "the account is deactivated once activeUntil passes", func() (bool, string) {
+		acc, ok := memoryAccount(mem, "newhire@example.com")
+		return ok && !acc.Active, "still active"
+	})
+	if time.Now().Before(end.Time) {
+		t.Fatal("the account was deactivated before activeUntil")
+	}
+	waitFor(t, "the User is Expired", func() (bool, string) {
+		u := get(t, ns, "newhire", &identityv1alpha1.User{})
+		return u.Status.Phase == identityv1alpha1.UserPhaseExpired, string(u.Status.Phase)
+	})
+}
+
+// TestTimeBoundAssignmentExpires: access granted until validUntil is removed then.
+func TestTimeBoundAssignmentExpires(t *testing.T) {
+	ns := namespace(t)
+	until := metav1.NewTime(time.Now().Add(5 * time.Second).Truncate(time.Second))
+	create(t, memoryConnection(ns, "memapp"), newUser(ns, "contractor", "ops"), &identityv1alpha1.AppAssignment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "contractor-memapp"},
+		Spec: identityv1alpha1.AppAssignmentSpec{UserRef: &identityv1alpha1.LocalObjectReference{Name: "contractor"},
+			App: "memapp", ValidUntil: &until},
+	})
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "the assignment provisions one account", func() (bool, string) {
+		a := get(t, ns, "contractor-memapp", &identityv1alpha1.AppAssignment{})
+		ok, why := ready(a.Status.Conditions)
+		return ok && a.Status.Desired == 1 && a.Status.Provisioned == 1, why
+	})
+	waitFor(t, "access is removed at validUntil", func() (bool, string) {
+		acc, ok := memoryAccount(mem, "contractor@example.com")
+		return ok && !acc.Active, "still active"
+	})
+	if time.Now().Before(until.Time) {
+		t.Fatal("access was removed before validUntil")
+	}
+	waitFor(t, "the assignment reports it expired", func() (bool, string) {
+		a := get(t, ns, "contractor-memapp", &identityv1alpha1.AppAssignment{})
+		ok, why := ready(a.Status.Conditions)
+		return ok && strings.Contains(why, identityv1alpha1.ReasonExpired), why
+	})
+}
+
+// TestAdoptionIgnoresLetterCase: an account that already exists in the app is adopted,
+// not duplicated, though its userName differs in letter case.
+func TestAdoptionIgnoresLetterCase(t *testing.T) {
+	ns := namespace(t)
+	app := newSCIMApp(t)
+	existing, err := app.store.Create(context.Background(), scim.Users, scim.Resource{"userName": "Grace@Example.COM", "active": true, "title": "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, scimConnection(t, app, ns, "scimapp", scimToken), newUser(ns, "grace", "eng"),
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")))
+	waitFor(t, "grace's status links the existing account", func() (bool, string) {
+		u := get(t, ns, "grace", &identityv1alpha1.User{})
+		for _, a := range u.Status.Accounts {
+			if a.App == "scimapp" && a.ExternalID == existing.ID() && a.State == identityv1alpha1.AccountStateActive {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", u.Status.Accounts)
+	})
+	all, _ := app.store.List(context.Background(), scim.Users, nil)
+	if len(all) != 1 {
+		t.Fatalf("the app has %d users, want the one adopted", len(all))
+	}
+	waitFor(t, "the adopted account gets the declared attributes", func() (bool, string) {
+		u := app.user("grace@example.com")
+		name, _ := u["name"].(map[string]any)
+		return name != nil && name["givenName"] == "grace", fmt.Sprint(u)
+	})
+	assertEvents(t, ns, "grace", "Adopted")
+}
+
+// TestPlanModeThenEnforce: Plan mode writes nothing and shows the plan; Enforce applies it.
+func TestPlanModeThenEnforce(t *testing.T) {
+	ns := namespace(t)
+	conn := memoryConnection(ns, "memapp")
+	conn.Spec.Mode = identityv1alpha1.ModePlan
+	create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp", "eng")),
+		newUser(ns, "u1", "eng"), newUser(ns, "u2", "eng"))
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "the plan is published", func() (bool, string) {
+		c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
+		ok, why := ready(c.Status.Conditions)
+		p := c.Status.Plan
+		return ok && strings.Contains(why, identityv1alpha1.ReasonPlanOnly) && p != nil && p.Creates == 2 && p.GroupChanges == 2 && len(p.Sample) == 2,
+			fmt.Sprintf("%s plan %+v", why, p)
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := mem.Requests()[memory.OpCreate] + mem.Requests()[memory.OpEnsureGroup] + mem.Requests()[memory.OpGroupMembers]; n != 0 {
+		t.Fatalf("Plan mode sent %d writes to the app", n)
+	}
+	update(t, conn, func(c *identityv1alpha1.AppConnection) { c.Spec.Mode = identityv1alpha1.ModeEnforce })
+	waitFor(t, "Enforce applies the plan", func() (bool, string) {
+		c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
+		return len(mem.Accounts()) == 2 && slices.Equal(memoryGroupMembers(mem, "eng"), []string{"u1@example.com", "u2@example.com"}) &&
+			c.Status.Plan == nil && c.Status.Accounts.Managed == 2, fmt.Sprintf("plan %+v", c.Status.Plan)
+	})
+	if got := mem.Requests()[memory.OpCreate]; got != 2 {
+		t.Fatalf("%d creates, want exactly the 2 planned", got)
+	}
+}
+
+// TestSafetyThresholdHoldsAMassDeprovision: a Role edited to match nobody would
+// deprovision everyone; the plan waits for an approval annotation.
+func TestSafetyThresholdHoldsAMassDeprovision(t *testing.T) {
+	ns := namespace(t)
+	maxCount := int32(5)
+	conn := memoryConnection(ns, "memapp")
+	conn.Spec.SafetyThreshold = &identityv1alpha1.SafetyThreshold{MaxCount: &maxCount}
+	role := roleWithGrants(ns, "everyone", `user.department == "eng"`, grant("memapp"))
+	create(t, conn, role)
+	for i := range 8 {
+		create(t, newUser(ns, fmt.Sprintf("p%d", i), "eng"))
+	}
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "8 accounts", func() (bool, string) { return len(mem.Accounts()) == 8, fmt.Sprint(len(mem.Accounts())) })
+
+	update(t, role, func(r *identityv1alpha1.Role) { r.Spec.Members.Rule = `user.department == "nobody"` })
+	var planID string
+	waitFor(t, "the AppConnection is Stalled by the safety threshold", func() (bool, string) {
+		c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
+		for _, cond := range c.Status.Conditions {
+			if cond.Type == identityv1alpha1.ConditionStalled && cond.Status == metav1.ConditionTrue && cond.Reason == identityv1alpha1.ReasonSafetyThresholdExceeded {
+				if c.Status.Plan != nil {
+					planID = c.Status.Plan.ID
+				}
+				return strings.Contains(cond.Message, "would deprovision 8 accounts") && planID != "", cond.Message
+			}
+		}
+		return false, fmt.Sprintf("%+v", c.Status.Conditions)
+	})
+	time.Sleep(500 * time.Millisecond)
+	for _, a := range mem.Accounts() {
+		if !a.Active {
+			t.Fatal("an account was deactivated while the plan waited for approval")
+		}
+	}
+	update(t, conn, func(c *identityv1alpha1.AppConnection) {
+		c.Annotations = map[string]string{identityv1alpha1.AnnotationApprovePlan: planID}
+	})
+	waitFor(t, "the approved plan deprovisions all 8", func() (bool, string) {
+		n := 0
+		for _, a := range mem.Accounts() {
+			if !a.Active {
+				n++
+			}
+		}
+		return n == 8, fmt.Sprintf("%d deactivated", n)
+	})
+	waitFor(t, "the AppConnection is Ready again", func() (bool, string) {
+		return ready(get(t, ns, "memapp", &identityv1alpha1.AppConnection{}).Status.Conditions)
+	})
+	assertEvents(t, ns, "memapp", "PlanBlocked")
+}
+
+// TestDeletionsLeaveTheAppAsDeclared: deleting a User, an AppAssignment and an
+// AppConnection each deprovisions first; no finalizer is left behind.
+func TestDeletionsLeaveTheAppAsDeclared(t *testing.T) {
+	ns := namespace(t)
+	create(t, memoryConnection(ns, "memapp"), newUser(ns, "del-user", "x"), newUser(ns, "del-assignment", "x"), newUser(ns, "del-app", "x"))
+	for _, u := range []string{"del-user", "del-assignment", "del-app"} {
+		create(t, &identityv1alpha1.AppAssignment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: u},
+			Spec:       identityv1alpha1.AppAssignmentSpec{UserRef: &identityv1alpha1.LocalObjectReference{Name: u}, App: "memapp"},
+		})
+	}
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "three active accounts", func() (bool, string) {
+		n := 0
+		for _, a := range mem.Accounts() {
+			if a.Active {
+				n++
+			}
+		}
+		return n == 3, fmt.Sprint(n)
+	})
+	active := func(userName string) bool { a, _ := memoryAccount(mem, userName); return a.Active }
+	gone := func(obj client.Object) func() (bool, string) {
+		return func() (bool, string) {
+			err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
+			return client.IgnoreNotFound(err) == nil && err != nil, fmt.Sprintf("finalizers %v", obj.GetFinalizers())
+		}
+	}
+
+	user := &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "del-user"}}
+	if err := env.Client.Delete(context.Background(), user); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted User is gone", gone(user))
+	if active("del-user@example.com") {
+		t.Fatal("the User went before its account was deactivated")
+	}
+
+	assignment := &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "del-assignment"}}
+	if err := env.Client.Delete(context.Background(), assignment); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the unassigned account is deactivated", func() (bool, string) { return !active("del-assignment@example.com"), "active" })
+
+	conn := &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "memapp"}}
+	if err := env.Client.Delete(context.Background(), conn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted AppConnection is gone", gone(conn))
+	if active("del-app@example.com") {
+		t.Fatal("the AppConnection went before its accounts were released")
+	}
+	waitFor(t, "del-app's status drops the gone app", func() (bool, string) {
+		u := get(t, ns, "del-app", &identityv1alpha1.User{})
+		return len(u.Status.Accounts) == 0, fmt.Sprintf("%+v", u.Status.Accounts)
+	})
+}
+
+// TestBadTokenIsReportedWithoutTheToken: a rejected token shows as Ready=False with a
+// clear reason on the AppConnection and the affected Users; the token appears in no
+// status, event or log.
+func TestBadTokenIsReportedWithoutTheToken(t *testing.T) {
+	ns := namespace(t)
+	const wrongToken = "wrong-token-d41d8cd98f"
+	app := newSCIMApp(t)
+	create(t, scimConnection(t, app, ns, "scimapp", wrongToken), newUser(ns, "victim", "eng"),
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")))
+	waitFor(t, "the AppConnection reports the rejected credentials", func() (bool, string) {
+		c := get(t, ns, "scimapp", &identityv1alpha1.AppConnection{})
+		ok, why := ready(c.Status.Conditions)
+		return !ok && strings.Contains(why, identityv1alpha1.ReasonCredentialsRejected), why
+	})
+	waitFor(t, "the User reports it cannot be provisioned", func() (bool, string) {
+		u := get(t, ns, "victim", &identityv1alpha1.User{})
+		ok, why := ready(u.Status.Conditions)
+		return !ok && strings.Contains(why, identityv1alpha1.ReasonCredentialsRejected) && strings.Contains(why, "scimapp"), why
+	})
+	c := get(t, ns, "scimapp", &identityv1alpha1.AppConnection{})
+	u := get(t, ns, "victim", &identityv1alpha1.User{})
+	var events corev1.EventList
+	if err := env.Client.List(context.Background(), &events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	everything := fmt.Sprintf("%+v %+v %+v %s", c.Status, u.Status, events.Items, logs.String())
+	for _, secret := range []string{wrongToken, scimToken} {
+		if strings.Contains(everything, secret) {
+			t.Fatalf("a token appears in status, events or logs")
+		}
+	}
+
+	// Fixing the Secret brings the AppConnection back and provisions the User.
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scimapp-token"}}
+	update(t, secret, func(s *corev1.Secret) { s.Data = map[string][]byte{"token": []byte(scimToken)} })
+	waitFor(t, "the User is provisioned once the token is fixed", func() (bool, string) {
+		u := get(t, ns, "victim", &identityv1alpha1.User{})
+		ok, why := ready(u.Status.Conditions)
+		return ok && app.user("victim@example.com") != nil, why
+	})
+}

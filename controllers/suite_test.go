@@ -1,0 +1,247 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/controllers"
+	"github.com/rosterhq/roster/test/testenv"
+)
+
+const scimToken = "scim-token-7f3a9c"
+
+var (
+	env      *testenv.Env
+	k8s      client.Client
+	apps     *memory.Apps
+	logs     = &syncBuffer{}
+	testCtx  context.Context
+	shutdown context.CancelFunc
+)
+
+// syncBuffer collects the operator's logs so that tests can look for secrets in them.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// scimServer is an in-process SCIM app: Roster's own server over a memory store.
+type scimServer struct {
+	*httptest.Server
+	store *scim.MemoryStore
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	var out io.Writer = logs
+	if os.Getenv("ROSTER_TEST_LOGS") != "" {
+		out = io.MultiWriter(logs, os.Stderr)
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(out), zap.UseDevMode(true)))
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	apps = memory.NewApps()
+	registry := connectors.NewRegistry().
+		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{})).
+		AddTarget("memory", apps.TargetFactory())
+	testCtx, shutdown = context.WithCancel(context.Background())
+	defer shutdown()
+	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(testCtx) }()
+	k8s = mgr.GetClient()
+	if !mgr.GetCache().WaitForCacheSync(testCtx) {
+		fmt.Fprintln(os.Stderr, "caches did not sync")
+		return 1
+	}
+	code := m.Run()
+	shutdown()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	return code
+}
+
+// waitFor polls until cond holds, failing the test with what it last saw.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		last = seen
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s; last saw: %s", what, last)
+}
+
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "roster-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func create(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, obj := range objs {
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+		}
+	}
+}
+
+// update re-reads obj, changes it and writes it, retrying on conflicts.
+func update[T client.Object](t *testing.T, obj T, change func(T)) {
+	t.Helper()
+	for i := 0; ; i++ {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			t.Fatal(err)
+		}
+		change(obj)
+		err := env.Client.Update(context.Background(), obj)
+		if err == nil {
+			return
+		}
+		if i > 10 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func get[T client.Object](t *testing.T, ns, name string, obj T) T {
+	t.Helper()
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, obj); err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
+func ready(conds []metav1.Condition) (bool, string) {
+	c := meta.FindStatusCondition(conds, identityv1alpha1.ConditionReady)
+	if c == nil {
+		return false, "no Ready condition"
+	}
+	return c.Status == metav1.ConditionTrue, fmt.Sprintf("Ready=%s %s: %s", c.Status, c.Reason, c.Message)
+}
+
+func newUser(ns, name, dept string) *identityv1alpha1.User {
+	return &identityv1alpha1.User{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: identityv1alpha1.UserSpec{
+			UserName:   name + "@example.com",
+			Name:       &identityv1alpha1.PersonName{GivenName: name, FamilyName: "Tester"},
+			Emails:     []identityv1alpha1.Email{{Value: name + "@example.com", Type: "work", Primary: true}},
+			Department: dept,
+		},
+	}
+}
+
+func memoryConnection(ns, name string) *identityv1alpha1.AppConnection {
+	return &identityv1alpha1.AppConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       identityv1alpha1.AppConnectionSpec{Memory: &identityv1alpha1.MemoryConnector{}},
+	}
+}
+
+// newSCIMApp starts an in-process SCIM app for one test.
+func newSCIMApp(t *testing.T) *scimServer {
+	t.Helper()
+	store := scim.NewMemoryStore()
+	srv := httptest.NewServer(http.StripPrefix("/scim/v2", scim.NewServer(scim.ServerOptions{
+		Store: store, Authorize: func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer "+scimToken },
+	})))
+	t.Cleanup(srv.Close)
+	return &scimServer{Server: srv, store: store}
+}
+
+// scimConnection connects an AppConnection to a SCIM app with a token from a Secret.
+func scimConnection(t *testing.T, app *scimServer, ns, name, token string) *identityv1alpha1.AppConnection {
+	t.Helper()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-token"}, StringData: map[string]string{"token": token}}
+	create(t, secret)
+	burst := int32(200)
+	return &identityv1alpha1.AppConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: identityv1alpha1.AppConnectionSpec{
+			SCIM: &identityv1alpha1.SCIMConnector{
+				BaseURL: app.URL + "/scim/v2",
+				Auth: identityv1alpha1.SCIMAuth{Type: identityv1alpha1.SCIMAuthBearer,
+					SecretRef: identityv1alpha1.LocalObjectReference{Name: name + "-token"}},
+			},
+			RateLimit: &identityv1alpha1.RateLimit{Requests: 1000, Burst: &burst},
+		},
+	}
+}
+
+func memoryApp(ns, conn string) *memory.App { return apps.Get(ns + "/" + conn) }
+
+func roleWithGrants(ns, name, rule string, grants ...identityv1alpha1.RoleGrant) *identityv1alpha1.Role {
+	return &identityv1alpha1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       identityv1alpha1.RoleSpec{Members: identityv1alpha1.RoleMembers{Rule: rule}, Grants: grants},
+	}
+}
+
+func grant(app string, groups ...string) identityv1alpha1.RoleGrant {
+	return identityv1alpha1.RoleGrant{App: app, Entitlements: identityv1alpha1.Entitlements{Groups: groups}}
+}
