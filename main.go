@@ -18,6 +18,7 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/controllers"
+	"github.com/rosterhq/roster/controllers/engine"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 )
@@ -70,7 +71,7 @@ func main() {
 // newRegistry builds the connectors this binary speaks.
 func newRegistry(apps *memory.Apps) *connectors.Registry {
 	return connectors.NewRegistry().
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{})).
+		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
 		AddTarget("memory", apps.TargetFactory())
 }
 

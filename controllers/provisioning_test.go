@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
@@ -465,5 +466,101 @@ func TestBadTokenIsReportedWithoutTheToken(t *testing.T) {
 		u := get(t, ns, "victim", &identityv1alpha1.User{})
 		ok, why := ready(u.Status.Conditions)
 		return ok && app.user("victim@example.com") != nil, why
+	})
+}
+
+// TestPauseHoldsWrites: a paused AppConnection writes nothing until the annotation goes.
+func TestPauseHoldsWrites(t *testing.T) {
+	ns := namespace(t)
+	conn := memoryConnection(ns, "memapp")
+	conn.Annotations = map[string]string{identityv1alpha1.AnnotationPaused: "true"}
+	create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")), newUser(ns, "paula", "eng"))
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "the AppConnection says it is paused", func() (bool, string) {
+		c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
+		_, why := ready(c.Status.Conditions)
+		return strings.Contains(why, identityv1alpha1.ReasonPaused), why
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := mem.Requests()[memory.OpCreate]; n != 0 {
+		t.Fatalf("a paused AppConnection created %d accounts", n)
+	}
+	update(t, conn, func(c *identityv1alpha1.AppConnection) { delete(c.Annotations, identityv1alpha1.AnnotationPaused) })
+	waitFor(t, "the account is created once unpaused", func() (bool, string) {
+		_, ok := memoryAccount(mem, "paula@example.com")
+		return ok, "no account"
+	})
+}
+
+// TestUnmanagedAccounts: accounts no User holds are reported, or deactivated.
+func TestUnmanagedAccounts(t *testing.T) {
+	for _, policy := range []identityv1alpha1.UnmanagedAccountsPolicy{identityv1alpha1.UnmanagedReport, identityv1alpha1.UnmanagedDeactivate} {
+		t.Run(string(policy), func(t *testing.T) {
+			ns := namespace(t)
+			mem := memoryApp(ns, "memapp")
+			for _, stray := range []string{"stray1", "stray2"} {
+				if _, err := mem.Create(context.Background(), connectors.Account{Active: true, Attributes: map[string]any{"userName": stray}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			conn := memoryConnection(ns, "memapp")
+			conn.Spec.UnmanagedAccounts = policy
+			create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")), newUser(ns, "kept", "eng"))
+			if policy == identityv1alpha1.UnmanagedReport {
+				waitFor(t, "two unmanaged accounts reported", func() (bool, string) {
+					c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
+					return c.Status.Accounts.Unmanaged == 2 && slices.Equal(c.Status.UnmanagedAccounts, []string{"stray1", "stray2"}) &&
+						c.Status.Accounts.Managed == 1, fmt.Sprintf("%+v %v", c.Status.Accounts, c.Status.UnmanagedAccounts)
+				})
+				return
+			}
+			waitFor(t, "the unmanaged accounts are deactivated, the managed one kept", func() (bool, string) {
+				var states []string
+				for _, a := range mem.Accounts() {
+					states = append(states, fmt.Sprintf("%s=%v", a.UserName(), a.Active))
+				}
+				sort.Strings(states)
+				return slices.Equal(states, []string{"kept@example.com=true", "stray1=false", "stray2=false"}), fmt.Sprint(states)
+			})
+		})
+	}
+}
+
+// TestMetricsArePublished: accounts by state, writes by result, HTTP answers and the
+// time to converge, on the manager's registry.
+func TestMetricsArePublished(t *testing.T) {
+	ns := namespace(t)
+	app := newSCIMApp(t)
+	create(t, scimConnection(t, app, ns, "scimapp", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")), newUser(ns, "metric", "eng"))
+	appLabel := ns + "/scimapp"
+	waitFor(t, "the metrics show the converged account", func() (bool, string) {
+		families, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			return false, err.Error()
+		}
+		found := map[string]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["app"] != appLabel {
+					continue
+				}
+				key := f.GetName() + "{" + labels["state"] + labels["operation"] + labels["result"] + labels["method"] + labels["code"] + "}"
+				switch {
+				case m.GetGauge() != nil:
+					found[key] = m.GetGauge().GetValue()
+				case m.GetCounter() != nil:
+					found[key] = m.GetCounter().GetValue()
+				case m.GetHistogram() != nil:
+					found[key] = float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+		ok := found["roster_accounts{managed}"] == 1 && found["roster_connector_requests_total{createok}"] == 1 &&
+			found["roster_connector_http_responses_total{POST201}"] >= 1 && found["roster_convergence_seconds{}"] >= 1
+		return ok, fmt.Sprint(found)
 	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/controllers"
+	"github.com/rosterhq/roster/controllers/engine"
 	"github.com/rosterhq/roster/test/testenv"
 )
 
@@ -93,7 +94,7 @@ func run(m *testing.M) int {
 	}
 	apps = memory.NewApps()
 	registry := connectors.NewRegistry().
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{})).
+		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
 		AddTarget("memory", apps.TargetFactory())
 	testCtx, shutdown = context.WithCancel(context.Background())
 	defer shutdown()

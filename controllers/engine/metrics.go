@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,10 @@ var (
 		Name: "roster_plan_changes",
 		Help: "Changes planned and not yet applied, by app and kind.",
 	}, []string{"app", "kind"})
+	httpResponses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "roster_connector_http_responses_total",
+		Help: "HTTP answers apps gave Roster, by app, method and status code (0: no answer), retries included; code 429 counts rate limiting.",
+	}, []string{"app", "method", "code"})
 	lastFullSync = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "roster_last_full_sync_timestamp_seconds",
 		Help: "When Roster last listed the whole app.",
@@ -34,7 +39,7 @@ var (
 
 // Collectors are the engine's metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{requests, convergence, accounts, planChanges, lastFullSync}
+	return []prometheus.Collector{requests, convergence, accounts, planChanges, lastFullSync, httpResponses}
 }
 
 func observeRequest(app, operation string, err error, _ time.Duration) {
@@ -55,6 +60,11 @@ func result(err error) string {
 		return "refused"
 	}
 	return "error"
+}
+
+// ObserveHTTP counts one HTTP answer from an app; HTTP connectors report to it.
+func ObserveHTTP(app, method string, status int, _ error, _ time.Duration) {
+	httpResponses.WithLabelValues(app, method, strconv.Itoa(status)).Inc()
 }
 
 func observeConvergence(app string, d time.Duration) {
@@ -83,5 +93,6 @@ func ForgetMetrics(app string) {
 		v.DeletePartialMatch(prometheus.Labels{"app": app})
 	}
 	requests.DeletePartialMatch(prometheus.Labels{"app": app})
+	httpResponses.DeletePartialMatch(prometheus.Labels{"app": app})
 	convergence.DeletePartialMatch(prometheus.Labels{"app": app})
 }
