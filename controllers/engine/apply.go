@@ -92,8 +92,11 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 			e.events.User(app, user, "Normal", "Provisioned", fmt.Sprintf("Created account %s in %s", acc.UserName(), app))
 		}
 		e.queueGroupsLocked(user, acc.ID, p.addGroups, nil)
-		for _, report := range e.subjects.Reports(user) {
-			e.markLocked(report) // their manager now has an account id
+		if reports := e.subjects.Reports(user); len(reports) > 0 {
+			for _, report := range reports {
+				e.markLocked(report) // their manager now has an account id
+			}
+			e.signal()
 		}
 	case actUpdate:
 		acc := o.account

@@ -1,0 +1,113 @@
+package controllers_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+func condition(conds []metav1.Condition, typ string) string {
+	c := meta.FindStatusCondition(conds, typ)
+	if c == nil {
+		return "absent"
+	}
+	return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+}
+
+// TestRoleStatusAndGrants: member count, grants as owned AppAssignments, and a rule
+// that does not compile stalls the Role with the compiler's message and takes no
+// access away.
+func TestRoleStatusAndGrants(t *testing.T) {
+	ns := namespace(t)
+	role := roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp", "eng"), grant("other", "x"))
+	create(t, memoryConnection(ns, "memapp"), role, newUser(ns, "a", "eng"), newUser(ns, "b", "eng"), newUser(ns, "c", "ops"))
+	waitFor(t, "the Role counts 2 members and is Ready", func() (bool, string) {
+		r := get(t, ns, "eng", &identityv1alpha1.Role{})
+		ok, why := ready(r.Status.Conditions)
+		return ok && r.Status.MemberCount == 2 && r.Status.ObservedGeneration == r.Generation, fmt.Sprintf("%s members=%d", why, r.Status.MemberCount)
+	})
+	a := get(t, ns, "eng-memapp", &identityv1alpha1.AppAssignment{})
+	if !metav1.IsControlledBy(a, get(t, ns, "eng", &identityv1alpha1.Role{})) || a.Spec.RoleRef.Name != "eng" || a.Spec.Groups[0] != "eng" {
+		t.Fatalf("grant assignment = %+v", a)
+	}
+	waitFor(t, "the grant to a missing app says so", func() (bool, string) {
+		a := get(t, ns, "eng-other", &identityv1alpha1.AppAssignment{})
+		got := condition(a.Status.Conditions, identityv1alpha1.ConditionReady)
+		return strings.HasPrefix(got, "False/"+identityv1alpha1.ReasonAppNotFound), got
+	})
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "two accounts", func() (bool, string) { return len(mem.Accounts()) == 2, fmt.Sprint(len(mem.Accounts())) })
+
+	update(t, role, func(r *identityv1alpha1.Role) {
+		r.Spec.Members.Rule = `user.department ==`
+		r.Spec.Grants = r.Spec.Grants[:1]
+	})
+	waitFor(t, "the Role is Stalled with the compiler's message", func() (bool, string) {
+		r := get(t, ns, "eng", &identityv1alpha1.Role{})
+		got := condition(r.Status.Conditions, identityv1alpha1.ConditionStalled)
+		return strings.HasPrefix(got, "True/"+identityv1alpha1.ReasonInvalidSpec) && strings.Contains(got, "members.rule does not compile") &&
+			strings.HasPrefix(condition(r.Status.Conditions, identityv1alpha1.ConditionReady), "False/"), got
+	})
+	waitFor(t, "the removed grant's AppAssignment is deleted", func() (bool, string) {
+		var list identityv1alpha1.AppAssignmentList
+		_ = env.Client.List(testCtx, &list)
+		for _, a := range list.Items {
+			if a.Namespace == ns && a.Name == "eng-other" {
+				return false, "still there"
+			}
+		}
+		return true, ""
+	})
+	for _, acc := range mem.Accounts() {
+		if !acc.Active {
+			t.Fatal("a rule that does not compile deprovisioned an account")
+		}
+	}
+}
+
+// TestAssignmentReportsAMissingSubject: a missing User is a condition, not an error loop.
+func TestAssignmentReportsAMissingSubject(t *testing.T) {
+	ns := namespace(t)
+	create(t, memoryConnection(ns, "memapp"), &identityv1alpha1.AppAssignment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ghost"},
+		Spec:       identityv1alpha1.AppAssignmentSpec{UserRef: &identityv1alpha1.LocalObjectReference{Name: "ghost"}, App: "memapp"},
+	})
+	waitFor(t, "SubjectNotFound", func() (bool, string) {
+		a := get(t, ns, "ghost", &identityv1alpha1.AppAssignment{})
+		got := condition(a.Status.Conditions, identityv1alpha1.ConditionReady)
+		return strings.HasPrefix(got, "False/"+identityv1alpha1.ReasonSubjectNotFound) && strings.Contains(got, "the User ghost does not exist"), got
+	})
+	create(t, newUser(ns, "ghost", "x"))
+	waitFor(t, "the assignment provisions once the User exists", func() (bool, string) {
+		a := get(t, ns, "ghost", &identityv1alpha1.AppAssignment{})
+		ok, why := ready(a.Status.Conditions)
+		return ok && a.Status.Provisioned == 1, why
+	})
+}
+
+// TestDuplicateUserNamesStall: two Users with one userName (in other letters) — the
+// newer one gets no account and says why.
+func TestDuplicateUserNamesStall(t *testing.T) {
+	ns := namespace(t)
+	first := newUser(ns, "first", "eng")
+	first.Spec.UserName = "Same@Example.com"
+	create(t, memoryConnection(ns, "memapp"), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")), first)
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "first has its account", func() (bool, string) { return len(mem.Accounts()) == 1, "" })
+	second := newUser(ns, "second", "eng")
+	second.Spec.UserName = "same@example.com"
+	create(t, second)
+	waitFor(t, "second is Stalled with DuplicateUserName", func() (bool, string) {
+		u := get(t, ns, "second", &identityv1alpha1.User{})
+		got := condition(u.Status.Conditions, identityv1alpha1.ConditionStalled)
+		return strings.HasPrefix(got, "True/"+identityv1alpha1.ReasonDuplicateUserName), got
+	})
+	if len(mem.Accounts()) != 1 {
+		t.Fatal("a duplicate userName got an account")
+	}
+}
