@@ -564,3 +564,23 @@ func TestMetricsArePublished(t *testing.T) {
 		return ok, fmt.Sprint(found)
 	})
 }
+
+// TestManagerIsTheManagersAccountID: the enterprise manager attribute carries the
+// manager's id in the same app, filled in once the manager has an account.
+func TestManagerIsTheManagersAccountID(t *testing.T) {
+	ns := namespace(t)
+	app := newSCIMApp(t)
+	worker := newUser(ns, "worker", "eng")
+	worker.Spec.Manager = &identityv1alpha1.LocalObjectReference{Name: "boss"}
+	create(t, scimConnection(t, app, ns, "scimapp", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")),
+		worker, newUser(ns, "boss", "eng"))
+	waitFor(t, "worker's manager.value is boss's id", func() (bool, string) {
+		w, b := app.user("worker@example.com"), app.user("boss@example.com")
+		if w == nil || b == nil {
+			return false, "accounts missing"
+		}
+		ext, _ := w[scim.SchemaEnterpriseUser].(map[string]any)
+		mgr, _ := ext["manager"].(map[string]any)
+		return mgr != nil && mgr["value"] == b.ID(), fmt.Sprint(ext)
+	})
+}
