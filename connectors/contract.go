@@ -63,6 +63,13 @@ type IncrementalSource interface {
 	Changes(ctx context.Context, watermark string) (ChangeSet, error)
 }
 
+// WatchingSource is a Source that reports changes as they happen (LDAP syncrepl).
+type WatchingSource interface {
+	Source
+	// Watch calls changed for every change until ctx ends or the connection fails.
+	Watch(ctx context.Context, changed func(ChangeSet)) error
+}
+
 // Snapshot is everything a source holds, and a watermark to ask for changes after it.
 type Snapshot struct {
 	Records   []Record
@@ -72,8 +79,10 @@ type Snapshot struct {
 
 // ChangeSet is what changed in a source since a watermark.
 type ChangeSet struct {
-	Changed   []Record
-	Deleted   []string // record ids
+	Changed []Record
+	// Deleted are the ids of records or groups that are gone.
+	Deleted []string
+	// Groups are groups added or changed, each whole.
 	Groups    []SourceGroup
 	Watermark string
 }
@@ -86,7 +95,9 @@ type Record struct {
 	Attributes map[string]any
 	// Disabled is true when the source marks the person as disabled.
 	Disabled bool
-	// Groups are the ids of the groups the person is a direct member of.
+	// Groups are the ids of the groups the person is a direct member of, for sources
+	// that record membership on the person; membership recorded on groups
+	// (SourceGroup.Members) counts as well.
 	Groups []string
 }
 

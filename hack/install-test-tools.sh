@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs the programs the tests start as real peers, from Debian's packages, when the
-# machine lacks them: Node.js and npm (the SCIMMY interop app).
+# machine lacks them: Node.js and npm (the SCIMMY interop app), OpenLDAP's slapd and
+# client tools (the LDAP directory tests).
 set -euo pipefail
 
 declare -A package_for=(
   [node]=nodejs
   [npm]=npm
+  [/usr/sbin/slapd]=slapd
+  [ldapsearch]=ldap-utils
 )
 
 missing=()
 for cmd in "${!package_for[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_for[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "$cmd" ] || missing+=("${package_for[$cmd]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

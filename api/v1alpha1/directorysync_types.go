@@ -8,6 +8,19 @@ import (
 // +kubebuilder:validation:Enum=Auto;SyncRepl;DirSync;ModifyTimestamp;None
 type LDAPIncrementalMode string
 
+const (
+	// IncrementalAuto picks SyncRepl, DirSync or ModifyTimestamp by what the server offers.
+	IncrementalAuto LDAPIncrementalMode = "Auto"
+	// IncrementalSyncRepl follows RFC 4533 refreshAndPersist.
+	IncrementalSyncRepl LDAPIncrementalMode = "SyncRepl"
+	// IncrementalDirSync uses Active Directory's DirSync control.
+	IncrementalDirSync LDAPIncrementalMode = "DirSync"
+	// IncrementalModifyTimestamp polls for entries changed since the last look.
+	IncrementalModifyTimestamp LDAPIncrementalMode = "ModifyTimestamp"
+	// IncrementalNone reads only at full syncs.
+	IncrementalNone LDAPIncrementalMode = "None"
+)
+
 // LDAPSource reads people and groups from OpenLDAP or Active Directory.
 type LDAPSource struct {
 	LDAPConnection `json:",inline"`
@@ -44,12 +57,47 @@ type LDAPSource struct {
 	// +kubebuilder:validation:Maximum=10000
 	PageSize int32 `json:"pageSize,omitempty"`
 
+	// attributes names the directory attributes Roster reads; unset ones take the
+	// flavor's defaults.
+	// +optional
+	Attributes *LDAPAttributes `json:"attributes,omitempty"`
+
 	// incremental is how changes are caught between full syncs: Auto picks SyncRepl
 	// (RFC 4533) where the server offers it, DirSync on Active Directory, and
 	// ModifyTimestamp polling otherwise.
 	// +optional
 	// +kubebuilder:default=Auto
 	Incremental LDAPIncrementalMode `json:"incremental,omitempty"`
+}
+
+// LDAPAttributes names the directory attributes Roster reads. Every attribute of an entry
+// is also available to the mapping as record.<name>.
+type LDAPAttributes struct {
+	// id is the immutable id of an entry: entryUUID (OpenLDAP) or objectGUID (Active
+	// Directory). User object names derive from it.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	ID string `json:"id,omitempty"`
+
+	// userName is the login: uid (OpenLDAP) or sAMAccountName (Active Directory).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	UserName string `json:"userName,omitempty"`
+
+	// groupName is a group's name: cn.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	GroupName string `json:"groupName,omitempty"`
+
+	// groupMember lists a group's members by DN: member (groupOfNames, Active
+	// Directory) or uniqueMember (groupOfUniqueNames).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	GroupMember string `json:"groupMember,omitempty"`
 }
 
 // SCIMSource serves a SCIM 2.0 endpoint that an identity provider (Okta, Entra ID,
@@ -65,9 +113,9 @@ type SCIMSource struct {
 // +kubebuilder:validation:Enum=CSV;JSON
 type HRISFormat string
 
-// HRISSource reads people from an HR system's export, CSV or JSON, over HTTP or from
-// a ConfigMap.
-// +kubebuilder:validation:XValidation:rule="has(self.url) != has(self.configMapRef)",message="set exactly one of url or configMapRef"
+// HRISSource reads people from an HR system's export, CSV or JSON, over HTTPS or from a
+// ConfigMap or Secret.
+// +kubebuilder:validation:XValidation:rule="[has(self.url), has(self.configMapRef), has(self.secretRef)].filter(x, x).size() == 1",message="set exactly one of url, configMapRef or secretRef"
 type HRISSource struct {
 	// format of the export: CSV (a header row, then one person per row) or JSON (an
 	// array of objects).
@@ -90,6 +138,14 @@ type HRISSource struct {
 	// configMapRef names the ConfigMap key holding the export.
 	// +optional
 	ConfigMapRef *ConfigMapKeySelector `json:"configMapRef,omitempty"`
+
+	// secretRef names the Secret key holding the export, for exports that are sensitive.
+	// +optional
+	SecretRef *SecretKeySelector `json:"secretRef,omitempty"`
+
+	// tls adjusts certificate verification for url.
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
 }
 
 // VanishedUserAction is what happens to a User whose record vanishes from the source or

@@ -233,7 +233,7 @@ hris: {format: CSV, configMapRef: {name: people, key: people.csv}}`),
   format: JSON
   url: https://hr.example.com/people.json
   configMapRef: {name: people, key: people.json}`),
-			want: "spec.hris: Invalid value: set exactly one of url or configMapRef",
+			want: "spec.hris: Invalid value: set exactly one of url, configMapRef or secretRef",
 		},
 		{
 			reason: "an LDAP source on an http URL",

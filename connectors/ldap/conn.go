@@ -1,0 +1,124 @@
+// Package ldap reads people and groups from OpenLDAP or Active Directory: paged search
+// (RFC 2696) for full syncs, and for changes between them RFC 4533 content
+// synchronization (syncrepl, refreshAndPersist) where the server offers it, Active
+// Directory DirSync, or modifyTimestamp polling.
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+)
+
+// dialer connects and binds to one server.
+type dialer struct {
+	url      string
+	security identityv1alpha1.LDAPSecurity
+	tls      *tls.Config
+	bindDN   string
+	password string
+	timeout  time.Duration
+}
+
+func newDialer(ctx context.Context, c identityv1alpha1.LDAPConnection, secrets connectors.SecretReader) (*dialer, error) {
+	password, err := secrets.SecretValue(ctx, c.PasswordSecretRef.Name, c.PasswordSecretRef.Key)
+	if err != nil {
+		return nil, fmt.Errorf("bind password: %w", err)
+	}
+	d := &dialer{url: c.URL, security: c.Security, bindDN: c.BindDN, password: string(password), timeout: 30 * time.Second}
+	if d.security == "" {
+		d.security = identityv1alpha1.LDAPSecurityStartTLS
+		if strings.HasPrefix(c.URL, "ldaps://") {
+			d.security = identityv1alpha1.LDAPSecurityTLS
+		}
+	}
+	if d.security != identityv1alpha1.LDAPSecurityNone {
+		d.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.TLS != nil {
+			d.tls.ServerName = c.TLS.ServerName
+			if ref := c.TLS.CASecretRef; ref != nil {
+				ca, err := secrets.SecretValue(ctx, ref.Name, ref.Key)
+				if err != nil {
+					return nil, fmt.Errorf("CA certificate: %w", err)
+				}
+				pool, _ := x509.SystemCertPool()
+				if pool == nil {
+					pool = x509.NewCertPool()
+				}
+				if !pool.AppendCertsFromPEM(ca) {
+					return nil, &connectors.PermanentError{Message: "the CA certificate is not valid PEM"}
+				}
+				d.tls.RootCAs = pool
+			}
+		}
+		if d.tls.ServerName == "" {
+			if host, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(c.URL, "ldaps://"), "ldap://")); err == nil {
+				d.tls.ServerName = host
+			}
+		}
+	}
+	return d, nil
+}
+
+// dial connects, secures and binds.
+func (d *dialer) dial() (*goldap.Conn, error) {
+	opts := []goldap.DialOpt{goldap.DialWithDialer(&net.Dialer{Timeout: d.timeout})}
+	if d.security == identityv1alpha1.LDAPSecurityTLS {
+		opts = append(opts, goldap.DialWithTLSConfig(d.tls))
+	}
+	conn, err := goldap.DialURL(d.url, opts...)
+	if err != nil {
+		return nil, classify("connecting", err)
+	}
+	if d.security == identityv1alpha1.LDAPSecurityStartTLS {
+		if err := conn.StartTLS(d.tls); err != nil {
+			conn.Close()
+			return nil, classify("StartTLS", err)
+		}
+	}
+	if err := conn.Bind(d.bindDN, d.password); err != nil {
+		conn.Close()
+		return nil, classify("binding as "+d.bindDN, err)
+	}
+	return conn, nil
+}
+
+// classify maps an LDAP failure to the typed errors of package connectors.
+func classify(what string, err error) error {
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return &connectors.PermanentError{Message: what + ": the server's certificate is not trusted: " + certErr.Err.Error()}
+	}
+	if msg := err.Error(); strings.Contains(msg, "failed to verify certificate") {
+		// StartTLS reports the handshake failure as text only.
+		return &connectors.PermanentError{Message: what + ": the server's certificate is not trusted: " + msg}
+	}
+	var ldapErr *goldap.Error
+	if errors.As(err, &ldapErr) {
+		result := goldap.LDAPResultCodeMap[ldapErr.ResultCode]
+		switch ldapErr.ResultCode {
+		case goldap.LDAPResultInvalidCredentials, goldap.LDAPResultInsufficientAccessRights, goldap.LDAPResultInappropriateAuthentication:
+			return &connectors.PermanentError{Message: what + ": " + result, Err: connectors.ErrUnauthorized}
+		case goldap.LDAPResultNoSuchObject:
+			return fmt.Errorf("%s: %w", what, connectors.ErrNotFound)
+		case goldap.LDAPResultUnavailableCriticalExtension:
+			return &connectors.PermanentError{Message: what + ": the server does not support it", Err: connectors.ErrUnsupported}
+		case goldap.LDAPResultBusy, goldap.LDAPResultUnavailable, goldap.LDAPResultTimeLimitExceeded:
+		default:
+			if ldapErr.ResultCode < 80 { // the server's answer: retrying will not change it
+				return &connectors.PermanentError{Message: fmt.Sprintf("%s: %s: %v", what, result, ldapErr.Err)}
+			}
+		}
+	}
+	return &connectors.TransientError{Err: fmt.Errorf("%s: %w", what, err)}
+}

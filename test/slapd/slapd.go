@@ -1,0 +1,251 @@
+// Package slapd starts a real OpenLDAP server (Debian's slapd) on loopback with a
+// throwaway configuration, for tests of Roster's LDAP connectors.
+package slapd
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"text/template"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+)
+
+// Directory layout the server starts with.
+const (
+	BaseDN   = "dc=example,dc=com"
+	AdminDN  = "cn=admin,dc=example,dc=com"
+	Password = "admin-secret"
+	People   = "ou=people," + BaseDN
+	Groups   = "ou=groups," + BaseDN
+)
+
+// Server is a running slapd.
+type Server struct {
+	// URL is ldap://127.0.0.1:<port>; LDAPSURL is ldaps://localhost:<port>.
+	URL, LDAPSURL string
+	// CA is the PEM certificate of the CA that signed the server's certificate.
+	CA  []byte
+	cmd *exec.Cmd
+}
+
+const config = `include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+moduleload ppolicy
+pidfile {{.Dir}}/slapd.pid
+argsfile {{.Dir}}/slapd.args
+TLSCACertificateFile {{.Dir}}/ca.pem
+TLSCertificateFile {{.Dir}}/server.pem
+TLSCertificateKeyFile {{.Dir}}/server.key
+sizelimit unlimited
+database mdb
+suffix "{{.Base}}"
+rootdn "{{.Admin}}"
+rootpw {{.Password}}
+directory {{.Dir}}/data
+maxsize 1073741824
+index objectClass,entryUUID,entryCSN eq
+index uid,cn,member eq
+overlay syncprov
+syncprov-checkpoint 100 10
+overlay ppolicy
+limits dn.exact="{{.Admin}}" size=unlimited time=unlimited
+`
+
+// Start starts slapd and loads the base entries; it stops with the test.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := "/usr/sbin/slapd"
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatal("slapd is not installed: run make test, which installs it with apt-get")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := writeCertificates(t, dir)
+	var conf bytes.Buffer
+	_ = template.Must(template.New("").Parse(config)).Execute(&conf, map[string]string{
+		"Dir": dir, "Base": BaseDN, "Admin": AdminDN, "Password": Password,
+	})
+	if err := os.WriteFile(filepath.Join(dir, "slapd.conf"), conf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, tlsPort := freePort(t), freePort(t)
+	s := &Server{
+		URL:      fmt.Sprintf("ldap://127.0.0.1:%d", port),
+		LDAPSURL: fmt.Sprintf("ldaps://localhost:%d", tlsPort),
+		CA:       ca,
+	}
+	var logs bytes.Buffer
+	s.cmd = exec.Command(bin, "-d", "0", "-f", filepath.Join(dir, "slapd.conf"),
+		"-h", fmt.Sprintf("ldap://127.0.0.1:%d/ ldaps://127.0.0.1:%d/", port, tlsPort))
+	s.cmd.Stdout, s.cmd.Stderr = &logs, &logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting slapd: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := s.Dial()
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd did not come up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.Add(t, BaseDN, map[string][]string{"objectClass": {"dcObject", "organization"}, "dc": {"example"}, "o": {"Example"}})
+	s.Add(t, People, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"people"}})
+	s.Add(t, Groups, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"groups"}})
+	return s
+}
+
+// Dial connects as the admin.
+func (s *Server) Dial() (*goldap.Conn, error) {
+	conn, err := goldap.DialURL(s.URL)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Bind(AdminDN, Password); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (s *Server) do(t testing.TB, op func(*goldap.Conn) error) {
+	t.Helper()
+	conn, err := s.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := op(conn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Add adds an entry.
+func (s *Server) Add(t testing.TB, dn string, attrs map[string][]string) {
+	t.Helper()
+	req := goldap.NewAddRequest(dn, nil)
+	for k, v := range attrs {
+		req.Attribute(k, v)
+	}
+	s.do(t, func(c *goldap.Conn) error { return c.Add(req) })
+}
+
+// AddPerson adds an inetOrgPerson under ou=people.
+func (s *Server) AddPerson(t testing.TB, uid, given, family, department string) string {
+	t.Helper()
+	dn := "uid=" + uid + "," + People
+	s.Add(t, dn, map[string][]string{
+		"objectClass": {"inetOrgPerson"}, "uid": {uid}, "cn": {given + " " + family}, "givenName": {given}, "sn": {family},
+		"mail": {uid + "@example.com"}, "departmentNumber": {department}, "title": {"Engineer"},
+	})
+	return dn
+}
+
+// AddGroup adds a groupOfNames under ou=groups with members by DN.
+func (s *Server) AddGroup(t testing.TB, name string, members ...string) string {
+	t.Helper()
+	dn := "cn=" + name + "," + Groups
+	s.Add(t, dn, map[string][]string{"objectClass": {"groupOfNames"}, "cn": {name}, "member": members})
+	return dn
+}
+
+// Modify replaces attributes of an entry.
+func (s *Server) Modify(t testing.TB, dn string, replace map[string][]string) {
+	t.Helper()
+	req := goldap.NewModifyRequest(dn, nil)
+	for k, v := range replace {
+		req.Replace(k, v)
+	}
+	s.do(t, func(c *goldap.Conn) error { return c.Modify(req) })
+}
+
+// Delete deletes an entry.
+func (s *Server) Delete(t testing.TB, dn string) {
+	t.Helper()
+	s.do(t, func(c *goldap.Conn) error { return c.Del(goldap.NewDelRequest(dn, nil)) })
+}
+
+// Lock locks an account the way the ppolicy overlay does.
+func (s *Server) Lock(t testing.TB, dn string) {
+	t.Helper()
+	s.Modify(t, dn, map[string][]string{"pwdAccountLockedTime": {"000001010000Z"}})
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// writeCertificates makes a CA and a server certificate for localhost and 127.0.0.1.
+func writeCertificates(t testing.TB, dir string) []byte {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Roster test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	files := map[string][]byte{
+		"ca.pem":     caPEM,
+		"server.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"server.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caPEM
+}
+
