@@ -95,6 +95,9 @@ type Record struct {
 	Attributes map[string]any
 	// Disabled is true when the source marks the person as disabled.
 	Disabled bool
+	// Annotations are written on the person's User, for sources that keep their own
+	// state there (the inbound SCIM server keeps the resource an identity provider sent).
+	Annotations map[string]string
 	// Groups are the ids of the groups the person is a direct member of, for sources
 	// that record membership on the person; membership recorded on groups
 	// (SourceGroup.Members) counts as well.
@@ -247,4 +250,10 @@ type SourceFactory func(ctx context.Context, sync *identityv1alpha1.DirectorySyn
 // SecretReader reads one key of a Secret in the object's namespace.
 type SecretReader interface {
 	SecretValue(ctx context.Context, name, key string) ([]byte, error)
+}
+
+// ConfigMapReader reads one key of a ConfigMap in the object's namespace. The reader
+// handed to a SourceFactory implements it as well.
+type ConfigMapReader interface {
+	ConfigMapValue(ctx context.Context, name, key string) ([]byte, error)
 }

@@ -139,6 +139,14 @@ type HRISSource struct {
 	// +optional
 	ConfigMapRef *ConfigMapKeySelector `json:"configMapRef,omitempty"`
 
+	// idField is the field holding each person's immutable id (an employee number);
+	// User names derive from it.
+	// +optional
+	// +kubebuilder:default=id
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	IDField string `json:"idField,omitempty"`
+
 	// secretRef names the Secret key holding the export, for exports that are sensitive.
 	// +optional
 	SecretRef *SecretKeySelector `json:"secretRef,omitempty"`
