@@ -19,6 +19,8 @@ import (
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/controllers"
 	"github.com/rosterhq/roster/controllers/engine"
+	"github.com/rosterhq/roster/connectors/hris"
+	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 )
@@ -72,7 +74,9 @@ func main() {
 func newRegistry(apps *memory.Apps) *connectors.Registry {
 	return connectors.NewRegistry().
 		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
-		AddTarget("memory", apps.TargetFactory())
+		AddTarget("memory", apps.TargetFactory()).
+		AddSource("ldap", ldap.NewFactory()).
+		AddSource("hris", hris.NewFactory())
 }
 
 func newManager(opts options) (ctrl.Manager, error) {

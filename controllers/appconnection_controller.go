@@ -117,7 +117,7 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 	r.mu.Lock()
 	prev := r.built[key]
 	r.mu.Unlock()
-	if prev != nil && prev.generation == conn.Generation && r.secretsUnchanged(ctx, conn.Namespace, prev.secrets) {
+	if prev != nil && prev.generation == conn.Generation && secretsUnchanged(ctx, r.Client, conn.Namespace, prev.secrets) {
 		return prev
 	}
 	b := &built{generation: conn.Generation}
@@ -151,11 +151,11 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 var errInvalidSpec = errors.New("invalid configuration")
 
 // secretsUnchanged compares the Secrets' resourceVersions, from the metadata cache.
-func (r *AppConnectionReconciler) secretsUnchanged(ctx context.Context, namespace string, versions map[string]string) bool {
+func secretsUnchanged(ctx context.Context, c client.Reader, namespace string, versions map[string]string) bool {
 	for name, version := range versions {
 		meta := &metav1.PartialObjectMetadata{}
 		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, meta); err != nil || meta.ResourceVersion != version {
+		if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, meta); err != nil || meta.ResourceVersion != version {
 			return false
 		}
 	}

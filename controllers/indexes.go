@@ -18,6 +18,7 @@ const (
 	indexUserManager    = "spec.manager.name"
 	indexUserName       = "userName.lower"
 	indexSecrets        = "secretRefs"
+	indexConfigMaps     = "configMapRefs"
 	labelRole           = "identity.roster.dev/role"
 )
 
@@ -55,6 +56,15 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 		{&identityv1alpha1.AppConnection{}, indexSecrets, func(o client.Object) []string {
 			return secretNames(o.(*identityv1alpha1.AppConnection))
 		}},
+		{&identityv1alpha1.DirectorySync{}, indexSecrets, func(o client.Object) []string {
+			return syncSecretNames(o.(*identityv1alpha1.DirectorySync))
+		}},
+		{&identityv1alpha1.DirectorySync{}, indexConfigMaps, func(o client.Object) []string {
+			if h := o.(*identityv1alpha1.DirectorySync).Spec.HRIS; h != nil && h.ConfigMapRef != nil {
+				return []string{h.ConfigMapRef.Name}
+			}
+			return nil
+		}},
 	}
 	for _, i := range indexes {
 		if err := idx.IndexField(ctx, i.obj, i.field, i.extract); err != nil {
@@ -62,6 +72,34 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 		}
 	}
 	return nil
+}
+
+// syncSecretNames lists the Secrets a DirectorySync reads.
+func syncSecretNames(ds *identityv1alpha1.DirectorySync) []string {
+	var names []string
+	s := ds.Spec
+	switch {
+	case s.LDAP != nil:
+		names = append(names, s.LDAP.PasswordSecretRef.Name)
+		if t := s.LDAP.TLS; t != nil && t.CASecretRef != nil {
+			names = append(names, t.CASecretRef.Name)
+		}
+	case s.SCIM != nil:
+		names = append(names, s.SCIM.TokenSecretRef.Name)
+	case s.HRIS != nil:
+		if s.HRIS.SecretRef != nil {
+			names = append(names, s.HRIS.SecretRef.Name)
+		}
+		for _, h := range s.HRIS.Headers {
+			if h.ValueFrom != nil {
+				names = append(names, h.ValueFrom.Name)
+			}
+		}
+		if t := s.HRIS.TLS; t != nil && t.CASecretRef != nil {
+			names = append(names, t.CASecretRef.Name)
+		}
+	}
+	return names
 }
 
 // secretNames lists the Secrets an AppConnection reads.

@@ -34,7 +34,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(engines); err != nil {
 		return err
 	}
+	syncers := NewSyncers(mgr.GetClient(), ctrl.Log.WithName("directorysync"))
+	if err := mgr.Add(syncers); err != nil {
+		return err
+	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers},
 		&UserReconciler{Client: mgr.GetClient(), Engines: engines},
 		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership},
 		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership},

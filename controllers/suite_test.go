@@ -23,6 +23,8 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/hris"
+	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/controllers"
@@ -95,7 +97,9 @@ func run(m *testing.M) int {
 	apps = memory.NewApps()
 	registry := connectors.NewRegistry().
 		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
-		AddTarget("memory", apps.TargetFactory())
+		AddTarget("memory", apps.TargetFactory()).
+		AddSource("ldap", ldap.NewFactory()).
+		AddSource("hris", hris.NewFactory())
 	testCtx, shutdown = context.WithCancel(context.Background())
 	defer shutdown()
 	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry}); err != nil {

@@ -1,0 +1,439 @@
+package directory
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+)
+
+// annotationVanished marks a User suspended because its record left the source.
+const annotationVanished = "identity.roster.dev/vanished"
+
+// applyWorkers is how many Users are written at once.
+const applyWorkers = 8
+
+// run is one converge's plan.
+type run struct {
+	desired     []desiredUser
+	vanishing   []*identityv1alpha1.User
+	deleting    []*identityv1alpha1.User
+	suspensions map[string]bool // User names newly suspended (desired or vanishing)
+	existing    map[string]*identityv1alpha1.User
+}
+
+// converge brings the Users of the given records in step; a full sync also handles
+// Users whose record is gone and Users whose grace has passed.
+func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanishedIDs []string) error {
+	owned, err := s.owned(ctx)
+	if err != nil {
+		return err
+	}
+	r := s.plan(ids, full, vanishedIDs, owned)
+	held := s.checkSafety(r, len(owned))
+	var created, updated, suspended, deleted atomic.Int32
+	work := make(chan desiredUser)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range applyWorkers {
+		wg.Go(func() {
+			for d := range work {
+				changed, err := s.applyUser(ctx, d, r.existing[d.name])
+				switch {
+				case err != nil:
+					firstErr.CompareAndSwap(nil, err)
+				case changed && r.existing[d.name] == nil:
+					created.Add(1)
+				case changed:
+					updated.Add(1)
+				}
+				if changed && r.suspensions[d.name] {
+					suspended.Add(1)
+				}
+			}
+		})
+	}
+	for _, d := range r.desired {
+		if !held[d.name] {
+			work <- d
+		}
+	}
+	close(work)
+	wg.Wait()
+	for _, u := range r.vanishing {
+		if held[u.Name] {
+			continue
+		}
+		if err := s.vanish(ctx, u); err != nil {
+			return err
+		}
+		suspended.Add(1)
+	}
+	for _, u := range r.deleting {
+		if held[u.Name] {
+			continue
+		}
+		if err := s.client.Delete(ctx, u); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+		deleted.Add(1)
+	}
+	s.mu.Lock()
+	if s.cfg.DeleteAfter > 0 && suspended.Load() > 0 {
+		s.scheduleDeletionLocked(s.now().Add(s.cfg.DeleteAfter))
+	}
+	c := &s.status.Counts
+	c.Created += created.Load()
+	c.Updated += updated.Load()
+	c.Suspended += suspended.Load()
+	c.Deleted += deleted.Load()
+	c.ExpandedGroups = 0
+	for _, n := range s.members.nested {
+		c.ExpandedGroups += int32(n)
+	}
+	s.status.Users = len(owned) + int(created.Load()) - int(deleted.Load())
+	s.mu.Unlock()
+	if err, ok := firstErr.Load().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// owned lists the Users this DirectorySync wrote.
+func (s *Syncer) owned(ctx context.Context) ([]identityv1alpha1.User, error) {
+	var list identityv1alpha1.UserList
+	err := s.client.List(ctx, &list, client.InNamespace(s.cfg.Namespace), client.MatchingLabels{LabelDirectorySync: s.cfg.Name})
+	return list.Items, err
+}
+
+// plan maps the records to Users and finds the Users to suspend and delete.
+func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []identityv1alpha1.User) run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	r := run{existing: map[string]*identityv1alpha1.User{}, suspensions: map[string]bool{}}
+	for i := range owned {
+		r.existing[owned[i].Name] = &owned[i]
+	}
+	resolve := s.resolver()
+	present := map[string]bool{} // User names that keep a record
+	gone := map[string]bool{}
+	for _, id := range vanishedIDs {
+		gone[objectName(s.cfg.Name, id)] = true
+	}
+	for _, id := range ids {
+		rec, ok := s.records[id]
+		if !ok {
+			continue
+		}
+		name := objectName(s.cfg.Name, id)
+		vars := s.recordVars(rec)
+		if f := s.cfg.Filter; f != nil {
+			if keep, err := f.EvalBool(map[string]any{"record": vars}); err != nil || !keep {
+				gone[name] = true // filtered out: as if it had left the source
+				continue
+			}
+		}
+		present[name] = true
+		values, err := s.cfg.Mapping.Apply(map[string]any{"record": vars})
+		if err != nil {
+			s.skipLocked(id, skip{"MappingError", err.Error()})
+			continue
+		}
+		existing := r.existing[name]
+		since := now.UTC().Format(time.RFC3339)
+		if existing != nil && existing.Annotations[AnnotationInactive] != "" {
+			since = existing.Annotations[AnnotationInactive]
+		}
+		d, sk := s.buildUser(rec, values, resolve, since)
+		if sk != nil {
+			s.skipLocked(id, *sk)
+			continue
+		}
+		if d.suspended && (existing == nil || existing.Spec.State != identityv1alpha1.UserStateSuspended) {
+			r.suspensions[d.name] = true
+		}
+		r.desired = append(r.desired, d)
+	}
+	if full {
+		s.nextDelete = time.Time{}
+	}
+	for name, u := range r.existing {
+		if u.DeletionTimestamp != nil {
+			continue
+		}
+		if (full && !present[name] && s.recordOf(u) == nil) || gone[name] {
+			if s.cfg.VanishedAction == "Delete" {
+				r.deleting = append(r.deleting, u)
+				r.suspensions[name] = true
+				continue
+			}
+			if u.Annotations[annotationVanished] == "" || u.Spec.State != identityv1alpha1.UserStateSuspended {
+				r.vanishing = append(r.vanishing, u)
+				r.suspensions[name] = true
+				continue
+			}
+		}
+		if full && s.cfg.DeleteAfter > 0 {
+			if since, ok := date(u.Annotations[AnnotationInactive]); ok && u.Spec.State == identityv1alpha1.UserStateSuspended {
+				due := since.Add(s.cfg.DeleteAfter)
+				if !now.Before(due) {
+					r.deleting = append(r.deleting, u)
+				} else {
+					s.scheduleDeletionLocked(due)
+				}
+			}
+		}
+	}
+	sort.Slice(r.vanishing, func(i, j int) bool { return r.vanishing[i].Name < r.vanishing[j].Name })
+	sort.Slice(r.deleting, func(i, j int) bool { return r.deleting[i].Name < r.deleting[j].Name })
+	return r
+}
+
+// recordOf is the record a User was written from, if the source still has it.
+func (s *Syncer) recordOf(u *identityv1alpha1.User) *connectors.Record {
+	if r, ok := s.records[u.Annotations[AnnotationSourceID]]; ok {
+		return &r
+	}
+	return nil
+}
+
+// recordVars is a record as CEL sees it: its attributes, id, expanded group names and
+// disabled.
+func (s *Syncer) recordVars(r connectors.Record) map[string]any {
+	vars := make(map[string]any, len(r.Attributes)+3)
+	for k, v := range r.Attributes {
+		vars[k] = v
+	}
+	groups := s.members.expanded[r.ID]
+	list := make([]any, len(groups))
+	for i, g := range groups {
+		list[i] = g
+	}
+	vars["id"], vars["groups"], vars["disabled"] = r.ID, list, r.Disabled
+	return vars
+}
+
+func (s *Syncer) skipLocked(id string, sk skip) {
+	s.status.Counts.Skipped++
+	r := s.skipped[sk.reason]
+	if r == nil {
+		r = &identityv1alpha1.SkipReason{Reason: sk.reason}
+		s.skipped[sk.reason] = r
+	}
+	r.Count++
+	r.Example = truncate(id, 256)
+	s.log.V(1).Info("Skipped a directory record", "directorysync", s.cfg.Name, "record", id, "reason", sk.reason, "detail", sk.detail)
+}
+
+// checkSafety holds the run's suspensions and deletions when they are more than the
+// threshold allows and the plan is not approved. It returns the Users held.
+func (s *Syncer) checkSafety(r run, owned int) map[string]bool {
+	names := make([]string, 0, len(r.suspensions))
+	for n := range r.suspensions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := planID(names)
+	if len(names) == 0 || !exceeds(len(names), owned, s.cfg.MaxCount, s.cfg.MaxPercent) || s.cfg.ApprovedPlan == id {
+		s.status.Blocked, s.status.BlockedMessage, s.status.PlanID = false, "", ""
+		return nil
+	}
+	s.status.Blocked, s.status.PlanID = true, id
+	s.status.BlockedMessage = fmt.Sprintf("this sync would suspend or delete %d of %d Users, over the safety threshold; nothing was suspended or deleted. "+
+		"Check the source and the filter, then approve it with: kubectl annotate directorysync %s %s=%s",
+		len(names), owned, s.cfg.Name, identityv1alpha1.AnnotationApprovePlan, id)
+	if s.heldPlan != id {
+		s.log.Info("Directory sync blocked by the safety threshold", "directorysync", s.cfg.Name, "plan", id, "users", len(names))
+		s.heldPlan = id
+	}
+	held := make(map[string]bool, len(names))
+	for _, n := range names {
+		held[n] = true
+	}
+	return held
+}
+
+func exceeds(n, total int, maxCount, maxPercent *int32) bool {
+	if maxCount != nil && n > int(*maxCount) {
+		return true
+	}
+	return maxPercent != nil && n*100 > int(*maxPercent)*max(total, 1)
+}
+
+func planID(names []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(names, "\n")))
+	return hex.EncodeToString(sum[:6])
+}
+
+// applyUser writes one User with server-side apply, unless it is already as desired.
+// It reports whether it wrote.
+func (s *Syncer) applyUser(ctx context.Context, d desiredUser, existing *identityv1alpha1.User) (bool, error) {
+	if existing != nil && existing.DeletionTimestamp != nil {
+		return false, nil
+	}
+	if existing != nil && upToDate(d.object, existing) {
+		return false, nil
+	}
+	lock := &s.stripe[stripeOf(d.recordID)]
+	lock.Lock()
+	defer lock.Unlock()
+	err := s.client.Patch(ctx, d.object, client.Apply, client.FieldOwner(s.fieldOwner), client.ForceOwnership)
+	if apierrors.IsInvalid(err) {
+		s.skip(d.recordID, skip{"Rejected", err.Error()})
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("writing User %s: %w", d.name, err)
+	}
+	if existing != nil && existing.Annotations[annotationVanished] != "" {
+		// The record is back: let go of what marked the User as vanished.
+		release := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": identityv1alpha1.GroupVersion.String(), "kind": "User",
+			"metadata": map[string]any{"name": d.name, "namespace": s.cfg.Namespace}}}
+		if err := s.client.Patch(ctx, release, client.Apply, client.FieldOwner(s.vanishOwner)); err != nil {
+			return true, fmt.Errorf("releasing User %s: %w", d.name, err)
+		}
+	}
+	return true, nil
+}
+
+// vanish suspends a User whose record left the source, under a field manager of its
+// own, so that what the source said of the User is kept.
+func (s *Syncer) vanish(ctx context.Context, u *identityv1alpha1.User) error {
+	since := u.Annotations[AnnotationInactive]
+	if since == "" {
+		since = s.now().UTC().Format(time.RFC3339)
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": identityv1alpha1.GroupVersion.String(), "kind": "User",
+		"metadata": map[string]any{"name": u.Name, "namespace": u.Namespace,
+			"annotations": map[string]any{annotationVanished: "true", AnnotationInactive: since}},
+		"spec": map[string]any{"state": string(identityv1alpha1.UserStateSuspended)},
+	}}
+	err := s.client.Patch(ctx, obj, client.Apply, client.FieldOwner(s.vanishOwner), client.ForceOwnership)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("suspending User %s: %w", u.Name, err)
+	}
+	return nil
+}
+
+// upToDate reports whether a User already has everything d would apply.
+func upToDate(desired *unstructured.Unstructured, u *identityv1alpha1.User) bool {
+	if u.Annotations[AnnotationAppliedHash] != desired.GetAnnotations()[AnnotationAppliedHash] {
+		return false
+	}
+	have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(u)
+	if err != nil {
+		return false
+	}
+	wantSpec, _ := desired.Object["spec"].(map[string]any)
+	haveSpec, _ := have["spec"].(map[string]any)
+	for k, v := range wantSpec {
+		if !connectors.Equivalent(normalize(v), normalize(haveSpec[k]), false) {
+			return false
+		}
+	}
+	for k, v := range desired.GetLabels() {
+		if u.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// normalize makes typed and decoded values comparable (int64 and float64, []string).
+func normalize(v any) any {
+	switch t := v.(type) {
+	case []string:
+		out := make([]any, len(t))
+		for i, s := range t {
+			out[i] = s
+		}
+		return out
+	case int64:
+		return float64(t)
+	}
+	return v
+}
+
+func stripeOf(id string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return int(h.Sum32() % 64)
+}
+
+// mirrorGroups keeps one Role per group when the DirectorySync asks for it, and none
+// otherwise.
+func (s *Syncer) mirrorGroups(ctx context.Context) error {
+	s.mu.Lock()
+	prefix := s.cfg.MirrorPrefix
+	names := map[string]bool{}
+	for _, g := range s.groups {
+		if g.Name != "" {
+			names[g.Name] = true
+		}
+	}
+	s.mu.Unlock()
+	var roles identityv1alpha1.RoleList
+	if err := s.client.List(ctx, &roles, client.InNamespace(s.cfg.Namespace), client.MatchingLabels{LabelDirectorySync: s.cfg.Name}); err != nil {
+		return err
+	}
+	existing := map[string]*identityv1alpha1.Role{}
+	for i := range roles.Items {
+		existing[roles.Items[i].Name] = &roles.Items[i]
+	}
+	want := map[string]bool{}
+	if prefix != nil {
+		for group := range names {
+			name := roleName(*prefix, group)
+			want[name] = true
+			spec := map[string]any{
+				"description": truncate("Everyone in the directory group "+group, 1024),
+				"members":     map[string]any{"groups": []any{group}},
+			}
+			obj := s.object("Role", name, map[string]any{LabelDirectorySync: s.cfg.Name}, map[string]any{}, spec)
+			if r := existing[name]; r != nil && r.Annotations[AnnotationAppliedHash] == obj.GetAnnotations()[AnnotationAppliedHash] {
+				continue
+			}
+			if err := s.client.Patch(ctx, obj, client.Apply, client.FieldOwner(s.fieldOwner), client.ForceOwnership); err != nil {
+				return fmt.Errorf("writing Role %s: %w", name, err)
+			}
+		}
+	}
+	for name, r := range existing {
+		if !want[name] {
+			if err := s.client.Delete(ctx, r); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// roleName is the name of the Role mirroring a group.
+func roleName(prefix, group string) string {
+	clean := strings.Trim(nameChars.ReplaceAllString(strings.ToLower(group), "-"), "-.")
+	name := prefix + clean
+	if clean == "" || clean != strings.ToLower(group) || len(name) > 253 {
+		sum := sha256.Sum256([]byte(group))
+		name = strings.Trim(prefix+truncate(clean, 200), "-.") + "-" + hex.EncodeToString(sum[:4])
+	}
+	return name
+}

@@ -1,0 +1,143 @@
+// Package directory mirrors a source of truth (a directory, an identity provider, an HR
+// export) into Users: each source record is mapped to a User with CEL expressions and
+// written with server-side apply, so that fields a person sets on the same User are
+// kept; Users whose record vanishes, or is disabled, are suspended at once and deleted
+// after a grace; a sync that would take too many away waits for approval.
+package directory
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+// Default mappings per source, as target ← expression over `record`. A DirectorySync's
+// spec.mapping adds to and overrides them.
+var (
+	ldapMapping = mappings(map[string]string{
+		"userName":        `record.userName`,
+		"externalID":      `record.id`,
+		"name.givenName":  `has(record.givenName) ? record.givenName : ""`,
+		"name.familyName": `has(record.sn) ? record.sn : ""`,
+		"displayName":     `has(record.displayName) ? record.displayName : (has(record.cn) ? record.cn : "")`,
+		"emails":          `has(record.all.mail) ? record.all.mail : []`,
+		"title":           `has(record.title) ? record.title : ""`,
+		"department":      ldapDepartment,
+		"location":        `has(record.l) ? record.l : ""`,
+		"employeeType":    `has(record.employeeType) ? record.employeeType : ""`,
+		"manager":         `has(record.manager) ? record.manager : ""`,
+		"groups":          `record.groups`,
+		"state":           `record.disabled ? "Suspended" : "Active"`,
+		"labels." + LabelDepartment: ldapDepartment,
+		"labels." + LabelLocation:   `has(record.l) ? record.l : ""`,
+	})
+	scimMapping = mappings(map[string]string{
+		"userName":        `record.userName`,
+		"externalID":      `has(record.externalId) ? record.externalId : record.id`,
+		"name.givenName":  `has(record.name) && has(record.name.givenName) ? record.name.givenName : ""`,
+		"name.familyName": `has(record.name) && has(record.name.familyName) ? record.name.familyName : ""`,
+		"displayName":     `has(record.displayName) ? record.displayName : ""`,
+		"emails":          `has(record.emails) ? record.emails : []`,
+		"title":           `has(record.title) ? record.title : ""`,
+		"department":      scimEnterprise("department"),
+		"employeeType":    `has(record.userType) ? record.userType : ""`,
+		"manager":         `has(record["` + enterpriseUser + `"]) && has(record["` + enterpriseUser + `"].manager) && has(record["` + enterpriseUser + `"].manager.value) ? record["` + enterpriseUser + `"].manager.value : ""`,
+		"groups":          `record.groups`,
+		"state":           `record.disabled ? "Suspended" : "Active"`,
+		"labels." + LabelDepartment: scimEnterprise("department"),
+	})
+	hrisMapping = mappings(map[string]string{
+		"userName":        `has(record.userName) ? record.userName : (has(record.email) ? record.email : "")`,
+		"externalID":      `record.id`,
+		"name.givenName":  `has(record.firstName) ? record.firstName : (has(record.givenName) ? record.givenName : "")`,
+		"name.familyName": `has(record.lastName) ? record.lastName : (has(record.familyName) ? record.familyName : "")`,
+		"displayName":     `has(record.displayName) ? record.displayName : ""`,
+		"emails":          `has(record.email) && record.email != "" ? [record.email] : []`,
+		"title":           `has(record.title) ? record.title : ""`,
+		"department":      `has(record.department) ? record.department : ""`,
+		"location":        `has(record.location) ? record.location : ""`,
+		"employeeType":    `has(record.employeeType) ? record.employeeType : ""`,
+		"manager":         `has(record.manager) ? record.manager : ""`,
+		"groups":          `record.groups`,
+		"activeFrom":      `has(record.hireDate) ? record.hireDate : (has(record.startDate) ? record.startDate : "")`,
+		"activeUntil":     `has(record.terminationDate) ? record.terminationDate : (has(record.endDate) ? record.endDate : "")`,
+		"state":           `has(record.status) && record.status.lowerAscii() in ["inactive", "terminated", "suspended", "disabled"] ? "Suspended" : "Active"`,
+		"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,
+		"labels." + LabelLocation:   `has(record.location) ? record.location : ""`,
+	})
+)
+
+const (
+	ldapDepartment = `has(record.department) ? record.department : (has(record.departmentNumber) ? record.departmentNumber : "")`
+	enterpriseUser = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+)
+
+// Labels the default mappings put on Users, so that Roles can select on them.
+const (
+	LabelDepartment = "identity.roster.dev/department"
+	LabelLocation   = "identity.roster.dev/location"
+)
+
+func scimEnterprise(attr string) string {
+	return fmt.Sprintf(`has(record["%s"]) && has(record["%s"].%s) ? record["%s"].%s : ""`, enterpriseUser, enterpriseUser, attr, enterpriseUser, attr)
+}
+
+func mappings(m map[string]string) []identityv1alpha1.ExpressionMapping {
+	out := make([]identityv1alpha1.ExpressionMapping, 0, len(m))
+	for target, expr := range m {
+		out = append(out, identityv1alpha1.ExpressionMapping{Target: target, Expression: expr})
+	}
+	return out
+}
+
+// DefaultMapping is the default mapping for a source kind.
+func DefaultMapping(source string) []identityv1alpha1.ExpressionMapping {
+	switch source {
+	case "ldap":
+		return ldapMapping
+	case "scim":
+		return scimMapping
+	case "hris":
+		return hrisMapping
+	}
+	return nil
+}
+
+var nameChars = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// objectName is a stable, valid object name from a source name and an immutable id.
+func objectName(prefix, id string) string {
+	clean := strings.Trim(nameChars.ReplaceAllString(strings.ToLower(id), "-"), "-.")
+	name := prefix + "-" + clean
+	if clean == "" || len(name) > 253 {
+		sum := sha256.Sum256([]byte(id))
+		name = prefix + "-" + hex.EncodeToString(sum[:10])
+	}
+	return name
+}
+
+var labelChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// labelValue turns any string into a valid label value ("" if nothing is left).
+func labelValue(s string) string {
+	v := labelChars.ReplaceAllString(s, "-")
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return strings.Trim(v, "-._")
+}
+
+// date reads RFC 3339 timestamps and plain dates (2027-06-30, taken as UTC midnight).
+func date(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02", "2006-01-02T15:04:05", "01/02/2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}

@@ -1,0 +1,409 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/mapping"
+)
+
+// pollEvery is how often a source that reports changes on request (modifyTimestamp,
+// DirSync) is asked between full syncs.
+const pollEvery = 30 * time.Second
+
+// Config is what a syncer is told by its DirectorySync.
+type Config struct {
+	Name, Namespace string
+	UID             types.UID
+	Generation      int64
+	Source          connectors.Source
+	Mapping         *mapping.Mappings
+	Filter          *mapping.Program // nil: every record
+	Interval        time.Duration
+	// VanishedAction is Suspend or Delete; DeleteAfter deletes a suspended User after it.
+	VanishedAction identityv1alpha1.VanishedUserAction
+	DeleteAfter    time.Duration
+	MaxCount       *int32
+	MaxPercent     *int32
+	ApprovedPlan   string
+	// MirrorPrefix, when set, makes one Role per group, named with it.
+	MirrorPrefix *string
+}
+
+// Status is the syncer's state for the DirectorySync's status.
+type Status struct {
+	Generation     int64
+	Synced         bool
+	Err            error
+	LastSync       time.Time
+	LastDuration   time.Duration
+	Counts         identityv1alpha1.SyncCounts
+	Skipped        []identityv1alpha1.SkipReason
+	Users          int
+	Blocked        bool
+	BlockedMessage string
+	PlanID         string
+}
+
+// Syncer keeps one DirectorySync's Users in step with its source.
+type Syncer struct {
+	client client.Client // reads from the cache, writes to the API server
+	log    logr.Logger
+	notify func()
+	now    func() time.Time
+
+	resync chan struct{}
+	rearm  chan struct{}
+	stripe [64]sync.Mutex // serializes writes per record
+
+	mu          sync.Mutex
+	cfg         Config
+	records     map[string]connectors.Record
+	groups      map[string]connectors.SourceGroup
+	members     memberships
+	watermark   string
+	status      Status
+	skipped     map[string]*identityv1alpha1.SkipReason
+	heldPlan    string
+	nextDelete  time.Time
+	fieldOwner  string
+	vanishOwner string
+}
+
+// New returns a syncer; Run starts it.
+func New(cfg Config, c client.Client, log logr.Logger, notify func()) *Syncer {
+	return &Syncer{
+		client: c, log: log, notify: notify, now: time.Now, cfg: cfg,
+		resync:  make(chan struct{}, 1), rearm: make(chan struct{}, 1),
+		records: map[string]connectors.Record{}, groups: map[string]connectors.SourceGroup{},
+		skipped:     map[string]*identityv1alpha1.SkipReason{},
+		fieldOwner:  "roster-directorysync-" + cfg.Name,
+		vanishOwner: "roster-directorysync-" + cfg.Name + "-lifecycle",
+	}
+}
+
+// Configure replaces the configuration; a change makes the syncer sync in full.
+func (s *Syncer) Configure(cfg Config) {
+	s.mu.Lock()
+	changed := cfg.Generation != s.cfg.Generation || cfg.Source != s.cfg.Source || cfg.ApprovedPlan != s.cfg.ApprovedPlan
+	s.cfg = cfg
+	s.mu.Unlock()
+	if changed {
+		s.SyncNow()
+	}
+}
+
+// SyncNow asks for a full sync.
+func (s *Syncer) SyncNow() {
+	select {
+	case s.resync <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the syncer's state.
+func (s *Syncer) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	st.Generation = s.cfg.Generation
+	st.Skipped = nil
+	for _, r := range s.skipped {
+		st.Skipped = append(st.Skipped, *r)
+	}
+	sort.Slice(st.Skipped, func(i, j int) bool { return st.Skipped[i].Reason < st.Skipped[j].Reason })
+	if len(st.Skipped) > 16 {
+		st.Skipped = st.Skipped[:16]
+	}
+	return st
+}
+
+// Run syncs in full at the interval, follows changes between, and deletes Users whose
+// grace has passed at that moment, until ctx ends.
+func (s *Syncer) Run(ctx context.Context) {
+	watching := make(chan struct{})
+	go s.follow(ctx, watching)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	nextFull, failures := s.now(), 0
+	for {
+		s.mu.Lock()
+		due := nextFull
+		if d := s.nextDelete; !d.IsZero() && d.Before(due) {
+			due = d
+		}
+		s.mu.Unlock()
+		timer.Reset(max(due.Sub(s.now()), 0))
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.rearm:
+			continue // a deletion was scheduled: recompute when to wake
+		case <-s.resync:
+		case <-timer.C:
+		}
+		err := s.FullSync(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			wait := min(time.Duration(1<<min(failures, 8))*time.Second, s.interval())
+			s.log.Info("Directory sync failed; retrying", "directorysync", s.cfg.Name, "retryIn", wait, "error", err.Error())
+			nextFull = s.now().Add(wait)
+		default:
+			failures = 0
+			nextFull = s.now().Add(s.interval())
+			select {
+			case <-watching:
+			default:
+				close(watching) // the first full sync is done: changes can be followed
+			}
+		}
+	}
+}
+
+// scheduleDeletionLocked makes the syncer wake when a suspended User's grace passes.
+func (s *Syncer) scheduleDeletionLocked(due time.Time) {
+	if s.nextDelete.IsZero() || due.Before(s.nextDelete) {
+		s.nextDelete = due
+		select {
+		case s.rearm <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Syncer) interval() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Interval <= 0 {
+		return 15 * time.Minute
+	}
+	return s.cfg.Interval
+}
+
+// follow applies changes as the source reports them: by watching where it can, by
+// polling where it can be asked, not at all otherwise.
+func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-ready:
+	}
+	for retry := time.Second; ctx.Err() == nil; retry = min(2*retry, 5*time.Minute) {
+		s.mu.Lock()
+		src := s.cfg.Source
+		s.mu.Unlock()
+		watcher, watches := src.(connectors.WatchingSource)
+		if !watches {
+			break
+		}
+		err := watcher.Watch(ctx, func(set connectors.ChangeSet) { s.applyChanges(ctx, set) })
+		if errors.Is(err, connectors.ErrUnsupported) {
+			break
+		}
+		if ctx.Err() == nil {
+			s.log.Info("Following directory changes stopped; restarting", "directorysync", s.cfg.Name, "error", fmt.Sprint(err))
+			s.SyncNow() // changes may have been missed meanwhile
+		}
+		if !sleep(ctx, retry) {
+			return
+		}
+	}
+	s.poll(ctx)
+}
+
+func (s *Syncer) poll(ctx context.Context) {
+	for sleep(ctx, pollEvery) {
+		s.mu.Lock()
+		src, watermark := s.cfg.Source, s.watermark
+		s.mu.Unlock()
+		inc, ok := src.(connectors.IncrementalSource)
+		if !ok {
+			return
+		}
+		set, err := inc.Changes(ctx, watermark)
+		if errors.Is(err, connectors.ErrUnsupported) {
+			return
+		}
+		if err != nil {
+			s.log.Info("Could not read directory changes", "directorysync", s.cfg.Name, "error", err.Error())
+			continue
+		}
+		s.applyChanges(ctx, set)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// FullSync reads the whole source and brings every User in step with it.
+func (s *Syncer) FullSync(ctx context.Context) error {
+	start := s.now()
+	s.mu.Lock()
+	src := s.cfg.Source
+	s.mu.Unlock()
+	snap, err := src.Snapshot(ctx)
+	if err != nil {
+		s.setErr(err)
+		return err
+	}
+	s.mu.Lock()
+	s.records = make(map[string]connectors.Record, len(snap.Records))
+	for _, r := range snap.Records {
+		s.records[r.ID] = r
+	}
+	s.groups = make(map[string]connectors.SourceGroup, len(snap.Groups))
+	for _, g := range snap.Groups {
+		s.groups[g.ID] = g
+	}
+	s.members = expand(s.records, s.groups)
+	s.watermark = snap.Watermark
+	s.skipped = map[string]*identityv1alpha1.SkipReason{}
+	s.status.Counts = identityv1alpha1.SyncCounts{Seen: int32(len(snap.Records))}
+	ids := make([]string, 0, len(s.records))
+	for id := range s.records {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	err = s.converge(ctx, ids, true, nil)
+	if err == nil {
+		err = s.mirrorGroups(ctx)
+	}
+	s.mu.Lock()
+	s.status.Synced, s.status.LastSync, s.status.LastDuration = err == nil, s.now(), s.now().Sub(start)
+	s.status.Err = err
+	s.mu.Unlock()
+	s.notify()
+	return err
+}
+
+// applyChanges applies what a source reported changed: records, groups and deletions.
+// A group change reaches every record whose memberships it changes.
+func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) {
+	s.mu.Lock()
+	affected := map[string]bool{}
+	var vanished []string
+	for _, r := range set.Changed {
+		s.records[r.ID] = r
+		affected[r.ID] = true
+	}
+	groupsChanged := len(set.Groups) > 0
+	for _, g := range set.Groups {
+		s.groups[g.ID] = g
+	}
+	for _, id := range set.Deleted {
+		if _, isGroup := s.groups[id]; isGroup {
+			delete(s.groups, id)
+			groupsChanged = true
+			continue
+		}
+		if _, ok := s.records[id]; ok {
+			delete(s.records, id)
+			vanished = append(vanished, id)
+		}
+	}
+	if groupsChanged || len(set.Changed) > 0 {
+		before := s.members
+		s.members = expand(s.records, s.groups)
+		if groupsChanged {
+			for id := range s.records {
+				if fmt.Sprint(before.expanded[id]) != fmt.Sprint(s.members.expanded[id]) {
+					affected[id] = true
+				}
+			}
+		}
+	}
+	if set.Watermark != "" {
+		s.watermark = set.Watermark
+	}
+	ids := make([]string, 0, len(affected))
+	for id := range affected {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	if err := s.converge(ctx, ids, false, vanished); err != nil {
+		s.log.Info("Could not apply directory changes", "directorysync", s.cfg.Name, "error", err.Error())
+	}
+	if groupsChanged {
+		if err := s.mirrorGroups(ctx); err != nil {
+			s.log.Info("Could not mirror directory groups as Roles", "directorysync", s.cfg.Name, "error", err.Error())
+		}
+	}
+	s.notify()
+}
+
+// Apply applies records pushed to the syncer (by the inbound SCIM server) and reports
+// the first error, so that the push can be answered with it.
+func (s *Syncer) Apply(ctx context.Context, set connectors.ChangeSet) error {
+	s.applyChanges(ctx, set)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range set.Changed {
+		for _, sk := range s.skipped {
+			if sk.Example == r.ID {
+				return fmt.Errorf("%s: %s", sk.Reason, sk.Example)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Syncer) setErr(err error) {
+	s.mu.Lock()
+	s.status.Err = err
+	s.mu.Unlock()
+	s.notify()
+}
+
+func (s *Syncer) skip(id string, sk skip) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.Counts.Skipped++
+	r := s.skipped[sk.reason]
+	if r == nil {
+		r = &identityv1alpha1.SkipReason{Reason: sk.reason}
+		s.skipped[sk.reason] = r
+	}
+	r.Count++
+	r.Example = truncate(id, 256)
+}
+
+// resolver finds the User name of a manager named by record id, DN, userName or email.
+func (s *Syncer) resolver() func(string) string {
+	byKey := map[string]string{}
+	for id, r := range s.records {
+		byKey[strings.ToLower(id)] = id
+		for _, k := range []string{"dn", "userName", "email", "mail"} {
+			if v, ok := r.Attributes[k].(string); ok && v != "" {
+				byKey[strings.ToLower(v)] = id
+			}
+		}
+	}
+	return func(ref string) string {
+		if id, ok := byKey[strings.ToLower(ref)]; ok {
+			return objectName(s.cfg.Name, id)
+		}
+		return ""
+	}
+}

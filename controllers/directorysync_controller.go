@@ -1,0 +1,249 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/mapping"
+	"github.com/rosterhq/roster/controllers/directory"
+)
+
+// DirectorySyncReconciler runs each DirectorySync's source through a syncer that
+// writes its Users, and reports what the last sync did.
+type DirectorySyncReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Registry  *connectors.Registry
+	Syncers   *Syncers
+
+	mu    sync.Mutex
+	built map[types.NamespacedName]*builtSource
+}
+
+type builtSource struct {
+	generation int64
+	secrets    map[string]string
+	source     connectors.Source
+	mapping    *mapping.Mappings
+	filter     *mapping.Program
+	err        error
+}
+
+// Attacher is a Source that needs its syncer (the inbound SCIM server applies pushes
+// through it).
+type Attacher interface {
+	Attach(*directory.Syncer)
+}
+
+func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ds := &identityv1alpha1.DirectorySync{}
+	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if ds.DeletionTimestamp != nil {
+		r.forget(req.NamespacedName) // its Users go with it, by their owner reference
+		return ctrl.Result{}, nil
+	}
+	before := ds.DeepCopy()
+	cond := newConditions(&ds.Status.CommonStatus, ds.Generation)
+	ds.Status.Source = ds.Spec.SourceName()
+	ds.Status.Endpoint = ""
+	if ds.Spec.SCIM != nil {
+		ds.Status.Endpoint = fmt.Sprintf("/scim/v2/%s/%s", ds.Namespace, ds.Name)
+	}
+	b := r.build(ctx, ds)
+	if b.err != nil {
+		r.buildFailed(cond, b.err)
+		return r.finish(ctx, ds, before, retryAfterBuild(b.err))
+	}
+	syncer, err := r.Syncers.Ensure(ctx, req.NamespacedName, r.configOf(ds, b))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if a, ok := b.source.(Attacher); ok {
+		a.Attach(syncer)
+	}
+	r.summarize(ds, syncer.Status(), cond)
+	return r.finish(ctx, ds, before, 0)
+}
+
+func (r *DirectorySyncReconciler) finish(ctx context.Context, ds, before *identityv1alpha1.DirectorySync, requeue time.Duration) (ctrl.Result, error) {
+	ds.Status.ObservedGeneration = ds.Generation
+	if err := patchStatus(ctx, r.Client, ds, before, ds.Status, before.Status); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+func (r *DirectorySyncReconciler) forget(key types.NamespacedName) {
+	r.Syncers.Stop(key)
+	r.mu.Lock()
+	delete(r.built, key)
+	r.mu.Unlock()
+}
+
+// build makes the DirectorySync's source and compiles its mapping and filter, once per
+// generation and set of Secret versions.
+func (r *DirectorySyncReconciler) build(ctx context.Context, ds *identityv1alpha1.DirectorySync) *builtSource {
+	key := types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}
+	r.mu.Lock()
+	prev := r.built[key]
+	r.mu.Unlock()
+	if prev != nil && prev.generation == ds.Generation && secretsUnchanged(ctx, r.Client, ds.Namespace, prev.secrets) {
+		return prev
+	}
+	b := &builtSource{generation: ds.Generation}
+	refs := newSecretReader(r.APIReader, ds.Namespace)
+	b.secrets = refs.versions
+	b.err = func() error {
+		env, err := mapping.NewEnv("record")
+		if err != nil {
+			return err
+		}
+		kind := ds.Spec.SourceName()
+		if b.mapping, err = env.CompileMappings(directory.DefaultMapping(kind), ds.Spec.Mapping); err != nil {
+			return fmt.Errorf("%w: %v", errInvalidSpec, err)
+		}
+		if ds.Spec.Filter != "" {
+			if b.filter, err = env.Compile(ds.Spec.Filter); err != nil {
+				return fmt.Errorf("%w: filter does not compile: %v", errInvalidSpec, err)
+			}
+		}
+		factory, err := r.Registry.Source(kind)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errInvalidSpec, err)
+		}
+		b.source, err = factory(ctx, ds, refs)
+		return err
+	}()
+	r.mu.Lock()
+	if r.built == nil {
+		r.built = map[types.NamespacedName]*builtSource{}
+	}
+	r.built[key] = b
+	r.mu.Unlock()
+	return b
+}
+
+func (r *DirectorySyncReconciler) buildFailed(cond conditions, err error) {
+	switch {
+	case errors.Is(err, connectors.ErrSecretNotFound):
+		cond.stalled(identityv1alpha1.ReasonSecretNotFound, err.Error())
+	case errors.Is(err, errInvalidSpec) || connectors.IsPermanent(err):
+		cond.stalled(identityv1alpha1.ReasonInvalidSpec, err.Error())
+	default:
+		cond.notReady(identityv1alpha1.ReasonConnectorError, err.Error())
+	}
+}
+
+func (r *DirectorySyncReconciler) configOf(ds *identityv1alpha1.DirectorySync, b *builtSource) directory.Config {
+	s := ds.Spec
+	cfg := directory.Config{
+		Name: ds.Name, Namespace: ds.Namespace, UID: ds.UID, Generation: ds.Generation,
+		Source: b.source, Mapping: b.mapping, Filter: b.filter,
+		Interval:       15 * time.Minute,
+		VanishedAction: s.VanishedUsers.Action,
+		ApprovedPlan:   ds.Annotations[identityv1alpha1.AnnotationApprovePlan],
+	}
+	if s.Interval != nil {
+		cfg.Interval = s.Interval.Duration
+	}
+	if s.VanishedUsers.DeleteAfter != nil {
+		cfg.DeleteAfter = s.VanishedUsers.DeleteAfter.Duration
+	}
+	if t := s.SafetyThreshold; t != nil {
+		cfg.MaxCount, cfg.MaxPercent = t.MaxCount, t.MaxPercent
+	}
+	if m := s.MirrorGroupsAsRoles; m != nil {
+		prefix := m.NamePrefix
+		cfg.MirrorPrefix = &prefix
+	}
+	return cfg
+}
+
+// summarize puts the syncer's state into the DirectorySync's status.
+func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, st directory.Status, cond conditions) {
+	if !st.LastSync.IsZero() {
+		t := metav1.NewTime(st.LastSync.Truncate(time.Second))
+		d := metav1.Duration{Duration: st.LastDuration.Round(time.Millisecond)}
+		if ds.Status.LastSyncTime == nil || !ds.Status.LastSyncTime.Equal(&t) {
+			ds.Status.LastSyncTime, ds.Status.LastSyncDuration = &t, &d
+		}
+	}
+	ds.Status.Counts = st.Counts
+	ds.Status.SkippedReasons = st.Skipped
+	ds.Status.Users = int32(st.Users)
+	source := ds.Spec.SourceName()
+	switch {
+	case st.Err != nil:
+		connectorFailed(cond, st.Err)
+	case !st.Synced:
+		cond.progressing(identityv1alpha1.ReasonProgressing, "reading the "+source+" source")
+	case st.Blocked:
+		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, st.BlockedMessage)
+	default:
+		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d Users from %d %s records", st.Users, st.Counts.Seen, source))
+	}
+}
+
+// SetupWithManager watches DirectorySyncs, the Secrets and ConfigMaps they read, and
+// the syncers' news.
+func (r *DirectorySyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&identityv1alpha1.DirectorySync{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.syncsReading)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.exportChanged)).
+		WatchesRawSource(source.Channel(r.Syncers.events, &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}
+
+func (r *DirectorySyncReconciler) syncsReading(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list identityv1alpha1.DirectorySyncList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{indexSecrets: obj.GetName()}); err != nil {
+		return nil
+	}
+	return requestsFor(list.Items)
+}
+
+// exportChanged syncs at once the DirectorySyncs whose HR export is in a changed ConfigMap.
+func (r *DirectorySyncReconciler) exportChanged(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list identityv1alpha1.DirectorySyncList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{indexConfigMaps: obj.GetName()}); err != nil {
+		return nil
+	}
+	for _, ds := range list.Items {
+		if s := r.Syncers.Get(types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}); s != nil {
+			s.SyncNow()
+		}
+	}
+	return requestsFor(list.Items)
+}
+
+func requestsFor(items []identityv1alpha1.DirectorySync) []reconcile.Request {
+	reqs := make([]reconcile.Request, len(items))
+	for i, ds := range items {
+		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}}
+	}
+	return reqs
+}
