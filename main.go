@@ -17,12 +17,12 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/controllers"
-	"github.com/rosterhq/roster/controllers/engine"
 	"github.com/rosterhq/roster/connectors/hris"
 	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/controllers"
+	"github.com/rosterhq/roster/controllers/engine"
 )
 
 type options struct {

@@ -197,4 +197,3 @@ func (es *Engines) App(app, eventType, reason, message string) {
 	}
 	es.recorder.Eventf(obj, nil, eventType, reason, "Provisioning", "%s", message)
 }
-

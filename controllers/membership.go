@@ -22,7 +22,7 @@ type Membership struct {
 
 	mu      sync.RWMutex
 	roles   map[types.NamespacedName]*roleRules
-	broken  map[types.NamespacedName]bool // rules that do not compile
+	broken  map[types.NamespacedName]bool            // rules that do not compile
 	members map[types.NamespacedName]map[string]bool // role → users
 	rolesOf map[types.NamespacedName]map[string]bool // user → roles
 }

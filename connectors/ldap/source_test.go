@@ -145,16 +145,22 @@ func TestSyncReplReportsChangesAsTheyHappen(t *testing.T) {
 		return slices.ContainsFunc(changes, match)
 	}
 	waitUntil(t, "the refresh phase reports ada", func() bool {
-		return seen(func(c connectors.ChangeSet) bool { return len(c.Changed) == 1 && c.Changed[0].Attributes["userName"] == "ada" })
+		return seen(func(c connectors.ChangeSet) bool {
+			return len(c.Changed) == 1 && c.Changed[0].Attributes["userName"] == "ada"
+		})
 	})
 	srv.Modify(t, ada, map[string][]string{"title": {"Countess"}})
 	waitUntil(t, "a modify arrives", func() bool {
-		return seen(func(c connectors.ChangeSet) bool { return len(c.Changed) == 1 && c.Changed[0].Attributes["title"] == "Countess" })
+		return seen(func(c connectors.ChangeSet) bool {
+			return len(c.Changed) == 1 && c.Changed[0].Attributes["title"] == "Countess"
+		})
 	})
 	grace := srv.AddPerson(t, "grace", "Grace", "Hopper", "eng")
 	srv.AddGroup(t, "eng", ada, grace)
 	waitUntil(t, "a new group with both members arrives", func() bool {
-		return seen(func(c connectors.ChangeSet) bool { return len(c.Groups) == 1 && c.Groups[0].Name == "eng" && len(c.Groups[0].Members) == 2 })
+		return seen(func(c connectors.ChangeSet) bool {
+			return len(c.Groups) == 1 && c.Groups[0].Name == "eng" && len(c.Groups[0].Members) == 2
+		})
 	})
 	srv.Delete(t, ada)
 	waitUntil(t, "a delete arrives", func() bool {

@@ -85,7 +85,7 @@ type Syncer struct {
 func New(cfg Config, c client.Client, log logr.Logger, notify func()) *Syncer {
 	return &Syncer{
 		client: c, log: log, notify: notify, now: time.Now, cfg: cfg,
-		resync:  make(chan struct{}, 1), rearm: make(chan struct{}, 1),
+		resync: make(chan struct{}, 1), rearm: make(chan struct{}, 1),
 		records: map[string]connectors.Record{}, groups: map[string]connectors.SourceGroup{},
 		skipped:     map[string]*identityv1alpha1.SkipReason{},
 		fieldOwner:  "roster-directorysync-" + cfg.Name,

@@ -26,8 +26,8 @@ type Engine struct {
 	log      logr.Logger
 	now      func() time.Time
 
-	queue  *workQueue
-	timers *timers
+	queue     *workQueue
+	timers    *timers
 	wake      chan struct{} // the planner has work
 	resync    chan struct{} // a full sync is asked for
 	groupWake chan struct{} // member changes wait to be sent
@@ -103,7 +103,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		subjects: subjects, notifier: notifier, events: events, log: log, now: time.Now,
 		queue: newWorkQueue(), timers: newTimers(),
 		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
-		health: HealthConnecting,
+		health:   HealthConnecting,
 		accounts: map[string]*connectors.Account{}, byKey: map[string]string{}, groups: map[string]*groupState{},
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},

@@ -62,8 +62,16 @@ type recordedEvents struct {
 	reasons []string
 }
 
-func (r *recordedEvents) User(_, _, _, reason, _ string) { r.mu.Lock(); r.reasons = append(r.reasons, reason); r.mu.Unlock() }
-func (r *recordedEvents) App(_, _, reason, _ string)     { r.mu.Lock(); r.reasons = append(r.reasons, reason); r.mu.Unlock() }
+func (r *recordedEvents) User(_, _, _, reason, _ string) {
+	r.mu.Lock()
+	r.reasons = append(r.reasons, reason)
+	r.mu.Unlock()
+}
+func (r *recordedEvents) App(_, _, reason, _ string) {
+	r.mu.Lock()
+	r.reasons = append(r.reasons, reason)
+	r.mu.Unlock()
+}
 
 func testConfig(t *testing.T, app *memory.App) Config {
 	t.Helper()

@@ -38,7 +38,7 @@ type Config struct {
 	// Removing: the AppConnection is being deleted; every account is released by the
 	// OnRemoval policy.
 	Removing bool
-	Workers      int
+	Workers  int
 	// ManagedGroups are the groups Roster has put members in before (from status).
 	ManagedGroups []string
 }

@@ -248,4 +248,3 @@ func writeCertificates(t testing.TB, dir string) []byte {
 	}
 	return caPEM
 }
-
