@@ -47,9 +47,17 @@ envtest: ## Build kube-apiserver, etcd and kubectl from Go modules into the cach
 test-tools: ## Install the programs tests start as real peers (Node.js for SCIMMY), if missing.
 	hack/install-test-tools.sh
 
+FUZZ_TIME ?= 20s
+
 .PHONY: test
-test: manifests generate lint envtest test-tools ## Run every test against a real kube-apiserver and etcd.
+test: manifests generate lint envtest test-tools ## Run every test against a real kube-apiserver and etcd, then fuzz.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) fuzz
+
+.PHONY: fuzz
+fuzz: ## Fuzz the SCIM filter parser and PATCH applier for FUZZ_TIME each.
+	go test ./connectors/scim -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZ_TIME)
+	go test ./connectors/scim -run '^$$' -fuzz '^FuzzApplyPatch$$' -fuzztime $(FUZZ_TIME)
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if generated files differ from what is committed.

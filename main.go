@@ -26,6 +26,9 @@ import (
 )
 
 type options struct {
+	scimAddr       string
+	scimCert       string
+	scimKey        string
 	metricsAddr    string
 	metricsSecure  bool
 	probeAddr      string
@@ -45,6 +48,10 @@ func main() {
 		"Elect a leader so that only one replica reconciles at a time.")
 	flag.StringVar(&opts.leaderElection, "leader-election-namespace", "",
 		"Namespace of the leader election lease; defaults to the operator's own namespace.")
+	flag.StringVar(&opts.scimAddr, "scim-bind-address", ":9443",
+		"Address the inbound SCIM endpoints (DirectorySyncs with a scim source) bind to; 0 serves none.")
+	flag.StringVar(&opts.scimCert, "scim-tls-cert-file", "", "Certificate (PEM) to serve inbound SCIM over HTTPS; unset serves HTTP for a proxy that terminates TLS.")
+	flag.StringVar(&opts.scimKey, "scim-tls-key-file", "", "Private key (PEM) of --scim-tls-cert-file.")
 	flag.BoolVar(&opts.enableHTTP2, "enable-http2", false,
 		"Serve metrics over HTTP/2 (off by default, against HTTP/2 rapid-reset attacks).")
 	zapOpts := zap.Options{}
@@ -59,7 +66,10 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: newRegistry(memory.NewApps())}); err != nil {
+	inbound := &controllers.InboundSCIM{Addr: opts.scimAddr, CertFile: opts.scimCert, KeyFile: opts.scimKey,
+		Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
+	registry := newRegistry(memory.NewApps()).AddSource("scim", inbound.SourceFactory())
+	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound}); err != nil {
 		log.Error(err, "Could not set up the controllers")
 		os.Exit(1)
 	}

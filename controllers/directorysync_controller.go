@@ -32,6 +32,7 @@ type DirectorySyncReconciler struct {
 	APIReader client.Reader
 	Registry  *connectors.Registry
 	Syncers   *Syncers
+	Inbound   *InboundSCIM // nil when the binary serves no inbound SCIM
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*builtSource
@@ -97,6 +98,9 @@ func (r *DirectorySyncReconciler) finish(ctx context.Context, ds, before *identi
 
 func (r *DirectorySyncReconciler) forget(key types.NamespacedName) {
 	r.Syncers.Stop(key)
+	if r.Inbound != nil {
+		r.Inbound.Forget(key)
+	}
 	r.mu.Lock()
 	delete(r.built, key)
 	r.mu.Unlock()

@@ -14,6 +14,8 @@ import (
 type Options struct {
 	// Registry holds the connectors the binary speaks.
 	Registry *connectors.Registry
+	// Inbound serves the "scim" directory source; nil serves none.
+	Inbound *InboundSCIM
 }
 
 // Setup adds Roster's indexes, engines and controllers to a manager.
@@ -38,8 +40,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(syncers); err != nil {
 		return err
 	}
+	if opts.Inbound != nil {
+		if err := mgr.Add(opts.Inbound); err != nil {
+			return err
+		}
+	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers},
+		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers, Inbound: opts.Inbound},
 		&UserReconciler{Client: mgr.GetClient(), Engines: engines},
 		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership},
 		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,6 +39,7 @@ var (
 	env      *testenv.Env
 	k8s      client.Client
 	apps     *memory.Apps
+	inbound  *controllers.InboundSCIM
 	logs     = &syncBuffer{}
 	testCtx  context.Context
 	shutdown context.CancelFunc
@@ -95,14 +97,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	apps = memory.NewApps()
+	inbound = &controllers.InboundSCIM{Addr: freeAddr(), Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
 	registry := connectors.NewRegistry().
+		AddSource("scim", inbound.SourceFactory()).
 		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).
 		AddSource("hris", hris.NewFactory())
 	testCtx, shutdown = context.WithCancel(context.Background())
 	defer shutdown()
-	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry}); err != nil {
+	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry, Inbound: inbound}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -119,6 +123,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	return code
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // waitFor polls until cond holds, failing the test with what it last saw.

@@ -233,9 +233,10 @@ type DirectorySyncSpec struct {
 	VanishedUsers VanishedUsersPolicy `json:"vanishedUsers,omitempty"`
 
 	// safetyThreshold stops a sync that would suspend or delete more than this many Users
-	// until an admin approves it.
+	// until an admin approves it. A full sync that finds no record at all while Users
+	// exist (an outage, a filter that matches nobody) is stopped whatever the threshold.
 	// +optional
-	// +kubebuilder:default={maxCount: 25, maxPercent: 50}
+	// +kubebuilder:default={maxCount: 25}
 	SafetyThreshold *SafetyThreshold `json:"safetyThreshold,omitempty"`
 
 	// mirrorGroupsAsRoles, when set, makes one Role per directory group, so an

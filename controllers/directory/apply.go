@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
@@ -29,6 +30,7 @@ const applyWorkers = 8
 
 // run is one converge's plan.
 type run struct {
+	skips       map[string]skip // record id → why it was not written
 	desired     []desiredUser
 	vanishing   []*identityv1alpha1.User
 	deleting    []*identityv1alpha1.User
@@ -38,22 +40,28 @@ type run struct {
 
 // converge brings the Users of the given records in step; a full sync also handles
 // Users whose record is gone and Users whose grace has passed.
-func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanishedIDs []string) error {
+func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanishedIDs []string) (map[string]skip, error) {
 	owned, err := s.owned(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r := s.plan(ids, full, vanishedIDs, owned)
-	held := s.checkSafety(r, len(owned))
+	held := s.checkSafety(r, len(owned), full && len(r.desired)+len(r.skips) == 0 && len(owned) > 0)
 	var created, updated, suspended, deleted atomic.Int32
 	work := make(chan desiredUser)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
+	var rejectedMu sync.Mutex
 	for range applyWorkers {
 		wg.Go(func() {
 			for d := range work {
 				changed, err := s.applyUser(ctx, d, r.existing[d.name])
+				var rejected *RejectedError
 				switch {
+				case errors.As(err, &rejected):
+					rejectedMu.Lock()
+					r.skips[d.recordID] = skip{rejected.Reason, rejected.Detail}
+					rejectedMu.Unlock()
 				case err != nil:
 					firstErr.CompareAndSwap(nil, err)
 				case changed && r.existing[d.name] == nil:
@@ -79,7 +87,7 @@ func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanished
 			continue
 		}
 		if err := s.vanish(ctx, u); err != nil {
-			return err
+			return r.skips, err
 		}
 		suspended.Add(1)
 	}
@@ -88,7 +96,7 @@ func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanished
 			continue
 		}
 		if err := s.client.Delete(ctx, u); client.IgnoreNotFound(err) != nil {
-			return err
+			return r.skips, err
 		}
 		deleted.Add(1)
 	}
@@ -108,10 +116,18 @@ func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanished
 	s.status.Users = len(owned) + int(created.Load()) - int(deleted.Load())
 	s.mu.Unlock()
 	if err, ok := firstErr.Load().(error); ok {
-		return err
+		return r.skips, err
 	}
-	return nil
+	return r.skips, nil
 }
+
+// RejectedError is a record that did not become a User: the reason, and what the
+// mapping or the API server said.
+type RejectedError struct {
+	Reason, Detail string
+}
+
+func (e *RejectedError) Error() string { return e.Reason + ": " + e.Detail }
 
 // owned lists the Users this DirectorySync wrote.
 func (s *Syncer) owned(ctx context.Context) ([]identityv1alpha1.User, error) {
@@ -125,7 +141,7 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	r := run{existing: map[string]*identityv1alpha1.User{}, suspensions: map[string]bool{}}
+	r := run{existing: map[string]*identityv1alpha1.User{}, suspensions: map[string]bool{}, skips: map[string]skip{}}
 	for i := range owned {
 		r.existing[owned[i].Name] = &owned[i]
 	}
@@ -151,7 +167,8 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 		present[name] = true
 		values, err := s.cfg.Mapping.Apply(map[string]any{"record": vars})
 		if err != nil {
-			s.skipLocked(id, skip{"MappingError", err.Error()})
+			r.skips[id] = skip{"MappingError", err.Error()}
+			s.skipLocked(id, r.skips[id])
 			continue
 		}
 		existing := r.existing[name]
@@ -161,6 +178,7 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 		}
 		d, sk := s.buildUser(rec, values, resolve, since)
 		if sk != nil {
+			r.skips[id] = *sk
 			s.skipLocked(id, *sk)
 			continue
 		}
@@ -241,8 +259,9 @@ func (s *Syncer) skipLocked(id string, sk skip) {
 }
 
 // checkSafety holds the run's suspensions and deletions when they are more than the
-// threshold allows and the plan is not approved. It returns the Users held.
-func (s *Syncer) checkSafety(r run, owned int) map[string]bool {
+// threshold allows (or the source came back empty) and the plan is not approved. It
+// returns the Users held.
+func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 	names := make([]string, 0, len(r.suspensions))
 	for n := range r.suspensions {
 		names = append(names, n)
@@ -251,14 +270,18 @@ func (s *Syncer) checkSafety(r run, owned int) map[string]bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := planID(names)
-	if len(names) == 0 || !exceeds(len(names), owned, s.cfg.MaxCount, s.cfg.MaxPercent) || s.cfg.ApprovedPlan == id {
+	if len(names) == 0 || !(empty || exceeds(len(names), owned, s.cfg.MaxCount, s.cfg.MaxPercent)) || s.cfg.ApprovedPlan == id {
 		s.status.Blocked, s.status.BlockedMessage, s.status.PlanID = false, "", ""
 		return nil
 	}
 	s.status.Blocked, s.status.PlanID = true, id
-	s.status.BlockedMessage = fmt.Sprintf("this sync would suspend or delete %d of %d Users, over the safety threshold; nothing was suspended or deleted. "+
+	why := "over the safety threshold"
+	if empty {
+		why = "because the source returned no record at all"
+	}
+	s.status.BlockedMessage = fmt.Sprintf("this sync would suspend or delete %d of %d Users, %s; nothing was suspended or deleted. "+
 		"Check the source and the filter, then approve it with: kubectl annotate directorysync %s %s=%s",
-		len(names), owned, s.cfg.Name, identityv1alpha1.AnnotationApprovePlan, id)
+		len(names), owned, why, s.cfg.Name, identityv1alpha1.AnnotationApprovePlan, id)
 	if s.heldPlan != id {
 		s.log.Info("Directory sync blocked by the safety threshold", "directorysync", s.cfg.Name, "plan", id, "users", len(names))
 		s.heldPlan = id
@@ -297,7 +320,7 @@ func (s *Syncer) applyUser(ctx context.Context, d desiredUser, existing *identit
 	err := s.client.Patch(ctx, d.object, client.Apply, client.FieldOwner(s.fieldOwner), client.ForceOwnership)
 	if apierrors.IsInvalid(err) {
 		s.skip(d.recordID, skip{"Rejected", err.Error()})
-		return false, nil
+		return false, &RejectedError{Reason: "Rejected", Detail: err.Error()}
 	}
 	if err != nil {
 		return false, fmt.Errorf("writing User %s: %w", d.name, err)
@@ -401,8 +424,13 @@ func (s *Syncer) mirrorGroups(ctx context.Context) error {
 	}
 	want := map[string]bool{}
 	if prefix != nil {
+		sorted := make([]string, 0, len(names))
 		for group := range names {
-			name := roleName(*prefix, group)
+			sorted = append(sorted, group)
+		}
+		sort.Strings(sorted)
+		for _, group := range sorted {
+			name := roleName(*prefix, group, want)
 			want[name] = true
 			spec := map[string]any{
 				"description": truncate("Everyone in the directory group "+group, 1024),
@@ -427,11 +455,12 @@ func (s *Syncer) mirrorGroups(ctx context.Context) error {
 	return nil
 }
 
-// roleName is the name of the Role mirroring a group.
-func roleName(prefix, group string) string {
+// roleName is the name of the Role mirroring a group: the prefix and the group's name
+// made valid, with a hash of the name when that is empty, too long or already taken.
+func roleName(prefix, group string, taken map[string]bool) string {
 	clean := strings.Trim(nameChars.ReplaceAllString(strings.ToLower(group), "-"), "-.")
 	name := prefix + clean
-	if clean == "" || clean != strings.ToLower(group) || len(name) > 253 {
+	if clean == "" || len(name) > 253 || taken[name] {
 		sum := sha256.Sum256([]byte(group))
 		name = strings.Trim(prefix+truncate(clean, 200), "-.") + "-" + hex.EncodeToString(sum[:4])
 	}

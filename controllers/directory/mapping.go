@@ -38,7 +38,7 @@ var (
 	})
 	scimMapping = mappings(map[string]string{
 		"userName":                  `record.userName`,
-		"externalID":                `has(record.externalId) ? record.externalId : record.id`,
+		"externalID":                `record.id`, // the store's own id: an identity provider may leave externalId out of a PUT
 		"name.givenName":            `has(record.name) && has(record.name.givenName) ? record.name.givenName : ""`,
 		"name.familyName":           `has(record.name) && has(record.name.familyName) ? record.name.familyName : ""`,
 		"displayName":               `has(record.displayName) ? record.displayName : ""`,
@@ -46,7 +46,7 @@ var (
 		"title":                     `has(record.title) ? record.title : ""`,
 		"department":                scimEnterprise("department"),
 		"employeeType":              `has(record.userType) ? record.userType : ""`,
-		"manager":                   `has(record["` + enterpriseUser + `"]) && has(record["` + enterpriseUser + `"].manager) && has(record["` + enterpriseUser + `"].manager.value) ? record["` + enterpriseUser + `"].manager.value : ""`,
+		"manager":                   `"` + enterpriseUser + `" in record && "manager" in record["` + enterpriseUser + `"] && "value" in record["` + enterpriseUser + `"].manager ? record["` + enterpriseUser + `"].manager.value : ""`,
 		"groups":                    `record.groups`,
 		"state":                     `record.disabled ? "Suspended" : "Active"`,
 		"labels." + LabelDepartment: scimEnterprise("department"),
@@ -84,7 +84,7 @@ const (
 )
 
 func scimEnterprise(attr string) string {
-	return fmt.Sprintf(`has(record["%s"]) && has(record["%s"].%s) ? record["%s"].%s : ""`, enterpriseUser, enterpriseUser, attr, enterpriseUser, attr)
+	return fmt.Sprintf(`"%s" in record && "%s" in record["%s"] ? record["%s"].%s : ""`, enterpriseUser, attr, enterpriseUser, enterpriseUser, attr)
 }
 
 func mappings(m map[string]string) []identityv1alpha1.ExpressionMapping {

@@ -210,7 +210,7 @@ func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}) {
 		if !watches {
 			break
 		}
-		err := watcher.Watch(ctx, func(set connectors.ChangeSet) { s.applyChanges(ctx, set) })
+		err := watcher.Watch(ctx, func(set connectors.ChangeSet) { _, _ = s.applyChanges(ctx, set) })
 		if errors.Is(err, connectors.ErrUnsupported) {
 			break
 		}
@@ -242,7 +242,7 @@ func (s *Syncer) poll(ctx context.Context) {
 			s.log.Info("Could not read directory changes", "directorysync", s.cfg.Name, "error", err.Error())
 			continue
 		}
-		s.applyChanges(ctx, set)
+		_, _ = s.applyChanges(ctx, set)
 	}
 }
 
@@ -286,7 +286,7 @@ func (s *Syncer) FullSync(ctx context.Context) error {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
-	err = s.converge(ctx, ids, true, nil)
+	_, err = s.converge(ctx, ids, true, nil)
 	if err == nil {
 		err = s.mirrorGroups(ctx)
 	}
@@ -299,8 +299,9 @@ func (s *Syncer) FullSync(ctx context.Context) error {
 }
 
 // applyChanges applies what a source reported changed: records, groups and deletions.
-// A group change reaches every record whose memberships it changes.
-func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) {
+// A group change reaches every record whose memberships it changes. It returns why
+// records were not written, and the first error.
+func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) (map[string]skip, error) {
 	s.mu.Lock()
 	affected := map[string]bool{}
 	var vanished []string
@@ -342,28 +343,29 @@ func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
-	if err := s.converge(ctx, ids, false, vanished); err != nil {
+	skips, err := s.converge(ctx, ids, false, vanished)
+	if err != nil {
 		s.log.Info("Could not apply directory changes", "directorysync", s.cfg.Name, "error", err.Error())
 	}
 	if groupsChanged {
-		if err := s.mirrorGroups(ctx); err != nil {
-			s.log.Info("Could not mirror directory groups as Roles", "directorysync", s.cfg.Name, "error", err.Error())
+		if merr := s.mirrorGroups(ctx); merr != nil {
+			s.log.Info("Could not mirror directory groups as Roles", "directorysync", s.cfg.Name, "error", merr.Error())
 		}
 	}
 	s.notify()
+	return skips, err
 }
 
 // Apply applies records pushed to the syncer (by the inbound SCIM server) and reports
-// the first error, so that the push can be answered with it.
+// a record it could not write as a RejectedError, so that the push is answered with it.
 func (s *Syncer) Apply(ctx context.Context, set connectors.ChangeSet) error {
-	s.applyChanges(ctx, set)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	skips, err := s.applyChanges(ctx, set)
+	if err != nil {
+		return err
+	}
 	for _, r := range set.Changed {
-		for _, sk := range s.skipped {
-			if sk.Example == r.ID {
-				return fmt.Errorf("%s: %s", sk.Reason, sk.Example)
-			}
+		if sk, ok := skips[r.ID]; ok {
+			return &RejectedError{Reason: sk.reason, Detail: sk.detail}
 		}
 	}
 	return nil
