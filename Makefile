@@ -19,8 +19,9 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Write the CRDs and RBAC role from the API types and markers.
+manifests: controller-gen ## Write the CRDs, RBAC role and Argo CD health checks from their sources.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/argocd
 
 .PHONY: generate
 generate: controller-gen ## Write the DeepCopy methods of the API types.

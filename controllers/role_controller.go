@@ -54,7 +54,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	case ruleErr != nil:
 		cond.stalled(identityv1alpha1.ReasonInvalidSpec, ruleErr.Error()+"; the members stay as they were until the rule is fixed")
 	case grantErr != nil:
-		cond.notReady(identityv1alpha1.ReasonProgressing, "could not write the AppAssignments of its grants: "+grantErr.Error())
+		cond.progressing(identityv1alpha1.ReasonProgressing, "could not write the AppAssignments of its grants, retrying: "+grantErr.Error())
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d members", role.Status.MemberCount))
 	}
