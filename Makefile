@@ -92,6 +92,11 @@ uninstall: kubectl ## Remove the CRDs (and every Roster object) from the cluster
 deploy: kubectl ## Deploy the operator with image $(IMG).
 	$(KUBECTL) kustomize config/default | sed 's|image: roster:dev|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
 
+.PHONY: build-installer
+build-installer: manifests kubectl ## Write dist/install.yaml: everything, for kubectl apply -f.
+	mkdir -p dist
+	$(KUBECTL) kustomize config/default | sed 's|image: roster:dev|image: $(IMG)|' > dist/install.yaml
+
 .PHONY: undeploy
 undeploy: kubectl ## Remove the operator and its CRDs.
 	$(KUBECTL) delete --ignore-not-found -k config/default

@@ -73,6 +73,19 @@ func Start() (*Env, error) {
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
 
+// Kubectl is the kubectl hack/setup-envtest.sh builds with the control plane.
+func Kubectl() (string, error) {
+	dir, err := assetsDir()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubectl")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("kubectl not found in %s: run hack/setup-envtest.sh (make test does)", dir)
+	}
+	return path, nil
+}
+
 func assetsDir() (string, error) {
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
 	if dir == "" {

@@ -1,0 +1,137 @@
+// Package install checks that config/default renders into manifests the API server
+// accepts, with what a production install needs.
+package install
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rosterhq/roster/test/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func render(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	kubectl, err := testenv.Kubectl()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(kubectl, "kustomize", testenv.RepoRoot()+"/config/default").Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/default: %v", err)
+	}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	var objs []*unstructured.Unstructured
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
+			t.Fatal(err)
+		}
+		if len(obj.Object) > 0 {
+			objs = append(objs, obj)
+		}
+	}
+}
+
+// TestDefaultInstallIsAccepted applies the rendered install with server-side dry run.
+func TestDefaultInstallIsAccepted(t *testing.T) {
+	ctx := context.Background()
+	objs := render(t)
+	kinds := map[string]int{}
+	for _, obj := range objs {
+		kinds[obj.GetKind()]++
+		if obj.GetKind() == "Namespace" { // dry-run objects need their namespace to exist
+			if err := env.Client.Patch(ctx, obj.DeepCopy(), client.Apply, client.FieldOwner("install-test"), client.ForceOwnership); err != nil {
+				t.Fatalf("namespace: %v", err)
+			}
+		}
+	}
+	for _, obj := range objs {
+		if err := env.Client.Patch(ctx, obj, client.Apply, client.FieldOwner("install-test"), client.ForceOwnership, client.DryRunAll); err != nil {
+			t.Errorf("%s %s was refused: %v", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 5, "Deployment": 1, "Service": 2, "ServiceAccount": 1, "ClusterRole": 5} {
+		if kinds[kind] != want {
+			t.Errorf("%d %s, want %d (all: %v)", kinds[kind], kind, want, kinds)
+		}
+	}
+}
+
+// TestDeploymentIsProductionReady checks probes, resources, a non-root security
+// context, leader election and the ports the Services use.
+func TestDeploymentIsProductionReady(t *testing.T) {
+	var deploy *unstructured.Unstructured
+	for _, obj := range render(t) {
+		if obj.GetKind() == "Deployment" {
+			deploy = obj
+		}
+	}
+	if deploy == nil {
+		t.Fatal("no Deployment")
+	}
+	pod, _, _ := unstructured.NestedMap(deploy.Object, "spec", "template", "spec")
+	if nonRoot, _, _ := unstructured.NestedBool(pod, "securityContext", "runAsNonRoot"); !nonRoot {
+		t.Error("the pod may run as root")
+	}
+	containers, _, _ := unstructured.NestedSlice(pod, "containers")
+	c := containers[0].(map[string]any)
+	for _, path := range [][]string{
+		{"livenessProbe", "httpGet", "path"}, {"readinessProbe", "httpGet", "path"},
+		{"resources", "requests", "memory"}, {"resources", "limits", "memory"},
+	} {
+		if v, found, _ := unstructured.NestedString(c, path...); !found || v == "" {
+			t.Errorf("container has no %s", strings.Join(path, "."))
+		}
+	}
+	if escalate, found, _ := unstructured.NestedBool(c, "securityContext", "allowPrivilegeEscalation"); !found || escalate {
+		t.Error("privilege escalation is allowed")
+	}
+	args, _, _ := unstructured.NestedStringSlice(c, "args")
+	for _, want := range []string{"--leader-elect", "--metrics-bind-address=:8443", "--scim-bind-address=:9443"} {
+		if !contains(args, want) {
+			t.Errorf("args %v lack %s", args, want)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
