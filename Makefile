@@ -27,6 +27,10 @@ manifests: controller-gen ## Write the CRDs, RBAC role and Argo CD health checks
 generate: controller-gen ## Write the DeepCopy methods of the API types.
 	$(CONTROLLER_GEN) object paths="./api/..."
 
+.PHONY: docs
+docs: manifests ## Write docs/reference.md from the CRDs.
+	go run ./hack/crd-docs
+
 .PHONY: fmt
 fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files '*.go')

@@ -62,9 +62,10 @@ type ExpressionMapping struct {
 	Target string `json:"target"`
 
 	// expression is a CEL expression whose result becomes the target's value. An
-	// AppConnection's expressions see `user` (the User's spec plus `user.name`, the
-	// object's name); a DirectorySync's see `record` (the source record). An expression
-	// that evaluates to null leaves the target unset.
+	// AppConnection's expressions see `user` (the User's spec fields and
+	// `user.metadata`), `manager` (name, userName, accountID) and `entitlements`
+	// (groups, appRole, license); a DirectorySync's see `record` (the source record). An
+	// expression that evaluates to null leaves the target unset.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096

@@ -28,9 +28,9 @@ type RoleMembers struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	Groups []string `json:"groups,omitempty"`
 
-	// rule is a CEL expression over `user` (the User's spec plus user.name and
-	// user.labels) that is true for members, for example
-	// `user.department == "eng" && "oncall" in user.groups`.
+	// rule is a CEL expression over `user` (the User's spec fields, every one present and
+	// empty when unset, and user.metadata.name, .labels and .annotations) that is true
+	// for members, for example `user.department == "eng" && "oncall" in user.groups`.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
