@@ -10,6 +10,10 @@ GO_TEST_FLAGS ?=
 .PHONY: all
 all: build
 
+.PHONY: demo
+demo: envtest ## See Roster work: a control plane, the operator, two apps, 50 people (ARGS=--once to exit).
+	go run ./hack/demo $(ARGS)
+
 ##@ General
 
 .PHONY: help

@@ -117,7 +117,7 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 	r.mu.Lock()
 	prev := r.built[key]
 	r.mu.Unlock()
-	if prev != nil && prev.generation == conn.Generation && secretsUnchanged(ctx, r.Client, conn.Namespace, prev.secrets) {
+	if prev != nil && prev.generation == conn.Generation && secretsUnchanged(ctx, r.Client, r.APIReader, conn.Namespace, prev.secrets) {
 		return prev
 	}
 	b := &built{generation: conn.Generation}
@@ -150,12 +150,18 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 
 var errInvalidSpec = errors.New("invalid configuration")
 
-// secretsUnchanged compares the Secrets' resourceVersions, from the metadata cache.
-func secretsUnchanged(ctx context.Context, c client.Reader, namespace string, versions map[string]string) bool {
+// secretsUnchanged compares the Secrets' resourceVersions with those read, from the
+// metadata cache, or from the API server when the cache does not have them yet.
+func secretsUnchanged(ctx context.Context, cache, api client.Reader, namespace string, versions map[string]string) bool {
 	for name, version := range versions {
 		meta := &metav1.PartialObjectMetadata{}
 		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, meta); err != nil || meta.ResourceVersion != version {
+		key := types.NamespacedName{Namespace: namespace, Name: name}
+		err := cache.Get(ctx, key, meta)
+		if apierrors.IsNotFound(err) {
+			err = api.Get(ctx, key, meta)
+		}
+		if err != nil || meta.ResourceVersion != version {
 			return false
 		}
 	}

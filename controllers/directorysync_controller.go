@@ -113,7 +113,7 @@ func (r *DirectorySyncReconciler) build(ctx context.Context, ds *identityv1alpha
 	r.mu.Lock()
 	prev := r.built[key]
 	r.mu.Unlock()
-	if prev != nil && prev.generation == ds.Generation && secretsUnchanged(ctx, r.Client, ds.Namespace, prev.secrets) {
+	if prev != nil && prev.generation == ds.Generation && secretsUnchanged(ctx, r.Client, r.APIReader, ds.Namespace, prev.secrets) {
 		return prev
 	}
 	b := &builtSource{generation: ds.Generation}

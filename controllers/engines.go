@@ -178,14 +178,20 @@ func (es *Engines) AppChanged(app string) {
 	es.appEvents <- event.GenericEvent{Object: &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}
 }
 
-// User (engine.Events) records an event on a User.
+// User (engine.Events) records an event on a User, related to its AppConnection so that
+// events about different apps stay apart.
 func (es *Engines) User(app, user, eventType, reason, message string) {
-	namespace, _, _ := strings.Cut(app, "/")
+	namespace, appName, _ := strings.Cut(app, "/")
 	obj := &identityv1alpha1.User{}
 	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: user}, obj); err != nil {
 		return
 	}
-	es.recorder.Eventf(obj, nil, eventType, reason, "Provisioning", "%s", message)
+	conn := &identityv1alpha1.AppConnection{}
+	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: appName}, conn); err != nil {
+		es.recorder.Eventf(obj, nil, eventType, reason, "Provisioning", "%s", message)
+		return
+	}
+	es.recorder.Eventf(obj, conn, eventType, reason, "Provisioning", "%s", message)
 }
 
 // App (engine.Events) records an event on an AppConnection.

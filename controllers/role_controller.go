@@ -137,24 +137,27 @@ func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// evaluateUser re-evaluates a changed User against its namespace's Roles and reconciles
-// the Roles whose membership changed.
+// evaluateUser re-evaluates a changed User against its namespace's Roles; for each Role
+// whose membership changed it reconciles the Role and tells the engines and the Role's
+// AppAssignments.
 func (r *RoleReconciler) evaluateUser() handler.EventHandler {
-	enqueue := func(q workqueue, namespace string, roles []string) {
+	changed := func(q workqueue, namespace, user string, roles []string) {
 		for _, role := range roles {
 			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: role}})
+			r.membershipChanged(namespace, role, []string{user})
 		}
 	}
 	set := func(obj client.Object, q workqueue) {
 		if u, ok := obj.(*identityv1alpha1.User); ok {
-			enqueue(q, u.Namespace, r.Membership.SetUser(u))
+			changed(q, u.Namespace, u.Name, r.Membership.SetUser(u))
 		}
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue) { set(e.Object, q) },
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue) { set(e.ObjectNew, q) },
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue) {
-			enqueue(q, e.Object.GetNamespace(), r.Membership.DeleteUser(e.Object.GetNamespace(), e.Object.GetName()))
+			ns, name := e.Object.GetNamespace(), e.Object.GetName()
+			changed(q, ns, name, r.Membership.DeleteUser(ns, name))
 		},
 	}
 }

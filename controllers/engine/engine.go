@@ -441,6 +441,11 @@ func (e *Engine) converge(ctx context.Context, user string) {
 	case p.deprovision() && !e.cleared[user]:
 		e.mu.Unlock()
 		return
+	case e.staleLocked(p.userPlan):
+		e.markLocked(user) // what it was planned against changed meanwhile: plan again
+		e.mu.Unlock()
+		e.signal()
+		return
 	}
 	target := e.cfg.Target
 	e.mu.Unlock()
@@ -450,6 +455,17 @@ func (e *Engine) converge(ctx context.Context, user string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.recordOutcomeLocked(p, outcome)
+}
+
+// staleLocked reports whether a plan was made against an account that has changed
+// since: a create for a User who has an account by now (a create that finished while
+// the User was planned again), or a change to an account that is no longer as observed.
+func (e *Engine) staleLocked(p userPlan) bool {
+	if p.action == actCreate {
+		_, linked := e.links[p.user]
+		return linked
+	}
+	return p.current != nil && !isUnmanagedKey(p.user) && e.accounts[p.current.ID] != p.current
 }
 
 // runTimers marks Users dirty when their time comes.

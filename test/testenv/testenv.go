@@ -70,6 +70,15 @@ func Start() (*Env, error) {
 	return &Env{Config: cfg, Client: c, Scheme: scheme, env: env}, nil
 }
 
+// AdminKubeConfig is a kubeconfig of a cluster admin for the control plane, for kubectl.
+func (e *Env) AdminKubeConfig() ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "roster-demo-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return user.KubeConfig()
+}
+
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
 

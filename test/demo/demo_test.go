@@ -1,0 +1,24 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestDemoOnce runs make demo ARGS=--once: every step must converge.
+func TestDemoOnce(t *testing.T) {
+	var out bytes.Buffer
+	if err := Run(context.Background(), Options{Once: true, Out: &out, Dir: t.TempDir()}); err != nil {
+		t.Fatalf("the demo failed: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"✓ Provisioning accounts", "ada.lovelace@acme.example", "✓ Deactivating every account",
+		"every account off in", "chat: removed from sales, added to engineering", "nothing was recreated", "Every step converged",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
