@@ -54,6 +54,7 @@ type Options struct {
 type demo struct {
 	opts  Options
 	out   io.Writer
+	tty   bool // redraw a progress line; otherwise print only results
 	env   *testenv.Env
 	k8s   client.Client
 	chat  *scim.MemoryStore
@@ -66,7 +67,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Out == nil {
 		opts.Out = os.Stdout
 	}
-	d := &demo{opts: opts, out: opts.Out, start: time.Now()}
+	d := &demo{opts: opts, out: opts.Out, start: time.Now(), tty: isTerminal(opts.Out)}
 	ctrl.SetLogger(logr.Discard())
 	d.say("Roster demo: an organisation of 50 people, two apps, one operator.\n\n")
 
@@ -124,6 +125,15 @@ func Run(ctx context.Context, opts Options) error {
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
 
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
 // progress shows a spinner line while check is false, then a tick. It checks every
 // 10ms, so that the times it reports are close to the truth, and redraws every 100ms.
 func (d *demo) progress(ctx context.Context, what string, check func() (bool, string, error)) error {
@@ -145,7 +155,7 @@ func (d *demo) progress(ctx context.Context, what string, check func() (bool, st
 			fmt.Fprintf(d.out, "\r\033[K  ✗ %s: not done after %s (%s)\n", what, stepTimeout, detail)
 			return fmt.Errorf("%s did not converge: %s", what, detail)
 		}
-		if time.Since(lastDraw) >= 100*time.Millisecond {
+		if d.tty && time.Since(lastDraw) >= 100*time.Millisecond {
 			fmt.Fprintf(d.out, "\r\033[K  %s %s… %s", frames[i%len(frames)], what, detail)
 			lastDraw = time.Now()
 		}
