@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -35,6 +36,7 @@ type options struct {
 	leaderElect    bool
 	enableHTTP2    bool
 	leaderElection string
+	concurrency    int
 }
 
 func main() {
@@ -54,6 +56,8 @@ func main() {
 	flag.StringVar(&opts.scimKey, "scim-tls-key-file", "", "Private key (PEM) of --scim-tls-cert-file.")
 	flag.BoolVar(&opts.enableHTTP2, "enable-http2", false,
 		"Serve metrics over HTTP/2 (off by default, against HTTP/2 rapid-reset attacks).")
+	flag.IntVar(&opts.concurrency, "concurrent-reconciles", controllers.DefaultConcurrentReconciles,
+		"How many objects of each kind are reconciled at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -112,6 +116,7 @@ func newManager(opts options) (ctrl.Manager, error) {
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "roster.identity.roster.dev",
 		LeaderElectionNamespace: opts.leaderElection,
+		Controller:              config.Controller{MaxConcurrentReconciles: opts.concurrency},
 	})
 	if err != nil {
 		return nil, err

@@ -168,6 +168,7 @@ func (r *DirectorySyncReconciler) configOf(ds *identityv1alpha1.DirectorySync, b
 		Interval:       15 * time.Minute,
 		VanishedAction: s.VanishedUsers.Action,
 		ApprovedPlan:   ds.Annotations[identityv1alpha1.AnnotationApprovePlan],
+		ResyncRequest:  ds.Annotations[identityv1alpha1.AnnotationResync],
 	}
 	if s.Interval != nil {
 		cfg.Interval = s.Interval.Duration

@@ -10,6 +10,11 @@ import (
 	"github.com/rosterhq/roster/controllers/engine"
 )
 
+// DefaultConcurrentReconciles is how many objects of each kind the operator reconciles
+// at once unless told otherwise: enough to keep Users' status current while thousands
+// converge, few enough not to crowd the API server.
+const DefaultConcurrentReconciles = 4
+
 // Options configure the controllers.
 type Options struct {
 	// Registry holds the connectors the binary speaks.

@@ -67,6 +67,10 @@ const (
 	// AnnotationApprovePlan, set to the id of a plan blocked by the safety threshold
 	// (status.plan.id), lets that one plan be applied.
 	AnnotationApprovePlan = "identity.roster.dev/approve-plan"
+	// AnnotationResync, set to a new value (a timestamp is customary), makes an
+	// AppConnection list its app and a DirectorySync read its source in full now,
+	// instead of at the next interval.
+	AnnotationResync = "identity.roster.dev/resync"
 	// AnnotationExternalID records the id an app assigned to an account.
 	AnnotationExternalID = "identity.roster.dev/external-id"
 )

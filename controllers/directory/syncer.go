@@ -37,6 +37,9 @@ type Config struct {
 	MaxCount       *int32
 	MaxPercent     *int32
 	ApprovedPlan   string
+	// ResyncRequest is the DirectorySync's resync annotation; a new value syncs in full
+	// now.
+	ResyncRequest string
 	// MirrorPrefix, when set, makes one Role per group, named with it.
 	MirrorPrefix *string
 }
@@ -96,7 +99,8 @@ func New(cfg Config, c client.Client, log logr.Logger, notify func()) *Syncer {
 // Configure replaces the configuration; a change makes the syncer sync in full.
 func (s *Syncer) Configure(cfg Config) {
 	s.mu.Lock()
-	changed := cfg.Generation != s.cfg.Generation || cfg.Source != s.cfg.Source || cfg.ApprovedPlan != s.cfg.ApprovedPlan
+	changed := cfg.Generation != s.cfg.Generation || cfg.Source != s.cfg.Source || cfg.ApprovedPlan != s.cfg.ApprovedPlan ||
+		cfg.ResyncRequest != s.cfg.ResyncRequest
 	s.cfg = cfg
 	s.mu.Unlock()
 	if changed {

@@ -129,6 +129,7 @@ func (e *Engine) Configure(cfg Config) {
 		e.managedGroups[strings.ToLower(g)] = g
 	}
 	newTarget := cfg.Target != old.Target
+	relist := newTarget || cfg.ResyncRequest != old.ResyncRequest
 	replan := newTarget || !sameDecisions(old, cfg)
 	if newTarget {
 		e.health, e.synced, e.err = HealthConnecting, false, nil
@@ -138,7 +139,7 @@ func (e *Engine) Configure(cfg Config) {
 		e.appChanged = true
 	}
 	e.mu.Unlock()
-	if newTarget {
+	if relist {
 		e.askResync()
 	}
 	if replan {

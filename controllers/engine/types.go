@@ -34,7 +34,10 @@ type Config struct {
 	// ApprovedPlan is the id of a plan blocked by the safety threshold that an admin
 	// approved.
 	ApprovedPlan string
-	Resync       time.Duration
+	// ResyncRequest is the AppConnection's resync annotation; a new value lists the app
+	// now.
+	ResyncRequest string
+	Resync        time.Duration
 	// Removing: the AppConnection is being deleted; every account is released by the
 	// OnRemoval policy.
 	Removing bool

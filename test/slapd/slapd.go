@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -61,6 +62,7 @@ rootdn "{{.Admin}}"
 rootpw {{.Password}}
 directory {{.Dir}}/data
 maxsize 1073741824
+dbnosync
 index objectClass,entryUUID,entryCSN eq
 index uid,cn,member eq
 overlay syncprov
@@ -72,23 +74,43 @@ limits dn.exact="{{.Admin}}" size=unlimited time=unlimited
 // Start starts slapd and loads the base entries; it stops with the test.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := "/usr/sbin/slapd"
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatal("slapd is not installed: run make test, which installs it with apt-get")
-	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+	s, err := Run(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	ca := writeCertificates(t, dir)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Run starts slapd with its configuration and database in dir and loads the base
+// entries. Stop stops it.
+func Run(dir string) (*Server, error) {
+	bin := "/usr/sbin/slapd"
+	if _, err := os.Stat(bin); err != nil {
+		return nil, errors.New("slapd is not installed: run make test, which installs it with apt-get")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := writeCertificates(dir)
+	if err != nil {
+		return nil, err
+	}
 	var conf bytes.Buffer
 	_ = template.Must(template.New("").Parse(config)).Execute(&conf, map[string]string{
 		"Dir": dir, "Base": BaseDN, "Admin": AdminDN, "Password": Password,
 	})
 	if err := os.WriteFile(filepath.Join(dir, "slapd.conf"), conf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	port, tlsPort := freePort(t), freePort(t)
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	tlsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		URL:      fmt.Sprintf("ldap://127.0.0.1:%d", port),
 		LDAPSURL: fmt.Sprintf("ldaps://localhost:%d", tlsPort),
@@ -99,12 +121,8 @@ func Start(t testing.TB) *Server {
 		"-h", fmt.Sprintf("ldap://127.0.0.1:%d/ ldaps://127.0.0.1:%d/", port, tlsPort))
 	s.cmd.Stdout, s.cmd.Stderr = &logs, &logs
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting slapd: %v", err)
+		return nil, fmt.Errorf("starting slapd: %w", err)
 	}
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := s.Dial()
@@ -113,14 +131,58 @@ func Start(t testing.TB) *Server {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("slapd did not come up: %v\n%s", err, logs.String())
+			s.Stop()
+			return nil, fmt.Errorf("slapd did not come up: %v\n%s", err, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.Add(t, BaseDN, map[string][]string{"objectClass": {"dcObject", "organization"}, "dc": {"example"}, "o": {"Example"}})
-	s.Add(t, People, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"people"}})
-	s.Add(t, Groups, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"groups"}})
-	return s
+	base := []*goldap.AddRequest{
+		addRequest(BaseDN, map[string][]string{"objectClass": {"dcObject", "organization"}, "dc": {"example"}, "o": {"Example"}}),
+		addRequest(People, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"people"}}),
+		addRequest(Groups, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"groups"}}),
+	}
+	if err := s.AddAll(base); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop stops slapd.
+func (s *Server) Stop() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
+// AddAll adds entries in order over one connection.
+func (s *Server) AddAll(entries []*goldap.AddRequest) error {
+	conn, err := s.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, e := range entries {
+		if err := conn.Add(e); err != nil {
+			return fmt.Errorf("adding %s: %w", e.DN, err)
+		}
+	}
+	return nil
+}
+
+func addRequest(dn string, attrs map[string][]string) *goldap.AddRequest {
+	req := goldap.NewAddRequest(dn, nil)
+	for k, v := range attrs {
+		req.Attribute(k, v)
+	}
+	return req
+}
+
+// Person is the entry of an inetOrgPerson under ou=people.
+func Person(uid, given, family, department string) *goldap.AddRequest {
+	return addRequest("uid="+uid+","+People, map[string][]string{
+		"objectClass": {"inetOrgPerson"}, "uid": {uid}, "cn": {given + " " + family}, "givenName": {given}, "sn": {family},
+		"mail": {uid + "@example.com"}, "departmentNumber": {department}, "title": {"Engineer"},
+	})
 }
 
 // Dial connects as the admin.
@@ -151,22 +213,15 @@ func (s *Server) do(t testing.TB, op func(*goldap.Conn) error) {
 // Add adds an entry.
 func (s *Server) Add(t testing.TB, dn string, attrs map[string][]string) {
 	t.Helper()
-	req := goldap.NewAddRequest(dn, nil)
-	for k, v := range attrs {
-		req.Attribute(k, v)
-	}
-	s.do(t, func(c *goldap.Conn) error { return c.Add(req) })
+	s.do(t, func(c *goldap.Conn) error { return c.Add(addRequest(dn, attrs)) })
 }
 
 // AddPerson adds an inetOrgPerson under ou=people.
 func (s *Server) AddPerson(t testing.TB, uid, given, family, department string) string {
 	t.Helper()
-	dn := "uid=" + uid + "," + People
-	s.Add(t, dn, map[string][]string{
-		"objectClass": {"inetOrgPerson"}, "uid": {uid}, "cn": {given + " " + family}, "givenName": {given}, "sn": {family},
-		"mail": {uid + "@example.com"}, "departmentNumber": {department}, "title": {"Engineer"},
-	})
-	return dn
+	req := Person(uid, given, family, department)
+	s.do(t, func(c *goldap.Conn) error { return c.Add(req) })
+	return req.DN
 }
 
 // AddGroup adds a groupOfNames under ou=groups with members by DN.
@@ -199,19 +254,17 @@ func (s *Server) Lock(t testing.TB, dn string) {
 	s.Modify(t, dn, map[string][]string{"pwdAccountLockedTime": {"000001010000Z"}})
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // writeCertificates makes a CA and a server certificate for localhost and 127.0.0.1.
-func writeCertificates(t testing.TB, dir string) []byte {
-	t.Helper()
+func writeCertificates(dir string) ([]byte, error) {
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Roster test CA"},
@@ -220,7 +273,7 @@ func writeCertificates(t testing.TB, dir string) []byte {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -232,7 +285,7 @@ func writeCertificates(t testing.TB, dir string) []byte {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
@@ -243,8 +296,8 @@ func writeCertificates(t testing.TB, dir string) []byte {
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return caPEM
+	return caPEM, nil
 }
