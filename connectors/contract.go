@@ -225,6 +225,9 @@ type Capabilities struct {
 	Bulk         bool // bulk requests
 	CursorPaging bool // cursor paging as well as or instead of index paging
 	MaxResults   int  // the largest page the app serves, 0 if unknown
+	// MemberBatch is the most member changes one ChangeMembers request carries; 0 if one
+	// request carries any number.
+	MemberBatch int
 }
 
 // Names lists the capabilities for status, in a fixed order.

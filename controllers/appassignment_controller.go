@@ -58,7 +58,9 @@ func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	case !valid:
 		cond.ready(identityv1alpha1.ReasonNotYetActive, "access starts at "+a.Spec.ValidFrom.UTC().Format(time.RFC3339))
 	default:
-		r.count(ctx, a, conn, cond, now)
+		if err := r.count(ctx, a, conn, cond, now); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	a.Status.ObservedGeneration = a.Generation
 	if err := patchStatus(ctx, r.Client, a, before, a.Status, before.Status); err != nil {
@@ -90,14 +92,18 @@ func (r *AppAssignmentReconciler) missingSubject(ctx context.Context, a *identit
 }
 
 // count fills desired, provisioned and failed from the app's engine.
-func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1.AppAssignment, conn *identityv1alpha1.AppConnection, cond conditions, now time.Time) {
+func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1.AppAssignment, conn *identityv1alpha1.AppConnection, cond conditions, now time.Time) error {
 	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
 	users := subjectUsers(r.Membership, a)
 	sort.Strings(users)
+	byName, err := usersByName(ctx, r.Client, a.Namespace)
+	if err != nil {
+		return err
+	}
 	var failures []string
 	for _, name := range users {
-		u := &identityv1alpha1.User{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u); err != nil {
+		u := byName[name]
+		if u == nil {
 			continue
 		}
 		if phase, _ := lifecycle(u, now); phase != identityv1alpha1.UserPhaseActive {
@@ -131,6 +137,7 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts provisioned", a.Status.Provisioned))
 	}
+	return nil
 }
 
 // SetupWithManager watches AppAssignments and what they depend on: their User or Role,
@@ -157,4 +164,18 @@ func (r *AppAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&identityv1alpha1.AppConnection{}, byField(indexAssignmentApp, name), builder.WithPredicates(specOrLabelsChanged())).
 		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, &handler.EnqueueRequestForObject{})).
 		Complete(r)
+}
+
+// usersByName reads a namespace's Users from the cache, uncopied: read them, never
+// change them.
+func usersByName(ctx context.Context, c client.Reader, namespace string) (map[string]*identityv1alpha1.User, error) {
+	var list identityv1alpha1.UserList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*identityv1alpha1.User, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].Name] = &list.Items[i]
+	}
+	return out, nil
 }

@@ -393,15 +393,15 @@ func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn *identi
 }
 
 // SetupWithManager watches AppConnections, the Secrets they read, the engines' news,
-// and passes changes to Users and AppAssignments on to the engines.
+// and passes changes to AppAssignments on to the engines (the Role controller passes
+// changes to Users on, once it has evaluated them against the Roles).
 func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsReading)).
 		WatchesRawSource(source.Channel(r.Engines.appEvents, &handler.EnqueueRequestForObject{})).
-		Watches(&identityv1alpha1.User{}, r.usersToEngines(), builder.WithPredicates(specOrLabelsChanged())).
-		Watches(&identityv1alpha1.AppAssignment{}, r.assignmentsToEngines()).
+		Watches(&identityv1alpha1.AppAssignment{}, r.assignmentsToEngines(), builder.WithPredicates(specOrLabelsChanged())).
 		Complete(r)
 }
 
@@ -415,18 +415,6 @@ func (r *AppConnectionReconciler) connectionsReading(ctx context.Context, secret
 		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}}
 	}
 	return reqs
-}
-
-// usersToEngines marks a changed User dirty in every engine of its namespace; it
-// enqueues nothing here.
-func (r *AppConnectionReconciler) usersToEngines() handler.EventHandler {
-	mark := func(obj client.Object) { r.Engines.MarkDirty(obj.GetNamespace(), obj.GetName()) }
-	return handler.Funcs{
-		CreateFunc:  func(_ context.Context, e event.CreateEvent, _ workqueue) { mark(e.Object) },
-		UpdateFunc:  func(_ context.Context, e event.UpdateEvent, _ workqueue) { mark(e.ObjectNew) },
-		DeleteFunc:  func(_ context.Context, e event.DeleteEvent, _ workqueue) { mark(e.Object) },
-		GenericFunc: func(_ context.Context, e event.GenericEvent, _ workqueue) { mark(e.Object) },
-	}
 }
 
 // assignmentsToEngines marks an AppAssignment's subject Users dirty in its app's engine.

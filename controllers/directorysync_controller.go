@@ -188,13 +188,7 @@ func (r *DirectorySyncReconciler) configOf(ds *identityv1alpha1.DirectorySync, b
 
 // summarize puts the syncer's state into the DirectorySync's status.
 func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, st directory.Status, cond conditions) {
-	if !st.LastSync.IsZero() {
-		t := metav1.NewTime(st.LastSync.Truncate(time.Second))
-		d := metav1.Duration{Duration: st.LastDuration.Round(time.Millisecond)}
-		if ds.Status.LastSyncTime == nil || !ds.Status.LastSyncTime.Equal(&t) {
-			ds.Status.LastSyncTime, ds.Status.LastSyncDuration = &t, &d
-		}
-	}
+	before := ds.Status.DeepCopy()
 	ds.Status.Counts = st.Counts
 	ds.Status.SkippedReasons = st.Skipped
 	ds.Status.Users = int32(st.Users)
@@ -209,6 +203,21 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d Users from %d %s records", st.Users, st.Counts.Seen, source))
 	}
+	// The sync time is written with other changes, not on its own: a full sync that
+	// changes nothing writes nothing (roster_directory_last_sync_timestamp_seconds is
+	// always current).
+	if !st.LastSync.IsZero() && (ds.Status.LastSyncTime == nil || !syncStatusEqual(before, &ds.Status)) {
+		t := metav1.NewTime(st.LastSync.Truncate(time.Second))
+		d := metav1.Duration{Duration: st.LastDuration.Round(time.Millisecond)}
+		ds.Status.LastSyncTime, ds.Status.LastSyncDuration = &t, &d
+	}
+}
+
+// syncStatusEqual compares two statuses but for their sync times.
+func syncStatusEqual(a, b *identityv1alpha1.DirectorySyncStatus) bool {
+	x, y := a.DeepCopy(), b.DeepCopy()
+	x.LastSyncTime, y.LastSyncTime, x.LastSyncDuration, y.LastSyncDuration = nil, nil, nil, nil
+	return equalJSON(x, y)
 }
 
 // SetupWithManager watches DirectorySyncs, the Secrets and ConfigMaps they read, and

@@ -138,14 +138,16 @@ func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // evaluateUser re-evaluates a changed User against its namespace's Roles; for each Role
-// whose membership changed it reconciles the Role and tells the engines and the Role's
-// AppAssignments.
+// whose membership changed it reconciles the Role and tells the Role's AppAssignments.
+// Then it tells the engines of the namespace, so that they see the User and what it is
+// assigned alike, and Users in the order they changed (a manager before its reports).
 func (r *RoleReconciler) evaluateUser() handler.EventHandler {
 	changed := func(q workqueue, namespace, user string, roles []string) {
 		for _, role := range roles {
 			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: role}})
 			r.membershipChanged(namespace, role, []string{user})
 		}
+		r.Engines.MarkDirty(namespace, user)
 	}
 	set := func(obj client.Object, q workqueue) {
 		if u, ok := obj.(*identityv1alpha1.User); ok {

@@ -7,6 +7,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/controllers/directory"
 	"github.com/rosterhq/roster/controllers/engine"
 )
 
@@ -28,7 +29,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	for _, c := range engine.Collectors() {
+	for _, c := range append(engine.Collectors(), directory.Collectors()...) {
 		if err := metrics.Registry.Register(c); err != nil {
 			return err
 		}

@@ -126,5 +126,6 @@ func (s *Syncers) Stop(key types.NamespacedName) {
 	if ok {
 		r.cancel()
 		<-r.done
+		directory.ForgetMetrics(key.String())
 	}
 }

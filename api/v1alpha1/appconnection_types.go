@@ -439,7 +439,9 @@ type AppConnectionStatus struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	UnmanagedAccounts []string `json:"unmanagedAccounts,omitempty"`
 
-	// lastFullSyncTime is when Roster last listed the whole app.
+	// lastFullSyncTime is when Roster last listed the whole app, as of the last change
+	// to this status: a full sync that finds nothing to change writes nothing, so the
+	// roster_last_full_sync_timestamp_seconds metric is the one that is always current.
 	// +optional
 	LastFullSyncTime *metav1.Time `json:"lastFullSyncTime,omitempty"`
 

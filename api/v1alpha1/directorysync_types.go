@@ -300,7 +300,10 @@ type DirectorySyncStatus struct {
 	// +kubebuilder:validation:MaxLength=2048
 	Endpoint string `json:"endpoint,omitempty"`
 
-	// lastSyncTime is when the last full sync finished.
+	// lastSyncTime is when the last full sync finished, as of the last change to this
+	// status: a full sync that finds nothing to change writes nothing, so the
+	// roster_directory_last_sync_timestamp_seconds metric is the one that is always
+	// current.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 

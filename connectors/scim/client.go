@@ -74,6 +74,9 @@ func (c *Client) Validate(ctx context.Context) (connectors.Capabilities, error) 
 		MaxResults:   spc.Filter.MaxResults,
 		Groups:       true,
 	}
+	if caps.Patch {
+		caps.MemberBatch = max(1, c.profile.MemberBatchSize)
+	}
 	if _, err := c.get(ctx, "/Groups?"+url.Values{"startIndex": {"1"}, "count": {"1"}, "excludedAttributes": {"members"}}.Encode()); err != nil {
 		if !errors.Is(err, connectors.ErrNotFound) && !errors.Is(err, connectors.ErrUnsupported) {
 			return connectors.Capabilities{}, fmt.Errorf("listing groups: %w", err)

@@ -113,6 +113,22 @@ func (s *MemoryStore) List(_ context.Context, typ string, filter Filter) ([]Reso
 	return out, nil
 }
 
+// Range calls fn with each resource of a type in creation order, without copying, until
+// fn returns false. fn must not change the resource or call the store.
+func (s *MemoryStore) Range(typ string, fn func(Resource) bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, err := s.table(typ)
+	if err != nil {
+		return
+	}
+	for _, id := range t.order {
+		if !fn(t.byID[id]) {
+			return
+		}
+	}
+}
+
 // Create stores r with a new id.
 func (s *MemoryStore) Create(_ context.Context, typ string, r Resource) (Resource, error) {
 	s.mu.Lock()

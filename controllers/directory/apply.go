@@ -47,41 +47,12 @@ func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanished
 	}
 	r := s.plan(ids, full, vanishedIDs, owned)
 	held := s.checkSafety(r, len(owned), full && len(r.desired)+len(r.skips) == 0 && len(owned) > 0)
-	var created, updated, suspended, deleted atomic.Int32
-	work := make(chan desiredUser)
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	var rejectedMu sync.Mutex
-	for range applyWorkers {
-		wg.Go(func() {
-			for d := range work {
-				changed, err := s.applyUser(ctx, d, r.existing[d.name])
-				var rejected *RejectedError
-				switch {
-				case errors.As(err, &rejected):
-					rejectedMu.Lock()
-					r.skips[d.recordID] = skip{rejected.Reason, rejected.Detail}
-					rejectedMu.Unlock()
-				case err != nil:
-					firstErr.CompareAndSwap(nil, err)
-				case changed && r.existing[d.name] == nil:
-					created.Add(1)
-				case changed:
-					updated.Add(1)
-				}
-				if changed && r.suspensions[d.name] {
-					suspended.Add(1)
-				}
-			}
-		})
+	var counts applyCounts
+	for _, wave := range managersFirst(r.desired) {
+		s.applyAll(ctx, r, wave, held, &counts)
 	}
-	for _, d := range r.desired {
-		if !held[d.name] {
-			work <- d
-		}
-	}
-	close(work)
-	wg.Wait()
+	created, updated, suspended := &counts.created, &counts.updated, &counts.suspended
+	var deleted atomic.Int32
 	for _, u := range r.vanishing {
 		if held[u.Name] {
 			continue
@@ -115,10 +86,93 @@ func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanished
 	}
 	s.status.Users = len(owned) + int(created.Load()) - int(deleted.Load())
 	s.mu.Unlock()
-	if err, ok := firstErr.Load().(error); ok {
+	if err, ok := counts.firstErr.Load().(error); ok {
 		return r.skips, err
 	}
 	return r.skips, nil
+}
+
+// applyCounts counts what a converge wrote.
+type applyCounts struct {
+	created, updated, suspended atomic.Int32
+	firstErr                    atomic.Value
+	rejectedMu                  sync.Mutex
+}
+
+// applyAll writes Users, applyWorkers at a time, except those held by the safety
+// threshold.
+func (s *Syncer) applyAll(ctx context.Context, r run, users []desiredUser, held map[string]bool, counts *applyCounts) {
+	work := make(chan desiredUser)
+	var wg sync.WaitGroup
+	for range applyWorkers {
+		wg.Go(func() {
+			for d := range work {
+				changed, err := s.applyUser(ctx, d, r.existing[d.name])
+				var rejected *RejectedError
+				switch {
+				case errors.As(err, &rejected):
+					counts.rejectedMu.Lock()
+					r.skips[d.recordID] = skip{rejected.Reason, rejected.Detail}
+					counts.rejectedMu.Unlock()
+				case err != nil:
+					counts.firstErr.CompareAndSwap(nil, err)
+				case changed && r.existing[d.name] == nil:
+					counts.created.Add(1)
+				case changed:
+					counts.updated.Add(1)
+				}
+				if changed && r.suspensions[d.name] {
+					counts.suspended.Add(1)
+				}
+			}
+		})
+	}
+	for _, d := range users {
+		if !held[d.name] {
+			work <- d
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// managersFirst splits Users into waves by how deep each is in the management chain
+// among them, so that a manager exists before the Users who report to it: apps then get
+// each account created with its manager, instead of created and updated.
+func managersFirst(users []desiredUser) [][]desiredUser {
+	managerOf := make(map[string]string, len(users))
+	for _, d := range users {
+		managerOf[d.name] = d.manager
+	}
+	depths := make(map[string]int, len(users))
+	visiting := map[string]bool{}
+	var depth func(name string) int
+	depth = func(name string) int {
+		if d, ok := depths[name]; ok {
+			return d
+		}
+		if visiting[name] {
+			return 0 // a management cycle
+		}
+		visiting[name] = true
+		d := 0
+		if m := managerOf[name]; m != "" {
+			if _, inRun := managerOf[m]; inRun {
+				d = depth(m) + 1
+			}
+		}
+		depths[name] = d
+		return d
+	}
+	var waves [][]desiredUser
+	for _, u := range users {
+		d := depth(u.name)
+		for len(waves) <= d {
+			waves = append(waves, nil)
+		}
+		waves[d] = append(waves[d], u)
+	}
+	return waves
 }
 
 // RejectedError is a record that did not become a User: the reason, and what the

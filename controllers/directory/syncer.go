@@ -297,7 +297,10 @@ func (s *Syncer) FullSync(ctx context.Context) error {
 	s.mu.Lock()
 	s.status.Synced, s.status.LastSync, s.status.LastDuration = err == nil, s.now(), s.now().Sub(start)
 	s.status.Err = err
+	name := s.cfg.Namespace + "/" + s.cfg.Name
 	s.mu.Unlock()
+	lastSync.WithLabelValues(name).SetToCurrentTime()
+	lastSyncDuration.WithLabelValues(name).Set(s.status.LastDuration.Seconds())
 	s.notify()
 	return err
 }

@@ -32,6 +32,7 @@ var stringFields = map[string]bool{
 type desiredUser struct {
 	recordID  string
 	name      string
+	manager   string // the manager's User name, if any
 	object    *unstructured.Unstructured
 	suspended bool
 }
@@ -44,6 +45,7 @@ type skip struct {
 // buildUser turns a record's mapped values into the User to apply.
 func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveManager func(string) string, inactiveSince string) (desiredUser, *skip) {
 	spec := map[string]any{}
+	manager := ""
 	labels := map[string]any{LabelDirectorySync: s.cfg.Name}
 	attributes := map[string]any{}
 	name := map[string]any{}
@@ -69,6 +71,7 @@ func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveMa
 		case target == "manager":
 			if m := resolveManager(fmt.Sprint(v)); isString && str != "" && m != "" {
 				spec["manager"] = map[string]any{"name": m}
+				manager = m
 			}
 		case target == "state":
 			if strings.EqualFold(fmt.Sprint(v), "Suspended") || v == false {
@@ -118,7 +121,7 @@ func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveMa
 	}
 	objName := objectName(s.cfg.Name, r.ID)
 	obj := s.object("User", objName, labels, annotations, spec)
-	return desiredUser{recordID: r.ID, name: objName, object: obj, suspended: suspended}, nil
+	return desiredUser{recordID: r.ID, name: objName, manager: manager, object: obj, suspended: suspended}, nil
 }
 
 // object builds an object to apply, owned by the DirectorySync, with a hash of itself.

@@ -65,6 +65,7 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 	if current, ok := e.planned[user]; ok && current.version == p.version {
 		delete(e.planned, user)
 	}
+	e.releaseReportsLocked(user)
 	delete(e.cleared, user)
 	app := e.cfg.App
 	if p.current != nil && isUnmanagedKey(user) {
@@ -176,6 +177,7 @@ func (e *Engine) failLocked(user string, err error) {
 		return
 	}
 	e.setRecordLocked(user, identityv1alpha1.AccountStateFailed, e.links[user], err.Error())
+	e.releaseReportsLocked(user)
 	if connectors.IsPermanent(err) {
 		delete(e.planned, user)
 		return // until the User, its assignments or the app change, or the next full sync

@@ -17,6 +17,9 @@ import (
 // notifyEvery bounds how often the engine asks for status writes while it converges.
 const notifyEvery = time.Second
 
+// maxManagerWait bounds how long a User's create waits for its manager's account.
+const maxManagerWait = 10 * time.Second
+
 // Engine converges one AppConnection's accounts. Create it with New, start it with Run,
 // feed it with MarkDirty and Configure.
 type Engine struct {
@@ -62,6 +65,12 @@ type Engine struct {
 	// groups.
 	managedGroups map[string]string // lower-cased → display name
 	pendingGroups map[string]*groupChange
+	pendingOf     map[string]int // User → member changes not yet sent
+	// waitsFor holds back Users whose manager's account is being created: User →
+	// manager, and manager → Users (some may have been planned again since).
+	waitsFor     map[string]string
+	awaitedBy    map[string][]string
+	waitingSince map[string]time.Time
 	// full sync bookkeeping.
 	syncing      bool
 	touched      map[string]*connectors.Account // changed by Roster during a listing; nil: deleted
@@ -108,7 +117,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
-		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{},
+		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{},
 	}
 	e.cfg = cfg
@@ -306,15 +315,17 @@ func (e *Engine) planDirty() {
 	}
 	sort.Strings(users)
 	now := e.now()
-	var deprovisions []string
+	var deprovisions, provisions []string
 	for _, u := range users {
 		since := e.dirty[u]
 		delete(e.dirty, u)
+		delete(e.waitsFor, u)
 		p := e.planUserLocked(u, now)
 		if !p.changes() {
 			delete(e.planned, u)
 			delete(e.held, u)
 			delete(e.cleared, u)
+			e.releaseReportsLocked(u)
 			e.settleLocked(u, p)
 			e.announceIfDoneLocked(u)
 			continue
@@ -327,7 +338,12 @@ func (e *Engine) planDirty() {
 		if p.deprovision() {
 			deprovisions = append(deprovisions, u)
 		} else {
-			delete(e.held, u)
+			provisions = append(provisions, u)
+		}
+	}
+	for _, u := range provisions {
+		delete(e.held, u)
+		if !e.awaitManagerLocked(u) {
 			e.dispatchLocked(u, false)
 		}
 	}
@@ -337,6 +353,71 @@ func (e *Engine) planDirty() {
 	}
 	e.checkSafetyLocked(deprovisions)
 	e.appChanged = true
+}
+
+// awaitManagerLocked holds back the create of a User whose manager is to have an
+// account here and has none yet, so that the account is created once, with its
+// manager, instead of created and then updated. The manager's outcome releases it
+// (releaseReportsLocked); it waits maxManagerWait at most.
+func (e *Engine) awaitManagerLocked(user string) bool {
+	p := e.planned[user]
+	manager := p.awaitsManager
+	if p.action != actCreate || manager == "" {
+		delete(e.waitingSince, user)
+		return false
+	}
+	now := e.now()
+	since, waited := e.waitingSince[user]
+	if !waited {
+		since = now
+	}
+	mp, planned := e.planned[manager]
+	switch {
+	case now.Sub(since) >= maxManagerWait:
+		return false
+	case planned && mp.action == actCreate:
+	case !planned && e.willProvisionLocked(manager): // its plan is on its way
+	default:
+		return false
+	}
+	for m, steps := manager, 0; m != "" && steps < 64; m, steps = e.waitsFor[m], steps+1 {
+		if m == user {
+			return false // a management cycle: one of them goes first
+		}
+	}
+	e.waitsFor[user] = manager
+	e.waitingSince[user] = since
+	e.awaitedBy[manager] = append(e.awaitedBy[manager], user)
+	e.timers.schedule(user, since.Add(maxManagerWait))
+	return true
+}
+
+// willProvisionLocked reports whether a User is to have an active account here and
+// nothing stands in the way.
+func (e *Engine) willProvisionLocked(user string) bool {
+	if r := e.records[user]; r != nil && r.status.State == identityv1alpha1.AccountStateFailed {
+		return false
+	}
+	s, ok := e.subjects.Subject(user)
+	return ok && s.Assigned && s.Active && !s.Deleting && !s.Duplicate && !s.Undecided
+}
+
+// releaseReportsLocked plans again the Users held back for a manager whose plan is done,
+// or failed.
+func (e *Engine) releaseReportsLocked(manager string) {
+	reports := e.awaitedBy[manager]
+	if len(reports) == 0 {
+		return
+	}
+	delete(e.awaitedBy, manager)
+	for _, report := range reports {
+		if e.waitsFor[report] == manager {
+			delete(e.waitsFor, report)
+			delete(e.waitingSince, report)
+			e.markLocked(report)
+		}
+	}
+	e.signal()
 }
 
 // planUnmanagedAccountsLocked plans the deactivation of active accounts no User holds,

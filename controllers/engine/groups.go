@@ -10,9 +10,13 @@ import (
 	"github.com/rosterhq/roster/connectors"
 )
 
-// groupFlushDelay gathers member changes for a moment, so that many Users' changes to
-// one group go out in as few requests as the app allows.
-const groupFlushDelay = 50 * time.Millisecond
+// Member changes are gathered per group, so that many Users' changes go out in as few
+// requests as the app allows: a group's changes are sent once they fill a request, once
+// changes to the group pause for groupQuiet, or once the oldest has waited groupMaxWait.
+const (
+	groupQuiet   = 200 * time.Millisecond
+	groupMaxWait = 3 * time.Second
+)
 
 // groupState is an app group as the engine knows it.
 type groupState struct {
@@ -25,7 +29,11 @@ type groupChange struct {
 	name   string
 	add    map[string]string
 	remove map[string]string
+	// first and last are when the oldest and the latest change not yet sent came.
+	first, last time.Time
 }
+
+func (c *groupChange) size() int { return len(c.add) + len(c.remove) }
 
 func newGroupState(g connectors.Group) *groupState {
 	gs := &groupState{group: g, members: make(map[string]bool, len(g.Members))}
@@ -75,18 +83,14 @@ func (e *Engine) isManagedGroupLocked(name string) bool {
 // queueGroupsLocked records member changes for the flusher.
 func (e *Engine) queueGroupsLocked(user, accountID string, add, remove []string) {
 	for _, name := range add {
-		c := e.groupChangeLocked(name)
-		delete(c.remove, accountID)
-		c.add[accountID] = user
+		e.putChangeLocked(e.groupChangeLocked(name), true, accountID, user)
 		if _, ok := e.managedGroups[strings.ToLower(name)]; !ok {
 			e.managedGroups[strings.ToLower(name)] = name
 			e.appChanged = true
 		}
 	}
 	for _, name := range remove {
-		c := e.groupChangeLocked(name)
-		delete(c.add, accountID)
-		c.remove[accountID] = user
+		e.putChangeLocked(e.groupChangeLocked(name), false, accountID, user)
 	}
 	if len(add)+len(remove) > 0 {
 		select {
@@ -106,49 +110,122 @@ func (e *Engine) groupChangeLocked(name string) *groupChange {
 	return c
 }
 
-// hasPendingGroupsLocked reports whether a User has member changes not yet sent.
-func (e *Engine) hasPendingGroupsLocked(user string) bool {
-	for _, c := range e.pendingGroups {
-		for _, u := range c.add {
-			if u == user {
-				return true
-			}
-		}
-		for _, u := range c.remove {
-			if u == user {
-				return true
-			}
-		}
+// putChangeLocked records that a User's account joins (add) or leaves a group,
+// replacing any change of the account to the group not yet sent.
+func (e *Engine) putChangeLocked(c *groupChange, add bool, accountID, user string) {
+	into, other := c.add, c.remove
+	if !add {
+		into, other = c.remove, c.add
 	}
-	return false
+	e.dropChangeLocked(other, accountID, "")
+	if u, ok := into[accountID]; ok {
+		if u == user {
+			return
+		}
+		e.dropChangeLocked(into, accountID, "")
+	}
+	into[accountID] = user
+	e.pendingOf[user]++
+	now := e.now()
+	if c.first.IsZero() {
+		c.first = now
+	}
+	c.last = now
 }
 
-// flushGroups sends the gathered member changes, one group at a time.
+// dropChangeLocked forgets a change not yet sent, if it is still the User's (any User's
+// when user is "").
+func (e *Engine) dropChangeLocked(changes map[string]string, accountID, user string) {
+	u, ok := changes[accountID]
+	if !ok || (user != "" && u != user) {
+		return
+	}
+	delete(changes, accountID)
+	if e.pendingOf[u]--; e.pendingOf[u] <= 0 {
+		delete(e.pendingOf, u)
+	}
+}
+
+// hasPendingGroupsLocked reports whether a User has member changes not yet sent.
+func (e *Engine) hasPendingGroupsLocked(user string) bool { return e.pendingOf[user] > 0 }
+
+// dueGroupChangesLocked takes the member changes to send now: whole groups that are due,
+// and the full requests' worth of the others. It returns when the next group falls due.
+func (e *Engine) dueGroupChangesLocked(now time.Time) ([]groupChange, time.Time) {
+	var out []groupChange
+	var next time.Time
+	for _, c := range e.pendingGroups {
+		if c.size() == 0 {
+			continue
+		}
+		due := c.last.Add(groupQuiet)
+		if maxDue := c.first.Add(groupMaxWait); maxDue.Before(due) {
+			due = maxDue
+		}
+		if !now.Before(due) {
+			out = append(out, groupChange{name: c.name, add: clone(c.add), remove: clone(c.remove)})
+			continue
+		}
+		if batch := e.caps.MemberBatch; batch > 0 && c.size() >= batch {
+			out = append(out, fullRequests(c, batch))
+		}
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return out, next
+}
+
+// fullRequests takes as many of a group's changes as fill whole requests of batch
+// changes, removals first, as the connector sends them.
+func fullRequests(c *groupChange, batch int) groupChange {
+	n := c.size() / batch * batch
+	out := groupChange{name: c.name, add: map[string]string{}, remove: map[string]string{}}
+	for _, id := range sortedKeys(c.remove) {
+		if len(out.remove) == n {
+			break
+		}
+		out.remove[id] = c.remove[id]
+	}
+	for _, id := range sortedKeys(c.add) {
+		if len(out.remove)+len(out.add) == n {
+			break
+		}
+		out.add[id] = c.add[id]
+	}
+	return out
+}
+
+// flushGroups sends the gathered member changes as they fall due, one group at a time.
 func (e *Engine) flushGroups(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.groupWake:
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(groupFlushDelay):
+		case <-timer.C:
 		}
 		e.mu.Lock()
-		batch := make([]groupChange, 0, len(e.pendingGroups))
-		for _, c := range e.pendingGroups {
-			batch = append(batch, groupChange{name: c.name, add: clone(c.add), remove: clone(c.remove)})
-		}
 		target, paused := e.cfg.Target, e.cfg.Paused || e.health == HealthFailing
-		e.mu.Unlock()
-		if paused {
-			continue
+		var batch []groupChange
+		next := e.now().Add(groupMaxWait)
+		if !paused {
+			batch, next = e.dueGroupChangesLocked(e.now())
 		}
+		e.mu.Unlock()
 		for _, c := range batch {
 			e.sendGroupChange(ctx, target, c)
 		}
+		wait := time.Hour
+		switch {
+		case len(batch) > 0:
+			wait = 0 // more may have come, or fallen due, meanwhile
+		case !next.IsZero():
+			wait = max(0, time.Until(next))
+		}
+		timer.Reset(wait)
 	}
 }
 
@@ -192,14 +269,10 @@ func (e *Engine) sendGroupChange(ctx context.Context, target connectors.Target, 
 func (e *Engine) finishGroupChange(lower string, c groupChange, gs *groupState) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	pending := e.pendingGroups[lower]
 	users := map[string]bool{}
 	for id, u := range c.add {
 		if gs != nil {
 			gs.members[id] = true
-		}
-		if pending != nil && pending.add[id] == u {
-			delete(pending.add, id)
 		}
 		users[u] = true
 	}
@@ -207,14 +280,9 @@ func (e *Engine) finishGroupChange(lower string, c groupChange, gs *groupState) 
 		if gs != nil {
 			delete(gs.members, id)
 		}
-		if pending != nil && pending.remove[id] == u {
-			delete(pending.remove, id)
-		}
 		users[u] = true
 	}
-	if pending != nil && len(pending.add)+len(pending.remove) == 0 {
-		delete(e.pendingGroups, lower)
-	}
+	e.settleGroupChangeLocked(lower, c)
 	for u := range users {
 		e.changedUsers[u] = true
 		e.observeConvergedLocked(u)
@@ -227,25 +295,36 @@ func (e *Engine) groupChangeFailed(lower string, c groupChange, err error) {
 	e.log.Info("Could not change group members; the Users will be planned again", "app", e.cfg.App, "group", c.name, "error", err.Error())
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	pending := e.pendingGroups[lower]
 	var users []string
-	for id, u := range c.add {
-		if pending != nil && pending.add[id] == u {
-			delete(pending.add, id)
-		}
+	for _, u := range c.add {
 		users = append(users, u)
 	}
-	for id, u := range c.remove {
-		if pending != nil && pending.remove[id] == u {
-			delete(pending.remove, id)
-		}
+	for _, u := range c.remove {
 		users = append(users, u)
 	}
-	if pending != nil && len(pending.add)+len(pending.remove) == 0 {
-		delete(e.pendingGroups, lower)
-	}
+	e.settleGroupChangeLocked(lower, c)
 	for _, u := range dedupe(users) {
 		e.failLocked(u, err)
+	}
+}
+
+// settleGroupChangeLocked drops sent changes from the pending ones, unless they changed
+// meanwhile; what is left waits anew.
+func (e *Engine) settleGroupChangeLocked(lower string, sent groupChange) {
+	pending := e.pendingGroups[lower]
+	if pending == nil {
+		return
+	}
+	for id, u := range sent.add {
+		e.dropChangeLocked(pending.add, id, u)
+	}
+	for id, u := range sent.remove {
+		e.dropChangeLocked(pending.remove, id, u)
+	}
+	if pending.size() == 0 {
+		delete(e.pendingGroups, lower)
+	} else {
+		pending.first = e.now()
 	}
 }
 

@@ -40,6 +40,9 @@ type userPlan struct {
 	wake time.Time
 	// problem says why the User cannot be provisioned (a mapping error, a duplicate).
 	problem string
+	// awaitsManager names the User's manager when the manager has no account in the app
+	// yet.
+	awaitsManager string
 }
 
 func (p userPlan) deprovision() bool { return p.action == actDeactivate || p.action == actDelete }

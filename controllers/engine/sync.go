@@ -15,13 +15,19 @@ import (
 // unmanagedPrefix marks plan entries for accounts no User holds.
 const unmanagedPrefix = "account:"
 
-// connectAndList validates the connection and lists every account and group, page by
-// page, then marks every User for planning. Roster's own writes made while the listing
-// ran are kept over what the listing saw.
+// connectAndList validates the connection, unless it is up and unchanged since it was
+// validated, and lists every account and group, page by page, then marks every User for
+// planning. Roster's own writes made while the listing ran are kept over what the
+// listing saw.
 func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
-	caps, err := cfg.Target.Validate(ctx)
-	if err != nil {
-		return err
+	e.mu.Lock()
+	connected, caps := e.synced && e.health == HealthReady, e.caps
+	e.mu.Unlock()
+	if !connected {
+		var err error
+		if caps, err = cfg.Target.Validate(ctx); err != nil {
+			return err
+		}
 	}
 	e.mu.Lock()
 	e.caps = caps
@@ -209,6 +215,9 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 		in.since = r.status.LastTransitionTime
 	}
 	p := plan(in)
+	if exists && s.Manager != "" && e.links[s.Manager] == "" {
+		p.awaitsManager = s.Manager
+	}
 	if adopted && current != nil {
 		e.linkLocked(user, current.ID)
 		if e.cfg.Mode == identityv1alpha1.ModeEnforce && !e.cfg.Paused {

@@ -1,0 +1,45 @@
+// Command bench is make bench: it measures how fast Roster converges and what it costs,
+// prints a table and writes bench/results.json. --quick is the small run make test
+// makes.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rosterhq/roster/test/bench"
+)
+
+func main() {
+	bench.ServeAppsIfChild()
+	var opts bench.Options
+	flag.BoolVar(&opts.Quick, "quick", false, "a small run: 200 users, 10 leavers, short rate and inbound scenarios")
+	flag.IntVar(&opts.Users, "users", 0, "Users in the organisation (default 10000, quick 200)")
+	flag.IntVar(&opts.Apps, "apps", 0, "SCIM apps every User has an account in (default 5)")
+	flag.IntVar(&opts.Concurrency, "concurrency", 0, "requests in flight per app, for Roster and the floor (default 8)")
+	flag.DurationVar(&opts.Latency, "latency", 0, "added response time of each app")
+	flag.IntVar(&opts.Leavers, "leavers", 0, "Users suspended, idle and under load (default 100, quick 10)")
+	flag.IntVar(&opts.RateBudget, "rate-budget", 0, "writes a minute the rate-limited app allows (default 180)")
+	flag.DurationVar(&opts.RateDuration, "rate-duration", 0, "how long the rate budget scenario provisions for (default 2m, quick 20s)")
+	flag.IntVar(&opts.LDAPUsers, "ldap-users", 0, "users in the slapd directory (default 10000, quick 200)")
+	flag.IntVar(&opts.InboundClients, "inbound-clients", 0, "identity-provider clients pushing at once (default 8)")
+	flag.DurationVar(&opts.InboundDuration, "inbound-duration", 0, "how long they push (default 15s, quick 3s)")
+	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json)")
+	flag.StringVar(&opts.ProfileDir, "profile-dir", "", "where the pprof profiles go (default bin/bench)")
+	flag.BoolVar(&opts.Verbose, "v", false, "log the operator to stderr")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	report, err := bench.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if missed := report.Missed(); len(missed) > 0 {
+		fmt.Printf("\n%d of %d figures missed their target.\n", len(missed), len(report.Results))
+	}
+}

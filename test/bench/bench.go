@@ -1,0 +1,223 @@
+// Package bench is make bench: it measures how fast Roster converges and what it costs,
+// on a real kube-apiserver and etcd, with the operator in this process and SCIM apps,
+// an HR export, slapd and identity-provider clients on loopback, and sets each figure
+// beside its target and, where there is one, the floor measured in the same run.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/rosterhq/roster/test/testenv"
+)
+
+// Options size a run. Zero values take the defaults of a full run.
+type Options struct {
+	// Users is the size of the organisation (the initial sync, and the second initial
+	// sync the leavers are measured under).
+	Users int `json:"users"`
+	// Apps is how many SCIM apps every User gets an account in.
+	Apps int `json:"apps"`
+	// Concurrency is how many requests each AppConnection sends at once, and the floor's
+	// concurrency per app.
+	Concurrency int `json:"concurrency"`
+	// Latency is each app's added response time.
+	Latency time.Duration `json:"latency"`
+	// Leavers is how many Users are suspended, idle and under load.
+	Leavers int `json:"leavers"`
+	// RateBudget is the rate-limited app's writes a minute; RateDuration how long its
+	// scenario provisions for.
+	RateBudget   int           `json:"rateBudget"`
+	RateDuration time.Duration `json:"rateDuration"`
+	// LDAPUsers is the size of the slapd directory.
+	LDAPUsers int `json:"ldapUsers"`
+	// InboundClients push to the inbound SCIM endpoint for InboundDuration.
+	InboundClients  int           `json:"inboundClients"`
+	InboundDuration time.Duration `json:"inboundDuration"`
+	// Quick is the small run make test makes.
+	Quick bool `json:"quick"`
+	// Out is where the JSON report goes; ProfileDir where the pprof profiles go.
+	Out        string `json:"-"`
+	ProfileDir string `json:"-"`
+	// Verbose logs the operator to stderr.
+	Verbose bool      `json:"-"`
+	Log     io.Writer `json:"-"`
+}
+
+// Defaults fills in what is unset: the full run's sizes, or the quick run's.
+func (o Options) Defaults() Options {
+	full := Options{Users: 10000, Apps: 5, Concurrency: 8, Leavers: 100, RateBudget: 180, RateDuration: 2 * time.Minute,
+		LDAPUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,
+		Out: filepath.Join(testenv.RepoRoot(), "bench", "results.json")}
+	if o.Quick {
+		full.Users, full.Leavers, full.LDAPUsers = 200, 10, 200
+		full.RateDuration, full.InboundDuration = 20*time.Second, 3*time.Second
+		full.Out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "results-quick.json")
+	}
+	if o.Users == 0 {
+		o.Users = full.Users
+	}
+	if o.Apps == 0 {
+		o.Apps = full.Apps
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = full.Concurrency
+	}
+	if o.Leavers == 0 {
+		o.Leavers = full.Leavers
+	}
+	if o.RateBudget == 0 {
+		o.RateBudget = full.RateBudget
+	}
+	if o.RateDuration == 0 {
+		o.RateDuration = full.RateDuration
+	}
+	if o.LDAPUsers == 0 {
+		o.LDAPUsers = full.LDAPUsers
+	}
+	if o.InboundClients == 0 {
+		o.InboundClients = full.InboundClients
+	}
+	if o.InboundDuration == 0 {
+		o.InboundDuration = full.InboundDuration
+	}
+	if o.Out == "" {
+		o.Out = full.Out
+	}
+	if o.ProfileDir == "" {
+		o.ProfileDir = filepath.Join(testenv.RepoRoot(), "bin", "bench")
+	}
+	if o.Log == nil {
+		o.Log = os.Stdout
+	}
+	return o
+}
+
+// bench is a run in progress.
+type bench struct {
+	opts    Options
+	report  *Report
+	env     *testenv.Env
+	apps    *apps
+	exports *exports
+	op      *operator
+}
+
+// Run measures every scenario and returns the report; it is written to opts.Out.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	opts = opts.Defaults()
+	if opts.Verbose {
+		ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	} else {
+		ctrl.SetLogger(logr.Discard())
+	}
+	b := &bench{opts: opts, report: newReport(opts)}
+	stop, err := b.start()
+	defer stop()
+	if err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"floor", b.floor},
+		{"operator", b.startOperator},
+		{"initial sync", b.initialSync},
+		{"steady state", b.steadyState},
+		{"leaver", b.leavers},
+		{"rate budget", b.rateBudget},
+		{"directory sync", b.directorySync},
+	}
+	for _, s := range steps {
+		b.logf("▸ %s\n", s.name)
+		if err := s.run(ctx); err != nil {
+			return b.report, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	b.memoryAtEnd()
+	b.logf("\n")
+	b.report.Print(opts.Log)
+	for _, p := range b.report.Profiles {
+		b.logf("\nTop of the %s profile during the %s (%s):\n", p.Kind, p.Scenario, p.File)
+		for _, line := range p.Top {
+			b.logf("  %s\n", line)
+		}
+	}
+	if err := b.report.Write(opts.Out); err != nil {
+		return b.report, err
+	}
+	b.logf("\nWrote %s\n", opts.Out)
+	return b.report, nil
+}
+
+func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.opts.Log, format, args...) }
+
+// start brings up the control plane, the apps and the HR export server.
+func (b *bench) start() (func(), error) {
+	var stops []func()
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	var err error
+	b.logf("Starting kube-apiserver and etcd, the SCIM apps and the HR export server\n")
+	if b.env, err = testenv.Start(); err != nil {
+		return stop, err
+	}
+	stops = append(stops, func() { _ = b.env.Stop() })
+	if b.apps, err = startApps(); err != nil {
+		return stop, err
+	}
+	stops = append(stops, b.apps.stop)
+	if b.exports, err = startExports(); err != nil {
+		return stop, err
+	}
+	stops = append(stops, b.exports.stop)
+	stops = append(stops, func() {
+		if b.op != nil {
+			b.op.stop()
+		}
+	})
+	return stop, nil
+}
+
+// waitFor polls check every interval until it reports done, or fails after timeout.
+func waitFor(ctx context.Context, timeout, interval time.Duration, what string, check func() (bool, string, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		done, detail, err := check()
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not done after %s (%s)", what, timeout, detail)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// timeoutFor is how long a step with n objects may take before the run gives up: far
+// beyond any target, so that only a stuck run fails.
+func timeoutFor(n int) time.Duration {
+	return max(2*time.Minute, time.Duration(n)*60*time.Millisecond)
+}
+
+var errNotConverged = errors.New("did not converge")

@@ -1,0 +1,156 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+// leavers suspends Users one at a time (the kill switch, spec.state) and measures the
+// time until the apps have deactivated every one of their accounts: first with nothing
+// else to do, then while a second organisation of the same size joins.
+func (b *bench) leavers(ctx context.Context) error {
+	n := b.opts.Leavers
+	// Leaves of the org chart, from the end of the export.
+	idle := initial.people[len(initial.people)-n:]
+	loaded := initial.people[len(initial.people)-2*n : len(initial.people)-n]
+
+	var idleLatencies []time.Duration
+	for _, p := range idle {
+		start := time.Now()
+		if err := b.suspend(ctx, p); err != nil {
+			return err
+		}
+		done, err := b.waitDeactivated(ctx, []person{p})
+		if err != nil {
+			return err
+		}
+		idleLatencies = append(idleLatencies, done[p.email].Sub(start))
+	}
+
+	// A second organisation joins: its DirectorySync starts an initial sync of as many
+	// Users, into the same apps, and the leavers are suspended while it runs.
+	acquired := people("Q", 1, b.opts.Users)
+	url := b.exports.put("/acquired.csv", csvOf(acquired))
+	loadStart := time.Now()
+	if err := b.createAll(ctx, directorySync("acquired", url)); err != nil {
+		return err
+	}
+	if err := b.waitCreating(ctx, len(initial.people)+min(100, len(acquired)/10)); err != nil {
+		return err
+	}
+	starts := map[string]time.Time{}
+	var mu sync.Mutex
+	var deactivated map[string]time.Time
+	var waitErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { deactivated, waitErr = b.waitDeactivated(ctx, loaded) })
+	for _, p := range loaded {
+		mu.Lock()
+		starts[p.email] = time.Now()
+		mu.Unlock()
+		if err := b.suspend(ctx, p); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wg.Wait()
+	if waitErr != nil {
+		return waitErr
+	}
+	want := expect{users: 2 * len(initial.people), active: 2*len(initial.people) - 2*n}
+	if err := b.waitConverged(ctx, "the second initial sync", want); err != nil {
+		return err
+	}
+	loadTook := time.Since(loadStart)
+	loadEnd := loadStart.Add(loadTook)
+
+	var loadedLatencies []time.Duration
+	underLoad := 0
+	for _, p := range loaded {
+		loadedLatencies = append(loadedLatencies, deactivated[p.email].Sub(starts[p.email]))
+		if deactivated[p.email].Before(loadEnd) {
+			underLoad++
+		}
+	}
+	slices.Sort(idleLatencies)
+	slices.Sort(loadedLatencies)
+	b.report.add(atMost("leaver", "p50 until every account is deactivated", percentile(idleLatencies, 50).Seconds(), 1, "s",
+		map[string]float64{"leavers": float64(n), "accountsEach": float64(b.opts.Apps), "maxSeconds": idleLatencies[len(idleLatencies)-1].Seconds()}))
+	b.report.add(atMost("leaver", "p99 until every account is deactivated", percentile(idleLatencies, 99).Seconds(), 3, "s", nil))
+	b.report.add(atMost("leaver", fmt.Sprintf("p99 while %d Users join", len(acquired)), percentile(loadedLatencies, 99).Seconds(), 5, "s",
+		map[string]float64{"leavers": float64(n), "deactivatedWhileJoining": float64(underLoad),
+			"p50Seconds": percentile(loadedLatencies, 50).Seconds(), "joinSeconds": loadTook.Seconds()}))
+	b.logf("  idle: p50 %s p99 %s; while %d join (%s): p50 %s p99 %s\n",
+		percentile(idleLatencies, 50).Round(time.Millisecond), percentile(idleLatencies, 99).Round(time.Millisecond),
+		len(acquired), loadTook.Round(time.Millisecond),
+		percentile(loadedLatencies, 50).Round(time.Millisecond), percentile(loadedLatencies, 99).Round(time.Millisecond))
+	return nil
+}
+
+// suspend flips a User's kill switch, as an admin would with kubectl patch.
+func (b *bench) suspend(ctx context.Context, p person) error {
+	u := &identityv1alpha1.User{}
+	u.Namespace, u.Name = orgNamespace, "hr-"+strings.ToLower(p.id)
+	return b.env.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"state":"Suspended"}}`)))
+}
+
+// waitDeactivated waits until every app has deactivated these people's accounts, and
+// returns when the last app did so for each.
+func (b *bench) waitDeactivated(ctx context.Context, ps []person) (map[string]time.Time, error) {
+	emails := make([]string, len(ps))
+	for i, p := range ps {
+		emails[i] = p.email
+	}
+	done := map[string]time.Time{}
+	err := waitFor(ctx, timeoutFor(len(ps)*1000), 5*time.Millisecond, "deactivating the leavers' accounts", func() (bool, string, error) {
+		at, err := b.apps.deactivated(emails)
+		if err != nil {
+			return false, "", err
+		}
+		for _, email := range emails {
+			var last time.Time
+			for _, name := range appNames(b.opts.Apps) {
+				t, ok := at[name][email]
+				if !ok {
+					return false, email + " still active in " + name, nil
+				}
+				if t.After(last) {
+					last = t
+				}
+			}
+			done[email] = last
+		}
+		return true, "", nil
+	})
+	return done, err
+}
+
+// waitCreating waits until the first app holds n accounts: the second initial sync is
+// under way.
+func (b *bench) waitCreating(ctx context.Context, n int) error {
+	return waitFor(ctx, timeoutFor(n), 20*time.Millisecond, "the second initial sync to start", func() (bool, string, error) {
+		stats, err := b.apps.stats()
+		if err != nil {
+			return false, "", err
+		}
+		return stats[appName(0)].Users >= n, "", nil
+	})
+}
+
+// percentile is the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := (p*len(sorted) + 99) / 100
+	return sorted[max(0, rank-1)]
+}

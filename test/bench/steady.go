@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+// steadyState asks every AppConnection and the DirectorySync for a full resync with
+// nothing changed, twice, and counts what the second one writes: to the apps, and to the
+// API server. (The first can write once to the DirectorySync's status: its counts of
+// what the last sync did drop from the initial sync's to none.)
+func (b *bench) steadyState(ctx context.Context) error {
+	first, err := b.resync(ctx)
+	if err != nil {
+		return err
+	}
+	second, err := b.resync(ctx)
+	if err != nil {
+		return err
+	}
+	people := func(k writeKey) bool {
+		return k.resource == "users" || k.resource == "roles" || k.resource == "appassignments" || k.resource == "events"
+	}
+	all := func(writeKey) bool { return true }
+	details := map[string]float64{"firstResyncWrites": first.api.sum(all)}
+	for k, n := range first.api {
+		if n != 0 {
+			details["firstResync:"+k.String()] = n
+		}
+	}
+	for k, n := range second.api {
+		if n != 0 {
+			details[k.String()] = n
+		}
+	}
+	b.report.add(atMost("steady state", "app writes in a full resync", second.appWrites, 0, "", map[string]float64{"firstResync": first.appWrites}))
+	b.report.add(atMost("steady state", "app reads other than list pages", second.otherReads, 0, "",
+		map[string]float64{"listPages": second.pages, "firstResyncOtherReads": first.otherReads}))
+	b.report.add(atMost("steady state", "API writes to Users, Roles, AppAssignments, Events", second.api.sum(people), 0, "",
+		map[string]float64{"firstResync": first.api.sum(people)}))
+	b.report.add(atMost("steady state", "API writes in all", second.api.sum(all), 0, "", details))
+	b.logf("  resync: %v app writes, %v list pages, %v other reads, %v API writes (the first resync: %v)\n",
+		second.appWrites, second.pages, second.otherReads, second.api.sum(all), first.api.sum(all))
+	return nil
+}
+
+// resyncCost is what one full resync wrote and read.
+type resyncCost struct {
+	appWrites, pages, otherReads float64
+	api                          writes
+}
+
+// resync asks for a full resync of every AppConnection and DirectorySync of the
+// organisation by annotation, waits until each has run and the API server is quiet, and
+// counts the requests.
+func (b *bench) resync(ctx context.Context) (resyncCost, error) {
+	var cost resyncCost
+	before, err := b.settledWrites(ctx)
+	if err != nil {
+		return cost, err
+	}
+	appsBefore, err := b.apps.stats()
+	if err != nil {
+		return cost, err
+	}
+	trigger := time.Now().Truncate(time.Second)
+	objs := []client.Object{&identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: orgNamespace, Name: "hr"}}}
+	for _, name := range appNames(b.opts.Apps) {
+		objs = append(objs, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: orgNamespace, Name: name}})
+	}
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`,
+		identityv1alpha1.AnnotationResync, time.Now().Format(time.RFC3339Nano)))
+	for _, obj := range objs {
+		if err := b.env.Client.Patch(ctx, obj, patch); err != nil {
+			return cost, err
+		}
+	}
+	if err := waitFor(ctx, timeoutFor(b.opts.Users), 100*time.Millisecond, "the full resync", func() (bool, string, error) {
+		return resyncedSince(trigger)
+	}); err != nil {
+		return cost, err
+	}
+	after, err := b.settledWrites(ctx)
+	if err != nil {
+		return cost, err
+	}
+	appsAfter, err := b.apps.stats()
+	if err != nil {
+		return cost, err
+	}
+	for _, name := range appNames(b.opts.Apps) {
+		x, y := appsBefore[name], appsAfter[name]
+		cost.appWrites += float64((y.Total() - y.Reads()) - (x.Total() - x.Reads()))
+		pages := float64(y.Requests["GET /Users"] + y.Requests["GET /Groups"] - x.Requests["GET /Users"] - x.Requests["GET /Groups"])
+		cost.pages += pages
+		cost.otherReads += float64(y.Reads()-x.Reads()) - pages
+	}
+	cost.api = after.minus(before)
+	// Less the bench's own annotations.
+	cost.api.add(identityv1alpha1.GroupVersion.Group, "appconnections", "", -float64(b.opts.Apps))
+	cost.api.add(identityv1alpha1.GroupVersion.Group, "directorysyncs", "", -1)
+	return cost, nil
+}
+
+// resyncedSince reports whether every engine listed its app and every directory syncer
+// synced in full since t, by the operator's metrics.
+func resyncedSince(t time.Time) (bool, string, error) {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		return false, "", err
+	}
+	for _, f := range families {
+		switch f.GetName() {
+		case "roster_last_full_sync_timestamp_seconds", "roster_directory_last_sync_timestamp_seconds":
+		default:
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetGauge().GetValue() < float64(t.Unix()) {
+				return false, fmt.Sprintf("%s %v", f.GetName(), m.GetLabel()), nil
+			}
+		}
+	}
+	return true, "", nil
+}
+
+func appNames(n int) []string {
+	out := make([]string, n)
+	for i := range n {
+		out[i] = appName(i)
+	}
+	return out
+}
+
+// writeKey is an API resource, as the API server's request metrics label it.
+type writeKey struct{ group, resource, subresource string }
+
+func (k writeKey) String() string {
+	s := k.resource
+	if k.group != "" {
+		s += "." + k.group
+	}
+	if k.subresource != "" {
+		s += "/" + k.subresource
+	}
+	return s
+}
+
+// writes counts the API server's write requests by resource.
+type writes map[writeKey]float64
+
+func (w writes) add(group, resource, subresource string, n float64) {
+	w[writeKey{group, resource, subresource}] += n
+}
+
+func (w writes) minus(before writes) writes {
+	out := writes{}
+	for k, n := range w {
+		if d := n - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func (w writes) sum(match func(writeKey) bool) float64 {
+	var n float64
+	for k, v := range w {
+		if match(k) {
+			n += v
+		}
+	}
+	return n
+}
+
+var metricLine = regexp.MustCompile(`^apiserver_request_total\{(.*)\} ([0-9.e+]+)$`)
+var metricLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
+
+// apiWrites reads the API server's count of write requests, leaving out leases (the
+// API server's own heartbeats).
+func (b *bench) apiWrites(ctx context.Context) (writes, error) {
+	hc, err := rest.HTTPClientFor(b.env.Config)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.env.Config.Host, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := writes{}
+	s := bufio.NewScanner(bytes.NewReader(body))
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	for s.Scan() {
+		m := metricLine.FindStringSubmatch(s.Text())
+		if m == nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range metricLabel.FindAllStringSubmatch(m[1], -1) {
+			labels[l[1]] = l[2]
+		}
+		switch labels["verb"] {
+		case "POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION":
+		default:
+			continue
+		}
+		if labels["resource"] == "leases" {
+			continue
+		}
+		n, _ := strconv.ParseFloat(m[2], 64)
+		out.add(labels["group"], labels["resource"], labels["subresource"], n)
+	}
+	return out, s.Err()
+}
+
+// settledWrites waits until the API server has seen no write for two seconds, and
+// returns its counts.
+func (b *bench) settledWrites(ctx context.Context) (writes, error) {
+	var last writes
+	var lastTotal float64 = -1
+	stableSince := time.Now()
+	err := waitFor(ctx, 5*time.Minute, 250*time.Millisecond, "the API server settling", func() (bool, string, error) {
+		w, err := b.apiWrites(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		total := w.sum(func(writeKey) bool { return true })
+		if total != lastTotal {
+			last, lastTotal, stableSince = w, total, time.Now()
+		}
+		return time.Since(stableSince) >= 2*time.Second, fmt.Sprintf("%v writes", total), nil
+	})
+	return last, err
+}
