@@ -89,9 +89,9 @@ func floorUser(ns string, p person) *identityv1alpha1.User {
 		Spec: identityv1alpha1.UserSpec{
 			UserName: p.email, ExternalID: p.id, Title: p.title, Department: p.department, Location: p.location,
 			DisplayName: p.given + " " + p.family,
-			Name:   &identityv1alpha1.PersonName{GivenName: p.given, FamilyName: p.family},
-			Emails: []identityv1alpha1.Email{{Value: p.email, Type: "work", Primary: true}},
-			State:  identityv1alpha1.UserStateActive,
+			Name:        &identityv1alpha1.PersonName{GivenName: p.given, FamilyName: p.family},
+			Emails:      []identityv1alpha1.Email{{Value: p.email, Type: "work", Primary: true}},
+			State:       identityv1alpha1.UserStateActive,
 		},
 	}
 	if p.manager != "" {

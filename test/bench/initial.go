@@ -67,7 +67,7 @@ func (b *bench) initialSync(ctx context.Context) error {
 	b.report.add(againstFloor("initial sync", fmt.Sprintf("%d Users × %d apps converged", b.opts.Users, b.opts.Apps),
 		initial.took.Seconds(), floor, 1.5, "s", map[string]float64{
 			"apiFloorSeconds": measuredFloors.api.Seconds(), "scimFloorSeconds": measuredFloors.scim.Seconds(),
-			"accounts": float64(len(initial.people) * b.opts.Apps),
+			"accounts":          float64(len(initial.people) * b.opts.Apps),
 			"accountsPerSecond": float64(len(initial.people)*b.opts.Apps) / initial.took.Seconds(),
 		}))
 	b.requestsPerAccount()

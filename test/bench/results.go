@@ -15,8 +15,8 @@ import (
 // Result is one measured figure beside its target and, where there is one, the floor
 // measured in the same run.
 type Result struct {
-	Scenario string `json:"scenario"`
-	Figure   string `json:"figure"`
+	Scenario string  `json:"scenario"`
+	Figure   string  `json:"figure"`
 	Value    float64 `json:"value"`
 	Unit     string  `json:"unit"`
 	// Floor is the least the same work can take on this machine, measured in the run.
@@ -103,7 +103,9 @@ func round(v float64) float64 {
 	}
 }
 
-func number(v float64) string { return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".") }
+func number(v float64) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".")
+}
 
 // Print writes the results as a table.
 func (r *Report) Print(w io.Writer) {
