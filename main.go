@@ -109,7 +109,7 @@ func newManager(opts options) (ctrl.Manager, error) {
 	if opts.metricsSecure {
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), controllers.ManagerOptions(ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  opts.probeAddr,
@@ -117,7 +117,7 @@ func newManager(opts options) (ctrl.Manager, error) {
 		LeaderElectionID:        "roster.identity.roster.dev",
 		LeaderElectionNamespace: opts.leaderElection,
 		Controller:              config.Controller{MaxConcurrentReconciles: opts.concurrency},
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}

@@ -98,32 +98,34 @@ func (r *roleRules) holds(u *identityv1alpha1.User) bool {
 	return false
 }
 
-// SetRole evaluates a Role against every User of its namespace and returns the Users
-// whose membership changed. A Role whose rules do not compile keeps its members as they
-// were, so that a typo never takes access away, and the error says why.
-func (m *Membership) SetRole(role *identityv1alpha1.Role, users []identityv1alpha1.User) ([]string, error) {
+// SetRole evaluates a new Role, or a new generation of one, against every User of its
+// namespace, as listed by users, and returns the Users whose membership changed. Other
+// changes to who holds an unchanged Role come one User at a time (SetUser). The listing
+// runs under the index's lock, so that no User change slips between it and the new
+// membership. A Role whose rules do not compile keeps its members as they were, so that
+// a typo never takes access away, and the error says why.
+func (m *Membership) SetRole(role *identityv1alpha1.Role, users func() ([]identityv1alpha1.User, error)) ([]string, error) {
 	key := types.NamespacedName{Namespace: role.Namespace, Name: role.Name}
-	m.mu.RLock()
-	rules := m.roles[key]
-	m.mu.RUnlock()
-	if rules == nil || rules.generation != role.Generation {
-		compiled, err := compileRole(m.env, role)
-		if err != nil {
-			m.mu.Lock()
-			m.broken[key] = true
-			m.mu.Unlock()
-			return nil, err
-		}
-		rules = compiled
-	}
-	now := map[string]bool{}
-	for i := range users {
-		if rules.holds(&users[i]) {
-			now[users[i].Name] = true
-		}
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if rules := m.roles[key]; rules != nil && rules.generation == role.Generation {
+		return nil, nil
+	}
+	rules, err := compileRole(m.env, role)
+	if err != nil {
+		m.broken[key] = true
+		return nil, err
+	}
+	list, err := users()
+	if err != nil {
+		return nil, err
+	}
+	now := map[string]bool{}
+	for i := range list {
+		if rules.holds(&list[i]) {
+			now[list[i].Name] = true
+		}
+	}
 	m.roles[key] = rules
 	delete(m.broken, key)
 	return m.replaceMembersLocked(key, now), nil

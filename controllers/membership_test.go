@@ -44,7 +44,7 @@ func TestMembershipByEveryKindOfRule(t *testing.T) {
 		{"the union of all parts", identityv1alpha1.RoleMembers{Users: []string{"ken"}, Rule: `user.department == "ops"`, Groups: []string{"oncall"}}, []string{"ada", "ken", "linus"}},
 	}
 	for i, tc := range cases {
-		changed, err := m.SetRole(testRole(tc.reason, int64(i+1), tc.members), users)
+		changed, err := m.SetRole(testRole(tc.reason, int64(i+1), tc.members), listed(users))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.reason, err)
 		}
@@ -58,7 +58,7 @@ func TestMembershipChangesOneAtATime(t *testing.T) {
 	m, _ := NewMembership()
 	users := []identityv1alpha1.User{testUser("ada", "eng", nil, nil), testUser("ken", "sales", nil, nil)}
 	eng := testRole("eng", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`})
-	if _, err := m.SetRole(eng, users); err != nil {
+	if _, err := m.SetRole(eng, listed(users)); err != nil {
 		t.Fatal(err)
 	}
 	// A mover: ken joins engineering; only the eng role changes.
@@ -83,14 +83,38 @@ func TestMembershipChangesOneAtATime(t *testing.T) {
 func TestABrokenRuleKeepsTheMembers(t *testing.T) {
 	m, _ := NewMembership()
 	users := []identityv1alpha1.User{testUser("ada", "eng", nil, nil)}
-	if _, err := m.SetRole(testRole("eng", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`}), users); err != nil {
+	if _, err := m.SetRole(testRole("eng", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`}), listed(users)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.SetRole(testRole("eng", 2, identityv1alpha1.RoleMembers{Rule: `user.department ==`}), users)
+	_, err := m.SetRole(testRole("eng", 2, identityv1alpha1.RoleMembers{Rule: `user.department ==`}), listed(users))
 	if err == nil || !strings.Contains(err.Error(), "members.rule does not compile") {
 		t.Fatalf("got %v, want the compiler's message", err)
 	}
 	if !m.Has("acme", "eng", "ada") || !m.Broken("acme", "eng") {
 		t.Fatal("a rule that does not compile took access away, or is not reported broken")
+	}
+}
+
+// listed is a fixed listing of Users.
+func listed(users []identityv1alpha1.User) func() ([]identityv1alpha1.User, error) {
+	return func() ([]identityv1alpha1.User, error) { return users, nil }
+}
+
+// A Role reconciled again at the same generation keeps the members its Users' own
+// changes gave it, even when the listing it is handed has not caught up with them.
+func TestMembershipSurvivesAStaleListing(t *testing.T) {
+	m, _ := NewMembership()
+	eng := testRole("eng", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`})
+	ada := testUser("ada", "eng", nil, nil)
+	if _, err := m.SetRole(eng, listed([]identityv1alpha1.User{ada})); err != nil {
+		t.Fatal(err)
+	}
+	grace := testUser("grace", "eng", nil, nil)
+	if changed := m.SetUser(&grace); !reflect.DeepEqual(changed, []string{"eng"}) {
+		t.Fatalf("SetUser(grace) changed %v", changed)
+	}
+	changed, err := m.SetRole(eng, listed([]identityv1alpha1.User{ada}))
+	if err != nil || len(changed) != 0 || !reflect.DeepEqual(m.Members("acme", "eng"), []string{"ada", "grace"}) {
+		t.Fatalf("SetRole again = %v, %v; members %v, want ada and grace", changed, err, m.Members("acme", "eng"))
 	}
 }

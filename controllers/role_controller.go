@@ -41,11 +41,15 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	before := role.DeepCopy()
 	cond := newConditions(&role.Status.CommonStatus, role.Generation)
-	var users identityv1alpha1.UserList
-	if err := r.List(ctx, &users, client.InNamespace(role.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return ctrl.Result{}, err
+	var listErr error
+	changed, ruleErr := r.Membership.SetRole(role, func() ([]identityv1alpha1.User, error) {
+		var users identityv1alpha1.UserList
+		listErr = r.List(ctx, &users, client.InNamespace(role.Namespace), client.UnsafeDisableDeepCopy)
+		return users.Items, listErr
+	})
+	if listErr != nil {
+		return ctrl.Result{}, listErr
 	}
-	changed, ruleErr := r.Membership.SetRole(role, users.Items)
 	r.membershipChanged(role.Namespace, role.Name, changed)
 	role.Status.MemberCount = int32(len(r.Membership.Members(role.Namespace, role.Name)))
 

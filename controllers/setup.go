@@ -4,6 +4,7 @@ import (
 	"context"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/rosterhq/roster/connectors"
@@ -15,6 +16,20 @@ import (
 // at once unless told otherwise: enough to keep Users' status current while thousands
 // converge, few enough not to crowd the API server.
 const DefaultConcurrentReconciles = 4
+
+// ManagerOptions completes a manager's options with what Roster's controllers expect:
+// concurrency (DefaultConcurrentReconciles unless set), and caches that drop
+// managedFields, the server-side apply bookkeeping Roster never reads and that makes up
+// much of a User's size in memory.
+func ManagerOptions(opts ctrl.Options) ctrl.Options {
+	if opts.Controller.MaxConcurrentReconciles == 0 {
+		opts.Controller.MaxConcurrentReconciles = DefaultConcurrentReconciles
+	}
+	if opts.Cache.DefaultTransform == nil {
+		opts.Cache.DefaultTransform = cache.TransformStripManagedFields()
+	}
+	return opts
+}
 
 // Options configure the controllers.
 type Options struct {

@@ -87,11 +87,11 @@ func run(m *testing.M) int {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(out), zap.UseDevMode(true)))
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(env.Config, controllers.ManagerOptions(ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-	})
+	}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -26,12 +26,16 @@ import (
 // a deleted User until every app has deprovisioned its account.
 type UserReconciler struct {
 	client.Client
-	Engines *Engines
+	Engines  *Engines
+	progress *progressThrottle
 }
 
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	u := &identityv1alpha1.User{}
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.progress.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if u.DeletionTimestamp == nil && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer) {
@@ -51,6 +55,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	cond := newConditions(&u.Status.CommonStatus, u.Generation)
 	settled := r.conditions(ctx, u, phase, apps, cond)
 	u.Status.ObservedGeneration = u.Generation
+	if wait := r.progress.hold(req.NamespacedName, before, u, now); wait > 0 && !equalJSON(u.Status, before.Status) {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	if err := patchStatus(ctx, r.Client, u, before, u.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -215,6 +222,7 @@ func sortedApps(apps map[string]app) []string {
 
 // SetupWithManager watches Users (spec, labels, deletion) and the engines' news.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.progress = newProgressThrottle()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.User{}, builder.WithPredicates(specOrLabelsChanged())).
 		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).

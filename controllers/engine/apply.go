@@ -86,11 +86,11 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		e.linkLocked(user, acc.ID)
 		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
 		if o.adopted {
-			e.events.User(app, user, "Normal", "Adopted", fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), app))
+			e.userEventLocked(user, "Normal", "Adopted", fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), app))
 			e.markLocked(user) // it may differ from what is declared: plan it again
 			e.signal()
 		} else {
-			e.events.User(app, user, "Normal", "Provisioned", fmt.Sprintf("Created account %s in %s", acc.UserName(), app))
+			e.userEventLocked(user, "Normal", "Provisioned", fmt.Sprintf("Created account %s in %s", acc.UserName(), app))
 		}
 		e.queueGroupsLocked(user, acc.ID, p.addGroups, nil)
 		if reports := e.subjects.Reports(user); len(reports) > 0 {
@@ -104,14 +104,14 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		e.observeLocked(acc.ID, &acc)
 		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
 		if !p.current.Active {
-			e.events.User(app, user, "Normal", "Provisioned", fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), app))
+			e.userEventLocked(user, "Normal", "Provisioned", fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), app))
 		}
 		e.queueGroupsLocked(user, acc.ID, p.addGroups, p.removeGroups)
 	case actDeactivate:
 		acc := o.account
 		e.observeLocked(acc.ID, &acc)
 		e.setRecordLocked(user, identityv1alpha1.AccountStateDeactivated, acc.ID, "")
-		e.events.User(app, user, "Normal", "Deprovisioned", fmt.Sprintf("Deactivated account %s in %s", acc.UserName(), app))
+		e.userEventLocked(user, "Normal", "Deprovisioned", fmt.Sprintf("Deactivated account %s in %s", acc.UserName(), app))
 		e.queueGroupsLocked(user, acc.ID, nil, p.removeGroups)
 		if e.cfg.DeleteAfter > 0 {
 			e.timers.schedule(user, e.now().Add(e.cfg.DeleteAfter))
@@ -124,11 +124,11 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		}
 		e.unlinkLocked(user)
 		e.setRecordLocked(user, identityv1alpha1.AccountStateDeleted, id, "")
-		e.events.User(app, user, "Normal", "Deprovisioned", fmt.Sprintf("Deleted account %s in %s", p.current.UserName(), app))
+		e.userEventLocked(user, "Normal", "Deprovisioned", fmt.Sprintf("Deleted account %s in %s", p.current.UserName(), app))
 	case actOrphan:
 		e.unlinkLocked(user)
 		e.dropRecordLocked(user)
-		e.events.User(app, user, "Normal", "Orphaned", fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), app))
+		e.userEventLocked(user, "Normal", "Orphaned", fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), app))
 	}
 	e.observeConvergedLocked(user)
 	e.announceIfDoneLocked(user)
@@ -215,11 +215,10 @@ func stateOf(acc *connectors.Account) identityv1alpha1.AccountState {
 
 // settleLocked records a User whose plan has nothing to do.
 func (e *Engine) settleLocked(user string, p userPlan) {
-	_, exists := e.subjects.Subject(user)
 	switch {
 	case isUnmanagedKey(user):
 		return
-	case !exists:
+	case !p.exists:
 		e.unlinkLocked(user)
 		delete(e.records, user)
 	case p.problem != "":

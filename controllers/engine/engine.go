@@ -80,6 +80,7 @@ type Engine struct {
 	// status publication.
 	changedUsers map[string]bool
 	appChanged   bool
+	userEvents   *userEvents
 	quarantine   time.Time
 	failStreak   int
 }
@@ -118,7 +119,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
-		changedUsers: map[string]bool{},
+		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
 	}
 	e.cfg = cfg
 	for _, g := range cfg.ManagedGroups {
@@ -603,6 +604,7 @@ func (e *Engine) publish(ctx context.Context) {
 			last = time.Now()
 			e.notifier.AppChanged(app)
 		}
+		e.summarizeUserEvents(time.Now())
 	}
 }
 

@@ -29,6 +29,7 @@ func (a action) String() string {
 // userPlan is what one User's account in the app needs.
 type userPlan struct {
 	user    string
+	exists  bool // the User exists
 	action  action
 	current *connectors.Account // the account in the app, nil if none
 	desired connectors.Account  // for create and update
@@ -83,7 +84,7 @@ type planInput struct {
 
 // plan decides what one User's account needs. It is a pure function of its input.
 func plan(in planInput) userPlan {
-	p := userPlan{user: in.subject.User.GetName(), current: in.current, adopted: in.adopted}
+	p := userPlan{user: in.subject.User.GetName(), exists: in.exists, current: in.current, adopted: in.adopted}
 	if in.exists {
 		p.wake = in.subject.NextChange
 	}

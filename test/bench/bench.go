@@ -6,7 +6,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -193,8 +192,10 @@ func (b *bench) start() (func(), error) {
 }
 
 // waitFor polls check every interval until it reports done, or fails after timeout.
-func waitFor(ctx context.Context, timeout, interval time.Duration, what string, check func() (bool, string, error)) error {
-	deadline := time.Now().Add(timeout)
+// While it waits it says, every 15 seconds, what it waits for.
+func (b *bench) waitFor(ctx context.Context, timeout, interval time.Duration, what string, check func() (bool, string, error)) error {
+	start := time.Now()
+	deadline, lastSaid := start.Add(timeout), start
 	for {
 		done, detail, err := check()
 		if err != nil {
@@ -205,6 +206,10 @@ func waitFor(ctx context.Context, timeout, interval time.Duration, what string, 
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: not done after %s (%s)", what, timeout, detail)
+		}
+		if time.Since(lastSaid) >= 15*time.Second {
+			b.logf("  … %s, %s: %s\n", what, time.Since(start).Round(time.Second), detail)
+			lastSaid = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -219,5 +224,3 @@ func waitFor(ctx context.Context, timeout, interval time.Duration, what string, 
 func timeoutFor(n int) time.Duration {
 	return max(2*time.Minute, time.Duration(n)*60*time.Millisecond)
 }
-
-var errNotConverged = errors.New("did not converge")

@@ -69,7 +69,7 @@ func (b *bench) ldapSync(ctx context.Context) error {
 	if err := b.createAll(ctx, ds); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, timeoutFor(len(uids)), 100*time.Millisecond, "the full LDAP sync", func() (bool, string, error) {
+	if err := b.waitFor(ctx, timeoutFor(len(uids)), 100*time.Millisecond, "the full LDAP sync", func() (bool, string, error) {
 		return b.syncedUsers(ctx, ns, "corp", len(uids))
 	}); err != nil {
 		return err
@@ -90,7 +90,7 @@ func (b *bench) ldapSync(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := waitFor(ctx, time.Minute, 10*time.Millisecond, "the incremental LDAP sync", func() (bool, string, error) {
+	if err := b.waitFor(ctx, time.Minute, 10*time.Millisecond, "the incremental LDAP sync", func() (bool, string, error) {
 		return b.titlesAre(ctx, ns, changed, "Principal Engineer")
 	}); err != nil {
 		return err
@@ -196,7 +196,7 @@ func (b *bench) inboundSCIM(ctx context.Context) error {
 	}
 	base := b.op.inbound + "/scim/v2/" + ns + "/" + name
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: b.opts.InboundClients}, Timeout: time.Minute}
-	if err := waitFor(ctx, time.Minute, 50*time.Millisecond, "the inbound SCIM endpoint", func() (bool, string, error) {
+	if err := b.waitFor(ctx, time.Minute, 50*time.Millisecond, "the inbound SCIM endpoint", func() (bool, string, error) {
 		status, _, err := scimCall(ctx, hc, http.MethodGet, base+"/Users?count=1", token, nil)
 		return err == nil && status == http.StatusOK, fmt.Sprint(status, err), nil
 	}); err != nil {
@@ -234,7 +234,7 @@ func (b *bench) inboundSCIM(ctx context.Context) error {
 	wg.Wait()
 	took := time.Since(start)
 	n := int(created.Load())
-	if err := waitFor(ctx, timeoutFor(n), 100*time.Millisecond, "the pushed Users", func() (bool, string, error) {
+	if err := b.waitFor(ctx, timeoutFor(n), 100*time.Millisecond, "the pushed Users", func() (bool, string, error) {
 		return b.syncedUsers(ctx, ns, name, n)
 	}); err != nil {
 		return err

@@ -73,7 +73,7 @@ func (b *bench) apiFloor(ctx context.Context, org []person) (time.Duration, erro
 	if err := c.DeleteAllOf(ctx, &identityv1alpha1.User{}, client.InNamespace(ns)); err != nil {
 		return 0, err
 	}
-	return took, waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "deleting the floor's Users", func() (bool, string, error) {
+	return took, b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "deleting the floor's Users", func() (bool, string, error) {
 		var list identityv1alpha1.UserList
 		err := c.List(ctx, &list, client.InNamespace(ns), client.Limit(1))
 		return err == nil && len(list.Items) == 0, "", err

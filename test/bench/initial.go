@@ -144,7 +144,7 @@ type expect struct {
 // and every User, AppConnection, Role and DirectorySync of the organisation is Ready
 // for its current generation.
 func (b *bench) waitConverged(ctx context.Context, what string, want expect) error {
-	return waitFor(ctx, timeoutFor(want.users*b.opts.Apps), 200*time.Millisecond, what, func() (bool, string, error) {
+	return b.waitFor(ctx, timeoutFor(want.users*b.opts.Apps), 200*time.Millisecond, what, func() (bool, string, error) {
 		stats, err := b.apps.stats()
 		if err != nil {
 			return false, "", err

@@ -111,7 +111,7 @@ func (b *bench) waitDeactivated(ctx context.Context, ps []person) (map[string]ti
 		emails[i] = p.email
 	}
 	done := map[string]time.Time{}
-	err := waitFor(ctx, timeoutFor(len(ps)*1000), 5*time.Millisecond, "deactivating the leavers' accounts", func() (bool, string, error) {
+	err := b.waitFor(ctx, timeoutFor(len(ps)*1000), 5*time.Millisecond, "deactivating the leavers' accounts", func() (bool, string, error) {
 		at, err := b.apps.deactivated(emails)
 		if err != nil {
 			return false, "", err
@@ -137,7 +137,7 @@ func (b *bench) waitDeactivated(ctx context.Context, ps []person) (map[string]ti
 // waitCreating waits until the first app holds n accounts: the second initial sync is
 // under way.
 func (b *bench) waitCreating(ctx context.Context, n int) error {
-	return waitFor(ctx, timeoutFor(n), 20*time.Millisecond, "the second initial sync to start", func() (bool, string, error) {
+	return b.waitFor(ctx, timeoutFor(n), 20*time.Millisecond, "the second initial sync to start", func() (bool, string, error) {
 		stats, err := b.apps.stats()
 		if err != nil {
 			return false, "", err

@@ -8,7 +8,6 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/rosterhq/roster/connectors"
@@ -34,10 +33,9 @@ type operator struct {
 func (b *bench) startOperator(ctx context.Context) error {
 	cfg := rest.CopyConfig(b.env.Config)
 	cfg.QPS, cfg.Burst = -1, 0
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
 		Scheme: b.env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{MaxConcurrentReconciles: controllers.DefaultConcurrentReconciles},
-	})
+	}))
 	if err != nil {
 		return err
 	}

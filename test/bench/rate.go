@@ -49,7 +49,7 @@ func (b *bench) rateBudget(ctx context.Context) error {
 		return err
 	}
 	timeout := 3*b.opts.RateDuration + time.Minute
-	err := waitFor(ctx, timeout, 250*time.Millisecond, "provisioning under the rate budget", func() (bool, string, error) {
+	err := b.waitFor(ctx, timeout, 250*time.Millisecond, "provisioning under the rate budget", func() (bool, string, error) {
 		stats, err := b.apps.stats()
 		if err != nil {
 			return false, "", err

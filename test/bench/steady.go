@@ -91,7 +91,7 @@ func (b *bench) resync(ctx context.Context) (resyncCost, error) {
 			return cost, err
 		}
 	}
-	if err := waitFor(ctx, timeoutFor(b.opts.Users), 100*time.Millisecond, "the full resync", func() (bool, string, error) {
+	if err := b.waitFor(ctx, timeoutFor(b.opts.Users), 100*time.Millisecond, "the full resync", func() (bool, string, error) {
 		return resyncedSince(trigger)
 	}); err != nil {
 		return cost, err
@@ -244,7 +244,7 @@ func (b *bench) settledWrites(ctx context.Context) (writes, error) {
 	var last writes
 	var lastTotal float64 = -1
 	stableSince := time.Now()
-	err := waitFor(ctx, 5*time.Minute, 250*time.Millisecond, "the API server settling", func() (bool, string, error) {
+	err := b.waitFor(ctx, 5*time.Minute, 250*time.Millisecond, "the API server settling", func() (bool, string, error) {
 		w, err := b.apiWrites(ctx)
 		if err != nil {
 			return false, "", err

@@ -185,9 +185,9 @@ func (d *demo) startChat() (string, func(), error) {
 }
 
 func (d *demo) startOperator(ctx context.Context) error {
-	mgr, err := ctrl.NewManager(d.env.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(d.env.Config, controllers.ManagerOptions(ctrl.Options{
 		Scheme: d.env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-	})
+	}))
 	if err != nil {
 		return err
 	}

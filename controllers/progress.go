@@ -1,0 +1,73 @@
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+// A User's status is written once per change, and a User converging changes often: its
+// account in each app comes up on its own time. So while a User converges its status is
+// written at most once per progressEvery, and a new User's first status waits up to
+// firstStatusGrace for its accounts: a joiner whose accounts all come up within it gets
+// one status write, Ready, instead of one per app. Becoming Ready, failing, and a new
+// generation are written at once.
+const (
+	firstStatusGrace = 2 * time.Second
+	progressEvery    = 5 * time.Second
+)
+
+// progressThrottle remembers, per converging User, when its status was last written (or
+// when it was first seen, before any).
+type progressThrottle struct {
+	mu   sync.Mutex
+	last map[types.NamespacedName]time.Time
+}
+
+func newProgressThrottle() *progressThrottle {
+	return &progressThrottle{last: map[types.NamespacedName]time.Time{}}
+}
+
+// hold reports how long to wait before writing a User's status, 0 to write it now.
+func (t *progressThrottle) hold(key types.NamespacedName, before, after *identityv1alpha1.User, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ready := meta.FindStatusCondition(after.Status.Conditions, identityv1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != identityv1alpha1.ReasonProgressing || after.DeletionTimestamp != nil {
+		delete(t.last, key)
+		return 0
+	}
+	wasWritten := meta.FindStatusCondition(before.Status.Conditions, identityv1alpha1.ConditionReady) != nil
+	if wasWritten && before.Status.ObservedGeneration != after.Generation {
+		t.last[key] = now
+		return 0
+	}
+	last, seen := t.last[key]
+	every := progressEvery
+	if !wasWritten {
+		every = firstStatusGrace
+	}
+	if !seen {
+		if wasWritten {
+			t.last[key] = now
+			return 0
+		}
+		last, t.last[key] = now, now
+	}
+	if wait := last.Add(every).Sub(now); wait > 0 {
+		return wait
+	}
+	t.last[key] = now
+	return 0
+}
+
+// forget drops a User that is gone.
+func (t *progressThrottle) forget(key types.NamespacedName) {
+	t.mu.Lock()
+	delete(t.last, key)
+	t.mu.Unlock()
+}
