@@ -96,14 +96,10 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
 	users := subjectUsers(r.Membership, a)
 	sort.Strings(users)
-	byName, err := usersByName(ctx, r.Client, a.Namespace)
-	if err != nil {
-		return err
-	}
 	var failures []string
 	for _, name := range users {
-		u := byName[name]
-		if u == nil {
+		u := &identityv1alpha1.User{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u); err != nil {
 			continue
 		}
 		if phase, _ := lifecycle(u, now); phase != identityv1alpha1.UserPhaseActive {
@@ -162,20 +158,6 @@ func (r *AppAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&identityv1alpha1.User{}, byField(indexAssignmentUser, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.Role{}, byField(indexAssignmentRole, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.AppConnection{}, byField(indexAssignmentApp, name), builder.WithPredicates(specOrLabelsChanged())).
-		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, coalesced(time.Second))).
 		Complete(r)
-}
-
-// usersByName reads a namespace's Users from the cache, uncopied: read them, never
-// change them.
-func usersByName(ctx context.Context, c client.Reader, namespace string) (map[string]*identityv1alpha1.User, error) {
-	var list identityv1alpha1.UserList
-	if err := c.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	out := make(map[string]*identityv1alpha1.User, len(list.Items))
-	for i := range list.Items {
-		out[list.Items[i].Name] = &list.Items[i]
-	}
-	return out, nil
 }

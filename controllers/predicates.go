@@ -1,11 +1,15 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
+	"time"
 
 	kworkqueue "k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -21,6 +25,15 @@ func specOrLabelsChanged() predicate.Predicate {
 		return o.GetGeneration() != n.GetGeneration() ||
 			!reflect.DeepEqual(o.GetLabels(), n.GetLabels()) ||
 			(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
+	}}
+}
+
+// coalesced enqueues an object at most once per interval, however often its news come:
+// they come in bursts (an account of each of thousands of Users), and one reconcile
+// after them says it all.
+func coalesced(interval time.Duration) handler.EventHandler {
+	return handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue) {
+		q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}, interval)
 	}}
 }
 

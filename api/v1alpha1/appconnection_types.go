@@ -262,8 +262,16 @@ type RateLimit struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="period must be a positive duration such as 1m"
 	Period *metav1.Duration `json:"period,omitempty"`
 
-	// burst is how many requests may go out at once before the rate applies. Unset
-	// means one period's worth up to 100.
+	// writes, for an app that counts writes (POST, PUT, PATCH, DELETE) apart, is how
+	// many of the requests may be writes per period; reads then do not eat into the
+	// writes' budget. Unset: writes count as requests, nothing more.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	Writes *int32 `json:"writes,omitempty"`
+
+	// burst is how many requests (and writes) may go out at once before the rate
+	// applies. Unset means one period's worth up to 100.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000

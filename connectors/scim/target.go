@@ -75,6 +75,7 @@ func httpOptions(ctx context.Context, conn *identityv1alpha1.AppConnection, p Pr
 	}
 	if rl := conn.Spec.RateLimit; rl != nil {
 		opts.RequestsPerSecond, opts.Burst = RateOf(rl)
+		opts.WritesPerSecond, opts.WriteBurst = WriteRateOf(rl)
 		if rl.MaxConcurrency != nil {
 			opts.MaxConcurrency = int(*rl.MaxConcurrency)
 		}
@@ -109,16 +110,29 @@ func httpOptions(ctx context.Context, conn *identityv1alpha1.AppConnection, p Pr
 // RateOf turns a RateLimit into requests per second and a burst (one period's worth,
 // at most 100, unless set).
 func RateOf(rl *identityv1alpha1.RateLimit) (float64, int) {
-	period := time.Second
-	if rl.Period != nil && rl.Period.Duration > 0 {
-		period = rl.Period.Duration
-	}
-	rps := float64(rl.Requests) / period.Seconds()
 	burst := min(100, max(1, int(rl.Requests)))
 	if rl.Burst != nil {
 		burst = int(*rl.Burst)
 	}
-	return rps, burst
+	return float64(rl.Requests) / periodOf(rl).Seconds(), burst
+}
+
+// WriteRateOf turns a RateLimit's writes into writes per second and a burst (the
+// requests' burst, at most one period's writes); 0 when writes have no budget of their
+// own.
+func WriteRateOf(rl *identityv1alpha1.RateLimit) (float64, int) {
+	if rl.Writes == nil {
+		return 0, 0
+	}
+	_, burst := RateOf(rl)
+	return float64(*rl.Writes) / periodOf(rl).Seconds(), min(burst, int(*rl.Writes))
+}
+
+func periodOf(rl *identityv1alpha1.RateLimit) time.Duration {
+	if rl.Period != nil && rl.Period.Duration > 0 {
+		return rl.Period.Duration
+	}
+	return time.Second
 }
 
 // authTransport puts the credentials on every request: a header for Bearer and Basic,

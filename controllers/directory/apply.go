@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,12 +42,23 @@ type run struct {
 // converge brings the Users of the given records in step; a full sync also handles
 // Users whose record is gone and Users whose grace has passed.
 func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanishedIDs []string) (map[string]skip, error) {
-	owned, err := s.owned(ctx)
+	var owned []identityv1alpha1.User
+	var err error
+	total := 0
+	if full {
+		owned, err = s.owned(ctx)
+		total = len(owned)
+	} else {
+		owned, err = s.ownedOf(ctx, append(slices.Clone(ids), vanishedIDs...))
+		s.mu.Lock()
+		total = s.status.Users
+		s.mu.Unlock()
+	}
 	if err != nil {
 		return nil, err
 	}
 	r := s.plan(ids, full, vanishedIDs, owned)
-	held := s.checkSafety(r, len(owned), full && len(r.desired)+len(r.skips) == 0 && len(owned) > 0)
+	held := s.checkSafety(r, total, full && len(r.desired)+len(r.skips) == 0 && len(owned) > 0)
 	var counts applyCounts
 	for _, wave := range managersFirst(r.desired) {
 		s.applyAll(ctx, r, wave, held, &counts)
@@ -84,7 +96,7 @@ func (s *Syncer) converge(ctx context.Context, ids []string, full bool, vanished
 	for _, n := range s.members.nested {
 		c.ExpandedGroups += int32(n)
 	}
-	s.status.Users = len(owned) + int(created.Load()) - int(deleted.Load())
+	s.status.Users = total + int(created.Load()) - int(deleted.Load())
 	s.mu.Unlock()
 	if err, ok := counts.firstErr.Load().(error); ok {
 		return r.skips, err
@@ -188,6 +200,24 @@ func (s *Syncer) owned(ctx context.Context) ([]identityv1alpha1.User, error) {
 	var list identityv1alpha1.UserList
 	err := s.client.List(ctx, &list, client.InNamespace(s.cfg.Namespace), client.MatchingLabels{LabelDirectorySync: s.cfg.Name})
 	return list.Items, err
+}
+
+// ownedOf reads the Users this DirectorySync wrote for some records, one at a time: a
+// change to a few records need not list them all.
+func (s *Syncer) ownedOf(ctx context.Context, ids []string) ([]identityv1alpha1.User, error) {
+	var out []identityv1alpha1.User
+	for _, id := range ids {
+		u := identityv1alpha1.User{}
+		err := s.client.Get(ctx, client.ObjectKey{Namespace: s.cfg.Namespace, Name: objectName(s.cfg.Name, id)}, &u)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, err
+		case u.Labels[LabelDirectorySync] == s.cfg.Name:
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 // plan maps the records to Users and finds the Users to suspend and delete.

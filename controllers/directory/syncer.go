@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -206,6 +207,18 @@ func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}) {
 		return
 	case <-ready:
 	}
+	queue := newChangeQueue()
+	go func() {
+		for {
+			set, ok := queue.take(ctx)
+			if !ok {
+				return
+			}
+			if set = s.dropKnown(set); len(set.Changed)+len(set.Groups)+len(set.Deleted) > 0 {
+				_, _ = s.applyChanges(ctx, set)
+			}
+		}
+	}()
 	for retry := time.Second; ctx.Err() == nil; retry = min(2*retry, 5*time.Minute) {
 		s.mu.Lock()
 		src := s.cfg.Source
@@ -214,7 +227,7 @@ func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}) {
 		if !watches {
 			break
 		}
-		err := watcher.Watch(ctx, func(set connectors.ChangeSet) { _, _ = s.applyChanges(ctx, set) })
+		err := watcher.Watch(ctx, queue.add)
 		if errors.Is(err, connectors.ErrUnsupported) {
 			break
 		}
@@ -331,15 +344,21 @@ func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) (ma
 			vanished = append(vanished, id)
 		}
 	}
-	if groupsChanged || len(set.Changed) > 0 {
+	switch {
+	case groupsChanged || s.members.parents == nil:
 		before := s.members
 		s.members = expand(s.records, s.groups)
-		if groupsChanged {
-			for id := range s.records {
-				if fmt.Sprint(before.expanded[id]) != fmt.Sprint(s.members.expanded[id]) {
-					affected[id] = true
-				}
+		for id := range s.records {
+			if fmt.Sprint(before.expanded[id]) != fmt.Sprint(s.members.expanded[id]) {
+				affected[id] = true
 			}
+		}
+	default:
+		for _, r := range set.Changed {
+			s.members.expandRecord(r.ID, r, s.groups)
+		}
+		for _, id := range vanished {
+			s.members.forget(id)
 		}
 	}
 	if set.Watermark != "" {
@@ -361,6 +380,25 @@ func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) (ma
 	}
 	s.notify()
 	return skips, err
+}
+
+// dropKnown leaves out of a watched change set the records and groups the syncer
+// already has as they are: a watch's refresh resends every entry.
+func (s *Syncer) dropKnown(set connectors.ChangeSet) connectors.ChangeSet {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := connectors.ChangeSet{Deleted: set.Deleted, Watermark: set.Watermark}
+	for _, r := range set.Changed {
+		if known, ok := s.records[r.ID]; !ok || !reflect.DeepEqual(known, r) {
+			out.Changed = append(out.Changed, r)
+		}
+	}
+	for _, g := range set.Groups {
+		if known, ok := s.groups[g.ID]; !ok || !reflect.DeepEqual(known, g) {
+			out.Groups = append(out.Groups, g)
+		}
+	}
+	return out
 }
 
 // Apply applies records pushed to the syncer (by the inbound SCIM server) and reports

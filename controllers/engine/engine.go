@@ -35,6 +35,12 @@ type Engine struct {
 	resync    chan struct{} // a full sync is asked for
 	groupWake chan struct{} // member changes wait to be sent
 
+	// inbox holds the Users marked dirty from outside, until the engine takes them.
+	inbox struct {
+		sync.Mutex
+		users map[string]time.Time
+	}
+
 	mu  sync.Mutex
 	cfg Config
 	// health and what the app was found to support.
@@ -122,6 +128,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
 	}
 	e.cfg = cfg
+	e.inbox.users = map[string]time.Time{}
 	for _, g := range cfg.ManagedGroups {
 		e.managedGroups[strings.ToLower(g)] = g
 	}
@@ -167,22 +174,41 @@ func sameDecisions(a, b Config) bool {
 
 func equalInt(a, b *int32) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
-// MarkDirty asks the engine to look at these Users again.
+// MarkDirty asks the engine to look at these Users again. It never waits for the
+// engine's work: the marks wait in an inbox of their own, which the engine drains.
 func (e *Engine) MarkDirty(users ...string) {
 	if len(users) == 0 {
 		return
 	}
-	e.mu.Lock()
+	now := e.now()
+	e.inbox.Lock()
 	for _, u := range users {
-		e.markLocked(u)
+		if _, ok := e.inbox.users[u]; !ok {
+			e.inbox.users[u] = now
+		}
 	}
-	e.mu.Unlock()
+	e.inbox.Unlock()
 	e.signal()
 }
 
-func (e *Engine) markLocked(user string) {
+// drainInboxLocked marks the Users of the inbox dirty.
+func (e *Engine) drainInboxLocked() {
+	e.inbox.Lock()
+	marks := e.inbox.users
+	if len(marks) > 0 {
+		e.inbox.users = map[string]time.Time{}
+	}
+	e.inbox.Unlock()
+	for u, at := range marks {
+		e.markAtLocked(u, at)
+	}
+}
+
+func (e *Engine) markLocked(user string) { e.markAtLocked(user, e.now()) }
+
+func (e *Engine) markAtLocked(user string, at time.Time) {
 	if _, ok := e.dirty[user]; !ok {
-		e.dirty[user] = e.now()
+		e.dirty[user] = at
 	}
 	e.version[user]++
 }
@@ -285,6 +311,7 @@ func (e *Engine) failed(err error) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.health != HealthFailing {
+		e.drainInboxLocked()
 		for u := range e.dirty { // their status should say why nothing happens
 			e.changedUsers[u] = true
 		}
@@ -307,6 +334,7 @@ func (e *Engine) failed(err error) time.Duration {
 func (e *Engine) planDirty() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.drainInboxLocked()
 	if !e.synced || len(e.dirty) == 0 {
 		return
 	}

@@ -42,11 +42,14 @@ func (e *Engine) userEventLocked(user, eventType, reason, message string) {
 }
 
 // summarizeUserEvents records, on the AppConnection, how many Events about single Users
-// were left out since the last summary.
+// were left out since the last summary: every summarizeEvery while the engine works,
+// and as soon as it is done.
 func (e *Engine) summarizeUserEvents(now time.Time) {
 	e.mu.Lock()
 	ue := e.userEvents
-	if len(ue.omitted) == 0 || now.Sub(ue.last) < summarizeEvery {
+	e.drainInboxLocked()
+	idle := len(e.dirty) == 0 && len(e.planned) == 0
+	if len(ue.omitted) == 0 || (now.Sub(ue.last) < summarizeEvery && !idle) {
 		e.mu.Unlock()
 		return
 	}

@@ -125,6 +125,7 @@ func (e *Engine) Settled(user string) (bool, string) {
 	if acc := e.accounts[e.links[user]]; acc != nil && acc.Active {
 		return false, fmt.Sprintf("the account in %s is still active", e.cfg.App)
 	}
+	e.drainInboxLocked()
 	_, dirty := e.dirty[user]
 	_, planned := e.planned[user]
 	if dirty || planned || e.hasPendingGroupsLocked(user) {
@@ -168,6 +169,7 @@ func (e *Engine) Drained() bool {
 	if e.cfg.Mode == identityv1alpha1.ModePlan {
 		return true
 	}
+	e.drainInboxLocked()
 	if !e.synced || len(e.dirty) > 0 || len(e.planned) > 0 || len(e.pendingGroups) > 0 {
 		return false
 	}
@@ -187,6 +189,7 @@ func (e *Engine) Pending(user string) bool {
 }
 
 func (e *Engine) pendingLocked(user string) bool {
+	e.drainInboxLocked()
 	_, dirty := e.dirty[user]
 	_, planned := e.planned[user]
 	return dirty || (planned && !e.held[user] && e.cfg.Mode == identityv1alpha1.ModeEnforce) || e.hasPendingGroupsLocked(user)
@@ -196,6 +199,7 @@ func (e *Engine) pendingLocked(user string) bool {
 func (e *Engine) Converging() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.drainInboxLocked()
 	return !e.synced || len(e.dirty) > 0 || (len(e.planned) > 0 && e.heldPlanID == "" && e.cfg.Mode == identityv1alpha1.ModeEnforce) || len(e.pendingGroups) > 0
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/rosterhq/roster/test/bench"
@@ -31,7 +32,11 @@ func main() {
 	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json)")
 	flag.StringVar(&opts.ProfileDir, "profile-dir", "", "where the pprof profiles go (default bin/bench)")
 	flag.BoolVar(&opts.Verbose, "v", false, "log the operator to stderr")
+	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory")
 	flag.Parse()
+	if *only != "" {
+		opts.Only = strings.Split(*only, ",")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	report, err := bench.Run(ctx, opts)

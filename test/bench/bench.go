@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -44,6 +45,9 @@ type Options struct {
 	InboundDuration time.Duration `json:"inboundDuration"`
 	// Quick is the small run make test makes.
 	Quick bool `json:"quick"`
+	// Only, when set, runs these parts alone: provisioning (the floor, initial sync,
+	// steady state and leavers), rate, directory.
+	Only []string `json:"only,omitempty"`
 	// Out is where the JSON report goes; ProfileDir where the pprof profiles go.
 	Out        string `json:"-"`
 	ProfileDir string `json:"-"`
@@ -126,18 +130,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	steps := []struct {
-		name string
-		run  func(context.Context) error
+		name, part string
+		run        func(context.Context) error
 	}{
-		{"floor", b.floor},
-		{"operator", b.startOperator},
-		{"initial sync", b.initialSync},
-		{"steady state", b.steadyState},
-		{"leaver", b.leavers},
-		{"rate budget", b.rateBudget},
-		{"directory sync", b.directorySync},
+		{"floor", "provisioning", b.floor},
+		{"operator", "", b.startOperator},
+		{"initial sync", "provisioning", b.initialSync},
+		{"steady state", "provisioning", b.steadyState},
+		{"leaver", "provisioning", b.leavers},
+		{"rate budget", "rate", b.rateBudget},
+		{"directory sync", "directory", b.directorySync},
 	}
 	for _, s := range steps {
+		if s.part != "" && len(opts.Only) > 0 && !slices.Contains(opts.Only, s.part) {
+			continue
+		}
 		b.logf("▸ %s\n", s.name)
 		if err := s.run(ctx); err != nil {
 			return b.report, fmt.Errorf("%s: %w", s.name, err)

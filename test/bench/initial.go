@@ -46,6 +46,10 @@ func (b *bench) initialSync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	writesBefore, err := b.apiWrites(ctx)
+	if err != nil {
+		return err
+	}
 	initial.start = time.Now()
 	if err := b.createAll(ctx, directorySync("hr", url)); err != nil {
 		return err
@@ -53,6 +57,10 @@ func (b *bench) initialSync(ctx context.Context) error {
 	err = b.waitConverged(ctx, "the initial sync", expect{users: len(initial.people), active: len(initial.people)})
 	initial.took = time.Since(initial.start)
 	stopProfile()
+	if err != nil {
+		return err
+	}
+	writesAfter, err := b.apiWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -64,12 +72,18 @@ func (b *bench) initialSync(ctx context.Context) error {
 	}
 	b.logf("  %d Users, %d accounts in %s\n", len(initial.people), len(initial.people)*b.opts.Apps, initial.took.Round(time.Millisecond))
 	floor := measuredFloors.initialSync().Seconds()
+	details := map[string]float64{
+		"apiFloorSeconds": measuredFloors.api.Seconds(), "scimFloorSeconds": measuredFloors.scim.Seconds(),
+		"accounts":          float64(len(initial.people) * b.opts.Apps),
+		"accountsPerSecond": float64(len(initial.people)*b.opts.Apps) / initial.took.Seconds(),
+	}
+	writes := writesAfter.minus(writesBefore)
+	details["apiWrites"] = writes.sum(func(writeKey) bool { return true })
+	for k, n := range writes {
+		details["apiWrites:"+k.String()] = n
+	}
 	b.report.add(againstFloor("initial sync", fmt.Sprintf("%d Users × %d apps converged", b.opts.Users, b.opts.Apps),
-		initial.took.Seconds(), floor, 1.5, "s", map[string]float64{
-			"apiFloorSeconds": measuredFloors.api.Seconds(), "scimFloorSeconds": measuredFloors.scim.Seconds(),
-			"accounts":          float64(len(initial.people) * b.opts.Apps),
-			"accountsPerSecond": float64(len(initial.people)*b.opts.Apps) / initial.took.Seconds(),
-		}))
+		initial.took.Seconds(), floor, 1.5, "s", details))
 	b.requestsPerAccount()
 	b.memoryAfterInitialSync()
 	return nil

@@ -17,8 +17,8 @@ import (
 const rateBurst = 10
 
 // rateBudget provisions into an app that allows RateBudget writes a minute and answers
-// 429 beyond, with an AppConnection that declares that budget, for RateDuration's worth
-// of writes, and measures the rate achieved, the 429s and the accounts lost.
+// 429 beyond, with an AppConnection that declares that write budget, for RateDuration's
+// worth of writes, and measures the rate achieved, the 429s and the accounts lost.
 func (b *bench) rateBudget(ctx context.Context) error {
 	const ns, name, label = "rated", "rated", "bench.roster.dev/rated"
 	perMinute := b.opts.RateBudget
@@ -42,9 +42,10 @@ func (b *bench) rateBudget(ctx context.Context) error {
 	if err := b.createAll(ctx, objs...); err != nil {
 		return err
 	}
-	burst, concurrency := int32(rateBurst), int32(4)
-	conn := b.appConnection(ns, name, &identityv1alpha1.RateLimit{Requests: int32(perMinute), Period: &metav1.Duration{Duration: time.Minute},
-		Burst: &burst, MaxConcurrency: &concurrency})
+	// The app counts writes; reads have a budget of their own, well above.
+	burst, concurrency, writes := int32(rateBurst), int32(4), int32(perMinute)
+	conn := b.appConnection(ns, name, &identityv1alpha1.RateLimit{Requests: 10 * int32(perMinute), Writes: &writes,
+		Period: &metav1.Duration{Duration: time.Minute}, Burst: &burst, MaxConcurrency: &concurrency})
 	if err := b.createAll(ctx, conn); err != nil {
 		return err
 	}
