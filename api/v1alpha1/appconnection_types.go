@@ -249,6 +249,7 @@ const (
 )
 
 // RateLimit is the app's request budget.
+// +kubebuilder:validation:XValidation:rule="!has(self.writes) || self.writes <= self.requests",message="writes is part of requests: it cannot be more than requests"
 type RateLimit struct {
 	// requests is how many requests Roster may send per period.
 	// +required

@@ -182,6 +182,12 @@ resyncInterval: 30s`),
 			want: `spec.resyncInterval: Invalid value: "30s": resyncInterval must be at least 1m`,
 		},
 		{
+			reason: "a writes budget larger than the requests it is part of",
+			object: connection(`memory: {}
+rateLimit: {requests: 10, writes: 20}`),
+			want: "spec.rateLimit: Invalid value: writes is part of requests: it cannot be more than requests",
+		},
+		{
 			reason: "a negative deleteAfter",
 			object: connection(`memory: {}
 deprovision: {deleteAfter: -1h}`),

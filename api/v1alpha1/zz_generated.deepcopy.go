@@ -806,6 +806,11 @@ func (in *RateLimit) DeepCopyInto(out *RateLimit) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.Writes != nil {
+		in, out := &in.Writes, &out.Writes
+		*out = new(int32)
+		**out = **in
+	}
 	if in.Burst != nil {
 		in, out := &in.Burst, &out.Burst
 		*out = new(int32)
