@@ -12,10 +12,13 @@ import (
 
 // Member changes are gathered per group, so that many Users' changes go out in as few
 // requests as the app allows: a group's changes are sent once they fill a request, once
-// changes to the group pause for groupQuiet, or once the oldest has waited groupMaxWait.
+// the engine has no other User to work on and changes to the group pause for
+// groupQuiet, or once the oldest has waited groupMaxWait. A joiner who comes alone is
+// in the group about a second after the account is made; during a large sync, a
+// group's members go out a full request at a time.
 const (
-	groupQuiet   = 200 * time.Millisecond
-	groupMaxWait = 3 * time.Second
+	groupQuiet   = time.Second
+	groupMaxWait = 10 * time.Second
 )
 
 // groupState is an app group as the engine knows it.
@@ -154,13 +157,14 @@ func (e *Engine) hasPendingGroupsLocked(user string) bool { return e.pendingOf[u
 func (e *Engine) dueGroupChangesLocked(now time.Time) ([]groupChange, time.Time) {
 	var out []groupChange
 	var next time.Time
+	busy := e.busyLocked()
 	for _, c := range e.pendingGroups {
 		if c.size() == 0 {
 			continue
 		}
-		due := c.last.Add(groupQuiet)
-		if maxDue := c.first.Add(groupMaxWait); maxDue.Before(due) {
-			due = maxDue
+		due := c.first.Add(groupMaxWait)
+		if quiet := c.last.Add(groupQuiet); !busy && quiet.Before(due) {
+			due = quiet
 		}
 		if !now.Before(due) {
 			out = append(out, groupChange{name: c.name, add: clone(c.add), remove: clone(c.remove)})
@@ -169,11 +173,23 @@ func (e *Engine) dueGroupChangesLocked(now time.Time) ([]groupChange, time.Time)
 		if batch := e.caps.MemberBatch; batch > 0 && c.size() >= batch {
 			out = append(out, fullRequests(c, batch))
 		}
+		if busy { // look again once the engine may have gone idle
+			if soon := now.Add(groupQuiet); soon.Before(due) {
+				due = soon
+			}
+		}
 		if next.IsZero() || due.Before(next) {
 			next = due
 		}
 	}
 	return out, next
+}
+
+// busyLocked reports whether Users are waiting to be planned or applied (not held for
+// approval): their member changes are still to come.
+func (e *Engine) busyLocked() bool {
+	e.drainInboxLocked()
+	return len(e.dirty) > 0 || len(e.planned) > len(e.held)
 }
 
 // fullRequests takes as many of a group's changes as fill whole requests of batch

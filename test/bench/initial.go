@@ -33,13 +33,20 @@ type org struct {
 
 var initial org
 
-// initialSync applies an HR DirectorySync of the whole organisation, a Role per
-// department that grants every app, and the AppConnections, and waits for every account
+// initialSync applies the AppConnections and a Role per department that grants every
+// app, then an HR DirectorySync of the whole organisation, and waits for every account
 // and every status to converge.
 func (b *bench) initialSync(ctx context.Context) error {
 	initial.people = people("E", 1, b.opts.Users)
 	url := b.exports.put("/hr.csv", csvOf(initial.people))
 	if err := b.createAll(ctx, b.orgObjects()...); err != nil {
+		return err
+	}
+	// People join an organisation whose apps and Roles are in place, as after a first
+	// GitOps sync; their AppAssignments then exist before the first User does.
+	if err := b.waitFor(ctx, time.Minute, 100*time.Millisecond, "the organisation's apps and Roles", func() (bool, string, error) {
+		return b.objectsReady(ctx, orgNamespace)
+	}); err != nil {
 		return err
 	}
 	stopProfile, err := b.startCPUProfile("initial-sync")

@@ -67,6 +67,16 @@ func (r *Report) add(res Result) *Result {
 	return &r.Results[len(r.Results)-1]
 }
 
+// find returns a scenario's figure, or nil.
+func (r *Report) find(scenario, figure string) *Result {
+	for i := range r.Results {
+		if r.Results[i].Scenario == scenario && r.Results[i].Figure == figure {
+			return &r.Results[i]
+		}
+	}
+	return nil
+}
+
 // atMost is a result whose target is an upper bound.
 func atMost(scenario, figure string, value, limit float64, unit string, details map[string]float64) Result {
 	return Result{Scenario: scenario, Figure: figure, Value: round(value), Unit: unit,

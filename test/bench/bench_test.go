@@ -1,0 +1,54 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	ServeAppsIfChild() // the bench's apps run in a child process: this test binary
+	os.Exit(m.Run())
+}
+
+// countedFigures are the figures a run decides by counting requests and writes, not by
+// timing them, so that a run on a busy machine meets them as surely as on an idle one.
+// Timings are make bench's to report, not a test's to assert.
+var countedFigures = []struct{ scenario, figure string }{
+	{"requests per account", "SCIM requests per account created"},
+	{"steady state", "app writes in a full resync"},
+	{"steady state", "app reads other than list pages"},
+	{"steady state", "API writes to Users, Roles, AppAssignments, Events"},
+	{"steady state", "API writes in all"},
+	{"rate budget", "429 answers, % of requests"},
+	{"rate budget", "accounts lost"},
+}
+
+// TestQuick is make bench --quick: every scenario at 200 users, so that the benchmark
+// keeps working, and the figures that are counts meet their targets.
+func TestQuick(t *testing.T) {
+	var log strings.Builder
+	out := filepath.Join(t.TempDir(), "results.json")
+	report, err := Run(context.Background(), Options{Quick: true, Log: &log, Out: out, ProfileDir: t.TempDir()})
+	t.Log("\n" + log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range countedFigures {
+		res := report.find(want.scenario, want.figure)
+		switch {
+		case res == nil:
+			t.Errorf("the report has no %q figure of %s", want.figure, want.scenario)
+		case !res.Met:
+			t.Errorf("%s: %s = %v, target %s", want.scenario, want.figure, res.Value, res.Target)
+		}
+	}
+	if len(report.Results) < 15 {
+		t.Errorf("the report has %d figures, want every scenario's", len(report.Results))
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Errorf("the JSON report was not written: %v", err)
+	}
+}
