@@ -68,6 +68,10 @@ fuzz: ## Fuzz the SCIM filter parser and PATCH applier for FUZZ_TIME each.
 	go test ./connectors/scim -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZ_TIME)
 	go test ./connectors/scim -run '^$$' -fuzz '^FuzzApplyPatch$$' -fuzztime $(FUZZ_TIME)
 
+.PHONY: bench
+bench: envtest test-tools ## Measure convergence, requests per account, rate budget, directory sync and memory; write bench/results.json (ARGS=--quick for 200 users).
+	go run ./hack/bench $(ARGS)
+
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if generated files differ from what is committed.
 	git diff --exit-code -- api config

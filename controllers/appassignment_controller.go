@@ -99,7 +99,7 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 	var failures []string
 	for _, name := range users {
 		u := &identityv1alpha1.User{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u); err != nil {
+		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u, client.UnsafeDisableDeepCopy); err != nil {
 			continue
 		}
 		if phase, _ := lifecycle(u, now); phase != identityv1alpha1.UserPhaseActive {

@@ -3,8 +3,11 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/controllers/directory"
 	"github.com/rosterhq/roster/test/slapd"
 )
@@ -206,4 +210,61 @@ func TestHRISScheduledHireAndTermination(t *testing.T) {
 	if time.Now().Before(end) {
 		t.Fatal("ada's account was deactivated before her termination date")
 	}
+}
+
+// TestResyncAnnotation: a new value of identity.roster.dev/resync makes an AppConnection
+// list its app, and a DirectorySync read its source, now rather than at the interval.
+func TestResyncAnnotation(t *testing.T) {
+	ns := namespace(t)
+	var mu sync.Mutex
+	csv := "id,firstName,lastName,email,department\nE1,Ada,Lovelace,ada@example.com,eng\n"
+	export := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = w.Write([]byte(csv))
+	}))
+	t.Cleanup(export.Close)
+	create(t, memoryConnection(ns, "memapp"), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")),
+		&identityv1alpha1.DirectorySync{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"},
+			Spec: identityv1alpha1.DirectorySyncSpec{
+				HRIS:     &identityv1alpha1.HRISSource{Format: "CSV", URL: export.URL},
+				Interval: &metav1.Duration{Duration: time.Hour},
+			},
+		})
+	mem := memoryApp(ns, "memapp")
+	waitFor(t, "ada has an account", func() (bool, string) {
+		c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
+		return c.Status.Accounts.Managed == 1, fmt.Sprintf("%+v", c.Status.Accounts)
+	})
+
+	// Someone adds an account in the app, and a hire to the export, behind Roster's back.
+	if _, err := mem.Create(context.Background(), connectors.Account{Active: true, Attributes: map[string]any{"userName": "stray"}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	csv += "E2,Grace,Hopper,grace@example.com,eng\n"
+	mu.Unlock()
+	time.Sleep(2 * time.Second)
+	if c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{}); c.Status.Accounts.Unmanaged != 0 {
+		t.Fatalf("the stray account was seen before a resync was asked for: %+v", c.Status.Accounts)
+	}
+	if _, ok := syncedUsers(t, ns, "hr")["grace@example.com"]; ok {
+		t.Fatal("grace was synced before a resync was asked for")
+	}
+
+	resync := func(o client.Object) {
+		o.SetAnnotations(map[string]string{identityv1alpha1.AnnotationResync: "2026-11-22T09:00:00Z"})
+	}
+	update(t, get(t, ns, "memapp", &identityv1alpha1.AppConnection{}), func(c *identityv1alpha1.AppConnection) { resync(c) })
+	update(t, get(t, ns, "hr", &identityv1alpha1.DirectorySync{}), func(d *identityv1alpha1.DirectorySync) { resync(d) })
+	waitFor(t, "the relisted app reports the stray account", func() (bool, string) {
+		c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
+		return c.Status.Accounts.Unmanaged == 1, fmt.Sprintf("%+v", c.Status.Accounts)
+	})
+	waitFor(t, "the resynced directory brings grace, and her account", func() (bool, string) {
+		_, synced := syncedUsers(t, ns, "hr")["grace@example.com"]
+		_, account := memoryAccount(mem, "grace@example.com")
+		return synced && account, fmt.Sprintf("synced %v, account %v", synced, account)
+	})
 }

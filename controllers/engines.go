@@ -183,11 +183,11 @@ func (es *Engines) AppChanged(app string) {
 func (es *Engines) User(app, user, eventType, reason, message string) {
 	namespace, appName, _ := strings.Cut(app, "/")
 	obj := &identityv1alpha1.User{}
-	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: user}, obj); err != nil {
+	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: user}, obj, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}
 	conn := &identityv1alpha1.AppConnection{}
-	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: appName}, conn); err != nil {
+	if err := es.cache.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: appName}, conn, client.UnsafeDisableDeepCopy); err != nil {
 		es.recorder.Eventf(obj, nil, eventType, reason, "Provisioning", "%s", message)
 		return
 	}

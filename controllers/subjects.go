@@ -52,7 +52,9 @@ func (s *subjects) Reports(name string) []string {
 func (s *subjects) Subject(name string) (engine.Subject, bool) {
 	ctx := context.Background()
 	u := &identityv1alpha1.User{}
-	if err := s.cache.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: name}, u); err != nil {
+	// Read-only: the engine never changes a Subject's User, and a copy of every User at
+	// every plan was most of a large sync's garbage.
+	if err := s.cache.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: name}, u, client.UnsafeDisableDeepCopy); err != nil {
 		return engine.Subject{}, false
 	}
 	now := time.Now()
@@ -71,7 +73,7 @@ func (s *subjects) Subject(name string) (engine.Subject, bool) {
 	}
 	if m := u.Spec.Manager; m != nil {
 		manager := &identityv1alpha1.User{}
-		if err := s.cache.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: m.Name}, manager); err == nil {
+		if err := s.cache.Get(ctx, types.NamespacedName{Namespace: s.namespace, Name: m.Name}, manager, client.UnsafeDisableDeepCopy); err == nil {
 			subj.Manager, subj.ManagerUserName = manager.Name, manager.Spec.UserName
 		}
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,8 @@ func (nopNotifier) AppChanged(string)             {}
 type recordedEvents struct {
 	mu      sync.Mutex
 	reasons []string
+	// appMessages are the messages of the Events on the AppConnection.
+	appMessages []string
 }
 
 func (r *recordedEvents) User(_, _, _, reason, _ string) {
@@ -67,9 +70,10 @@ func (r *recordedEvents) User(_, _, _, reason, _ string) {
 	r.reasons = append(r.reasons, reason)
 	r.mu.Unlock()
 }
-func (r *recordedEvents) App(_, _, reason, _ string) {
+func (r *recordedEvents) App(_, _, reason, message string) {
 	r.mu.Lock()
 	r.reasons = append(r.reasons, reason)
+	r.appMessages = append(r.appMessages, message)
 	r.mu.Unlock()
 }
 
@@ -221,5 +225,31 @@ func TestMoverChangesGroupsOnly(t *testing.T) {
 	eventually(t, "ada moved from eng to ops", func() bool { return members("eng") == 0 && members("ops") == 1 })
 	if n := app.Requests()[memory.OpCreate]; n != 1 {
 		t.Fatalf("%d creates", n)
+	}
+}
+
+func TestABulkJoinRecordsABoundedNumberOfUserEventsAndASummary(t *testing.T) {
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	const joiners = userEventBurst + 50
+	for i := range joiners {
+		subjects.set(fmt.Sprintf("user-%03d", i), func(*Subject) {})
+	}
+	_, events := startEngine(t, testConfig(t, app), subjects)
+
+	eventually(t, "every joiner has an account and the events left out are summed up", func() bool {
+		events.mu.Lock()
+		defer events.mu.Unlock()
+		return activeAccounts(app) == joiners && len(events.appMessages) > 0
+	})
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	userEvents := len(events.reasons) - len(events.appMessages)
+	if userEvents >= joiners || userEvents < userEventBurst {
+		t.Fatalf("%d Events about single Users for %d joiners, want the burst of %d and not one per joiner", userEvents, joiners, userEventBurst)
+	}
+	want := fmt.Sprintf("%d more accounts provisioned in acme/app", joiners-userEvents)
+	if !strings.HasPrefix(events.appMessages[len(events.appMessages)-1], want) {
+		t.Fatalf("summary %q, want it to start with %q", events.appMessages, want)
 	}
 }

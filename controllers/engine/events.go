@@ -47,9 +47,7 @@ func (e *Engine) userEventLocked(user, eventType, reason, message string) {
 func (e *Engine) summarizeUserEvents(now time.Time) {
 	e.mu.Lock()
 	ue := e.userEvents
-	e.drainInboxLocked()
-	idle := len(e.dirty) == 0 && len(e.planned) == 0
-	if len(ue.omitted) == 0 || (now.Sub(ue.last) < summarizeEvery && !idle) {
+	if len(ue.omitted) == 0 || (now.Sub(ue.last) < summarizeEvery && e.busyLocked()) {
 		e.mu.Unlock()
 		return
 	}
