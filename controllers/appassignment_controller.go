@@ -154,10 +154,10 @@ func (r *AppAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	name := func(obj client.Object) string { return obj.GetName() }
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.AppAssignment{}).
+		For(&identityv1alpha1.AppAssignment{}, builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.User{}, byField(indexAssignmentUser, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.Role{}, byField(indexAssignmentRole, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.AppConnection{}, byField(indexAssignmentApp, name), builder.WithPredicates(specOrLabelsChanged())).
-		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, coalesced(time.Second))).
+		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, coalesced(countsEvery))).
 		Complete(r)
 }

@@ -58,7 +58,7 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	conn := &identityv1alpha1.AppConnection{}
 	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
+			r.forget(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -168,11 +168,14 @@ func secretsUnchanged(ctx context.Context, cache, api client.Reader, namespace s
 	return true
 }
 
-func (r *AppConnectionReconciler) forget(key types.NamespacedName) {
+// forget stops the AppConnection's engine and tells the Users that had an account
+// through it, so that their status drops the app.
+func (r *AppConnectionReconciler) forget(ctx context.Context, key types.NamespacedName) {
 	r.Engines.Stop(key)
 	r.mu.Lock()
 	delete(r.built, key)
 	r.mu.Unlock()
+	r.refreshUsers(ctx, key)
 }
 
 func (r *AppConnectionReconciler) buildFailed(conn *identityv1alpha1.AppConnection, cond conditions, err error) {
@@ -345,7 +348,7 @@ func describePlan(p engine.PlanSummary) string {
 func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1alpha1.AppConnection) (ctrl.Result, error) {
 	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name}
 	if !controllerutil.ContainsFinalizer(conn, identityv1alpha1.Finalizer) {
-		r.forget(key)
+		r.forget(ctx, key)
 		return ctrl.Result{}, nil
 	}
 	before := conn.DeepCopy()
@@ -370,14 +373,13 @@ func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1
 			return r.finish(ctx, conn, before, 0)
 		}
 	}
-	r.forget(key)
-	r.refreshUsers(ctx, conn)
+	r.forget(ctx, key)
 	controllerutil.RemoveFinalizer(conn, identityv1alpha1.Finalizer)
 	return ctrl.Result{}, r.Update(ctx, conn)
 }
 
 // refreshUsers reconciles the Users whose status still lists an account in the app.
-func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn *identityv1alpha1.AppConnection) {
+func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn types.NamespacedName) {
 	var users identityv1alpha1.UserList
 	if err := r.List(ctx, &users, client.InNamespace(conn.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "Could not list Users to refresh their status")

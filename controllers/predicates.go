@@ -28,6 +28,10 @@ func specOrLabelsChanged() predicate.Predicate {
 	}}
 }
 
+// countsEvery is how often, at most, a Role's member count and an AppAssignment's
+// account counts are written while a sync changes them by the thousand.
+const countsEvery = 2 * time.Second
+
 // coalesced enqueues an object at most once per interval, however often its news come:
 // they come in bursts (an account of each of thousands of Users), and one reconcile
 // after them says it all.

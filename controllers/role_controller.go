@@ -135,8 +135,8 @@ func grantName(role, app string) string {
 // are evaluated against the Roles one User at a time.
 func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.Role{}).
-		Owns(&identityv1alpha1.AppAssignment{}).
+		For(&identityv1alpha1.Role{}, builder.WithPredicates(specOrLabelsChanged())).
+		Owns(&identityv1alpha1.AppAssignment{}, builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.User{}, r.evaluateUser(), builder.WithPredicates(specOrLabelsChanged())).
 		Complete(r)
 }
@@ -148,7 +148,7 @@ func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *RoleReconciler) evaluateUser() handler.EventHandler {
 	changed := func(q workqueue, namespace, user string, roles []string) {
 		for _, role := range roles {
-			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: role}})
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: role}}, countsEvery)
 			r.membershipChanged(namespace, role, []string{user})
 		}
 		r.Engines.MarkDirty(namespace, user)

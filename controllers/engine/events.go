@@ -13,8 +13,8 @@ import (
 // sync of thousands, an approved mass deprovisioning) costs the API server a summary
 // rather than an Event per account. Each User's status still tells its accounts.
 const (
-	userEventsPerSecond = 5
-	userEventBurst      = 100
+	userEventsPerSecond = 1
+	userEventBurst      = 50
 	// summarizeEvery is how often the Users' events left out are summed up in an Event
 	// on the AppConnection.
 	summarizeEvery = 10 * time.Second
