@@ -6,6 +6,9 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -63,6 +66,10 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if limit, ok := softMemoryLimit(os.Getenv("GOMEMLIMIT"), os.ReadFile); ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("Keeping the heap under 90% of the container's memory limit", "bytes", limit)
+	}
 
 	mgr, err := newManager(opts)
 	if err != nil {
@@ -128,4 +135,25 @@ func newManager(opts options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// softMemoryLimit is 90% of the container's memory limit (cgroup v2, else v1), unless
+// GOMEMLIMIT is set: the garbage collector then works harder near the limit instead of
+// letting the heap grow to twice what is live and the container be killed.
+func softMemoryLimit(gomemlimit string, read func(string) ([]byte, error)) (int64, bool) {
+	if gomemlimit != "" {
+		return 0, false
+	}
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		data, err := read(path)
+		if err != nil {
+			continue
+		}
+		limit, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		if err != nil || limit <= 0 || limit >= 1<<50 { // "max", or v1's "no limit"
+			return 0, false
+		}
+		return limit / 10 * 9, true
+	}
+	return 0, false
 }
