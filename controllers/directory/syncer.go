@@ -200,25 +200,13 @@ func (s *Syncer) interval() time.Duration {
 }
 
 // follow applies changes as the source reports them: by watching where it can, by
-// polling where it can be asked, not at all otherwise.
+// polling where it can be asked, not at all otherwise. The watch starts with the first
+// full sync, so that the source's own catching up (syncrepl's refresh) overlaps it;
+// what it reports is applied once the full sync is done, the latest word on each entry
+// winning, and what the full sync already wrote is skipped.
 func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-ready:
-	}
 	queue := newChangeQueue()
-	go func() {
-		for {
-			set, ok := queue.take(ctx)
-			if !ok {
-				return
-			}
-			if set = s.dropKnown(set); len(set.Changed)+len(set.Groups)+len(set.Deleted) > 0 {
-				_, _ = s.applyChanges(ctx, set)
-			}
-		}
-	}()
+	go s.applyQueued(ctx, queue, ready)
 	for retry := time.Second; ctx.Err() == nil; retry = min(2*retry, 5*time.Minute) {
 		s.mu.Lock()
 		src := s.cfg.Source
@@ -239,7 +227,29 @@ func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}) {
 			return
 		}
 	}
-	s.poll(ctx)
+	select {
+	case <-ctx.Done():
+	case <-ready:
+		s.poll(ctx)
+	}
+}
+
+// applyQueued applies the watched changes, from when the first full sync is done.
+func (s *Syncer) applyQueued(ctx context.Context, queue *changeQueue, ready <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-ready:
+	}
+	for {
+		set, ok := queue.take(ctx)
+		if !ok {
+			return
+		}
+		if set = s.dropKnown(set); len(set.Changed)+len(set.Groups)+len(set.Deleted) > 0 {
+			_, _ = s.applyChanges(ctx, set)
+		}
+	}
 }
 
 func (s *Syncer) poll(ctx context.Context) {
