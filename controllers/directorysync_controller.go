@@ -228,7 +228,7 @@ func (r *DirectorySyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.syncsReading)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.exportChanged)).
-		WatchesRawSource(source.Channel(r.Syncers.events, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.Syncers.events, coalesced(countsEvery))).
 		Complete(r)
 }
 

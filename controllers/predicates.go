@@ -28,8 +28,9 @@ func specOrLabelsChanged() predicate.Predicate {
 	}}
 }
 
-// countsEvery is how often, at most, a Role's member count and an AppAssignment's
-// account counts are written while a sync changes them by the thousand.
+// countsEvery is how often, at most, a Role's member count, an AppAssignment's account
+// counts and a DirectorySync's sync counts are written while a sync or an identity
+// provider's pushes change them by the thousand.
 const countsEvery = 2 * time.Second
 
 // coalesced enqueues an object at most once per interval, however often its news come:
