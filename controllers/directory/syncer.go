@@ -74,6 +74,7 @@ type Syncer struct {
 	mu          sync.Mutex
 	cfg         Config
 	records     map[string]connectors.Record
+	refs        map[string]string // lower-cased id, dn, userName or email → record id
 	groups      map[string]connectors.SourceGroup
 	members     memberships
 	watermark   string
@@ -297,8 +298,9 @@ func (s *Syncer) FullSync(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.records = make(map[string]connectors.Record, len(snap.Records))
+	s.refs = make(map[string]string, 2*len(snap.Records))
 	for _, r := range snap.Records {
-		s.records[r.ID] = r
+		s.putRecordLocked(r)
 	}
 	s.groups = make(map[string]connectors.SourceGroup, len(snap.Groups))
 	for _, g := range snap.Groups {
@@ -336,7 +338,7 @@ func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) (ma
 	affected := map[string]bool{}
 	var vanished []string
 	for _, r := range set.Changed {
-		s.records[r.ID] = r
+		s.putRecordLocked(r)
 		affected[r.ID] = true
 	}
 	groupsChanged := len(set.Groups) > 0
@@ -350,7 +352,7 @@ func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) (ma
 			continue
 		}
 		if _, ok := s.records[id]; ok {
-			delete(s.records, id)
+			s.dropRecordLocked(id)
 			vanished = append(vanished, id)
 		}
 	}
@@ -448,19 +450,51 @@ func (s *Syncer) skip(id string, sk skip) {
 
 // resolver finds the User name of a manager named by record id, DN, userName or email.
 func (s *Syncer) resolver() func(string) string {
-	byKey := map[string]string{}
-	for id, r := range s.records {
-		byKey[strings.ToLower(id)] = id
-		for _, k := range []string{"dn", "userName", "email", "mail"} {
-			if v, ok := r.Attributes[k].(string); ok && v != "" {
-				byKey[strings.ToLower(v)] = id
-			}
-		}
-	}
 	return func(ref string) string {
-		if id, ok := byKey[strings.ToLower(ref)]; ok {
+		if id, ok := s.refs[strings.ToLower(ref)]; ok {
 			return objectName(s.cfg.Name, id)
 		}
 		return ""
 	}
+}
+
+// putRecordLocked keeps a record and the keys a reference to it may use, so that
+// resolving a manager costs a lookup, not a pass over the directory per change.
+func (s *Syncer) putRecordLocked(r connectors.Record) {
+	if old, ok := s.records[r.ID]; ok {
+		s.unrefLocked(old)
+	}
+	s.records[r.ID] = r
+	if s.refs == nil {
+		s.refs = map[string]string{}
+	}
+	for _, k := range refKeys(r) {
+		s.refs[k] = r.ID
+	}
+}
+
+func (s *Syncer) dropRecordLocked(id string) {
+	if old, ok := s.records[id]; ok {
+		s.unrefLocked(old)
+		delete(s.records, id)
+	}
+}
+
+func (s *Syncer) unrefLocked(r connectors.Record) {
+	for _, k := range refKeys(r) {
+		if s.refs[k] == r.ID {
+			delete(s.refs, k)
+		}
+	}
+}
+
+// refKeys are the values a reference to a record may use: its id, dn, userName or email.
+func refKeys(r connectors.Record) []string {
+	keys := []string{strings.ToLower(r.ID)}
+	for _, k := range []string{"dn", "userName", "email", "mail"} {
+		if v, ok := r.Attributes[k].(string); ok && v != "" {
+			keys = append(keys, strings.ToLower(v))
+		}
+	}
+	return keys
 }
