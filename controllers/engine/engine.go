@@ -50,6 +50,9 @@ type Engine struct {
 	synced bool
 	// observed: the app's accounts by id and groups by lower-cased name.
 	accounts map[string]*connectors.Account
+	// packed holds each observed account's attributes as JSON; the account itself keeps
+	// only the keys it is found by (see pack.go).
+	packed map[*connectors.Account][]byte
 	byKey    map[string]string // lower-cased matching key → account id
 	groups   map[string]*groupState
 	// links between Users and the accounts Roster manages.
@@ -120,7 +123,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		queue: newWorkQueue(), timers: newTimers(),
 		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
 		health:   HealthConnecting,
-		accounts: map[string]*connectors.Account{}, byKey: map[string]string{}, groups: map[string]*groupState{},
+		accounts: map[string]*connectors.Account{}, packed: map[*connectors.Account][]byte{}, byKey: map[string]string{}, groups: map[string]*groupState{},
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
@@ -144,6 +147,9 @@ func (e *Engine) Configure(cfg Config) {
 	e.cfg = cfg
 	for _, g := range cfg.ManagedGroups {
 		e.managedGroups[strings.ToLower(g)] = g
+	}
+	if cfg.MatchBy != old.MatchBy {
+		e.reindexLocked()
 	}
 	newTarget := cfg.Target != old.Target
 	relist := newTarget || cfg.ResyncRequest != old.ResyncRequest
@@ -576,7 +582,7 @@ func (e *Engine) staleLocked(p userPlan) bool {
 		_, linked := e.links[p.user]
 		return linked
 	}
-	return p.current != nil && !isUnmanagedKey(p.user) && e.accounts[p.current.ID] != p.current
+	return p.observed != nil && !isUnmanagedKey(p.user) && e.accounts[p.observed.ID] != p.observed
 }
 
 // runTimers marks Users dirty when their time comes.

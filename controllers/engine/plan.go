@@ -31,8 +31,11 @@ type userPlan struct {
 	user    string
 	exists  bool // the User exists
 	action  action
-	current *connectors.Account // the account in the app, nil if none
-	desired connectors.Account  // for create and update
+	current *connectors.Account // the account in the app with all its attributes, nil if none
+	// observed is the engine's own record of current, to tell a plan made against an
+	// account that has changed since.
+	observed *connectors.Account
+	desired  connectors.Account // for create and update
 	// adopted: current was found by the matching key, not by a link Roster recorded.
 	adopted      bool
 	addGroups    []string // group display names

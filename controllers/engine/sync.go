@@ -102,21 +102,20 @@ func listGroups(ctx context.Context, t connectors.Target) ([]connectors.Group, e
 
 func (e *Engine) replaceObservedLocked(accounts []connectors.Account, groups []connectors.Group) {
 	observed := make(map[string]*connectors.Account, len(accounts))
+	packed := make(map[*connectors.Account][]byte, len(accounts))
 	for i := range accounts {
-		observed[accounts[i].ID] = &accounts[i]
+		observed[accounts[i].ID] = e.packLocked(packed, &accounts[i])
 	}
 	for id, acc := range e.touched {
+		delete(packed, observed[id])
 		if acc == nil {
 			delete(observed, id)
 		} else {
-			observed[id] = acc
+			observed[id], packed[acc] = acc, e.packed[acc]
 		}
 	}
-	e.accounts = observed
-	e.byKey = map[string]string{}
-	for id, acc := range observed {
-		e.indexLocked(id, acc)
-	}
+	e.accounts, e.packed = observed, packed
+	e.reindexLocked()
 	// Links to accounts that are gone from the app are dropped; their Users re-plan.
 	for user, id := range e.links {
 		if _, ok := observed[id]; !ok {
@@ -140,19 +139,24 @@ func keyIndex(kind connectors.KeyKind, value string) string {
 	return string(kind) + "\x00" + strings.ToLower(value)
 }
 
+// indexLocked finds an account by the connection's matching key (only that one: the
+// index is rebuilt when the key changes).
 func (e *Engine) indexLocked(id string, acc *connectors.Account) {
-	for _, kind := range []connectors.KeyKind{connectors.KeyUserName, connectors.KeyEmail, connectors.KeyExternalID} {
-		if v := acc.KeyValue(kind); v != "" {
-			e.byKey[keyIndex(kind, v)] = id
-		}
+	if v := acc.KeyValue(e.cfg.MatchBy); v != "" {
+		e.byKey[keyIndex(e.cfg.MatchBy, v)] = id
 	}
 }
 
 func (e *Engine) unindexLocked(acc *connectors.Account) {
-	for _, kind := range []connectors.KeyKind{connectors.KeyUserName, connectors.KeyEmail, connectors.KeyExternalID} {
-		if v := acc.KeyValue(kind); v != "" && e.byKey[keyIndex(kind, v)] == acc.ID {
-			delete(e.byKey, keyIndex(kind, v))
-		}
+	if v := acc.KeyValue(e.cfg.MatchBy); v != "" && e.byKey[keyIndex(e.cfg.MatchBy, v)] == acc.ID {
+		delete(e.byKey, keyIndex(e.cfg.MatchBy, v))
+	}
+}
+
+func (e *Engine) reindexLocked() {
+	e.byKey = make(map[string]string, len(e.accounts))
+	for id, acc := range e.accounts {
+		e.indexLocked(id, acc)
 	}
 }
 
@@ -160,10 +164,12 @@ func (e *Engine) unindexLocked(acc *connectors.Account) {
 func (e *Engine) observeLocked(id string, acc *connectors.Account) {
 	if old := e.accounts[id]; old != nil {
 		e.unindexLocked(old)
+		delete(e.packed, old)
 	}
 	if acc == nil {
 		delete(e.accounts, id)
 	} else {
+		acc = e.packLocked(e.packed, acc)
 		e.accounts[id] = acc
 		e.indexLocked(id, acc)
 	}
@@ -203,7 +209,8 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 	if exists && s.Assigned && s.Active && !s.Deleting {
 		desired, mapErr = e.cfg.Mapping.Apply(mapVars(s, e.links[s.Manager]))
 	}
-	current, adopted := e.currentLocked(user, s, desired)
+	observed, adopted := e.currentLocked(user, s, desired)
+	current := e.unpackLocked(observed)
 	in := planInput{
 		subject: s, exists: exists, cfg: &e.cfg, current: current, adopted: adopted,
 		desired: desired, mapErr: mapErr, managed: e.isManagedGroupLocked, now: now,
@@ -215,6 +222,7 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 		in.since = r.status.LastTransitionTime
 	}
 	p := plan(in)
+	p.observed = observed
 	if exists && s.Manager != "" && e.links[s.Manager] == "" {
 		p.awaitsManager = s.Manager
 	}
@@ -265,7 +273,7 @@ func (e *Engine) planUnmanagedLocked(key, id string) userPlan {
 	if acc == nil || !acc.Active || e.linkedBy[id] != "" || e.cfg.Unmanaged != identityv1alpha1.UnmanagedDeactivate {
 		return p
 	}
-	p.current, p.action = acc, actDeactivate
+	p.current, p.observed, p.action = e.unpackLocked(acc), acc, actDeactivate
 	return p
 }
 

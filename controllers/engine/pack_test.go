@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/go-logr/logr"
+
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/memory"
+)
+
+func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
+	e := New(testConfig(t, memory.NewApp()), &fakeSubjects{users: map[string]Subject{}}, nopNotifier{}, &recordedEvents{}, logr.Discard())
+	attrs := map[string]any{
+		"userName": "ada@example.com", "externalId": "E1", "name.givenName": "Ada",
+		"emails": []any{map[string]any{"value": "ada@work.example", "type": "work"}, map[string]any{"value": "ada@example.com", "primary": true}},
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "eng",
+	}
+	e.observeLocked("42", &connectors.Account{ID: "42", Active: true, Version: `W/"3"`, Attributes: attrs})
+
+	kept := e.accounts["42"]
+	if len(kept.Attributes) != 3 || kept.UserName() != "ada@example.com" || kept.ExternalID() != "E1" || kept.Email() != "ada@example.com" {
+		t.Fatalf("kept %v, want only the keys: userName, externalId and the primary email", kept.Attributes)
+	}
+	if e.byKey[keyIndex(connectors.KeyUserName, "ADA@example.com")] != "42" {
+		t.Fatal("the kept account is not found by its userName, ignoring letter case")
+	}
+	full := e.unpackLocked(kept)
+	if !reflect.DeepEqual(full.Attributes, attrs) || full.ID != "42" || !full.Active || full.Version != `W/"3"` {
+		t.Fatalf("unpacked %+v, want every attribute back", full)
+	}
+	if connectors.Differences(attrs, full.Attributes) != nil {
+		t.Fatal("an unpacked account differs from what the app showed")
+	}
+
+	e.observeLocked("42", nil)
+	if len(e.packed) != 0 || len(e.accounts) != 0 {
+		t.Fatalf("a deleted account leaves %d packed attributes behind", len(e.packed))
+	}
+}
