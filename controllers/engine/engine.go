@@ -53,8 +53,9 @@ type Engine struct {
 	// packed holds each observed account's attributes as JSON; the account itself keeps
 	// only the keys it is found by (see pack.go).
 	packed map[*connectors.Account][]byte
-	byKey    map[string]string // lower-cased matching key → account id
-	groups   map[string]*groupState
+	byKey  map[string]string // lower-cased matching key → account id
+	keys   map[string]accountKeys
+	groups map[string]*groupState
 	// links between Users and the accounts Roster manages.
 	links    map[string]string // user → account id
 	linkedBy map[string]string // account id → user
@@ -123,7 +124,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		queue: newWorkQueue(), timers: newTimers(),
 		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
 		health:   HealthConnecting,
-		accounts: map[string]*connectors.Account{}, packed: map[*connectors.Account][]byte{}, byKey: map[string]string{}, groups: map[string]*groupState{},
+		accounts: map[string]*connectors.Account{}, packed: map[*connectors.Account][]byte{}, byKey: map[string]string{}, keys: map[string]accountKeys{}, groups: map[string]*groupState{},
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},

@@ -8,8 +8,12 @@ import (
 
 // An engine keeps every account of its app in memory. Attributes decoded from an app's
 // answers are maps of maps, about 1.5 KiB an account; packed as JSON they take a third
-// of that. The account the engine indexes keeps only what it is found and named by
-// (userName, externalId, primary email); planning a User unpacks its one account.
+// of that. The account the engine keeps holds no attributes (what it is found and
+// named by is in accountKeys); planning a User unpacks its one account.
+
+// accountKeys are what an account is found by (its matching key in the index) and
+// named by in status.
+type accountKeys struct{ index, userName string }
 
 // packLocked records acc's attributes in packed and returns the account as the engine
 // keeps it.
@@ -18,7 +22,7 @@ func (e *Engine) packLocked(packed map[*connectors.Account][]byte, acc *connecto
 	if err != nil {
 		return acc // attributes JSON cannot hold are kept as they are
 	}
-	kept := &connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version, Attributes: keyAttributes(*acc)}
+	kept := &connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version}
 	packed[kept] = data
 	return kept
 }
@@ -37,19 +41,4 @@ func (e *Engine) unpackLocked(acc *connectors.Account) *connectors.Account {
 	full := *acc
 	full.Attributes = attrs
 	return &full
-}
-
-// keyAttributes are the attributes an account is matched and named by.
-func keyAttributes(acc connectors.Account) map[string]any {
-	keys := map[string]any{}
-	if v := acc.UserName(); v != "" {
-		keys[connectors.AttrUserName] = v
-	}
-	if v := acc.ExternalID(); v != "" {
-		keys[connectors.AttrExternalID] = v
-	}
-	if v := acc.Email(); v != "" {
-		keys[connectors.AttrEmails] = []any{map[string]any{"value": v, "primary": true}}
-	}
-	return keys
 }

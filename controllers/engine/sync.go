@@ -103,19 +103,22 @@ func listGroups(ctx context.Context, t connectors.Target) ([]connectors.Group, e
 func (e *Engine) replaceObservedLocked(accounts []connectors.Account, groups []connectors.Group) {
 	observed := make(map[string]*connectors.Account, len(accounts))
 	packed := make(map[*connectors.Account][]byte, len(accounts))
+	e.byKey, e.keys = make(map[string]string, len(accounts)), make(map[string]accountKeys, len(accounts))
 	for i := range accounts {
+		e.indexLocked(accounts[i].ID, &accounts[i])
 		observed[accounts[i].ID] = e.packLocked(packed, &accounts[i])
 	}
 	for id, acc := range e.touched {
 		delete(packed, observed[id])
+		e.unindexLocked(id)
 		if acc == nil {
 			delete(observed, id)
 		} else {
 			observed[id], packed[acc] = acc, e.packed[acc]
+			e.indexLocked(id, e.unpackLocked(acc))
 		}
 	}
 	e.accounts, e.packed = observed, packed
-	e.reindexLocked()
 	// Links to accounts that are gone from the app are dropped; their Users re-plan.
 	for user, id := range e.links {
 		if _, ok := observed[id]; !ok {
@@ -139,39 +142,44 @@ func keyIndex(kind connectors.KeyKind, value string) string {
 	return string(kind) + "\x00" + strings.ToLower(value)
 }
 
-// indexLocked finds an account by the connection's matching key (only that one: the
-// index is rebuilt when the key changes).
+// indexLocked records what an account (with its attributes) is found and named by:
+// the connection's matching key only, the index being rebuilt when the key changes.
 func (e *Engine) indexLocked(id string, acc *connectors.Account) {
+	k := accountKeys{userName: acc.UserName()}
 	if v := acc.KeyValue(e.cfg.MatchBy); v != "" {
-		e.byKey[keyIndex(e.cfg.MatchBy, v)] = id
+		k.index = keyIndex(e.cfg.MatchBy, v)
+		e.byKey[k.index] = id
 	}
+	e.keys[id] = k
 }
 
-func (e *Engine) unindexLocked(acc *connectors.Account) {
-	if v := acc.KeyValue(e.cfg.MatchBy); v != "" && e.byKey[keyIndex(e.cfg.MatchBy, v)] == acc.ID {
-		delete(e.byKey, keyIndex(e.cfg.MatchBy, v))
+func (e *Engine) unindexLocked(id string) {
+	if k := e.keys[id]; k.index != "" && e.byKey[k.index] == id {
+		delete(e.byKey, k.index)
 	}
+	delete(e.keys, id)
 }
 
 func (e *Engine) reindexLocked() {
 	e.byKey = make(map[string]string, len(e.accounts))
+	e.keys = make(map[string]accountKeys, len(e.accounts))
 	for id, acc := range e.accounts {
-		e.indexLocked(id, acc)
+		e.indexLocked(id, e.unpackLocked(acc))
 	}
 }
 
 // observeLocked records an account as Roster just wrote it (nil: deleted).
 func (e *Engine) observeLocked(id string, acc *connectors.Account) {
 	if old := e.accounts[id]; old != nil {
-		e.unindexLocked(old)
+		e.unindexLocked(id)
 		delete(e.packed, old)
 	}
 	if acc == nil {
 		delete(e.accounts, id)
 	} else {
+		e.indexLocked(id, acc)
 		acc = e.packLocked(e.packed, acc)
 		e.accounts[id] = acc
-		e.indexLocked(id, acc)
 	}
 	if e.syncing {
 		e.touched[id] = acc
