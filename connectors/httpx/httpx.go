@@ -23,11 +23,14 @@ import (
 	"github.com/rosterhq/roster/connectors"
 )
 
-// budgetShare is the part of a rate budget Roster spends. Requests reach an app a little
-// earlier or later than they leave, so two sent a budget's interval apart can arrive
-// closer; an app counting to the letter would answer 429 and pause every request for
-// its Retry-After, which costs far more than the 3% kept in hand.
+// budgetShare is the part of a rate budget Roster spends, and burstShare the part of
+// its burst. Requests reach an app a little earlier or later than they leave, so two
+// sent a budget's interval apart can arrive closer; an app counting to the letter would
+// answer 429 and pause every request for its Retry-After, which costs far more than
+// the 3% and the one request of burst kept in hand.
 const budgetShare = 0.97
+
+func burstShare(burst int) int { return max(1, burst-1) }
 
 // UserAgent identifies Roster to apps; some (GitHub, AWS) refuse requests without one.
 const UserAgent = "Roster/v1alpha1 (identity provisioning operator)"
@@ -120,11 +123,11 @@ func New(opts Options) (*Client, error) {
 	c := &Client{
 		http:    &http.Client{Transport: transport},
 		opts:    opts,
-		limiter: rate.NewLimiter(rate.Limit(opts.RequestsPerSecond*budgetShare), opts.Burst),
+		limiter: rate.NewLimiter(rate.Limit(opts.RequestsPerSecond*budgetShare), burstShare(opts.Burst)),
 		slots:   make(chan struct{}, opts.MaxConcurrency),
 	}
 	if opts.WritesPerSecond > 0 {
-		c.writes = rate.NewLimiter(rate.Limit(opts.WritesPerSecond*budgetShare), max(1, opts.WriteBurst))
+		c.writes = rate.NewLimiter(rate.Limit(opts.WritesPerSecond*budgetShare), burstShare(opts.WriteBurst))
 	}
 	return c, nil
 }
