@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,11 +23,7 @@ type Engines struct {
 	recorder recorder.EventRecorder
 	log      logr.Logger
 
-	started chan struct{}
-	ctx     context.Context
-
-	mu      sync.Mutex
-	running map[types.NamespacedName]*runningEngine
+	running *workers[*engine.Engine]
 
 	// Channels the controllers watch.
 	userEvents       chan event.GenericEvent
@@ -37,18 +32,11 @@ type Engines struct {
 	membership       *Membership
 }
 
-type runningEngine struct {
-	engine *engine.Engine
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
 // NewEngines returns an empty set of engines.
 func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Membership, log logr.Logger) *Engines {
 	return &Engines{
 		cache: cache, recorder: rec, membership: membership, log: log,
-		started:          make(chan struct{}),
-		running:          map[types.NamespacedName]*runningEngine{},
+		running:          newWorkers[*engine.Engine](),
 		userEvents:       make(chan event.GenericEvent, 4096),
 		appEvents:        make(chan event.GenericEvent, 256),
 		assignmentEvents: make(chan event.GenericEvent, 1024),
@@ -57,17 +45,7 @@ func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Mem
 
 // Start runs until ctx ends, then stops every engine. It runs only on the leader.
 func (es *Engines) Start(ctx context.Context) error {
-	es.ctx = ctx
-	close(es.started)
-	<-ctx.Done()
-	es.mu.Lock()
-	running := es.running
-	es.running = map[types.NamespacedName]*runningEngine{}
-	es.mu.Unlock()
-	for _, r := range running {
-		r.cancel()
-		<-r.done
-	}
+	es.running.run(ctx)
 	return nil
 }
 
@@ -76,63 +54,28 @@ func (es *Engines) NeedLeaderElection() bool { return true }
 
 // Ensure starts the engine of an AppConnection with cfg, or reconfigures it.
 func (es *Engines) Ensure(ctx context.Context, app types.NamespacedName, cfg engine.Config) (*engine.Engine, error) {
-	select {
-	case <-es.started:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	es.mu.Lock()
-	defer es.mu.Unlock()
-	if r, ok := es.running[app]; ok {
-		r.engine.Configure(cfg)
-		return r.engine, nil
-	}
-	subjects := &subjects{cache: es.cache, membership: es.membership, namespace: app.Namespace, app: app.Name}
-	e := engine.New(cfg, subjects, es, es, es.log.WithValues("appconnection", app.String()))
-	runCtx, cancel := context.WithCancel(es.ctx)
-	r := &runningEngine{engine: e, cancel: cancel, done: make(chan struct{})}
-	es.running[app] = r
-	go func() {
-		defer close(r.done)
-		e.Run(runCtx)
-	}()
-	return e, nil
+	return es.running.ensure(ctx, app, func(e *engine.Engine) { e.Configure(cfg) }, func() *engine.Engine {
+		subjects := &subjects{cache: es.cache, membership: es.membership, namespace: app.Namespace, app: app.Name}
+		return engine.New(cfg, subjects, es, es, es.log.WithValues("appconnection", app.String()))
+	})
 }
 
 // Get returns the engine of an AppConnection, nil if it has none.
 func (es *Engines) Get(app types.NamespacedName) *engine.Engine {
-	es.mu.Lock()
-	defer es.mu.Unlock()
-	if r, ok := es.running[app]; ok {
-		return r.engine
-	}
-	return nil
+	e, _ := es.running.get(app)
+	return e
 }
 
 // Stop stops an AppConnection's engine.
 func (es *Engines) Stop(app types.NamespacedName) {
-	es.mu.Lock()
-	r, ok := es.running[app]
-	delete(es.running, app)
-	es.mu.Unlock()
-	if ok {
-		r.cancel()
-		<-r.done
+	if es.running.stop(app) {
 		engine.ForgetMetrics(app.String())
 	}
 }
 
 // InNamespace returns the engines of a namespace by AppConnection name.
 func (es *Engines) InNamespace(namespace string) map[string]*engine.Engine {
-	es.mu.Lock()
-	defer es.mu.Unlock()
-	out := map[string]*engine.Engine{}
-	for app, r := range es.running {
-		if app.Namespace == namespace {
-			out[app.Name] = r.engine
-		}
-	}
-	return out
+	return es.running.inNamespace(namespace)
 }
 
 // MarkDirty asks every engine of a namespace to look at these Users again.

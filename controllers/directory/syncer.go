@@ -438,14 +438,7 @@ func (s *Syncer) setErr(err error) {
 func (s *Syncer) skip(id string, sk skip) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.status.Counts.Skipped++
-	r := s.skipped[sk.reason]
-	if r == nil {
-		r = &identityv1alpha1.SkipReason{Reason: sk.reason}
-		s.skipped[sk.reason] = r
-	}
-	r.Count++
-	r.Example = truncate(id, 256)
+	s.skipLocked(id, sk)
 }
 
 // resolver finds the User name of a manager named by record id, DN, userName or email.

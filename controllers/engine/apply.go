@@ -201,7 +201,7 @@ func (e *Engine) failLocked(user string, err error) {
 // stateNowLocked is the state of the User's account as observed.
 func (e *Engine) stateNowLocked(user string) identityv1alpha1.AccountState {
 	if acc := e.accounts[e.links[user]]; acc != nil {
-		return stateOf(acc)
+		return stateOf(&acc.Account)
 	}
 	return identityv1alpha1.AccountStatePending
 }

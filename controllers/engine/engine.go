@@ -49,13 +49,9 @@ type Engine struct {
 	caps   connectors.Capabilities
 	synced bool
 	// observed: the app's accounts by id and groups by lower-cased name.
-	accounts map[string]*connectors.Account
-	// packed holds each observed account's attributes as JSON; the account itself keeps
-	// only the keys it is found by (see pack.go).
-	packed map[*connectors.Account][]byte
-	byKey  map[string]string // lower-cased matching key → account id
-	keys   map[string]accountKeys
-	groups map[string]*groupState
+	accounts map[string]*observed
+	byKey    map[string]string // lower-cased matching key → account id
+	groups   map[string]*groupState
 	// links between Users and the accounts Roster manages.
 	links    map[string]string // user → account id
 	linkedBy map[string]string // account id → user
@@ -83,7 +79,7 @@ type Engine struct {
 	waitingSince map[string]time.Time
 	// full sync bookkeeping.
 	syncing      bool
-	touched      map[string]*connectors.Account // changed by Roster during a listing; nil: deleted
+	touched      map[string]*observed // changed by Roster during a listing; nil: deleted
 	lastFullSync time.Time
 	// checkUnmanaged: the next planning run looks for unmanaged accounts to deactivate.
 	checkUnmanaged bool
@@ -124,7 +120,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		queue: newWorkQueue(), timers: newTimers(),
 		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
 		health:   HealthConnecting,
-		accounts: map[string]*connectors.Account{}, packed: map[*connectors.Account][]byte{}, byKey: map[string]string{}, keys: map[string]accountKeys{}, groups: map[string]*groupState{},
+		accounts: map[string]*observed{}, byKey: map[string]string{}, groups: map[string]*groupState{},
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
@@ -150,7 +146,7 @@ func (e *Engine) Configure(cfg Config) {
 		e.managedGroups[strings.ToLower(g)] = g
 	}
 	if cfg.MatchBy != old.MatchBy {
-		e.reindexLocked()
+		e.rekeyLocked()
 	}
 	newTarget := cfg.Target != old.Target
 	relist := newTarget || cfg.ResyncRequest != old.ResyncRequest

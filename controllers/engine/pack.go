@@ -6,39 +6,41 @@ import (
 	"github.com/rosterhq/roster/connectors"
 )
 
-// An engine keeps every account of its app in memory. Attributes decoded from an app's
-// answers are maps of maps, about 1.5 KiB an account; packed as JSON they take a third
-// of that. The account the engine keeps holds no attributes (what it is found and
-// named by is in accountKeys); planning a User unpacks its one account.
-
-// accountKeys are what an account is found by (its matching key in the index) and
-// named by in status.
-type accountKeys struct{ index, userName string }
-
-// packLocked records acc's attributes in packed and returns the account as the engine
-// keeps it.
-func (e *Engine) packLocked(packed map[*connectors.Account][]byte, acc *connectors.Account) *connectors.Account {
-	data, err := json.Marshal(acc.Attributes)
-	if err != nil {
-		return acc // attributes JSON cannot hold are kept as they are
-	}
-	kept := &connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version}
-	packed[kept] = data
-	return kept
+// observed is an account of the app as the engine keeps it. Attributes decoded from an
+// app's answers are maps of maps, about 1.5 KiB an account; packed as JSON they take a
+// third of that, so the account itself carries none: planning a User unpacks its one
+// account, and what the account is found and named by is kept aside.
+type observed struct {
+	connectors.Account
+	packed   []byte // the attributes, as JSON
+	index    string // the account's entry in byKey, "" if it has no matching key
+	userName string
 }
 
-// unpackLocked returns a kept account with all its attributes, as the app last showed
-// them (nil for nil).
-func (e *Engine) unpackLocked(acc *connectors.Account) *connectors.Account {
-	data, ok := e.packed[acc]
-	if acc == nil || !ok {
-		return acc
+// observe packs an account with all its attributes, as an app showed it.
+func (e *Engine) observe(acc *connectors.Account) *observed {
+	o := &observed{Account: connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version}, userName: acc.UserName()}
+	if v := acc.KeyValue(e.cfg.MatchBy); v != "" {
+		o.index = keyIndex(e.cfg.MatchBy, v)
 	}
-	var attrs map[string]any
-	if err := json.Unmarshal(data, &attrs); err != nil {
-		return acc
+	data, err := json.Marshal(acc.Attributes)
+	if err != nil {
+		o.Attributes = acc.Attributes // attributes JSON cannot hold are kept as they are
 	}
-	full := *acc
-	full.Attributes = attrs
+	o.packed = data
+	return o
+}
+
+// unpack returns the account with all its attributes (nil for nil).
+func (o *observed) unpack() *connectors.Account {
+	if o == nil {
+		return nil
+	}
+	full := o.Account
+	if o.Attributes == nil {
+		if err := json.Unmarshal(o.packed, &full.Attributes); err != nil {
+			full.Attributes = nil
+		}
+	}
 	return &full
 }

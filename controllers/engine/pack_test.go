@@ -20,13 +20,13 @@ func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
 	e.observeLocked("42", &connectors.Account{ID: "42", Active: true, Version: `W/"3"`, Attributes: attrs})
 
 	kept := e.accounts["42"]
-	if kept.Attributes != nil || e.keys["42"].userName != "ada@example.com" {
-		t.Fatalf("kept %v and %+v, want no attributes and the userName aside", kept.Attributes, e.keys["42"])
+	if kept.Attributes != nil || kept.userName != "ada@example.com" {
+		t.Fatalf("kept %v and userName %q, want no attributes and the userName aside", kept.Attributes, kept.userName)
 	}
 	if e.byKey[keyIndex(connectors.KeyUserName, "ADA@example.com")] != "42" {
 		t.Fatal("the kept account is not found by its userName, ignoring letter case")
 	}
-	full := e.unpackLocked(kept)
+	full := kept.unpack()
 	if !reflect.DeepEqual(full.Attributes, attrs) || full.ID != "42" || !full.Active || full.Version != `W/"3"` {
 		t.Fatalf("unpacked %+v, want every attribute back", full)
 	}
@@ -34,8 +34,14 @@ func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
 		t.Fatal("an unpacked account differs from what the app showed")
 	}
 
+	e.cfg.MatchBy = connectors.KeyEmail
+	e.rekeyLocked()
+	if e.byKey[keyIndex(connectors.KeyEmail, "Ada@Example.com")] != "42" || len(e.byKey) != 1 {
+		t.Fatalf("after the matching key changed to email, the index is %v", e.byKey)
+	}
+
 	e.observeLocked("42", nil)
-	if len(e.packed)+len(e.accounts)+len(e.keys)+len(e.byKey) != 0 {
-		t.Fatalf("a deleted account leaves %d packed attributes, %d keys and %d index entries behind", len(e.packed), len(e.keys), len(e.byKey))
+	if len(e.accounts)+len(e.byKey) != 0 {
+		t.Fatalf("a deleted account leaves %d accounts and %d index entries behind", len(e.accounts), len(e.byKey))
 	}
 }

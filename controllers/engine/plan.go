@@ -34,7 +34,7 @@ type userPlan struct {
 	current *connectors.Account // the account in the app with all its attributes, nil if none
 	// observed is the engine's own record of current, to tell a plan made against an
 	// account that has changed since.
-	observed *connectors.Account
+	observed *observed
 	desired  connectors.Account // for create and update
 	// adopted: current was found by the matching key, not by a link Roster recorded.
 	adopted      bool

@@ -31,7 +31,7 @@ func (e *Engine) Snapshot() Snapshot {
 		unmanaged := e.unmanagedLocked()
 		s.Unmanaged = len(unmanaged)
 		for _, acc := range unmanaged {
-			s.UnmanagedSample = append(s.UnmanagedSample, e.keys[acc.ID].userName)
+			s.UnmanagedSample = append(s.UnmanagedSample, acc.userName)
 		}
 		sort.Strings(s.UnmanagedSample)
 		if len(s.UnmanagedSample) > unmanagedSize {

@@ -34,7 +34,7 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 	if !e.synced {
 		e.health = HealthSyncing
 	}
-	e.syncing, e.touched = true, map[string]*connectors.Account{}
+	e.syncing, e.touched = true, map[string]*observed{}
 	e.appChanged = true
 	e.mu.Unlock()
 	defer func() {
@@ -101,88 +101,89 @@ func listGroups(ctx context.Context, t connectors.Target) ([]connectors.Group, e
 }
 
 func (e *Engine) replaceObservedLocked(accounts []connectors.Account, groups []connectors.Group) {
-	observed := make(map[string]*connectors.Account, len(accounts))
-	packed := make(map[*connectors.Account][]byte, len(accounts))
-	e.byKey, e.keys = make(map[string]string, len(accounts)), make(map[string]accountKeys, len(accounts))
+	fresh := make(map[string]*observed, len(accounts))
 	for i := range accounts {
-		e.indexLocked(accounts[i].ID, &accounts[i])
-		observed[accounts[i].ID] = e.packLocked(packed, &accounts[i])
+		fresh[accounts[i].ID] = e.observe(&accounts[i])
 	}
-	for id, acc := range e.touched {
-		delete(packed, observed[id])
-		e.unindexLocked(id)
-		if acc == nil {
-			delete(observed, id)
+	for id, o := range e.touched {
+		if o == nil {
+			delete(fresh, id)
 		} else {
-			observed[id], packed[acc] = acc, e.packed[acc]
-			e.indexLocked(id, e.unpackLocked(acc))
+			fresh[id] = o
 		}
 	}
-	e.accounts, e.packed = observed, packed
+	e.accounts = fresh
+	e.reindexLocked()
 	// Links to accounts that are gone from the app are dropped; their Users re-plan.
 	for user, id := range e.links {
-		if _, ok := observed[id]; !ok {
+		if _, ok := fresh[id]; !ok {
 			e.unlinkLocked(user)
 		}
 	}
-	fresh := make(map[string]*groupState, len(groups))
+	freshGroups := make(map[string]*groupState, len(groups))
 	for _, g := range groups {
-		fresh[strings.ToLower(g.DisplayName)] = newGroupState(g)
+		freshGroups[strings.ToLower(g.DisplayName)] = newGroupState(g)
 	}
 	// Groups Roster changed while the listing ran keep what Roster knows of them.
 	for lower := range e.pendingGroups {
 		if gs, ok := e.groups[lower]; ok {
-			fresh[lower] = gs
+			freshGroups[lower] = gs
 		}
 	}
-	e.groups = fresh
+	e.groups = freshGroups
 }
 
 func keyIndex(kind connectors.KeyKind, value string) string {
 	return string(kind) + "\x00" + strings.ToLower(value)
 }
 
-// indexLocked records what an account (with its attributes) is found and named by:
-// the connection's matching key only, the index being rebuilt when the key changes.
-func (e *Engine) indexLocked(id string, acc *connectors.Account) {
-	k := accountKeys{userName: acc.UserName()}
-	if v := acc.KeyValue(e.cfg.MatchBy); v != "" {
-		k.index = keyIndex(e.cfg.MatchBy, v)
-		e.byKey[k.index] = id
+// indexLocked finds an account by the connection's matching key (only that one:
+// rekeyLocked follows a change of key).
+func (e *Engine) indexLocked(o *observed) {
+	if o.index != "" {
+		e.byKey[o.index] = o.ID
 	}
-	e.keys[id] = k
 }
 
-func (e *Engine) unindexLocked(id string) {
-	if k := e.keys[id]; k.index != "" && e.byKey[k.index] == id {
-		delete(e.byKey, k.index)
+func (e *Engine) unindexLocked(o *observed) {
+	if o.index != "" && e.byKey[o.index] == o.ID {
+		delete(e.byKey, o.index)
 	}
-	delete(e.keys, id)
 }
 
 func (e *Engine) reindexLocked() {
 	e.byKey = make(map[string]string, len(e.accounts))
-	e.keys = make(map[string]accountKeys, len(e.accounts))
-	for id, acc := range e.accounts {
-		e.indexLocked(id, e.unpackLocked(acc))
+	for _, o := range e.accounts {
+		e.indexLocked(o)
 	}
+}
+
+// rekeyLocked indexes every account by a new matching key.
+func (e *Engine) rekeyLocked() {
+	for _, o := range e.accounts {
+		o.index = ""
+		if v := o.unpack().KeyValue(e.cfg.MatchBy); v != "" {
+			o.index = keyIndex(e.cfg.MatchBy, v)
+		}
+	}
+	e.reindexLocked()
 }
 
 // observeLocked records an account as Roster just wrote it (nil: deleted).
 func (e *Engine) observeLocked(id string, acc *connectors.Account) {
 	if old := e.accounts[id]; old != nil {
-		e.unindexLocked(id)
-		delete(e.packed, old)
+		e.unindexLocked(old)
 	}
+	var o *observed
 	if acc == nil {
 		delete(e.accounts, id)
 	} else {
-		e.indexLocked(id, acc)
-		acc = e.packLocked(e.packed, acc)
-		e.accounts[id] = acc
+		o = e.observe(acc)
+		e.accounts[id] = o
+		e.indexLocked(o)
 	}
 	if e.syncing {
-		e.touched[id] = acc
+		e.touched[id] = o
 	}
 }
 
@@ -217,8 +218,8 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 	if exists && s.Assigned && s.Active && !s.Deleting {
 		desired, mapErr = e.cfg.Mapping.Apply(mapVars(s, e.links[s.Manager]))
 	}
-	observed, adopted := e.currentLocked(user, s, desired)
-	current := e.unpackLocked(observed)
+	seen, adopted := e.currentLocked(user, s, desired)
+	current := seen.unpack()
 	in := planInput{
 		subject: s, exists: exists, cfg: &e.cfg, current: current, adopted: adopted,
 		desired: desired, mapErr: mapErr, managed: e.isManagedGroupLocked, now: now,
@@ -230,7 +231,7 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 		in.since = r.status.LastTransitionTime
 	}
 	p := plan(in)
-	p.observed = observed
+	p.observed = seen
 	if exists && s.Manager != "" && e.links[s.Manager] == "" {
 		p.awaitsManager = s.Manager
 	}
@@ -249,7 +250,7 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 
 // currentLocked finds the User's account: the one linked, the one its status recorded,
 // or, for a User who should have one, an unlinked account with the same matching key.
-func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (*connectors.Account, bool) {
+func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (*observed, bool) {
 	if id, ok := e.links[user]; ok {
 		if acc := e.accounts[id]; acc != nil {
 			return acc, false
@@ -281,13 +282,13 @@ func (e *Engine) planUnmanagedLocked(key, id string) userPlan {
 	if acc == nil || !acc.Active || e.linkedBy[id] != "" || e.cfg.Unmanaged != identityv1alpha1.UnmanagedDeactivate {
 		return p
 	}
-	p.current, p.observed, p.action = e.unpackLocked(acc), acc, actDeactivate
+	p.current, p.observed, p.action = acc.unpack(), acc, actDeactivate
 	return p
 }
 
 // unmanagedLocked lists the active accounts no User holds.
-func (e *Engine) unmanagedLocked() []*connectors.Account {
-	var out []*connectors.Account
+func (e *Engine) unmanagedLocked() []*observed {
+	var out []*observed
 	for id, acc := range e.accounts {
 		if acc.Active && e.linkedBy[id] == "" {
 			out = append(out, acc)

@@ -159,7 +159,10 @@ func (b *bench) syncedUsers(ctx context.Context, ns, name string, n int) (bool, 
 	if err := b.op.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ds); err != nil {
 		return false, "", err
 	}
-	return ready(ds.Generation, ds.Status.CommonStatus) && ds.Status.LastSyncTime != nil, "the DirectorySync is not Ready", nil
+	if why := notReady(ds, ds.Status.CommonStatus); why != "" {
+		return false, why, nil
+	}
+	return ds.Status.LastSyncTime != nil, "the DirectorySync has not synced yet", nil
 }
 
 // titlesAre reports whether the Users of these LDAP uids have the title.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -185,50 +186,51 @@ func (b *bench) waitConverged(ctx context.Context, what string, want expect) err
 }
 
 // objectsReady reports whether every Roster object of a namespace is Ready for its
-// generation, reading the operator's cache without copying.
+// generation (and every AppConnection has nothing pending), reading the operator's cache
+// without copying; if not, it says which object and why.
 func (b *bench) objectsReady(ctx context.Context, ns string) (bool, string, error) {
 	var users identityv1alpha1.UserList
-	if err := b.op.cache.List(ctx, &users, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-		return false, "", err
-	}
-	for i := range users.Items {
-		if u := &users.Items[i]; !ready(u.Generation, u.Status.CommonStatus) {
-			return false, "User " + u.Name + " not Ready", nil
+	var conns identityv1alpha1.AppConnectionList
+	var roles identityv1alpha1.RoleList
+	var syncs identityv1alpha1.DirectorySyncList
+	for _, list := range []client.ObjectList{&users, &conns, &roles, &syncs} {
+		if err := b.op.cache.List(ctx, list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+			return false, "", err
 		}
 	}
-	var conns identityv1alpha1.AppConnectionList
-	if err := b.op.cache.List(ctx, &conns, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-		return false, "", err
+	var why string
+	for i := range users.Items {
+		why = cmp.Or(why, notReady(&users.Items[i], users.Items[i].Status.CommonStatus))
 	}
 	for i := range conns.Items {
-		if c := &conns.Items[i]; !ready(c.Generation, c.Status.CommonStatus) || c.Status.Accounts.Pending > 0 {
-			return false, "AppConnection " + c.Name + " not Ready", nil
+		c := &conns.Items[i]
+		why = cmp.Or(why, notReady(c, c.Status.CommonStatus))
+		if why == "" && c.Status.Accounts.Pending > 0 {
+			why = fmt.Sprintf("AppConnection %s: %d accounts pending", c.Name, c.Status.Accounts.Pending)
 		}
-	}
-	var roles identityv1alpha1.RoleList
-	if err := b.op.cache.List(ctx, &roles, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-		return false, "", err
 	}
 	for i := range roles.Items {
-		if r := &roles.Items[i]; !ready(r.Generation, r.Status.CommonStatus) {
-			return false, "Role " + r.Name + " not Ready", nil
-		}
-	}
-	var syncs identityv1alpha1.DirectorySyncList
-	if err := b.op.cache.List(ctx, &syncs, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-		return false, "", err
+		why = cmp.Or(why, notReady(&roles.Items[i], roles.Items[i].Status.CommonStatus))
 	}
 	for i := range syncs.Items {
-		if s := &syncs.Items[i]; !ready(s.Generation, s.Status.CommonStatus) {
-			return false, "DirectorySync " + s.Name + " not Ready", nil
-		}
+		why = cmp.Or(why, notReady(&syncs.Items[i], syncs.Items[i].Status.CommonStatus))
 	}
-	return true, "", nil
+	return why == "", why, nil
 }
 
-func ready(generation int64, st identityv1alpha1.CommonStatus) bool {
+// notReady says why an object is not Ready for its generation, "" when it is.
+func notReady(obj client.Object, st identityv1alpha1.CommonStatus) string {
+	kind := strings.TrimPrefix(fmt.Sprintf("%T", obj), "*v1alpha1.")
 	c := meta.FindStatusCondition(st.Conditions, identityv1alpha1.ConditionReady)
-	return st.ObservedGeneration == generation && c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == generation
+	switch {
+	case c == nil:
+		return kind + " " + obj.GetName() + " has no Ready condition"
+	case st.ObservedGeneration != obj.GetGeneration() || c.ObservedGeneration != obj.GetGeneration():
+		return fmt.Sprintf("%s %s: generation %d not observed yet", kind, obj.GetName(), obj.GetGeneration())
+	case c.Status != metav1.ConditionTrue:
+		return fmt.Sprintf("%s %s: Ready=%s %s: %s", kind, obj.GetName(), c.Status, c.Reason, c.Message)
+	}
+	return ""
 }
 
 // verifyAccounts checks every account of every app: one per person, active as the

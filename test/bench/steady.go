@@ -71,11 +71,7 @@ type resyncCost struct {
 // counts the requests.
 func (b *bench) resync(ctx context.Context) (resyncCost, error) {
 	var cost resyncCost
-	before, err := b.settledWrites(ctx)
-	if err != nil {
-		return cost, err
-	}
-	appsBefore, err := b.apps.stats()
+	before, appsBefore, err := b.counts(ctx)
 	if err != nil {
 		return cost, err
 	}
@@ -96,11 +92,7 @@ func (b *bench) resync(ctx context.Context) (resyncCost, error) {
 	}); err != nil {
 		return cost, err
 	}
-	after, err := b.settledWrites(ctx)
-	if err != nil {
-		return cost, err
-	}
-	appsAfter, err := b.apps.stats()
+	after, appsAfter, err := b.counts(ctx)
 	if err != nil {
 		return cost, err
 	}
@@ -116,6 +108,16 @@ func (b *bench) resync(ctx context.Context) (resyncCost, error) {
 	cost.api.add(identityv1alpha1.GroupVersion.Group, "appconnections", "", -float64(b.opts.Apps))
 	cost.api.add(identityv1alpha1.GroupVersion.Group, "directorysyncs", "", -1)
 	return cost, nil
+}
+
+// counts are the API server's writes, once it is quiet, and what the apps have seen.
+func (b *bench) counts(ctx context.Context) (writes, map[string]AppStats, error) {
+	api, err := b.settledWrites(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	apps, err := b.apps.stats()
+	return api, apps, err
 }
 
 // resyncedSince reports whether every engine listed its app and every directory syncer
