@@ -68,11 +68,16 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// RetryAfter is the delay a rate-limited error asks for, and whether err is one.
+// MaxRetryAfter caps the wait an app can impose with Retry-After: a longer (or
+// malformed) answer must not stop an app's work, the kill switch included, for longer.
+const MaxRetryAfter = 15 * time.Minute
+
+// RetryAfter is the delay a rate-limited error asks for, within [0, MaxRetryAfter], and
+// whether err is one.
 func RetryAfter(err error) (time.Duration, bool) {
 	var r *RateLimitedError
 	if errors.As(err, &r) {
-		return r.RetryAfter, true
+		return min(max(r.RetryAfter, 0), MaxRetryAfter), true
 	}
 	return 0, false
 }

@@ -21,6 +21,10 @@ import (
 // groupsField, when present, lists a person's groups, separated by ";" in CSV.
 const groupsField = "groups"
 
+// MaxExportBytes bounds an export read over HTTP; a larger one fails the sync rather
+// than being taken, cut short, as the whole directory.
+const MaxExportBytes = 64 << 20
+
 // Source reads one export.
 type Source struct {
 	spec    identityv1alpha1.HRISSource
@@ -66,27 +70,9 @@ func NewFactory() connectors.SourceFactory {
 }
 
 func httpReader(ctx context.Context, spec *identityv1alpha1.HRISSource, secrets connectors.SecretReader) (func(context.Context) ([]byte, error), error) {
-	opts := httpx.Options{Header: http.Header{}, RequestsPerSecond: 1, MaxConcurrency: 1}
-	for _, h := range spec.Headers {
-		value := h.Value
-		if h.ValueFrom != nil {
-			v, err := secrets.SecretValue(ctx, h.ValueFrom.Name, h.ValueFrom.Key)
-			if err != nil {
-				return nil, fmt.Errorf("header %s: %w", h.Name, err)
-			}
-			value = string(v)
-		}
-		opts.Header.Set(h.Name, value)
-	}
-	if t := spec.TLS; t != nil {
-		opts.ServerName = t.ServerName
-		if t.CASecretRef != nil {
-			ca, err := secrets.SecretValue(ctx, t.CASecretRef.Name, t.CASecretRef.Key)
-			if err != nil {
-				return nil, fmt.Errorf("CA certificate: %w", err)
-			}
-			opts.RootCAs = ca
-		}
+	opts := httpx.Options{RequestsPerSecond: 1, MaxConcurrency: 1, MaxBodyBytes: MaxExportBytes}
+	if err := httpx.FromSpec(ctx, &opts, spec.Headers, spec.TLS, secrets); err != nil {
+		return nil, err
 	}
 	client, err := httpx.New(opts)
 	if err != nil {

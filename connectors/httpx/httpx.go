@@ -10,10 +10,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +63,13 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Header is sent with every request.
 	Header http.Header
+	// Auth, when set, adds credentials to each request as it leaves. Credentials are
+	// never put in the transport, and a redirect is followed only within the origin
+	// (scheme, host and port) it was sent to, so they never reach another host.
+	Auth func(*http.Request) error
+	// MaxBodyBytes bounds an answer's body; a longer one fails with a PermanentError
+	// instead of being cut. 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 	// Transport carries the requests; nil means a new http.Transport with TLS below.
 	Transport http.RoundTripper
 	// RootCAs, when set, are trusted in addition to the system's.
@@ -69,6 +79,12 @@ type Options struct {
 	// Observe, when set, is told the outcome of every attempt.
 	Observe func(method string, status int, err error, took time.Duration)
 }
+
+// DefaultMaxBodyBytes bounds an answer's body unless a connector sets its own bound.
+const DefaultMaxBodyBytes = 64 << 20
+
+// MaxRetryAfter caps how long an app may ask Roster to wait (connectors.MaxRetryAfter).
+const MaxRetryAfter = connectors.MaxRetryAfter
 
 // Client sends requests to one app under its budget.
 type Client struct {
@@ -112,6 +128,9 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	transport := opts.Transport
 	if transport == nil {
 		t, err := newTransport(opts)
@@ -121,7 +140,7 @@ func New(opts Options) (*Client, error) {
 		transport = t
 	}
 	c := &Client{
-		http:    &http.Client{Transport: transport},
+		http:    &http.Client{Transport: transport, CheckRedirect: SameOrigin},
 		opts:    opts,
 		limiter: rate.NewLimiter(rate.Limit(opts.RequestsPerSecond*budgetShare), burstShare(opts.Burst)),
 		slots:   make(chan struct{}, opts.MaxConcurrency),
@@ -131,10 +150,6 @@ func New(opts Options) (*Client, error) {
 	}
 	return c, nil
 }
-
-// BaseTransport builds the TLS-configured transport a Client would use, for wrapping
-// (for example by OAuth2) before passing it back as Options.Transport.
-func BaseTransport(opts Options) (http.RoundTripper, error) { return newTransport(opts) }
 
 func newTransport(opts Options) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
@@ -226,19 +241,52 @@ func (c *Client) attempt(ctx context.Context, method, url string, header http.He
 		req.Header[k] = vs
 	}
 	req.Header.Set("User-Agent", UserAgent)
+	if c.opts.Auth != nil {
+		if err := c.opts.Auth(req); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.observe(method, 0, err, start)
+		var refused *RedirectError
+		if errors.As(err, &refused) {
+			return nil, &connectors.PermanentError{Message: refused.Error()}
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxBodyBytes+1))
 	c.observe(method, resp.StatusCode, err, start)
 	if err != nil {
 		return nil, err
 	}
+	if int64(len(data)) > c.opts.MaxBodyBytes {
+		return nil, &connectors.PermanentError{Status: resp.StatusCode,
+			Message: fmt.Sprintf("the answer to %s is larger than %d bytes; nothing of it was used", method, c.opts.MaxBodyBytes)}
+	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+}
+
+// RedirectError: a server redirected a request out of the origin it was sent to.
+type RedirectError struct{ From, To string }
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("refused a redirect from %s to %s: requests carry credentials and follow redirects only within one scheme, host and port", e.From, e.To)
+}
+
+// SameOrigin is an http.Client CheckRedirect that follows a redirect only to the same
+// scheme, host and port, at most 5 times.
+func SameOrigin(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
+		return &RedirectError{From: first.Scheme + "://" + first.Host, To: req.URL.Scheme + "://" + req.URL.Host}
+	}
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	return nil
 }
 
 func (c *Client) observe(method string, status int, err error, start time.Time) {
@@ -286,16 +334,22 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// retryAfter reads a Retry-After header, capped at MaxRetryAfter. A value that is
+// neither a number of seconds nor an HTTP date, or that overflows, counts as not given,
+// so that the default backoff applies.
 func retryAfter(h http.Header) (time.Duration, bool) {
-	v := h.Get("Retry-After")
+	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second, true
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 || secs > math.MaxInt64/int64(time.Second) {
+			return 0, false
+		}
+		return min(time.Duration(secs)*time.Second, MaxRetryAfter), true
 	}
 	if at, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(at)), true
+		return min(max(0, time.Until(at)), MaxRetryAfter), true
 	}
 	return 0, false
 }

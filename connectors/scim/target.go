@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -51,7 +50,7 @@ func NewFactory(opts FactoryOptions) connectors.TargetFactory {
 				opts.Observe(app, method, status, err, took)
 			}
 		}
-		if httpOpts.Transport, err = authTransport(ctx, spec.Auth, httpOpts, secrets); err != nil {
+		if httpOpts.Auth, err = authenticator(ctx, spec.Auth, httpOpts, secrets); err != nil {
 			return nil, err
 		}
 		client, err := httpx.New(httpOpts)
@@ -83,28 +82,8 @@ func httpOptions(ctx context.Context, conn *identityv1alpha1.AppConnection, p Pr
 	if spec.RequestTimeout != nil {
 		opts.Timeout = spec.RequestTimeout.Duration
 	}
-	for _, h := range spec.Headers {
-		value := h.Value
-		if h.ValueFrom != nil {
-			v, err := secrets.SecretValue(ctx, h.ValueFrom.Name, h.ValueFrom.Key)
-			if err != nil {
-				return opts, fmt.Errorf("header %s: %w", h.Name, err)
-			}
-			value = string(v)
-		}
-		opts.Header.Set(h.Name, value)
-	}
-	if tls := spec.TLS; tls != nil {
-		opts.ServerName = tls.ServerName
-		if tls.CASecretRef != nil {
-			ca, err := secrets.SecretValue(ctx, tls.CASecretRef.Name, tls.CASecretRef.Key)
-			if err != nil {
-				return opts, fmt.Errorf("CA certificate: %w", err)
-			}
-			opts.RootCAs = ca
-		}
-	}
-	return opts, nil
+	err := httpx.FromSpec(ctx, &opts, spec.Headers, spec.TLS, secrets)
+	return opts, err
 }
 
 // RateOf turns a RateLimit into requests per second and a burst (one period's worth,
@@ -135,13 +114,9 @@ func periodOf(rl *identityv1alpha1.RateLimit) time.Duration {
 	return time.Second
 }
 
-// authTransport puts the credentials on every request: a header for Bearer and Basic,
-// an OAuth2 token source for client credentials.
-func authTransport(ctx context.Context, auth identityv1alpha1.SCIMAuth, opts httpx.Options, secrets connectors.SecretReader) (http.RoundTripper, error) {
-	base, err := httpx.BaseTransport(opts)
-	if err != nil {
-		return nil, err
-	}
+// authenticator puts the credentials on each request: a header for Bearer and Basic, a
+// token from the token endpoint for OAuth2 client credentials.
+func authenticator(ctx context.Context, auth identityv1alpha1.SCIMAuth, opts httpx.Options, secrets connectors.SecretReader) (func(*http.Request) error, error) {
 	read := func(key string) (string, error) {
 		v, err := secrets.SecretValue(ctx, auth.SecretRef.Name, key)
 		return string(v), err
@@ -152,7 +127,7 @@ func authTransport(ctx context.Context, auth identityv1alpha1.SCIMAuth, opts htt
 		if err != nil {
 			return nil, err
 		}
-		return headerTransport{base: base, header: "Authorization", value: "Bearer " + token}, nil
+		return httpx.BearerAuth(token), nil
 	case identityv1alpha1.SCIMAuthBasic:
 		user, err := read(KeyUsername)
 		if err != nil {
@@ -162,9 +137,7 @@ func authTransport(ctx context.Context, auth identityv1alpha1.SCIMAuth, opts htt
 		if err != nil {
 			return nil, err
 		}
-		req, _ := http.NewRequest(http.MethodGet, "/", nil)
-		req.SetBasicAuth(user, password)
-		return headerTransport{base: base, header: "Authorization", value: req.Header.Get("Authorization")}, nil
+		return httpx.BasicAuth(user, password), nil
 	case identityv1alpha1.SCIMAuthOAuth2ClientCredentials:
 		id, err := read(KeyClientID)
 		if err != nil {
@@ -175,20 +148,7 @@ func authTransport(ctx context.Context, auth identityv1alpha1.SCIMAuth, opts htt
 			return nil, err
 		}
 		cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: auth.TokenURL, Scopes: auth.Scopes}
-		tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: base, Timeout: 30 * time.Second})
-		return &oauth2.Transport{Source: cfg.TokenSource(tokenCtx), Base: base}, nil
+		return httpx.OAuth2ClientCredentials(cfg, opts)
 	}
 	return nil, &connectors.PermanentError{Message: fmt.Sprintf("unknown auth type %q", auth.Type)}
-}
-
-// headerTransport sets one header on every request.
-type headerTransport struct {
-	base          http.RoundTripper
-	header, value string
-}
-
-func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(t.header, t.value)
-	return t.base.RoundTrip(r)
 }
