@@ -192,22 +192,19 @@ func (c *Client) lookupByFilter(ctx context.Context, attr string, key connectors
 }
 
 func (c *Client) scan(ctx context.Context, key connectors.Key) (connectors.Account, error) {
-	cursor := ""
-	for {
+	all, err := connectors.ListAll(ctx, "accounts", func(ctx context.Context, cursor string) ([]connectors.Account, string, error) {
 		page, err := c.ListAccounts(ctx, cursor)
-		if err != nil {
-			return connectors.Account{}, err
-		}
-		for _, a := range page.Accounts {
-			if key.Matches(a) {
-				return a, nil
-			}
-		}
-		if page.Next == "" {
-			return connectors.Account{}, connectors.ErrNotFound
-		}
-		cursor = page.Next
+		return page.Accounts, page.Next, err
+	})
+	if err != nil {
+		return connectors.Account{}, err
 	}
+	for _, a := range all {
+		if key.Matches(a) {
+			return a, nil
+		}
+	}
+	return connectors.Account{}, connectors.ErrNotFound
 }
 
 // ListAccounts returns one page of users.

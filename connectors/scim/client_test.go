@@ -597,3 +597,29 @@ func TestErrorsAreTyped(t *testing.T) {
 		})
 	}
 }
+
+func TestAListingThatRepeatsItsCursorStopsWithAnError(t *testing.T) {
+	app := newTestApp(t, ServerOptions{CursorPaging: true, MaxResults: 100})
+	app.seedUsers(t, 3)
+	var lists atomic.Int32
+	app.intercept = func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/Users") {
+			return false
+		}
+		lists.Add(1)
+		w.Header().Set("Content-Type", MediaType)
+		_, _ = w.Write([]byte(`{"schemas":["` + MessageListResponse + `"],"Resources":[{"id":"1","userName":"a"}],"nextCursor":"same"}`))
+		return true
+	}
+	c := newTestClient(t, connection(app.baseURL(), "atlassian"), bearerSecrets)
+	_, err := connectors.ListAll(ctx, "accounts", func(ctx context.Context, cursor string) ([]connectors.Account, string, error) {
+		page, err := c.ListAccounts(ctx, cursor)
+		return page.Accounts, page.Next, err
+	})
+	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "a second time") {
+		t.Fatalf("a cursor handed back for ever = %v, want a permanent error", err)
+	}
+	if n := lists.Load(); n != 2 {
+		t.Fatalf("the app was asked for %d pages, want 2 (the first and the repeat)", n)
+	}
+}

@@ -20,11 +20,22 @@ func Eq(attr, value string) string {
 	return attr + " eq " + string(quoted)
 }
 
+// MaxFilterLength and MaxFilterDepth bound what ParseFilter accepts: identity
+// providers send a filter of one comparison, and a filter nested without bound would
+// take a parser's stack with it.
+const (
+	MaxFilterLength = 4096
+	MaxFilterDepth  = 16
+)
+
 // ParseFilter parses a filter expression: attribute comparisons (eq ne co sw ew gt lt
 // ge le pr), and / or / not with parentheses, value paths such as
 // `emails[type eq "work"]`, and the form Entra ID sends,
 // `emails[type eq "work"].value eq "…"`. Operators and keywords ignore letter case.
 func ParseFilter(s string) (Filter, error) {
+	if len(s) > MaxFilterLength {
+		return nil, fmt.Errorf("the filter is %d characters long; at most %d are accepted", len(s), MaxFilterLength)
+	}
 	tokens, err := lex(s)
 	if err != nil {
 		return nil, err
@@ -140,6 +151,7 @@ func lexString(s string, start int) (int, string, error) {
 type parser struct {
 	tokens []token
 	pos    int
+	depth  int // parentheses and value paths open
 }
 
 func (p *parser) done() bool { return p.pos >= len(p.tokens) }
@@ -213,10 +225,24 @@ func (p *parser) unary() (Filter, error) {
 	return p.attrExpr()
 }
 
+// enter opens a nesting level; leave must follow.
+func (p *parser) enter() error {
+	if p.depth++; p.depth > MaxFilterDepth {
+		return fmt.Errorf("the filter nests deeper than %d levels", MaxFilterDepth)
+	}
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
+
 func (p *parser) group() (Filter, error) {
 	if err := p.expect(tokOpen, "("); err != nil {
 		return nil, err
 	}
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	f, err := p.or()
 	if err != nil {
 		return nil, err
@@ -241,7 +267,11 @@ func (p *parser) attrExpr() (Filter, error) {
 
 func (p *parser) valuePath(path Path) (Filter, error) {
 	p.next()
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
 	inner, err := p.or()
+	p.leave()
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,10 @@ package scim
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -101,4 +105,39 @@ func FuzzParseFilter(f *testing.F) {
 			parsed.Match(r)
 		}
 	})
+}
+
+func TestFilterNestingAndLengthAreBounded(t *testing.T) {
+	cases := []struct {
+		reason, filter string
+		ok             bool
+	}{
+		{"nesting at the bound parses", strings.Repeat("(", MaxFilterDepth) + `userName eq "a"` + strings.Repeat(")", MaxFilterDepth), true},
+		{"one level deeper is refused", strings.Repeat("(", MaxFilterDepth+1) + `userName eq "a"` + strings.Repeat(")", MaxFilterDepth+1), false},
+		{"800 KB of parentheses is refused before it is lexed", strings.Repeat("(", 800_000), false},
+		{"value paths count as nesting", strings.Repeat("not (", MaxFilterDepth) + `emails[type eq "work"]` + strings.Repeat(")", MaxFilterDepth), false},
+		{"a long filter is refused", `userName eq "` + strings.Repeat("a", MaxFilterLength) + `"`, false},
+	}
+	for _, tc := range cases {
+		_, err := ParseFilter(tc.filter)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v", tc.reason, err)
+		}
+	}
+}
+
+func TestADeeplyNestedFilterIsAnsweredInvalidFilter(t *testing.T) {
+	app := newTestApp(t, ServerOptions{})
+	deep := strings.Repeat("(", 2000) + `userName eq "a"` + strings.Repeat(")", 2000)
+	req, _ := http.NewRequest(http.MethodGet, app.baseURL()+"/Users?filter="+url.QueryEscape(deep), nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalidFilter"`) || resp.Header.Get("Content-Type") != MediaType {
+		t.Fatalf("a deeply nested filter got %d %s %q, want 400 invalidFilter as SCIM JSON", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
 }

@@ -69,35 +69,17 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 }
 
 func listAccounts(ctx context.Context, t connectors.Target) ([]connectors.Account, error) {
-	var all []connectors.Account
-	cursor := ""
-	for {
+	return connectors.ListAll(ctx, "accounts", func(ctx context.Context, cursor string) ([]connectors.Account, string, error) {
 		page, err := t.ListAccounts(ctx, cursor)
-		if err != nil {
-			return nil, fmt.Errorf("listing accounts: %w", err)
-		}
-		all = append(all, page.Accounts...)
-		if page.Next == "" {
-			return all, nil
-		}
-		cursor = page.Next
-	}
+		return page.Accounts, page.Next, err
+	})
 }
 
 func listGroups(ctx context.Context, t connectors.Target) ([]connectors.Group, error) {
-	var all []connectors.Group
-	cursor := ""
-	for {
+	return connectors.ListAll(ctx, "groups", func(ctx context.Context, cursor string) ([]connectors.Group, string, error) {
 		page, err := t.ListGroups(ctx, cursor)
-		if err != nil {
-			return nil, fmt.Errorf("listing groups: %w", err)
-		}
-		all = append(all, page.Groups...)
-		if page.Next == "" {
-			return all, nil
-		}
-		cursor = page.Next
-	}
+		return page.Groups, page.Next, err
+	})
 }
 
 func (e *Engine) replaceObservedLocked(accounts []connectors.Account, groups []connectors.Group) {
