@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -70,27 +71,68 @@ func newDialer(ctx context.Context, c identityv1alpha1.LDAPConnection, secrets c
 	return d, nil
 }
 
-// dial connects, secures and binds.
-func (d *dialer) dial() (*goldap.Conn, error) {
-	opts := []goldap.DialOpt{goldap.DialWithDialer(&net.Dialer{Timeout: d.timeout})}
-	if d.security == identityv1alpha1.LDAPSecurityTLS {
-		opts = append(opts, goldap.DialWithTLSConfig(d.tls))
+// dial connects, secures and binds within the dialer's timeout. Every later operation
+// on the connection times out after as long, and the connection closes when ctx ends,
+// which abandons whatever is in flight. Call close when done.
+func (d *dialer) dial(ctx context.Context) (*goldap.Conn, func(), error) {
+	setup, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	timedOut := func(err error) error {
+		if setup.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("no answer within %s: %w", d.timeout, setup.Err())
+		}
+		return err
 	}
-	conn, err := goldap.DialURL(d.url, opts...)
+	raw, err := d.connect(setup)
 	if err != nil {
-		return nil, classify("connecting", err)
+		return nil, nil, classify("connecting", timedOut(err))
+	}
+	conn := goldap.NewConn(raw, d.security == identityv1alpha1.LDAPSecurityTLS)
+	conn.Start()
+	conn.SetTimeout(d.timeout)
+	abandonSetup := context.AfterFunc(setup, func() { conn.Close() })
+	fail := func(what string, err error) (*goldap.Conn, func(), error) {
+		conn.Close()
+		return nil, nil, classify(what, timedOut(err))
 	}
 	if d.security == identityv1alpha1.LDAPSecurityStartTLS {
 		if err := conn.StartTLS(d.tls); err != nil {
-			conn.Close()
-			return nil, classify("StartTLS", err)
+			return fail("StartTLS", err)
 		}
 	}
 	if err := conn.Bind(d.bindDN, d.password); err != nil {
-		conn.Close()
-		return nil, classify("binding as "+d.bindDN, err)
+		return fail("binding as "+d.bindDN, err)
 	}
-	return conn, nil
+	if !abandonSetup() {
+		return fail("binding as "+d.bindDN, setup.Err())
+	}
+	abandon := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, func() { abandon(); conn.Close() }, nil
+}
+
+// connect opens the TCP connection, and for ldaps:// the TLS session, before ctx ends.
+func (d *dialer) connect(ctx context.Context) (net.Conn, error) {
+	u, err := url.Parse(d.url)
+	if err != nil {
+		return nil, &connectors.PermanentError{Message: "the url is not valid: " + err.Error()}
+	}
+	port := u.Port()
+	if port == "" {
+		port = "389"
+		if u.Scheme == "ldaps" {
+			port = "636"
+		}
+	}
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil || d.security != identityv1alpha1.LDAPSecurityTLS {
+		return raw, err
+	}
+	secured := tls.Client(raw, d.tls)
+	if err := secured.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return secured, nil
 }
 
 // classify maps an LDAP failure to the typed errors of package connectors.

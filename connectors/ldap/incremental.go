@@ -33,11 +33,11 @@ func (s *Source) Changes(ctx context.Context, watermark string) (connectors.Chan
 	if s.mode == identityv1alpha1.IncrementalNone {
 		return connectors.ChangeSet{}, connectors.ErrUnsupported
 	}
-	conn, err := s.dialer.dial()
+	conn, closeConn, err := s.dialer.dial(ctx)
 	if err != nil {
 		return connectors.ChangeSet{}, err
 	}
-	defer conn.Close()
+	defer closeConn()
 	if s.useDirSync(conn) {
 		return s.dirSyncChanges(conn, watermark)
 	}
@@ -126,16 +126,17 @@ func (s *Source) Watch(ctx context.Context, changed func(connectors.ChangeSet)) 
 	default:
 		return connectors.ErrUnsupported
 	}
-	conn, err := s.dialer.dial()
+	conn, closeConn, err := s.dialer.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer closeConn()
 	if ok, err := supports(conn, oidSyncRepl); err != nil {
 		return err
 	} else if !ok {
 		return fmt.Errorf("the server does not offer syncrepl: %w", connectors.ErrUnsupported)
 	}
+	conn.SetTimeout(0) // a persistent search lasts until ctx ends, which closes conn
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)

@@ -115,12 +115,12 @@ func or(a, b string) string {
 }
 
 // Validate binds and reads the base entry.
-func (s *Source) Validate(context.Context) error {
-	conn, err := s.dialer.dial()
+func (s *Source) Validate(ctx context.Context) error {
+	conn, closeConn, err := s.dialer.dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer closeConn()
 	_, err = conn.Search(goldap.NewSearchRequest(s.baseDN, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 30, false, "(objectClass=*)", []string{"1.1"}, nil))
 	if err != nil {
 		return classify("reading "+s.baseDN, err)
@@ -130,11 +130,11 @@ func (s *Source) Validate(context.Context) error {
 
 // Snapshot reads every user and group with paged searches.
 func (s *Source) Snapshot(ctx context.Context) (connectors.Snapshot, error) {
-	conn, err := s.dialer.dial()
+	conn, closeConn, err := s.dialer.dial(ctx)
 	if err != nil {
 		return connectors.Snapshot{}, err
 	}
-	defer conn.Close()
+	defer closeConn()
 	users, err := s.search(conn, s.userFilter)
 	if err != nil {
 		return connectors.Snapshot{}, err

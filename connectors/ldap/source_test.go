@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"net"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,5 +211,62 @@ func TestAWrongPasswordIsUnauthorized(t *testing.T) {
 	err := source(t, srv.URL, identityv1alpha1.LDAPSecurityNone, secrets{"ldap/password": "nope"}, nil).Validate(context.Background())
 	if !errors.Is(err, connectors.ErrUnauthorized) {
 		t.Fatalf("got %v, want ErrUnauthorized", err)
+	}
+}
+
+// silentServer accepts connections and never answers, as a hung directory does.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestLDAPCallsTimeOutAgainstAServerThatNeverAnswers(t *testing.T) {
+	addr := silentServer(t)
+	for _, tc := range []struct {
+		url      string
+		security identityv1alpha1.LDAPSecurity
+	}{{"ldap://" + addr, identityv1alpha1.LDAPSecurityNone}, {"ldap://" + addr, identityv1alpha1.LDAPSecurityStartTLS}, {"ldaps://" + addr, identityv1alpha1.LDAPSecurityTLS}} {
+		src := source(t, tc.url, tc.security, secrets{"ldap/password": "x"}, nil)
+		src.dialer.timeout = 300 * time.Millisecond
+		err := src.Validate(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "no answer within 300ms") {
+			t.Fatalf("%s over %s against a silent server = %v, want a timeout", tc.security, tc.url, err)
+		}
+	}
+}
+
+func TestLDAPCallsEndWithTheirContext(t *testing.T) {
+	src := source(t, "ldap://"+silentServer(t), identityv1alpha1.LDAPSecurityNone, secrets{"ldap/password": "x"}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := src.Snapshot(ctx); done <- err }()
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a snapshot whose context ended succeeded against a server that never answers")
 	}
 }
