@@ -3,8 +3,8 @@ package ldap
 import (
 	"context"
 	"errors"
-	"slices"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
