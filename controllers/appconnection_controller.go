@@ -216,6 +216,8 @@ func configOf(conn *identityv1alpha1.AppConnection, b *built) engine.Config {
 		Resync:        time.Hour,
 		Workers:       4,
 		ManagedGroups: conn.Status.ManagedGroups,
+		Counted:       conn.Status.RecentDeprovisions,
+		Window:        s.SafetyThreshold.WindowOrDefault(),
 		Removing:      conn.DeletionTimestamp != nil,
 	}
 	if cfg.MatchBy == "" {
@@ -259,6 +261,7 @@ func (r *AppConnectionReconciler) summarize(conn *identityv1alpha1.AppConnection
 		st.UnmanagedAccounts = snap.UnmanagedSample
 	}
 	st.ManagedGroups = snap.ManagedGroups
+	st.RecentDeprovisions = snap.RecentDeprovisions
 	st.Plan = nil
 	if !snap.Plan.Empty() {
 		st.Plan = &identityv1alpha1.PlanSummary{

@@ -169,6 +169,8 @@ func (r *DirectorySyncReconciler) configOf(ds *identityv1alpha1.DirectorySync, b
 		VanishedAction: s.VanishedUsers.Action,
 		ApprovedPlan:   ds.Annotations[identityv1alpha1.AnnotationApprovePlan],
 		ResyncRequest:  ds.Annotations[identityv1alpha1.AnnotationResync],
+		Window:         s.SafetyThreshold.WindowOrDefault(),
+		Counted:        ds.Status.RecentDeprovisions,
 	}
 	if s.Interval != nil {
 		cfg.Interval = s.Interval.Duration
@@ -192,6 +194,7 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 	ds.Status.Counts = st.Counts
 	ds.Status.SkippedReasons = st.Skipped
 	ds.Status.Users = int32(st.Users)
+	ds.Status.RecentDeprovisions = st.RecentDeprovisions
 	source := ds.Spec.SourceName()
 	switch {
 	case st.Err != nil:

@@ -12,19 +12,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
 
 type workqueue = kworkqueue.TypedRateLimitingInterface[reconcile.Request]
 
-// specOrLabelsChanged passes an update that changed the spec (generation), the labels
-// or the deletion timestamp: what membership and provisioning depend on. Status-only
-// updates (Roster's own) pass nothing on.
+// specOrLabelsChanged passes an update that changed the spec (generation), the labels,
+// the deletion timestamp or the orphan-accounts annotation: what membership and
+// provisioning depend on. Status-only updates (Roster's own) pass nothing on.
 func specOrLabelsChanged() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		o, n := e.ObjectOld, e.ObjectNew
 		return o.GetGeneration() != n.GetGeneration() ||
 			!reflect.DeepEqual(o.GetLabels(), n.GetLabels()) ||
-			(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil)
+			(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil) ||
+			o.GetAnnotations()[identityv1alpha1.AnnotationOrphanAccounts] != n.GetAnnotations()[identityv1alpha1.AnnotationOrphanAccounts]
 	}}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -27,6 +30,7 @@ import (
 type UserReconciler struct {
 	client.Client
 	Engines  *Engines
+	Recorder recorder.EventRecorder
 	progress *progressThrottle
 }
 
@@ -37,6 +41,9 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 			r.progress.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
+		return ctrl.Result{}, r.orphan(ctx, u)
 	}
 	if u.DeletionTimestamp == nil && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer) {
 		if err := r.Update(ctx, u); err != nil {
@@ -72,6 +79,33 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: max(time.Until(next), time.Millisecond)}, nil
+}
+
+// orphan lets a User being deleted go without deprovisioning its accounts, as its
+// orphan-accounts annotation asks: every engine of the namespace lets go of the
+// account as it is, and an Event records which apps keep one.
+func (r *UserReconciler) orphan(ctx context.Context, u *identityv1alpha1.User) error {
+	if !controllerutil.ContainsFinalizer(u, identityv1alpha1.Finalizer) {
+		return nil
+	}
+	for _, e := range r.Engines.InNamespace(u.Namespace) {
+		e.Release(u.Name)
+	}
+	var kept []string
+	for _, a := range u.Status.Accounts {
+		if a.State != identityv1alpha1.AccountStateDeleted {
+			kept = append(kept, fmt.Sprintf("%s (%s)", a.App, a.State))
+		}
+	}
+	msg := "Deleted without deprovisioning (annotation " + identityv1alpha1.AnnotationOrphanAccounts + "); no account was recorded"
+	if len(kept) > 0 {
+		msg = fmt.Sprintf("Deleted without deprovisioning (annotation %s); these accounts stay as they are and are no longer managed: %s",
+			identityv1alpha1.AnnotationOrphanAccounts, strings.Join(kept, ", "))
+	}
+	r.Recorder.Eventf(u, nil, corev1.EventTypeWarning, "AccountsOrphaned", "Delete", "%s", msg)
+	logf.FromContext(ctx).Info("Orphaned a deleted User's accounts", "user", u.Name, "accounts", len(kept))
+	controllerutil.RemoveFinalizer(u, identityv1alpha1.Finalizer)
+	return client.IgnoreNotFound(r.Update(ctx, u))
 }
 
 // app is an AppConnection of the User's namespace with its engine, if running.

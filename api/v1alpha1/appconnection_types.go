@@ -39,6 +39,7 @@ type SCIMAuth struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="tokenURL must be an http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="tokenURL must not carry a user name or password: put credentials in a Secret"
 	TokenURL string `json:"tokenURL,omitempty"`
 
 	// scopes requested with OAuth2ClientCredentials.
@@ -55,6 +56,7 @@ type SCIMConnector struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="baseURL must be an http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="baseURL must not carry a user name or password: put credentials in a Secret"
 	BaseURL string `json:"baseURL"`
 
 	// profile picks the app's known SCIM quirks; generic follows RFC 7644 and what the
@@ -88,7 +90,7 @@ type SCIMConnector struct {
 	// requestTimeout bounds each request.
 	// +optional
 	// +kubebuilder:default="30s"
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="requestTimeout must be a positive duration such as 30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="requestTimeout must be a duration from 1s to 5m, such as 30s"
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
@@ -127,6 +129,7 @@ type GitHubConnector struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https'",message="apiURL must be an https URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="apiURL must not carry a user name or password: put credentials in a Secret"
 	APIURL string `json:"apiURL,omitempty"`
 
 	// tokenSecretRef names the Secret key holding a token with org admin rights.
@@ -141,6 +144,7 @@ type WebhookConnector struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="url must be an http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="url must not carry a user name or password: put credentials in a Secret"
 	URL string `json:"url"`
 
 	// signingSecretRef names the Secret key whose value signs each request body
@@ -220,7 +224,7 @@ type DeprovisionPolicy struct {
 	// deleteAfter deletes a deactivated account once it has been deactivated this long.
 	// Unset keeps deactivated accounts.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="deleteAfter must be a positive duration such as 720h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('87600h')",message="deleteAfter must be a duration from 1m to 87600h (10 years), such as 720h"
 	DeleteAfter *metav1.Duration `json:"deleteAfter,omitempty"`
 }
 
@@ -260,7 +264,7 @@ type RateLimit struct {
 	// period is the window requests are counted over, for example 1s or 1m.
 	// +optional
 	// +kubebuilder:default="1s"
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="period must be a positive duration such as 1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="period must be a duration from 1s to 24h, such as 1m"
 	Period *metav1.Duration `json:"period,omitempty"`
 
 	// writes, for an app that counts writes (POST, PUT, PATCH, DELETE) apart, is how
@@ -356,7 +360,7 @@ type AppConnectionSpec struct {
 	// there; changes declared in Kubernetes are applied at once regardless.
 	// +optional
 	// +kubebuilder:default="1h"
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="resyncInterval must be at least 1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="resyncInterval must be a duration from 1m to 168h, such as 1h"
 	ResyncInterval *metav1.Duration `json:"resyncInterval,omitempty"`
 }
 
@@ -470,6 +474,13 @@ type AppConnectionStatus struct {
 	// quarantinedUntil is set while the app keeps failing and Roster backs off from it.
 	// +optional
 	QuarantinedUntil *metav1.Time `json:"quarantinedUntil,omitempty"`
+
+	// recentDeprovisions counts the deprovisions sent within the safety threshold's
+	// window, in slices, so that the threshold holds across restarts of Roster.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	RecentDeprovisions []DeprovisionCount `json:"recentDeprovisions,omitempty"`
 }
 
 // AppConnection is one app tenant Roster provisions accounts into.

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -72,23 +74,58 @@ type ExpressionMapping struct {
 	Expression string `json:"expression"`
 }
 
-// SafetyThreshold bounds how much one run may take away. A run that would exceed either
-// bound that is set is not applied: the object goes Stalled with reason
-// SafetyThresholdExceeded until an admin approves that run's plan by annotation.
+// SafetyThreshold bounds how much may be taken away within a sliding window. Every
+// deprovision (deactivation or deletion; for a DirectorySync, every suspension or
+// deletion of a User) counts for the window after it was sent, so that deprovisions
+// arriving one at a time are held exactly like one large plan. Those that would take
+// the window over either bound are not applied: the object goes Stalled with reason
+// SafetyThresholdExceeded until an admin approves the held plan by annotation.
 // +kubebuilder:validation:XValidation:rule="has(self.maxCount) || has(self.maxPercent)",message="safetyThreshold needs maxCount, maxPercent or both"
 type SafetyThreshold struct {
-	// maxCount is the largest number of accounts (or Users) one run may deprovision.
+	// maxCount is the largest number of accounts (or Users) that may be deprovisioned
+	// within one window.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000000
 	MaxCount *int32 `json:"maxCount,omitempty"`
 
 	// maxPercent is the largest share, in percent of the accounts (or Users) under
-	// management, that one run may deprovision.
+	// management, that may be deprovisioned within one window.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	MaxPercent *int32 `json:"maxPercent,omitempty"`
+
+	// window is how long a deprovision counts against the threshold after it was sent.
+	// Unset means 10m.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="window must be a duration from 1m to 168h, such as 10m"
+	Window *metav1.Duration `json:"window,omitempty"`
+}
+
+// DeprovisionCount counts the deprovisions sent in one slice of a safety threshold's
+// window, so that the count survives a restart of Roster.
+type DeprovisionCount struct {
+	// since is when the slice starts.
+	// +required
+	Since metav1.Time `json:"since"`
+
+	// count of deprovisions sent in the slice.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Count int32 `json:"count"`
+}
+
+// DefaultSafetyWindow is how long a deprovision counts against a safety threshold
+// unless its window says otherwise.
+const DefaultSafetyWindow = 10 * time.Minute
+
+// WindowOrDefault is the threshold's window, or DefaultSafetyWindow.
+func (t *SafetyThreshold) WindowOrDefault() time.Duration {
+	if t == nil || t.Window == nil || t.Window.Duration <= 0 {
+		return DefaultSafetyWindow
+	}
+	return t.Window.Duration
 }
 
 // Entitlements are what an assignment gives a user in an app beyond the account itself.
@@ -172,6 +209,7 @@ type LDAPConnection struct {
 	// +kubebuilder:validation:MinLength=8
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('ldap://') || self.startsWith('ldaps://')",message="url must start with ldap:// or ldaps://"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="url must not carry a user name or password: put credentials in a Secret"
 	URL string `json:"url"`
 
 	// security is how the connection is protected. Unset means TLS for ldaps:// and

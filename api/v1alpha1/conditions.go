@@ -73,6 +73,10 @@ const (
 	AnnotationResync = "identity.roster.dev/resync"
 	// AnnotationExternalID records the id an app assigned to an account.
 	AnnotationExternalID = "identity.roster.dev/external-id"
+	// AnnotationOrphanAccounts, set to "true" on a User being deleted, lets it go without
+	// deprovisioning its accounts: for a User whose app is unreachable or paused. The
+	// accounts stay in the apps as they are, and an Event records it.
+	AnnotationOrphanAccounts = "identity.roster.dev/orphan-accounts"
 )
 
 // Finalizer is the finalizer Roster puts on objects whose removal must first

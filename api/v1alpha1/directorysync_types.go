@@ -126,6 +126,7 @@ type HRISSource struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="url must be an http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="url must not carry a user name or password: put credentials in a Secret"
 	URL string `json:"url,omitempty"`
 
 	// headers are sent with the request to url (for example an API key from a Secret).
@@ -172,9 +173,20 @@ type VanishedUsersPolicy struct {
 	// deleteAfter deletes a suspended User once its record has been gone this long.
 	// Unset keeps suspended Users.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="deleteAfter must be a positive duration such as 720h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('87600h')",message="deleteAfter must be a duration from 1m to 87600h (10 years), such as 720h"
 	DeleteAfter *metav1.Duration `json:"deleteAfter,omitempty"`
 }
+
+// DeletionPolicy is what happens to a DirectorySync's Users when it is deleted.
+// +kubebuilder:validation:Enum=Orphan;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionOrphan keeps the Users and releases them from the DirectorySync.
+	DeletionOrphan DeletionPolicy = "Orphan"
+	// DeletionDelete deletes the Users, within the safety threshold.
+	DeletionDelete DeletionPolicy = "Delete"
+)
 
 // GroupRoleMirror makes one Role per directory group.
 type GroupRoleMirror struct {
@@ -223,7 +235,7 @@ type DirectorySyncSpec struct {
 	// followed between full syncs.
 	// +optional
 	// +kubebuilder:default="15m"
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="interval must be at least 1m"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="interval must be a duration from 1m to 168h, such as 15m"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// vanishedUsers is what happens to Users whose record vanishes from the source or is
@@ -238,6 +250,14 @@ type DirectorySyncSpec struct {
 	// +optional
 	// +kubebuilder:default={maxCount: 25}
 	SafetyThreshold *SafetyThreshold `json:"safetyThreshold,omitempty"`
+
+	// deletionPolicy is what happens to this DirectorySync's Users when it is deleted:
+	// Orphan keeps them (no longer owned by any DirectorySync); Delete deletes them,
+	// within the safety threshold (beyond it the DirectorySync waits, Stalled, for
+	// approval).
+	// +optional
+	// +kubebuilder:default=Orphan
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
 	// mirrorGroupsAsRoles, when set, makes one Role per directory group, so an
 	// AppAssignment can target everyone in that group.
@@ -325,6 +345,21 @@ type DirectorySyncStatus struct {
 	// users is the number of Users this DirectorySync owns.
 	// +optional
 	Users int32 `json:"users,omitempty"`
+
+	// heldSuspensions lists Users a person suspended that the source still has as
+	// active: the suspension wins until a person sets the User Active again.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=253
+	HeldSuspensions []string `json:"heldSuspensions,omitempty"`
+
+	// recentDeprovisions counts the suspensions and deletions of Users made within the safety threshold's
+	// window, in slices, so that the threshold holds across restarts of Roster.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	RecentDeprovisions []DeprovisionCount `json:"recentDeprovisions,omitempty"`
 }
 
 // DirectorySync mirrors a source of truth (a directory, an identity provider, an HR

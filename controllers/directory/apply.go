@@ -21,6 +21,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/controllers/safety"
 )
 
 // annotationVanished marks a User suspended because its record left the source.
@@ -35,8 +36,9 @@ type run struct {
 	desired     []desiredUser
 	vanishing   []*identityv1alpha1.User
 	deleting    []*identityv1alpha1.User
-	suspensions map[string]bool // User names newly suspended (desired or vanishing)
+	suspensions map[string]bool // User names newly suspended or deleted
 	existing    map[string]*identityv1alpha1.User
+	full        bool // a full sync: it speaks for the whole source
 }
 
 // converge brings the Users of the given records in step; a full sync also handles
@@ -225,7 +227,7 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	r := run{existing: map[string]*identityv1alpha1.User{}, suspensions: map[string]bool{}, skips: map[string]skip{}}
+	r := run{existing: map[string]*identityv1alpha1.User{}, suspensions: map[string]bool{}, skips: map[string]skip{}, full: full}
 	for i := range owned {
 		r.existing[owned[i].Name] = &owned[i]
 	}
@@ -295,6 +297,7 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 				due := since.Add(s.cfg.DeleteAfter)
 				if !now.Before(due) {
 					r.deleting = append(r.deleting, u)
+					r.suspensions[name] = true
 				} else {
 					s.scheduleDeletionLocked(due)
 				}
@@ -342,9 +345,9 @@ func (s *Syncer) skipLocked(id string, sk skip) {
 	s.log.V(1).Info("Skipped a directory record", "directorysync", s.cfg.Name, "record", id, "reason", sk.reason, "detail", sk.detail)
 }
 
-// checkSafety holds the run's suspensions and deletions when they are more than the
-// threshold allows (or the source came back empty) and the plan is not approved. It
-// returns the Users held.
+// checkSafety holds the run's suspensions and deletions when, with those made within
+// the safety window, they are more than the threshold allows (or the source came back
+// empty) and the plan is not approved. It returns the Users held.
 func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 	names := make([]string, 0, len(r.suspensions))
 	for n := range r.suspensions {
@@ -353,35 +356,40 @@ func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 	sort.Strings(names)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(names) == 0 {
+		if r.full {
+			s.status.Blocked, s.status.BlockedMessage, s.status.PlanID = false, "", ""
+		}
+		return nil
+	}
+	now := s.now()
+	made := s.window.Count(now)
 	id := planID(names)
-	if len(names) == 0 || !(empty || exceeds(len(names), owned, s.cfg.MaxCount, s.cfg.MaxPercent)) || s.cfg.ApprovedPlan == id {
+	if !(empty || safety.Exceeds(made+len(names), owned+made, s.cfg.MaxCount, s.cfg.MaxPercent)) || s.cfg.ApprovedPlan == id {
 		s.status.Blocked, s.status.BlockedMessage, s.status.PlanID = false, "", ""
+		s.window.Add(now, len(names))
 		return nil
 	}
 	s.status.Blocked, s.status.PlanID = true, id
-	why := "over the safety threshold"
+	why := fmt.Sprintf("with %d already suspended or deleted in the last %s, over the safety threshold", made, s.window.Span())
 	if empty {
 		why = "because the source returned no record at all"
 	}
-	s.status.BlockedMessage = fmt.Sprintf("this sync would suspend or delete %d of %d Users, %s; nothing was suspended or deleted. "+
+	s.status.BlockedMessage = fmt.Sprintf("this sync would suspend or delete %d of %d Users, %s; %d are held and nothing of it was applied. "+
 		"Check the source and the filter, then approve it with: kubectl annotate directorysync %s %s=%s",
-		len(names), owned, why, s.cfg.Name, identityv1alpha1.AnnotationApprovePlan, id)
+		len(names), owned, why, len(names), s.cfg.Name, identityv1alpha1.AnnotationApprovePlan, id)
 	if s.heldPlan != id {
-		s.log.Info("Directory sync blocked by the safety threshold", "directorysync", s.cfg.Name, "plan", id, "users", len(names))
+		s.log.Info("Directory sync blocked by the safety threshold", "directorysync", s.cfg.Name, "plan", id, "users", len(names), "madeInWindow", made)
 		s.heldPlan = id
+	}
+	if made > 0 {
+		s.scheduleDeletionLocked(s.window.NextExpiry()) // look again when those made stop counting
 	}
 	held := make(map[string]bool, len(names))
 	for _, n := range names {
 		held[n] = true
 	}
 	return held
-}
-
-func exceeds(n, total int, maxCount, maxPercent *int32) bool {
-	if maxCount != nil && n > int(*maxCount) {
-		return true
-	}
-	return maxPercent != nil && n*100 > int(*maxPercent)*max(total, 1)
 }
 
 func planID(names []string) string {

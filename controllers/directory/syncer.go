@@ -17,6 +17,7 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/mapping"
+	"github.com/rosterhq/roster/controllers/safety"
 )
 
 // pollEvery is how often a source that reports changes on request (modifyTimestamp,
@@ -37,7 +38,11 @@ type Config struct {
 	DeleteAfter    time.Duration
 	MaxCount       *int32
 	MaxPercent     *int32
-	ApprovedPlan   string
+	// Window is how long a suspension or deletion counts against MaxCount and
+	// MaxPercent; Counted is what the window held before (from status), read at start.
+	Window       time.Duration
+	Counted      []identityv1alpha1.DeprovisionCount
+	ApprovedPlan string
 	// ResyncRequest is the DirectorySync's resync annotation; a new value syncs in full
 	// now.
 	ResyncRequest string
@@ -58,6 +63,8 @@ type Status struct {
 	Blocked        bool
 	BlockedMessage string
 	PlanID         string
+	// RecentDeprovisions counts the suspensions and deletions made within the window.
+	RecentDeprovisions []identityv1alpha1.DeprovisionCount
 }
 
 // Syncer keeps one DirectorySync's Users in step with its source.
@@ -81,6 +88,7 @@ type Syncer struct {
 	status      Status
 	skipped     map[string]*identityv1alpha1.SkipReason
 	heldPlan    string
+	window      *safety.Window // suspensions and deletions made recently
 	nextDelete  time.Time
 	fieldOwner  string
 	vanishOwner string
@@ -93,6 +101,7 @@ func New(cfg Config, c client.Client, log logr.Logger, notify func()) *Syncer {
 		resync: make(chan struct{}, 1), rearm: make(chan struct{}, 1),
 		records: map[string]connectors.Record{}, groups: map[string]connectors.SourceGroup{},
 		skipped:     map[string]*identityv1alpha1.SkipReason{},
+		window:      safety.NewWindow(cfg.Window, cfg.Counted),
 		fieldOwner:  "roster-directorysync-" + cfg.Name,
 		vanishOwner: "roster-directorysync-" + cfg.Name + "-lifecycle",
 	}
@@ -104,6 +113,7 @@ func (s *Syncer) Configure(cfg Config) {
 	changed := cfg.Generation != s.cfg.Generation || cfg.Source != s.cfg.Source || cfg.ApprovedPlan != s.cfg.ApprovedPlan ||
 		cfg.ResyncRequest != s.cfg.ResyncRequest
 	s.cfg = cfg
+	s.window.SetSpan(cfg.Window)
 	s.mu.Unlock()
 	if changed {
 		s.SyncNow()
@@ -124,6 +134,7 @@ func (s *Syncer) Status() Status {
 	defer s.mu.Unlock()
 	st := s.status
 	st.Generation = s.cfg.Generation
+	st.RecentDeprovisions = s.window.Counted(s.now())
 	st.Skipped = nil
 	for _, r := range s.skipped {
 		st.Skipped = append(st.Skipped, *r)

@@ -12,6 +12,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/controllers/safety"
 )
 
 // notifyEvery bounds how often the engine asks for status writes while it converges.
@@ -62,7 +63,10 @@ type Engine struct {
 	planned    map[string]plannedUser
 	held       map[string]bool // deprovisions waiting for approval
 	heldPlanID string
+	heldSent   int             // deprovisions sent within the window when the plan was held
+	window     *safety.Window  // deprovisions sent recently, for the safety threshold
 	cleared    map[string]bool // deprovisions the planner let through
+	released   map[string]bool // Users going away whose accounts are left as they are
 	retry      map[string]*backoff
 	// convergeSince: when a User with planned changes was first marked, for the metric.
 	convergeSince map[string]time.Time
@@ -123,11 +127,12 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		accounts: map[string]*observed{}, byKey: map[string]string{}, groups: map[string]*groupState{},
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
-		held: map[string]bool{}, cleared: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
+		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
 	}
 	e.cfg = cfg
+	e.window = safety.NewWindow(cfg.Window, cfg.Counted)
 	e.inbox.users = map[string]time.Time{}
 	for _, g := range cfg.ManagedGroups {
 		e.managedGroups[strings.ToLower(g)] = g
@@ -142,6 +147,7 @@ func (e *Engine) Configure(cfg Config) {
 	e.mu.Lock()
 	old := e.cfg
 	e.cfg = cfg
+	e.window.SetSpan(cfg.Window)
 	for _, g := range cfg.ManagedGroups {
 		e.managedGroups[strings.ToLower(g)] = g
 	}
@@ -172,10 +178,27 @@ func sameDecisions(a, b Config) bool {
 	return a.Generation == b.Generation && a.Mapping == b.Mapping && a.MatchBy == b.MatchBy &&
 		a.OnSuspend == b.OnSuspend && a.OnRemoval == b.OnRemoval && a.DeleteAfter == b.DeleteAfter &&
 		a.Unmanaged == b.Unmanaged && equalInt(a.MaxCount, b.MaxCount) && equalInt(a.MaxPercent, b.MaxPercent) &&
-		a.Mode == b.Mode && a.Paused == b.Paused && a.ApprovedPlan == b.ApprovedPlan && a.Removing == b.Removing
+		a.Window == b.Window && a.Mode == b.Mode && a.Paused == b.Paused && a.ApprovedPlan == b.ApprovedPlan && a.Removing == b.Removing
 }
 
 func equalInt(a, b *int32) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// Release lets go of a User's account without touching it, for a User being deleted
+// with its accounts orphaned: the account stays in the app as it is, no longer managed
+// by Roster (the unmanaged accounts policy applies to it from then on).
+func (e *Engine) Release(user string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.released[user] = true
+	e.unlinkLocked(user)
+	for _, pending := range []map[string]bool{e.held, e.cleared, e.askedPending} {
+		delete(pending, user)
+	}
+	delete(e.planned, user)
+	delete(e.dirty, user)
+	e.dropRecordLocked(user)
+	e.appChanged = true
+}
 
 // MarkDirty asks the engine to look at these Users again. It never waits for the
 // engine's work: the marks wait in an inbox of their own, which the engine drains.
@@ -470,41 +493,62 @@ func (e *Engine) planUnmanagedAccountsLocked() []string {
 }
 
 // checkSafetyLocked lets the run's deprovisions (and any held ones) through, or holds
-// them all when they exceed the safety threshold and the plan is not approved.
+// them when, with the deprovisions already sent within the safety window, they exceed
+// the safety threshold and the held plan is not approved. Deprovisions let through
+// before (and planned again while in flight) are not counted twice.
 func (e *Engine) checkSafetyLocked(deprovisions []string) {
 	for u := range e.held {
 		if p, ok := e.planned[u]; ok && p.deprovision() {
 			deprovisions = append(deprovisions, u)
 		}
 	}
-	deprovisions = dedupe(deprovisions)
-	if len(deprovisions) == 0 {
-		e.held, e.heldPlanID = map[string]bool{}, ""
+	var fresh []string
+	for _, u := range dedupe(deprovisions) {
+		if e.cleared[u] {
+			e.dispatchLocked(u, true)
+		} else {
+			fresh = append(fresh, u)
+		}
+	}
+	if len(fresh) == 0 || e.cfg.Mode == identityv1alpha1.ModePlan || e.cfg.Paused {
+		e.held, e.heldPlanID = map[string]bool{}, "" // nothing is sent, so nothing counts
 		return
 	}
-	id := planID(deprovisions, e.planned)
-	if e.cfg.Mode != identityv1alpha1.ModePlan && exceeds(len(deprovisions), e.managedCountLocked(), e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
-		if e.heldPlanID != id {
-			e.events.App(e.cfg.App, "Warning", "PlanBlocked", e.blockedMessage(id, len(deprovisions)))
-			e.log.Info("Plan blocked by the safety threshold", "app", e.cfg.App, "plan", id, "deprovisions", len(deprovisions))
-		}
-		e.heldPlanID = id
-		e.held = map[string]bool{}
-		for _, u := range deprovisions {
-			e.held[u] = true
-			delete(e.cleared, u)
-		}
+	now := e.now()
+	sent := e.window.Count(now)
+	id := planID(fresh, e.planned)
+	if exceeds(sent+len(fresh), e.managedCountLocked()+sent, e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
+		e.holdLocked(id, fresh, sent)
 		return
 	}
 	e.held, e.heldPlanID = map[string]bool{}, ""
-	for _, u := range deprovisions {
+	e.window.Add(now, len(fresh))
+	for _, u := range fresh {
 		e.cleared[u] = true
 		e.dispatchLocked(u, true)
 	}
 }
 
-func (e *Engine) blockedMessage(id string, n int) string {
-	return blockedMessage(e.cfg.App, id, n, e.managedCountLocked(), e.cfg.MaxCount, e.cfg.MaxPercent)
+// holdLocked holds deprovisions for approval, and looks at them again when those sent
+// before stop counting.
+func (e *Engine) holdLocked(id string, users []string, sent int) {
+	if e.heldPlanID != id {
+		e.events.App(e.cfg.App, "Warning", "PlanBlocked", e.blockedMessage(id, len(users), sent))
+		e.log.Info("Plan blocked by the safety threshold", "app", e.cfg.App, "plan", id, "deprovisions", len(users), "sentInWindow", sent)
+	}
+	e.heldPlanID, e.heldSent = id, sent
+	e.held = make(map[string]bool, len(users))
+	expiry := e.window.NextExpiry()
+	for _, u := range users {
+		e.held[u] = true
+		if sent > 0 {
+			e.timers.schedule(u, expiry)
+		}
+	}
+}
+
+func (e *Engine) blockedMessage(id string, n, sent int) string {
+	return blockedMessage(e.cfg.App, id, n, sent, e.window.Span(), e.managedCountLocked()+sent, e.cfg.MaxCount, e.cfg.MaxPercent)
 }
 
 func (e *Engine) dispatchLocked(user string, urgent bool) {

@@ -253,3 +253,95 @@ func TestABulkJoinRecordsABoundedNumberOfUserEventsAndASummary(t *testing.T) {
 		t.Fatalf("summary %q, want it to start with %q", events.appMessages, want)
 	}
 }
+
+// withAccounts starts an engine over n Users that each have an active account.
+func withAccounts(t *testing.T, n int, cfg func(*Config)) (*Engine, *memory.App, *fakeSubjects, Config) {
+	t.Helper()
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	for i := range n {
+		subjects.set(fmt.Sprintf("u%02d", i), func(*Subject) {})
+	}
+	c := testConfig(t, app)
+	if cfg != nil {
+		cfg(&c)
+	}
+	e, _ := startEngine(t, c, subjects)
+	eventually(t, fmt.Sprintf("%d accounts", n), func() bool { return activeAccounts(app) == n })
+	return e, app, subjects, c
+}
+
+func (e *Engine) heldCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.held)
+}
+
+func TestThresholdHoldsDeprovisionsThatArriveOneByOne(t *testing.T) {
+	e, app, subjects, cfg := withAccounts(t, 30, nil)
+	for i := range 30 {
+		name := fmt.Sprintf("u%02d", i)
+		subjects.set(name, func(s *Subject) { s.Deleting = true; s.Assigned = false })
+		e.MarkDirty(name)
+		time.Sleep(5 * time.Millisecond) // as a GitOps prune deletes them
+	}
+	eventually(t, "every deprovision is sent or held", func() bool { return 30-activeAccounts(app)+e.heldCount() == 30 })
+	deprovisioned := 30 - activeAccounts(app)
+	if deprovisioned > 25 || !e.Snapshot().Blocked {
+		t.Fatalf("%d accounts deprovisioned one by one against maxCount 25 (blocked: %v), want at most 25 and the rest held", deprovisioned, e.Snapshot().Blocked)
+	}
+	msg := e.BlockedMessage()
+	if !strings.Contains(msg, fmt.Sprintf("%d already deprovisioned in the last 10m0s", deprovisioned)) || !strings.Contains(msg, "kubectl annotate appconnection app "+identityv1alpha1.AnnotationApprovePlan) {
+		t.Fatalf("blocked message %q does not say how many were sent and how to approve", msg)
+	}
+	cfg.ApprovedPlan = e.Snapshot().Plan.ID
+	e.Configure(cfg)
+	eventually(t, "the approved remainder is deprovisioned", func() bool { return activeAccounts(app) == 0 })
+	if got := e.window.Count(time.Now()); got != 30 {
+		t.Fatalf("the window counts %d deprovisions after approval, want 30", got)
+	}
+}
+
+func TestThresholdCountsWhatWasSentBeforeARestart(t *testing.T) {
+	sentBefore := []identityv1alpha1.DeprovisionCount{{Since: metav1.NewTime(time.Now().Add(-time.Minute)), Count: 25}}
+	e, app, subjects, _ := withAccounts(t, 3, func(c *Config) { c.Counted = sentBefore })
+	subjects.set("u00", func(s *Subject) { s.Active = false })
+	e.MarkDirty("u00")
+	eventually(t, "the deprovision is held", func() bool { return e.heldCount() == 1 })
+	if activeAccounts(app) != 3 {
+		t.Fatalf("%d accounts active, want 3: 25 deprovisions were sent a minute before the restart", activeAccounts(app))
+	}
+	if got := e.Snapshot().RecentDeprovisions; len(got) != 1 || got[0].Count != 25 {
+		t.Fatalf("status keeps %+v of the window, want the 25 sent before", got)
+	}
+}
+
+func TestThresholdForgetsDeprovisionsOlderThanItsWindow(t *testing.T) {
+	old := []identityv1alpha1.DeprovisionCount{{Since: metav1.NewTime(time.Now().Add(-time.Hour)), Count: 25}}
+	e, app, subjects, _ := withAccounts(t, 3, func(c *Config) { c.Counted = old; c.Window = 10 * time.Minute })
+	subjects.set("u00", func(s *Subject) { s.Active = false })
+	e.MarkDirty("u00")
+	eventually(t, "the deprovision is sent", func() bool { return activeAccounts(app) == 2 })
+	if e.Snapshot().Blocked {
+		t.Fatal("blocked by deprovisions sent an hour ago, outside a 10m window")
+	}
+}
+
+func TestAReleasedUserKeepsItsAccountAsItIs(t *testing.T) {
+	e, app, subjects, _ := withAccounts(t, 2, nil)
+	e.Release("u00")
+	subjects.set("u00", func(s *Subject) { s.Deleting = true })
+	e.MarkDirty("u00", "u01")
+	subjects.set("u01", func(s *Subject) { s.Active = false })
+	e.MarkDirty("u01")
+	eventually(t, "u01, not released, is deactivated", func() bool { return activeAccounts(app) == 1 })
+	if acc, ok := app.Lookup(context.Background(), connectors.Key{Kind: connectors.KeyUserName, Value: "u00@example.com"}); ok != nil || !acc.Active {
+		t.Fatalf("the released account = %+v, %v; want it active, as it was", acc, ok)
+	}
+	if settled, why := e.Settled("u00"); !settled {
+		t.Fatalf("a released User is not settled: %s", why)
+	}
+	if e.Snapshot().Unmanaged != 1 {
+		t.Fatalf("unmanaged = %d, want the released account counted as unmanaged", e.Snapshot().Unmanaged)
+	}
+}

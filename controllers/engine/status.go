@@ -39,6 +39,7 @@ func (e *Engine) Snapshot() Snapshot {
 		}
 	}
 	s.Plan = e.planSummaryLocked()
+	s.RecentDeprovisions = e.window.Counted(e.now())
 	for _, g := range e.managedGroups {
 		s.ManagedGroups = append(s.ManagedGroups, g)
 	}
@@ -90,7 +91,7 @@ func (e *Engine) BlockedMessage() string {
 	if e.heldPlanID == "" {
 		return ""
 	}
-	return e.blockedMessage(e.heldPlanID, len(e.held))
+	return e.blockedMessage(e.heldPlanID, len(e.held), e.heldSent)
 }
 
 // Account is a User's account in the app, for its status; false when the engine has

@@ -10,6 +10,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/controllers/safety"
 )
 
 // unmanagedPrefix marks plan entries for accounts no User holds.
@@ -190,6 +191,12 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 		return e.planUnmanagedLocked(user, id)
 	}
 	s, exists := e.subjects.Subject(user)
+	if e.released[user] {
+		if !exists || s.Deleting {
+			return userPlan{user: user} // its account was let go as it is
+		}
+		delete(e.released, user) // a new User of that name
+	}
 	if !exists {
 		s = Subject{User: &identityv1alpha1.User{}}
 		s.User.Name = user
@@ -290,17 +297,9 @@ func (e *Engine) managedCountLocked() int {
 }
 
 // exceeds reports whether n deprovisions go over the threshold (either bound set).
-func exceeds(n, managed int, maxCount, maxPercent *int32) bool {
-	if maxCount != nil && n > int(*maxCount) {
-		return true
-	}
-	if maxPercent != nil && n*100 > int(*maxPercent)*max(managed, 1) {
-		return true
-	}
-	return false
-}
+var exceeds = safety.Exceeds
 
-func blockedMessage(app, id string, n, managed int, maxCount, maxPercent *int32) string {
+func blockedMessage(app, id string, n, sent int, window time.Duration, managed int, maxCount, maxPercent *int32) string {
 	var limits []string
 	if maxCount != nil {
 		limits = append(limits, fmt.Sprintf("%d accounts", *maxCount))
@@ -309,9 +308,9 @@ func blockedMessage(app, id string, n, managed int, maxCount, maxPercent *int32)
 		limits = append(limits, fmt.Sprintf("%d%% of %d managed", *maxPercent, managed))
 	}
 	name := app[strings.Index(app, "/")+1:]
-	return fmt.Sprintf("plan %s would deprovision %d accounts, over the safety threshold (%s); nothing was deprovisioned. "+
-		"Check status.plan, then approve it with: kubectl annotate appconnection %s %s=%s",
-		id, n, strings.Join(limits, ", "), name, identityv1alpha1.AnnotationApprovePlan, id)
+	return fmt.Sprintf("plan %s would deprovision %d accounts, with %d already deprovisioned in the last %s over the safety threshold (%s); "+
+		"%d deprovisions are held and were not sent. Check status.plan, then approve it with: kubectl annotate appconnection %s %s=%s",
+		id, n, sent, window, strings.Join(limits, ", "), n, name, identityv1alpha1.AnnotationApprovePlan, id)
 }
 
 // planID identifies a set of deprovisions, so that an approval covers exactly it.

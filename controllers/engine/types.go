@@ -29,8 +29,12 @@ type Config struct {
 	Unmanaged   identityv1alpha1.UnmanagedAccountsPolicy
 	MaxCount    *int32
 	MaxPercent  *int32
-	Mode        identityv1alpha1.ConnectionMode
-	Paused      bool
+	// Window is how long a deprovision counts against MaxCount and MaxPercent.
+	Window time.Duration
+	// Counted is what the window held before (from status), read when the engine starts.
+	Counted []identityv1alpha1.DeprovisionCount
+	Mode    identityv1alpha1.ConnectionMode
+	Paused  bool
 	// ApprovedPlan is the id of a plan blocked by the safety threshold that an admin
 	// approved.
 	ApprovedPlan string
@@ -130,6 +134,8 @@ type Snapshot struct {
 	Blocked          bool
 	ManagedGroups    []string
 	QuarantinedUntil time.Time
+	// RecentDeprovisions counts the deprovisions sent within the safety window.
+	RecentDeprovisions []identityv1alpha1.DeprovisionCount
 }
 
 // PlanSummary counts the changes the engine has planned and not yet applied.
