@@ -4,25 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/mapping"
 	"github.com/rosterhq/roster/controllers/directory"
+	"github.com/rosterhq/roster/controllers/safety"
 )
 
 // DirectorySyncReconciler runs each DirectorySync's source through a syncer that
@@ -33,6 +38,7 @@ type DirectorySyncReconciler struct {
 	Registry  *connectors.Registry
 	Syncers   *Syncers
 	Inbound   *InboundSCIM // nil when the binary serves no inbound SCIM
+	Recorder  recorder.EventRecorder
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*builtSource
@@ -62,8 +68,12 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if ds.DeletionTimestamp != nil {
-		r.forget(req.NamespacedName) // its Users go with it, by their owner reference
-		return ctrl.Result{}, nil
+		return r.finalize(ctx, ds)
+	}
+	if controllerutil.AddFinalizer(ds, identityv1alpha1.Finalizer) {
+		if err := r.Update(ctx, ds); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	before := ds.DeepCopy()
 	cond := newConditions(&ds.Status.CommonStatus, ds.Generation)
@@ -94,6 +104,131 @@ func (r *DirectorySyncReconciler) finish(ctx context.Context, ds, before *identi
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// finalize stops the DirectorySync's syncer and lets its Users and Roles go by its
+// deletionPolicy: Orphan releases them, Delete deletes them within the safety threshold
+// (beyond it the DirectorySync stays, Stalled, until the deletion is approved).
+func (r *DirectorySyncReconciler) finalize(ctx context.Context, ds *identityv1alpha1.DirectorySync) (ctrl.Result, error) {
+	r.forget(types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name})
+	if !controllerutil.ContainsFinalizer(ds, identityv1alpha1.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	written, err := r.written(ctx, ds)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if ds.Spec.DeletionPolicy == identityv1alpha1.DeletionDelete {
+		if wait, err := r.deleteWritten(ctx, ds, written); err != nil || wait != nil {
+			return *wait, err
+		}
+	} else if err := r.release(ctx, ds, written); err != nil {
+		return ctrl.Result{}, err
+	}
+	controllerutil.RemoveFinalizer(ds, identityv1alpha1.Finalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, ds))
+}
+
+// written lists the Users and Roles a DirectorySync wrote that are not being deleted.
+func (r *DirectorySyncReconciler) written(ctx context.Context, ds *identityv1alpha1.DirectorySync) ([]client.Object, error) {
+	mine := []client.ListOption{client.InNamespace(ds.Namespace), client.MatchingLabels{directory.LabelDirectorySync: ds.Name}}
+	var users identityv1alpha1.UserList
+	if err := r.List(ctx, &users, mine...); err != nil {
+		return nil, err
+	}
+	var roles identityv1alpha1.RoleList
+	if err := r.List(ctx, &roles, mine...); err != nil {
+		return nil, err
+	}
+	var out []client.Object
+	for i := range users.Items {
+		if users.Items[i].DeletionTimestamp == nil {
+			out = append(out, &users.Items[i])
+		}
+	}
+	for i := range roles.Items {
+		if roles.Items[i].DeletionTimestamp == nil {
+			out = append(out, &roles.Items[i])
+		}
+	}
+	return out, nil
+}
+
+// release makes the Users and Roles a deleted DirectorySync wrote its no longer: they
+// stay, without its label and without an owner reference to it.
+func (r *DirectorySyncReconciler) release(ctx context.Context, ds *identityv1alpha1.DirectorySync, written []client.Object) error {
+	for _, obj := range written {
+		before := obj.DeepCopyObject().(client.Object)
+		labels := obj.GetLabels()
+		delete(labels, directory.LabelDirectorySync)
+		obj.SetLabels(labels)
+		var refs []metav1.OwnerReference
+		for _, ref := range obj.GetOwnerReferences() {
+			if ref.UID != ds.UID {
+				refs = append(refs, ref)
+			}
+		}
+		obj.SetOwnerReferences(refs)
+		if err := r.Patch(ctx, obj, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("releasing %s: %w", obj.GetName(), err)
+		}
+	}
+	if len(written) > 0 {
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "Orphaned", "Delete",
+			"Released %d Users and Roles (deletionPolicy Orphan): they stay, owned by no DirectorySync", len(written))
+	}
+	return nil
+}
+
+// deleteWritten deletes the Users and Roles a deleted DirectorySync wrote, unless the
+// Users, with those suspended or deleted within the safety window, exceed the
+// threshold and the deletion is not approved: then it returns how long to wait.
+func (r *DirectorySyncReconciler) deleteWritten(ctx context.Context, ds *identityv1alpha1.DirectorySync, written []client.Object) (*ctrl.Result, error) {
+	var users []string
+	for _, obj := range written {
+		if _, ok := obj.(*identityv1alpha1.User); ok {
+			users = append(users, obj.GetName())
+		}
+	}
+	sort.Strings(users)
+	now := time.Now()
+	window := safety.NewWindow(ds.Spec.SafetyThreshold.WindowOrDefault(), ds.Status.RecentDeprovisions)
+	made, id := window.Count(now), safety.PlanID(users)
+	before := ds.DeepCopy()
+	cond := newConditions(&ds.Status.CommonStatus, ds.Generation)
+	var maxCount, maxPercent *int32
+	if t := ds.Spec.SafetyThreshold; t != nil {
+		maxCount, maxPercent = t.MaxCount, t.MaxPercent
+	}
+	if len(users) > 0 && safety.Exceeds(made+len(users), len(users)+made, maxCount, maxPercent) && ds.Annotations[identityv1alpha1.AnnotationApprovePlan] != id {
+		msg := fmt.Sprintf("deleting this DirectorySync would delete its %d Users (deletionPolicy Delete), with %d already suspended or deleted in the last %s, over the safety threshold; "+
+			"none was deleted. Approve it with: kubectl annotate directorysync %s %s=%s, or set deletionPolicy: Orphan to keep them",
+			len(users), made, window.Span(), ds.Name, identityv1alpha1.AnnotationApprovePlan, id)
+		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, msg)
+		if !meta.IsStatusConditionTrue(before.Status.Conditions, identityv1alpha1.ConditionStalled) {
+			r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, identityv1alpha1.ReasonSafetyThresholdExceeded, "Delete", "%s", msg)
+		}
+		wait := time.Duration(0)
+		if made > 0 {
+			wait = time.Until(window.NextExpiry())
+		}
+		res, err := r.finish(ctx, ds, before, wait)
+		return &res, err
+	}
+	for _, obj := range written {
+		if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+			return &ctrl.Result{}, fmt.Errorf("deleting %s: %w", obj.GetName(), err)
+		}
+	}
+	window.Add(now, len(users))
+	ds.Status.RecentDeprovisions = window.Counted(now)
+	if err := patchStatus(ctx, r.Client, ds, before, ds.Status, before.Status); client.IgnoreNotFound(err) != nil {
+		return &ctrl.Result{}, err
+	}
+	if len(written) > 0 {
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %d Users and Roles (deletionPolicy Delete)", len(written))
+	}
+	return nil, nil
 }
 
 func (r *DirectorySyncReconciler) forget(key types.NamespacedName) {
@@ -195,6 +330,7 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 	ds.Status.SkippedReasons = st.Skipped
 	ds.Status.Users = int32(st.Users)
 	ds.Status.RecentDeprovisions = st.RecentDeprovisions
+	r.announceHeldSuspensions(ds, before.HeldSuspensions, st.HeldSuspensions)
 	source := ds.Spec.SourceName()
 	switch {
 	case st.Err != nil:
@@ -204,7 +340,11 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 	case st.Blocked:
 		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, st.BlockedMessage)
 	default:
-		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d Users from %d %s records", st.Users, st.Counts.Seen, source))
+		msg := fmt.Sprintf("%d Users from %d %s records", st.Users, st.Counts.Seen, source)
+		if n := len(st.HeldSuspensions); n > 0 {
+			msg += fmt.Sprintf("; %d suspended by a person and held against the source (status.heldSuspensions)", n)
+		}
+		cond.ready(identityv1alpha1.ReasonReconciled, msg)
 	}
 	// The sync time is written with other changes, not on its own: a full sync that
 	// changes nothing writes nothing (roster_directory_last_sync_timestamp_seconds is
@@ -214,6 +354,25 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 		d := metav1.Duration{Duration: st.LastDuration.Round(time.Millisecond)}
 		ds.Status.LastSyncTime, ds.Status.LastSyncDuration = &t, &d
 	}
+}
+
+// announceHeldSuspensions records the suspensions held against the source in status (at
+// most 100 listed) and says, in an Event, which are newly held.
+func (r *DirectorySyncReconciler) announceHeldSuspensions(ds *identityv1alpha1.DirectorySync, before, now []string) {
+	was := map[string]bool{}
+	for _, name := range before {
+		was[name] = true
+	}
+	for _, name := range now {
+		if !was[name] && r.Recorder != nil {
+			r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, "SuspensionHeld", "Sync",
+				"User %s was suspended by a person while the source has it active; it stays suspended until a person sets spec.state to Active", name)
+		}
+	}
+	if len(now) > 100 {
+		now = now[:100]
+	}
+	ds.Status.HeldSuspensions = now
 }
 
 // syncStatusEqual compares two statuses but for their sync times.

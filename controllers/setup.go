@@ -67,7 +67,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers, Inbound: opts.Inbound},
+		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers, Inbound: opts.Inbound, Recorder: mgr.GetEventRecorder("roster")},
 		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster")},
 		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership},
 		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership},

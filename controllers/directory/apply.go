@@ -262,7 +262,7 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 		if existing != nil && existing.Annotations[AnnotationInactive] != "" {
 			since = existing.Annotations[AnnotationInactive]
 		}
-		d, sk := s.buildUser(rec, values, resolve, since)
+		d, sk := s.buildUser(rec, values, resolve, since, existing)
 		if sk != nil {
 			r.skips[id] = *sk
 			s.skipLocked(id, *sk)
@@ -271,6 +271,7 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 		if d.suspended && (existing == nil || existing.Spec.State != identityv1alpha1.UserStateSuspended) {
 			r.suspensions[d.name] = true
 		}
+		s.noteHeldSuspensionLocked(d)
 		r.desired = append(r.desired, d)
 	}
 	if full {
@@ -364,7 +365,7 @@ func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 	}
 	now := s.now()
 	made := s.window.Count(now)
-	id := planID(names)
+	id := safety.PlanID(names)
 	if !(empty || safety.Exceeds(made+len(names), owned+made, s.cfg.MaxCount, s.cfg.MaxPercent)) || s.cfg.ApprovedPlan == id {
 		s.status.Blocked, s.status.BlockedMessage, s.status.PlanID = false, "", ""
 		s.window.Add(now, len(names))
@@ -390,11 +391,6 @@ func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 		held[n] = true
 	}
 	return held
-}
-
-func planID(names []string) string {
-	sum := sha256.Sum256([]byte(strings.Join(names, "\n")))
-	return hex.EncodeToString(sum[:6])
 }
 
 // applyUser writes one User with server-side apply, unless it is already as desired.

@@ -65,6 +65,8 @@ type Status struct {
 	PlanID         string
 	// RecentDeprovisions counts the suspensions and deletions made within the window.
 	RecentDeprovisions []identityv1alpha1.DeprovisionCount
+	// HeldSuspensions are the Users a person suspended that the source has active.
+	HeldSuspensions []string
 }
 
 // Syncer keeps one DirectorySync's Users in step with its source.
@@ -78,20 +80,22 @@ type Syncer struct {
 	rearm  chan struct{}
 	stripe [64]sync.Mutex // serializes writes per record
 
-	mu          sync.Mutex
-	cfg         Config
-	records     map[string]connectors.Record
-	refs        map[string]string // lower-cased id, dn, userName or email → record id
-	groups      map[string]connectors.SourceGroup
-	members     memberships
-	watermark   string
-	status      Status
-	skipped     map[string]*identityv1alpha1.SkipReason
-	heldPlan    string
-	window      *safety.Window // suspensions and deletions made recently
-	nextDelete  time.Time
-	fieldOwner  string
-	vanishOwner string
+	mu        sync.Mutex
+	cfg       Config
+	records   map[string]connectors.Record
+	refs      map[string]string // lower-cased id, dn, userName or email → record id
+	groups    map[string]connectors.SourceGroup
+	members   memberships
+	watermark string
+	status    Status
+	skipped   map[string]*identityv1alpha1.SkipReason
+	heldPlan  string
+	// heldSuspensions: Users a person suspended that the source has active.
+	heldSuspensions map[string]bool
+	window          *safety.Window // suspensions and deletions made recently
+	nextDelete      time.Time
+	fieldOwner      string
+	vanishOwner     string
 }
 
 // New returns a syncer; Run starts it.
@@ -100,10 +104,11 @@ func New(cfg Config, c client.Client, log logr.Logger, notify func()) *Syncer {
 		client: c, log: log, notify: notify, now: time.Now, cfg: cfg,
 		resync: make(chan struct{}, 1), rearm: make(chan struct{}, 1),
 		records: map[string]connectors.Record{}, groups: map[string]connectors.SourceGroup{},
-		skipped:     map[string]*identityv1alpha1.SkipReason{},
-		window:      safety.NewWindow(cfg.Window, cfg.Counted),
-		fieldOwner:  "roster-directorysync-" + cfg.Name,
-		vanishOwner: "roster-directorysync-" + cfg.Name + "-lifecycle",
+		skipped:         map[string]*identityv1alpha1.SkipReason{},
+		window:          safety.NewWindow(cfg.Window, cfg.Counted),
+		heldSuspensions: map[string]bool{},
+		fieldOwner:      "roster-directorysync-" + cfg.Name,
+		vanishOwner:     "roster-directorysync-" + cfg.Name + "-lifecycle",
 	}
 }
 
@@ -135,6 +140,10 @@ func (s *Syncer) Status() Status {
 	st := s.status
 	st.Generation = s.cfg.Generation
 	st.RecentDeprovisions = s.window.Counted(s.now())
+	for name := range s.heldSuspensions {
+		st.HeldSuspensions = append(st.HeldSuspensions, name)
+	}
+	sort.Strings(st.HeldSuspensions)
 	st.Skipped = nil
 	for _, r := range s.skipped {
 		st.Skipped = append(st.Skipped, *r)
@@ -437,6 +446,17 @@ func (s *Syncer) Apply(ctx context.Context, set connectors.ChangeSet) error {
 		}
 	}
 	return nil
+}
+
+// noteHeldSuspensionLocked keeps the list of suspensions held against the source.
+func (s *Syncer) noteHeldSuspensionLocked(d desiredUser) {
+	switch {
+	case !d.suspensionHeld:
+		delete(s.heldSuspensions, d.name)
+	case !s.heldSuspensions[d.name]:
+		s.heldSuspensions[d.name] = true
+		s.log.Info("Held a person's suspension against the source", "directorysync", s.cfg.Name, "user", d.name)
+	}
 }
 
 func (s *Syncer) setErr(err error) {

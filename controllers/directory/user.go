@@ -21,6 +21,9 @@ const (
 	AnnotationSourceID    = "identity.roster.dev/source-id"
 	AnnotationInactive    = "identity.roster.dev/inactive-since"
 	AnnotationAppliedHash = "identity.roster.dev/applied-hash"
+	// AnnotationSuspensionHeld marks a User a person suspended while the source has it
+	// active: the DirectorySync leaves its state alone until a person sets it Active.
+	AnnotationSuspensionHeld = "identity.roster.dev/suspension-held"
 )
 
 // stringFields are the User spec fields a mapping can set from a string.
@@ -35,6 +38,8 @@ type desiredUser struct {
 	manager   string // the manager's User name, if any
 	object    *unstructured.Unstructured
 	suspended bool
+	// suspensionHeld: a person suspended the User and the source has it active.
+	suspensionHeld bool
 }
 
 // skip is why a record did not become a User.
@@ -43,7 +48,7 @@ type skip struct {
 }
 
 // buildUser turns a record's mapped values into the User to apply.
-func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveManager func(string) string, inactiveSince string) (desiredUser, *skip) {
+func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveManager func(string) string, inactiveSince string, existing *identityv1alpha1.User) (desiredUser, *skip) {
 	spec := map[string]any{}
 	manager := ""
 	labels := map[string]any{LabelDirectorySync: s.cfg.Name}
@@ -120,18 +125,30 @@ func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveMa
 		annotations[AnnotationInactive] = inactiveSince
 	}
 	objName := objectName(s.cfg.Name, r.ID)
+	if _, setsState := spec["state"]; setsState && !suspended && suspendedByAPerson(existing) {
+		delete(spec, "state") // the kill switch a person pulled wins over the source
+		annotations[AnnotationSuspensionHeld] = "true"
+	}
 	obj := s.object("User", objName, labels, annotations, spec)
-	return desiredUser{recordID: r.ID, name: objName, manager: manager, object: obj, suspended: suspended}, nil
+	held := annotations[AnnotationSuspensionHeld] == "true"
+	return desiredUser{recordID: r.ID, name: objName, manager: manager, object: obj, suspended: suspended, suspensionHeld: held}, nil
 }
 
-// object builds an object to apply, owned by the DirectorySync, with a hash of itself.
+// suspendedByAPerson reports whether a User is suspended by someone other than its
+// DirectorySync: the DirectorySync marks its own suspensions (inactive-since), and
+// keeps the mark of a person's suspension it holds.
+func suspendedByAPerson(u *identityv1alpha1.User) bool {
+	return u != nil && u.Spec.State == identityv1alpha1.UserStateSuspended &&
+		(u.Annotations[AnnotationSuspensionHeld] == "true" || u.Annotations[AnnotationInactive] == "")
+}
+
+// object builds an object to apply, labelled with its DirectorySync, with a hash of
+// itself. It carries no owner reference: the garbage collector would delete every User
+// with the DirectorySync (foreground deletion even before its finalizer runs), where the
+// DirectorySync's deletionPolicy decides, within the safety threshold.
 func (s *Syncer) object(kind, name string, labels, annotations, spec map[string]any) *unstructured.Unstructured {
 	metadata := map[string]any{
 		"name": name, "namespace": s.cfg.Namespace, "labels": labels, "annotations": annotations,
-		"ownerReferences": []any{map[string]any{
-			"apiVersion": identityv1alpha1.GroupVersion.String(), "kind": "DirectorySync",
-			"name": s.cfg.Name, "uid": string(s.cfg.UID), "controller": true, "blockOwnerDeletion": false,
-		}},
 	}
 	if kind == "User" {
 		metadata["finalizers"] = []any{identityv1alpha1.Finalizer}

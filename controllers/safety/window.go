@@ -4,6 +4,9 @@
 package safety
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,4 +104,11 @@ func Exceeds(n, total int, maxCount, maxPercent *int32) bool {
 		return true
 	}
 	return maxPercent != nil && n*100 > int(*maxPercent)*max(total, 1)
+}
+
+// PlanID identifies a set of names held for approval, so that an approval covers
+// exactly that set.
+func PlanID(names []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(names, "\n")))
+	return hex.EncodeToString(sum[:6])
 }
