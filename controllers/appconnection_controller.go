@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -80,6 +79,10 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return r.finish(ctx, conn, before, retryAfterBuild(b.err))
 	}
 	e, err := r.Engines.Ensure(ctx, req.NamespacedName, configOf(conn, b))
+	if wait := crashWait(err); wait > 0 {
+		cond.notReady(identityv1alpha1.ReasonInternalError, err.Error())
+		return r.finish(ctx, conn, before, wait)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -117,7 +120,7 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 	r.mu.Lock()
 	prev := r.built[key]
 	r.mu.Unlock()
-	if prev != nil && prev.generation == conn.Generation && secretsUnchanged(ctx, r.Client, r.APIReader, conn.Namespace, prev.secrets) {
+	if prev != nil && prev.generation == conn.Generation && secretsUnchanged(ctx, r.APIReader, conn.Namespace, prev.secrets) {
 		return prev
 	}
 	b := &built{generation: conn.Generation}
@@ -150,18 +153,18 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 
 var errInvalidSpec = errors.New("invalid configuration")
 
-// secretsUnchanged compares the Secrets' resourceVersions with those read, from the
-// metadata cache, or from the API server when the cache does not have them yet.
-func secretsUnchanged(ctx context.Context, cache, api client.Reader, namespace string, versions map[string]string) bool {
+// secretRecheck is how often the Secrets an object reads are read again, by name
+// from the API server: Roster does not list or watch Secrets, and notices a rotated or
+// deleted credential (a revoked inbound SCIM token included) within this interval.
+const secretRecheck = 30 * time.Second
+
+// secretsUnchanged compares the Secrets' resourceVersions with those read, reading
+// each Secret's metadata by name from the API server.
+func secretsUnchanged(ctx context.Context, api client.Reader, namespace string, versions map[string]string) bool {
 	for name, version := range versions {
 		meta := &metav1.PartialObjectMetadata{}
 		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		key := types.NamespacedName{Namespace: namespace, Name: name}
-		err := cache.Get(ctx, key, meta)
-		if apierrors.IsNotFound(err) {
-			err = api.Get(ctx, key, meta)
-		}
-		if err != nil || meta.ResourceVersion != version {
+		if err := api.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, meta); err != nil || meta.ResourceVersion != version {
 			return false
 		}
 	}
@@ -190,10 +193,19 @@ func (r *AppConnectionReconciler) buildFailed(conn *identityv1alpha1.AppConnecti
 }
 
 func retryAfterBuild(err error) time.Duration {
-	if errors.Is(err, connectors.ErrSecretNotFound) || errors.Is(err, errInvalidSpec) || connectors.IsPermanent(err) {
-		return 0 // a change to the AppConnection or the Secret brings it back
+	if errors.Is(err, errInvalidSpec) {
+		return 0 // a change to the object brings it back
 	}
-	return 30 * time.Second
+	return secretRecheck // a Secret may be created or mended meanwhile
+}
+
+// recheckSecrets is when to read an object's Secrets again: secretRecheck if it reads
+// any.
+func recheckSecrets(secrets map[string]string) time.Duration {
+	if len(secrets) > 0 {
+		return secretRecheck
+	}
+	return 0
 }
 
 // configOf turns an AppConnection into its engine's configuration.
@@ -404,22 +416,9 @@ func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsReading)).
 		WatchesRawSource(source.Channel(r.Engines.appEvents, &handler.EnqueueRequestForObject{})).
 		Watches(&identityv1alpha1.AppAssignment{}, r.assignmentsToEngines(), builder.WithPredicates(specOrLabelsChanged())).
 		Complete(r)
-}
-
-func (r *AppConnectionReconciler) connectionsReading(ctx context.Context, secret client.Object) []reconcile.Request {
-	var conns identityv1alpha1.AppConnectionList
-	if err := r.List(ctx, &conns, client.InNamespace(secret.GetNamespace()), client.MatchingFields{indexSecrets: secret.GetName()}); err != nil {
-		return nil
-	}
-	reqs := make([]reconcile.Request, len(conns.Items))
-	for i, c := range conns.Items {
-		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}}
-	}
-	return reqs
 }
 
 // assignmentsToEngines marks an AppAssignment's subject Users dirty in its app's engine.

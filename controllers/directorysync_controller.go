@@ -88,6 +88,10 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return r.finish(ctx, ds, before, retryAfterBuild(b.err))
 	}
 	syncer, err := r.Syncers.Ensure(ctx, req.NamespacedName, r.configOf(ds, b))
+	if wait := crashWait(err); wait > 0 {
+		cond.notReady(identityv1alpha1.ReasonInternalError, err.Error())
+		return r.finish(ctx, ds, before, wait)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -95,7 +99,7 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		a.Attach(syncer)
 	}
 	r.summarize(ds, syncer.Status(), cond)
-	return r.finish(ctx, ds, before, 0)
+	return r.finish(ctx, ds, before, recheckSecrets(b.secrets))
 }
 
 func (r *DirectorySyncReconciler) finish(ctx context.Context, ds, before *identityv1alpha1.DirectorySync, requeue time.Duration) (ctrl.Result, error) {
@@ -248,7 +252,7 @@ func (r *DirectorySyncReconciler) build(ctx context.Context, ds *identityv1alpha
 	r.mu.Lock()
 	prev := r.built[key]
 	r.mu.Unlock()
-	if prev != nil && prev.generation == ds.Generation && secretsUnchanged(ctx, r.Client, r.APIReader, ds.Namespace, prev.secrets) {
+	if prev != nil && prev.generation == ds.Generation && secretsUnchanged(ctx, r.APIReader, ds.Namespace, prev.secrets) {
 		return prev
 	}
 	b := &builtSource{generation: ds.Generation}
@@ -388,18 +392,9 @@ func (r *DirectorySyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.DirectorySync{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.syncsReading)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.exportChanged)).
 		WatchesRawSource(source.Channel(r.Syncers.events, coalesced(countsEvery))).
 		Complete(r)
-}
-
-func (r *DirectorySyncReconciler) syncsReading(ctx context.Context, obj client.Object) []reconcile.Request {
-	var list identityv1alpha1.DirectorySyncList
-	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{indexSecrets: obj.GetName()}); err != nil {
-		return nil
-	}
-	return requestsFor(list.Items)
 }
 
 // exportChanged syncs at once the DirectorySyncs whose HR export is in a changed ConfigMap.

@@ -34,13 +34,14 @@ type Engines struct {
 
 // NewEngines returns an empty set of engines.
 func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Membership, log logr.Logger) *Engines {
-	return &Engines{
+	es := &Engines{
 		cache: cache, recorder: rec, membership: membership, log: log,
-		running:          newWorkers[*engine.Engine](),
 		userEvents:       make(chan event.GenericEvent, 4096),
 		appEvents:        make(chan event.GenericEvent, 256),
 		assignmentEvents: make(chan event.GenericEvent, 1024),
 	}
+	es.running = newWorkers[*engine.Engine]("engine", log, func(app types.NamespacedName) { es.AppChanged(app.String()) })
+	return es
 }
 
 // Start runs until ctx ends, then stops every engine. It runs only on the leader.

@@ -94,15 +94,12 @@ func (s *InboundSCIM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Users the first time, with the bearer token the identity provider must send.
 func (s *InboundSCIM) SourceFactory() connectors.SourceFactory {
 	return func(ctx context.Context, ds *identityv1alpha1.DirectorySync, secrets connectors.SecretReader) (connectors.Source, error) {
-		ref := ds.Spec.SCIM.TokenSecretRef
-		token, err := secrets.SecretValue(ctx, ref.Name, ref.Key)
+		key := types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}
+		tokens, err := inboundTokens(ctx, ds.Spec.SCIM.TokenSecretRef, secrets)
 		if err != nil {
+			s.Revoke(key)
 			return nil, err
 		}
-		if len(token) < 16 {
-			return nil, &connectors.PermanentError{Message: "the bearer token in Secret " + ref.Name + " is shorter than 16 characters"}
-		}
-		key := types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}
 		s.mu.Lock()
 		if s.stores == nil {
 			s.stores = map[types.NamespacedName]*inboundStore{}
@@ -113,11 +110,51 @@ func (s *InboundSCIM) SourceFactory() connectors.SourceFactory {
 			s.stores[key] = store
 		}
 		s.mu.Unlock()
-		store.setToken(token)
+		store.setTokens(tokens)
 		if err := store.load(ctx); err != nil {
 			return nil, err
 		}
 		return store, nil
+	}
+}
+
+// PreviousTokenKey is the key of the token Secret that, while present, holds the token
+// being rotated out: both are accepted until it is removed.
+const PreviousTokenKey = "previousToken"
+
+// inboundTokens reads the bearer token an identity provider must send, and the previous
+// one while a rotation overlaps.
+func inboundTokens(ctx context.Context, ref identityv1alpha1.SecretKeySelector, secrets connectors.SecretReader) ([][]byte, error) {
+	token, err := secrets.SecretValue(ctx, ref.Name, ref.Key)
+	if err != nil {
+		return nil, err
+	}
+	tokens := [][]byte{token}
+	if ref.Key != PreviousTokenKey {
+		previous, err := secrets.SecretValue(ctx, ref.Name, PreviousTokenKey)
+		switch {
+		case err == nil:
+			tokens = append(tokens, previous)
+		case !errors.Is(err, connectors.ErrSecretNotFound):
+			return nil, err
+		}
+	}
+	for _, t := range tokens {
+		if len(t) < 16 {
+			return nil, &connectors.PermanentError{Message: "a bearer token in Secret " + ref.Name + " is shorter than 16 characters; no token is accepted until it is mended"}
+		}
+	}
+	return tokens, nil
+}
+
+// Revoke makes a DirectorySync's endpoint refuse every token, until its Secret is
+// valid again.
+func (s *InboundSCIM) Revoke(key types.NamespacedName) {
+	s.mu.Lock()
+	store := s.stores[key]
+	s.mu.Unlock()
+	if store != nil {
+		store.setTokens(nil)
 	}
 }
 
@@ -128,10 +165,16 @@ func (s *InboundSCIM) Forget(key types.NamespacedName) {
 	delete(s.stores, key)
 }
 
-// authorize compares a request's bearer token with the expected one in constant time.
-func authorize(r *http.Request, token []byte) bool {
+// authorize compares a request's bearer token with each accepted one in constant time.
+func authorize(r *http.Request, tokens [][]byte) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && len(token) > 0 && subtle.ConstantTimeCompare([]byte(got), token) == 1
+	match := 0
+	for _, token := range tokens {
+		if len(token) > 0 {
+			match |= subtle.ConstantTimeCompare([]byte(got), token)
+		}
+	}
+	return ok && match == 1
 }
 
 var errNotReady = errors.New("the DirectorySync is not ready yet; retry")

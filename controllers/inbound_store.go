@@ -42,7 +42,7 @@ type inboundStore struct {
 	server http.Handler
 
 	mu       sync.Mutex
-	token    []byte
+	tokens   [][]byte
 	loaded   bool
 	syncer   syncerApplier
 	users    map[string]scim.Resource
@@ -70,17 +70,17 @@ func newInboundStore(key types.NamespacedName, uid types.UID, c client.Client) *
 	return st
 }
 
-func (st *inboundStore) setToken(token []byte) {
+func (st *inboundStore) setTokens(tokens [][]byte) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.token = token
+	st.tokens = tokens
 }
 
 func (st *inboundStore) authorize(r *http.Request) bool {
 	st.mu.Lock()
-	token := st.token
+	tokens := st.tokens
 	st.mu.Unlock()
-	return authorize(r, token)
+	return authorize(r, tokens)
 }
 
 // Attach gives the store the syncer that applies its pushes.
@@ -112,8 +112,7 @@ func (st *inboundStore) load(ctx context.Context) error {
 	}
 	slices.SortFunc(users.Items, func(a, b identityv1alpha1.User) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
 	for _, u := range users.Items {
-		var r scim.Resource
-		if json.Unmarshal([]byte(u.Annotations[AnnotationSCIMResource]), &r) == nil && r.ID() != "" {
+		if r, ok := readBack(u.Annotations[AnnotationSCIMResource]); ok {
 			st.putUserLocked(r)
 		}
 	}
@@ -129,13 +128,47 @@ func (st *inboundStore) load(ctx context.Context) error {
 	slices.Sort(ids)
 	for _, id := range ids {
 		var g scim.Resource
-		if json.Unmarshal([]byte(cm.Data[id]), &g) == nil {
+		if json.Unmarshal([]byte(cm.Data[id]), &g) == nil && g.ID() == id && displayNameOf(g) != "" {
 			st.groups[id] = g
 			st.gorder = append(st.gorder, id)
 		}
 	}
 	st.loaded = true
 	return nil
+}
+
+// readBack reads a pushed user kept on its User. Anyone who can edit Users can edit
+// it, so what does not have the shape the store writes is dropped: a resource without
+// an id or userName, group entries that are not {"value": "<id>"}.
+func readBack(annotation string) (scim.Resource, bool) {
+	var r scim.Resource
+	if annotation == "" || json.Unmarshal([]byte(annotation), &r) != nil || r.ID() == "" || userNameOf(r) == "" {
+		return nil, false
+	}
+	if _, ok := r["groups"]; ok {
+		var kept []any
+		for _, g := range listOf(r["groups"]) {
+			if groupIDOf(g) != "" {
+				kept = append(kept, g)
+			}
+		}
+		if r["groups"] = kept; len(kept) == 0 {
+			delete(r, "groups")
+		}
+	}
+	return r, true
+}
+
+// groupIDOf is the id of one entry of a user's groups, "" if it is not one.
+func groupIDOf(entry any) string {
+	m, _ := entry.(map[string]any)
+	id, _ := m["value"].(string)
+	return id
+}
+
+func listOf(v any) []any {
+	list, _ := v.([]any)
+	return list
 }
 
 func (st *inboundStore) putUserLocked(r scim.Resource) {
@@ -178,10 +211,9 @@ func record(r scim.Resource) connectors.Record {
 	data, _ := json.Marshal(r)
 	rec := connectors.Record{ID: r.ID(), Attributes: r.Clone(), Disabled: !r.Active(),
 		Annotations: map[string]string{AnnotationSCIMResource: string(data)}}
-	members, _ := r["groups"].([]any)
-	for _, m := range members {
-		if v, ok := m.(map[string]any)["value"].(string); ok {
-			rec.Groups = append(rec.Groups, v)
+	for _, g := range listOf(r["groups"]) {
+		if id := groupIDOf(g); id != "" {
+			rec.Groups = append(rec.Groups, id)
 		}
 	}
 	return rec
@@ -460,8 +492,8 @@ func (st *inboundStore) setMembersLocked(gid, name string, members []string) con
 	var set connectors.ChangeSet
 	for _, uid := range st.order {
 		u := st.users[uid]
-		groups, _ := u["groups"].([]any)
-		in := slices.IndexFunc(groups, func(g any) bool { return g.(map[string]any)["value"] == gid })
+		groups := listOf(u["groups"])
+		in := slices.IndexFunc(groups, func(g any) bool { return groupIDOf(g) == gid })
 		switch {
 		case want[uid] && in < 0:
 			u = u.Clone()
@@ -484,12 +516,9 @@ func (st *inboundStore) setMembersLocked(gid, name string, members []string) con
 
 func memberIDs(g scim.Resource) []string {
 	var ids []string
-	members, _ := g["members"].([]any)
-	for _, m := range members {
-		if mm, ok := m.(map[string]any); ok {
-			if v, ok := mm["value"].(string); ok {
-				ids = append(ids, v)
-			}
+	for _, m := range listOf(g["members"]) {
+		if id := groupIDOf(m); id != "" {
+			ids = append(ids, id)
 		}
 	}
 	return ids

@@ -17,7 +17,6 @@ const (
 	indexAssignmentRole = "spec.roleRef.name"
 	indexUserManager    = "spec.manager.name"
 	indexUserName       = "userName.lower"
-	indexSecrets        = "secretRefs"
 	indexConfigMaps     = "configMapRefs"
 	labelRole           = "identity.roster.dev/role"
 )
@@ -53,12 +52,6 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 		{&identityv1alpha1.User{}, indexUserName, func(o client.Object) []string {
 			return []string{strings.ToLower(o.(*identityv1alpha1.User).Spec.UserName)}
 		}},
-		{&identityv1alpha1.AppConnection{}, indexSecrets, func(o client.Object) []string {
-			return secretNames(o.(*identityv1alpha1.AppConnection))
-		}},
-		{&identityv1alpha1.DirectorySync{}, indexSecrets, func(o client.Object) []string {
-			return syncSecretNames(o.(*identityv1alpha1.DirectorySync))
-		}},
 		{&identityv1alpha1.DirectorySync{}, indexConfigMaps, func(o client.Object) []string {
 			if h := o.(*identityv1alpha1.DirectorySync).Spec.HRIS; h != nil && h.ConfigMapRef != nil {
 				return []string{h.ConfigMapRef.Name}
@@ -74,69 +67,3 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 	return nil
 }
 
-// syncSecretNames lists the Secrets a DirectorySync reads.
-func syncSecretNames(ds *identityv1alpha1.DirectorySync) []string {
-	var names []string
-	s := ds.Spec
-	switch {
-	case s.LDAP != nil:
-		names = append(names, s.LDAP.PasswordSecretRef.Name)
-		if t := s.LDAP.TLS; t != nil && t.CASecretRef != nil {
-			names = append(names, t.CASecretRef.Name)
-		}
-	case s.SCIM != nil:
-		names = append(names, s.SCIM.TokenSecretRef.Name)
-	case s.HRIS != nil:
-		if s.HRIS.SecretRef != nil {
-			names = append(names, s.HRIS.SecretRef.Name)
-		}
-		for _, h := range s.HRIS.Headers {
-			if h.ValueFrom != nil {
-				names = append(names, h.ValueFrom.Name)
-			}
-		}
-		if t := s.HRIS.TLS; t != nil && t.CASecretRef != nil {
-			names = append(names, t.CASecretRef.Name)
-		}
-	}
-	return names
-}
-
-// secretNames lists the Secrets an AppConnection reads.
-func secretNames(c *identityv1alpha1.AppConnection) []string {
-	var names []string
-	add := func(n string) {
-		if n != "" {
-			names = append(names, n)
-		}
-	}
-	addTLS := func(t *identityv1alpha1.TLSConfig) {
-		if t != nil && t.CASecretRef != nil {
-			add(t.CASecretRef.Name)
-		}
-	}
-	addHeaders := func(hs []identityv1alpha1.HTTPHeader) {
-		for _, h := range hs {
-			if h.ValueFrom != nil {
-				add(h.ValueFrom.Name)
-			}
-		}
-	}
-	s := c.Spec
-	switch {
-	case s.SCIM != nil:
-		add(s.SCIM.Auth.SecretRef.Name)
-		addHeaders(s.SCIM.Headers)
-		addTLS(s.SCIM.TLS)
-	case s.LDAP != nil:
-		add(s.LDAP.PasswordSecretRef.Name)
-		addTLS(s.LDAP.TLS)
-	case s.GitHub != nil:
-		add(s.GitHub.TokenSecretRef.Name)
-	case s.Webhook != nil:
-		add(s.Webhook.SigningSecretRef.Name)
-		addHeaders(s.Webhook.Headers)
-		addTLS(s.Webhook.TLS)
-	}
-	return names
-}

@@ -44,7 +44,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	for _, c := range append(engine.Collectors(), directory.Collectors()...) {
+	for _, c := range append(append(engine.Collectors(), directory.Collectors()...), collectors()...) {
 		if err := metrics.Registry.Register(c); err != nil {
 			return err
 		}

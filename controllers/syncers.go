@@ -30,11 +30,12 @@ type Syncers struct {
 
 // NewSyncers returns an empty set of syncers.
 func NewSyncers(c client.Client, log logr.Logger) *Syncers {
-	return &Syncers{
-		client: c, log: log,
-		running: newWorkers[*directory.Syncer](), changed: map[types.NamespacedName]bool{},
+	s := &Syncers{
+		client: c, log: log, changed: map[types.NamespacedName]bool{},
 		events: make(chan event.GenericEvent, 256),
 	}
+	s.running = newWorkers[*directory.Syncer]("directorysync", log, s.changedNow)
+	return s
 }
 
 // Start runs until ctx ends, passing the syncers' news on at most once a second each.
@@ -69,13 +70,15 @@ func (s *Syncers) NeedLeaderElection() bool { return true }
 // Ensure starts the syncer of a DirectorySync with cfg, or reconfigures it.
 func (s *Syncers) Ensure(ctx context.Context, key types.NamespacedName, cfg directory.Config) (*directory.Syncer, error) {
 	return s.running.ensure(ctx, key, func(syncer *directory.Syncer) { syncer.Configure(cfg) }, func() *directory.Syncer {
-		notify := func() {
-			s.mu.Lock()
-			s.changed[key] = true
-			s.mu.Unlock()
-		}
-		return directory.New(cfg, s.client, s.log.WithValues("directorysync", key.String()), notify)
+		return directory.New(cfg, s.client, s.log.WithValues("directorysync", key.String()), func() { s.changedNow(key) })
 	})
+}
+
+// changedNow passes a DirectorySync's news on at the next tick.
+func (s *Syncers) changedNow(key types.NamespacedName) {
+	s.mu.Lock()
+	s.changed[key] = true
+	s.mu.Unlock()
 }
 
 // Get returns a DirectorySync's syncer, nil if none runs.

@@ -2,20 +2,65 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 )
 
 // workers runs one long-lived worker (an engine, a directory syncer) per object, from
 // the moment the manager starts it (on the leader only) until the object goes or the
 // manager stops.
-type workers[W interface{ Run(context.Context) }] struct {
+//
+// A worker that crashes (a panic, recovered in its goroutines) is dropped and reported
+// to crashed; it is built again at the next reconcile, after a backoff that grows with
+// each crash, so that one object's bad data stops that object's work alone.
+type workers[W interface{ Run(context.Context) error }] struct {
 	started chan struct{}
 	ctx     context.Context
+	kind    string // for the crash metric and logs
+	log     logr.Logger
+	crashed func(types.NamespacedName)
 
 	mu      sync.Mutex
 	running map[types.NamespacedName]*runningWorker[W]
+	crashes map[types.NamespacedName]*crashRecord
+}
+
+type crashRecord struct {
+	at    time.Time
+	count int
+	err   error
+}
+
+// until is when a worker that crashed may be built again.
+func (c *crashRecord) until() time.Time {
+	return c.at.Add(min(time.Duration(1<<min(c.count, 9))*time.Second, 5*time.Minute))
+}
+
+// CrashedError: an object's worker crashed and waits out its backoff.
+type CrashedError struct {
+	Err   error
+	Until time.Time
+}
+
+func (e *CrashedError) Error() string {
+	return fmt.Sprintf("%v; Roster starts this object's work again at %s", e.Err, e.Until.UTC().Format(time.RFC3339))
+}
+
+func (e *CrashedError) Unwrap() error { return e.Err }
+
+// crashWait is how long a reconcile should wait for a crashed worker, 0 if err is not
+// a CrashedError.
+func crashWait(err error) time.Duration {
+	var crashed *CrashedError
+	if errors.As(err, &crashed) {
+		return max(time.Until(crashed.Until), time.Second)
+	}
+	return 0
 }
 
 type runningWorker[W any] struct {
@@ -24,8 +69,9 @@ type runningWorker[W any] struct {
 	done   chan struct{}
 }
 
-func newWorkers[W interface{ Run(context.Context) }]() *workers[W] {
-	return &workers[W]{started: make(chan struct{}), running: map[types.NamespacedName]*runningWorker[W]{}}
+func newWorkers[W interface{ Run(context.Context) error }](kind string, log logr.Logger, crashed func(types.NamespacedName)) *workers[W] {
+	return &workers[W]{started: make(chan struct{}), kind: kind, log: log, crashed: crashed,
+		running: map[types.NamespacedName]*runningWorker[W]{}, crashes: map[types.NamespacedName]*crashRecord{}}
 }
 
 // run lets workers start, until ctx ends; then it stops them all.
@@ -57,15 +103,41 @@ func (w *workers[W]) ensure(ctx context.Context, key types.NamespacedName, recon
 		reconfigure(r.worker)
 		return r.worker, nil
 	}
+	if c := w.crashes[key]; c != nil && time.Now().Before(c.until()) {
+		return none, &CrashedError{Err: c.err, Until: c.until()}
+	}
 	worker := build()
 	runCtx, cancel := context.WithCancel(w.ctx)
 	r := &runningWorker[W]{worker: worker, cancel: cancel, done: make(chan struct{})}
 	w.running[key] = r
 	go func() {
 		defer close(r.done)
-		worker.Run(runCtx)
+		if err := worker.Run(runCtx); err != nil {
+			w.crash(key, r, err)
+		}
 	}()
 	return worker, nil
+}
+
+// crash drops a crashed worker, counts the crash and reports it.
+func (w *workers[W]) crash(key types.NamespacedName, r *runningWorker[W], err error) {
+	w.mu.Lock()
+	if w.running[key] == r {
+		delete(w.running, key)
+	}
+	c := w.crashes[key]
+	if c == nil {
+		c = &crashRecord{}
+		w.crashes[key] = c
+	}
+	c.at, c.err = time.Now(), err
+	c.count++
+	w.mu.Unlock()
+	workerCrashes.WithLabelValues(w.kind, key.String()).Inc()
+	w.log.Error(err, "A worker crashed; its object's work stops until it starts again", "kind", w.kind, "object", key.String(), "crashes", c.count)
+	if w.crashed != nil {
+		w.crashed(key)
+	}
 }
 
 // get returns the worker of key, if one runs.
@@ -85,6 +157,7 @@ func (w *workers[W]) stop(key types.NamespacedName) bool {
 	w.mu.Lock()
 	r, ok := w.running[key]
 	delete(w.running, key)
+	delete(w.crashes, key)
 	w.mu.Unlock()
 	if ok {
 		r.cancel()

@@ -54,6 +54,9 @@ const (
 	// ReasonDuplicateUserName: another User in the namespace has the same userName
 	// (compared case-insensitively).
 	ReasonDuplicateUserName = "DuplicateUserName"
+	// ReasonInternalError: Roster's own work for the object failed (a panic, recovered);
+	// it starts again after a backoff, and the operator's log has the detail.
+	ReasonInternalError = "InternalError"
 	// ReasonProvisioningFailed: some accounts could not be provisioned; the message
 	// and status list which.
 	ReasonProvisioningFailed = "ProvisioningFailed"

@@ -179,7 +179,7 @@ github: {organization: example, tokenSecretRef: {name: gh, key: token}}`),
 			reason: "a resync interval under a minute",
 			object: connection(`memory: {}
 resyncInterval: 30s`),
-			want: `spec.resyncInterval: Invalid value: "30s": resyncInterval must be at least 1m`,
+			want: `spec.resyncInterval: Invalid value: "30s": resyncInterval must be a duration from 1m to 168h, such as 1h`,
 		},
 		{
 			reason: "a writes budget larger than the requests it is part of",
@@ -191,13 +191,13 @@ rateLimit: {requests: 10, writes: 20}`),
 			reason: "a negative deleteAfter",
 			object: connection(`memory: {}
 deprovision: {deleteAfter: -1h}`),
-			want: `spec.deprovision.deleteAfter: Invalid value: "-1h": deleteAfter must be a positive duration such as 720h`,
+			want: `spec.deprovision.deleteAfter: Invalid value: "-1h": deleteAfter must be a duration from 1m to 87600h (10 years), such as 720h`,
 		},
 		{
 			reason: "a deleteAfter that is not a duration",
 			object: connection(`memory: {}
 deprovision: {deleteAfter: thirty days}`),
-			want: `spec.deprovision.deleteAfter: Invalid value: "thirty days": deleteAfter must be a positive duration such as 720h`,
+			want: `spec.deprovision.deleteAfter: Invalid value: "thirty days": deleteAfter must be a duration from 1m to 87600h (10 years), such as 720h`,
 		},
 		{
 			reason: "a safety threshold over 100 percent",
@@ -264,7 +264,45 @@ hris: {format: CSV, configMapRef: {name: people, key: people.csv}}`),
 			reason: "a sync interval of zero",
 			object: directorySync(`hris: {format: CSV, configMapRef: {name: people, key: people.csv}}
 interval: 0s`),
-			want: `spec.interval: Invalid value: "0s": interval must be at least 1m`,
+			want: `spec.interval: Invalid value: "0s": interval must be a duration from 1m to 168h, such as 15m`,
+		},
+		{
+			reason: "a request timeout of a nanosecond",
+			object: connection(`scim:
+  baseURL: https://scim.example.com
+  auth: {type: Bearer, secretRef: {name: token}}
+  requestTimeout: 1ns`),
+			want: `spec.scim.requestTimeout: Invalid value: "1ns": requestTimeout must be a duration from 1s to 5m, such as 30s`,
+		},
+		{
+			reason: "a baseURL that carries a password",
+			object: connection(`scim:
+  baseURL: https://roster:hunter2@scim.example.com/v2
+  auth: {type: Bearer, secretRef: {name: token}}`),
+			want: "baseURL must not carry a user name or password: put credentials in a Secret",
+		},
+		{
+			reason: "an HR export URL that carries a user name",
+			object: directorySync(`hris: {format: CSV, url: "https://hr@exports.example.com/people.csv"}`),
+			want:   "url must not carry a user name or password: put credentials in a Secret",
+		},
+		{
+			reason: "a rate limit period of a millisecond",
+			object: connection(`memory: {}
+rateLimit: {requests: 10, period: 1ms}`),
+			want: `period must be a duration from 1s to 24h, such as 1m`,
+		},
+		{
+			reason: "a safety window of a second",
+			object: connection(`memory: {}
+safetyThreshold: {maxCount: 5, window: 1s}`),
+			want: `spec.safetyThreshold.window: Invalid value: "1s": window must be a duration from 1m to 168h, such as 10m`,
+		},
+		{
+			reason: "a deletion policy that does not exist",
+			object: directorySync(`hris: {format: CSV, configMapRef: {name: people, key: people.csv}}
+deletionPolicy: Cascade`),
+			want: `Unsupported value: "Cascade": supported values: "Orphan", "Delete"`,
 		},
 	}
 	ns := newNamespace(t)

@@ -120,6 +120,13 @@ func (s *Syncer) applyAll(ctx context.Context, r run, users []desiredUser, held 
 	var wg sync.WaitGroup
 	for range applyWorkers {
 		wg.Go(func() {
+			defer func() { // a panic here fails this write, not the operator
+				if v := recover(); v != nil {
+					counts.firstErr.CompareAndSwap(nil, &safety.Crash{Value: v})
+					for range work {
+					}
+				}
+			}()
 			for d := range work {
 				changed, err := s.applyUser(ctx, d, r.existing[d.name])
 				var rejected *RejectedError

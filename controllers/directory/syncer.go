@@ -157,9 +157,22 @@ func (s *Syncer) Status() Status {
 
 // Run syncs in full at the interval, follows changes between, and deletes Users whose
 // grace has passed at that moment, until ctx ends.
-func (s *Syncer) Run(ctx context.Context) {
+//
+// A panic in any of its goroutines stops the syncer and comes back as a *safety.Crash.
+func (s *Syncer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	crashes := safety.NewCrashes(cancel)
+	var wg sync.WaitGroup
+	crashes.Run(func() { s.run(ctx, crashes, &wg) })
+	cancel()
+	wg.Wait()
+	return crashes.Err()
+}
+
+func (s *Syncer) run(ctx context.Context, crashes *safety.Crashes, wg *sync.WaitGroup) {
 	watching := make(chan struct{})
-	go s.follow(ctx, watching)
+	crashes.Go(wg, func() { s.follow(ctx, watching, crashes, wg) })
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	nextFull, failures := s.now(), 0
@@ -225,9 +238,9 @@ func (s *Syncer) interval() time.Duration {
 // full sync, so that the source's own catching up (syncrepl's refresh) overlaps it;
 // what it reports is applied once the full sync is done, the latest word on each entry
 // winning, and what the full sync already wrote is skipped.
-func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}) {
+func (s *Syncer) follow(ctx context.Context, ready <-chan struct{}, crashes *safety.Crashes, wg *sync.WaitGroup) {
 	queue := newChangeQueue()
-	go s.applyQueued(ctx, queue, ready)
+	crashes.Go(wg, func() { s.applyQueued(ctx, queue, ready) })
 	for retry := time.Second; ctx.Err() == nil; retry = min(2*retry, 5*time.Minute) {
 		s.mu.Lock()
 		src := s.cfg.Source

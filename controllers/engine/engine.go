@@ -265,25 +265,30 @@ func (e *Engine) askResync() {
 	}
 }
 
-// Run works until ctx ends: it connects, lists the app, plans and applies.
-func (e *Engine) Run(ctx context.Context) {
+// Run works until ctx ends: it connects, lists the app, plans and applies. A panic in
+// any of its goroutines stops the engine and comes back as a *safety.Crash.
+func (e *Engine) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	crashes := safety.NewCrashes(cancel)
 	var wg sync.WaitGroup
 	e.mu.Lock()
 	workers := max(1, e.cfg.Workers)
 	e.mu.Unlock()
 	for range workers {
-		wg.Go(func() { e.work(ctx) })
+		crashes.Go(&wg, func() { e.work(ctx) })
 	}
-	wg.Go(func() { e.flushGroups(ctx) })
-	wg.Go(func() { e.runTimers(ctx) })
-	wg.Go(func() { e.publish(ctx) })
+	crashes.Go(&wg, func() { e.flushGroups(ctx) })
+	crashes.Go(&wg, func() { e.runTimers(ctx) })
+	crashes.Go(&wg, func() { e.publish(ctx) })
 	e.mu.Lock()
 	e.markAllLocked() // so that every User shows as pending until the app is listed
 	e.mu.Unlock()
 	e.askResync()
-	e.plan(ctx)
+	crashes.Run(func() { e.plan(ctx) })
 	e.queue.close()
 	wg.Wait()
+	return crashes.Err()
 }
 
 // plan is the planner loop: connect and list when asked, plan what is dirty.
