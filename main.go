@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ type options struct {
 	scimAddr       string
 	scimCert       string
 	scimKey        string
+	scimCertDir    string
 	metricsAddr    string
 	metricsSecure  bool
 	probeAddr      string
@@ -55,8 +57,10 @@ func main() {
 		"Namespace of the leader election lease; defaults to the operator's own namespace.")
 	flag.StringVar(&opts.scimAddr, "scim-bind-address", ":9443",
 		"Address the inbound SCIM endpoints (DirectorySyncs with a scim source) bind to; 0 serves none.")
-	flag.StringVar(&opts.scimCert, "scim-tls-cert-file", "", "Certificate (PEM) to serve inbound SCIM over HTTPS; unset serves HTTP for a proxy that terminates TLS.")
+	flag.StringVar(&opts.scimCert, "scim-tls-cert-file", "", "Certificate (PEM) to serve inbound SCIM over HTTPS, reloaded when it changes; unset serves HTTP for a proxy that terminates TLS.")
 	flag.StringVar(&opts.scimKey, "scim-tls-key-file", "", "Private key (PEM) of --scim-tls-cert-file.")
+	flag.StringVar(&opts.scimCertDir, "scim-tls-cert-dir", "",
+		"Directory of a mounted kubernetes.io/tls Secret (tls.crt, tls.key): inbound SCIM is served over HTTPS when the files are there, over HTTP when not.")
 	flag.BoolVar(&opts.enableHTTP2, "enable-http2", false,
 		"Serve metrics over HTTP/2 (off by default, against HTTP/2 rapid-reset attacks).")
 	flag.IntVar(&opts.concurrency, "concurrent-reconciles", controllers.DefaultConcurrentReconciles,
@@ -77,6 +81,14 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	if opts.scimCert == "" && opts.scimCertDir != "" {
+		cert, key := filepath.Join(opts.scimCertDir, "tls.crt"), filepath.Join(opts.scimCertDir, "tls.key")
+		if _, err := os.Stat(cert); err == nil {
+			opts.scimCert, opts.scimKey = cert, key
+		} else {
+			log.Info("No certificate for inbound SCIM; serving HTTP for a proxy that terminates TLS", "dir", opts.scimCertDir)
+		}
+	}
 	inbound := &controllers.InboundSCIM{Addr: opts.scimAddr, CertFile: opts.scimCert, KeyFile: opts.scimKey,
 		Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
 	registry := newRegistry(memory.NewApps()).AddSource("scim", inbound.SourceFactory())

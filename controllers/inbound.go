@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -11,8 +13,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
@@ -25,36 +32,62 @@ import (
 type InboundSCIM struct {
 	// Addr is the address to listen on; "" or "0" serves nothing.
 	Addr string
-	// CertFile and KeyFile, when set, serve HTTPS; otherwise HTTP (behind a proxy that
-	// terminates TLS).
+	// CertFile and KeyFile, when set, serve HTTPS with a certificate reloaded when the
+	// files change; otherwise HTTP (behind a proxy that terminates TLS).
 	CertFile, KeyFile string
 	Client            client.Client
 	Log               logr.Logger
 
-	mu     sync.Mutex
-	stores map[types.NamespacedName]*inboundStore
+	// Recorder records failed-login bursts on the DirectorySync; nil records none.
+	Recorder recorder.EventRecorder
+
+	mu       sync.Mutex
+	stores   map[types.NamespacedName]*inboundStore
+	failures map[string]*failedLogins // by endpoint, or "unknown"
 }
 
-// Start serves until ctx ends. It runs on the leader only: the store of each
-// DirectorySync lives in this process.
+// maxHeaderBytes bounds a request's headers: SCIM needs a bearer token and a filter of
+// at most scim.MaxFilterLength characters in the URL.
+const maxHeaderBytes = 32 << 10
+
+// Failed logins are limited per endpoint: past a burst of failedLoginBurst, at most one
+// a second is answered 401, the rest 429, and an Event says so at most once a minute.
+const (
+	failedLoginBurst  = 20
+	failedLoginRate   = 1
+	failedLoginReport = time.Minute
+)
+
+// Start serves until ctx ends: HTTPS when a certificate is given (reloaded whenever its
+// files change, as a mounted Secret's do), HTTP otherwise (behind a proxy that
+// terminates TLS). It runs on the leader only: the store of each DirectorySync lives
+// in this process.
 func (s *InboundSCIM) Start(ctx context.Context) error {
 	if s.Addr == "" || s.Addr == "0" {
 		<-ctx.Done()
 		return nil
 	}
 	srv := &http.Server{
-		Addr: s.Addr, Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		Addr: s.Addr, Handler: s, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	errs := make(chan error, 1)
-	go func() {
-		if s.CertFile != "" {
-			errs <- srv.ListenAndServeTLS(s.CertFile, s.KeyFile)
-		} else {
-			errs <- srv.ListenAndServe()
+	if s.CertFile != "" {
+		watcher, err := certwatcher.New(s.CertFile, s.KeyFile)
+		if err != nil {
+			return fmt.Errorf("inbound SCIM certificate: %w", err)
 		}
-	}()
+		go func() {
+			if err := watcher.Start(ctx); err != nil {
+				s.Log.Error(err, "Stopped watching the inbound SCIM certificate")
+			}
+		}()
+		srv.TLSConfig = &tls.Config{GetCertificate: watcher.GetCertificate, MinVersion: tls.VersionTLS12}
+		go func() { errs <- srv.ListenAndServeTLS("", "") }()
+	} else {
+		go func() { errs <- srv.ListenAndServe() }()
+	}
 	s.Log.Info("Serving inbound SCIM", "address", s.Addr, "tls", s.CertFile != "")
 	select {
 	case err := <-errs:
@@ -69,25 +102,76 @@ func (s *InboundSCIM) Start(ctx context.Context) error {
 // NeedLeaderElection: pushes are applied by the leader.
 func (s *InboundSCIM) NeedLeaderElection() bool { return true }
 
-// ServeHTTP routes /scim/v2/<namespace>/<name>/… to that DirectorySync's store.
+// ServeHTTP routes /scim/v2/<namespace>/<name>/… to that DirectorySync's store. A
+// request for an endpoint that does not exist is answered as one without credentials
+// is (401), so that endpoints cannot be discovered; every answer is SCIM JSON.
 func (s *InboundSCIM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/scim/v2/")
 	parts := strings.SplitN(rest, "/", 3)
-	if !ok || len(parts) < 2 {
-		http.Error(w, `{"schemas":["`+scim.MessageError+`"],"status":"404","detail":"no SCIM endpoint here"}`, http.StatusNotFound)
+	var store *inboundStore
+	if ok && len(parts) >= 2 {
+		s.mu.Lock()
+		store = s.stores[types.NamespacedName{Namespace: parts[0], Name: parts[1]}]
+		s.mu.Unlock()
+	}
+	if store == nil || !store.authorize(r) {
+		s.refuse(w, r, store)
 		return
 	}
-	key := types.NamespacedName{Namespace: parts[0], Name: parts[1]}
-	s.mu.Lock()
-	store := s.stores[key]
-	s.mu.Unlock()
-	if store == nil || !store.ready() {
-		w.Header().Set("Content-Type", scim.MediaType)
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"schemas":["` + scim.MessageError + `"],"status":"404","detail":"no DirectorySync with a scim source at this URL"}`))
+	if !store.ready() {
+		w.Header().Set("Retry-After", "5")
+		scim.WriteError(w, http.StatusServiceUnavailable, "", "the DirectorySync is starting; retry")
 		return
 	}
 	http.StripPrefix("/scim/v2/"+parts[0]+"/"+parts[1], store.server).ServeHTTP(w, r)
+}
+
+// refuse answers a request without valid credentials: 401, or 429 past the endpoint's
+// failed-login budget; it counts it, and reports a burst.
+func (s *InboundSCIM) refuse(w http.ResponseWriter, r *http.Request, store *inboundStore) {
+	endpoint := "unknown"
+	if store != nil {
+		endpoint = store.key.String()
+	}
+	inboundFailedLogins.WithLabelValues(endpoint).Inc()
+	s.mu.Lock()
+	if s.failures == nil {
+		s.failures = map[string]*failedLogins{}
+	}
+	f := s.failures[endpoint]
+	if f == nil {
+		f = &failedLogins{limit: rate.NewLimiter(failedLoginRate, failedLoginBurst)}
+		s.failures[endpoint] = f
+	}
+	f.count++
+	limited := !f.limit.Allow()
+	report := limited && time.Since(f.reported) >= failedLoginReport
+	if report {
+		f.reported = time.Now()
+	}
+	count := f.count
+	s.mu.Unlock()
+	if report {
+		s.Log.Info("Failed inbound SCIM logins over the limit", "endpoint", endpoint, "failed", count, "from", r.RemoteAddr)
+		if store != nil && s.Recorder != nil {
+			ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: store.key.Namespace, Name: store.key.Name, UID: store.uid}}
+			s.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, "FailedLogins", "Authenticate",
+				"%d requests to the inbound SCIM endpoint came without a valid bearer token (the last from %s); further ones are slowed down", count, r.RemoteAddr)
+		}
+	}
+	if limited {
+		w.Header().Set("Retry-After", "60")
+		scim.WriteError(w, http.StatusTooManyRequests, "", "too many requests without valid credentials")
+		return
+	}
+	scim.WriteUnauthorized(w)
+}
+
+// failedLogins counts one endpoint's requests without valid credentials.
+type failedLogins struct {
+	limit    *rate.Limiter
+	count    int
+	reported time.Time
 }
 
 // SourceFactory is the "scim" source: the store of the DirectorySync, loaded from its

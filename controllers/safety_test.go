@@ -102,7 +102,14 @@ func TestDirectorySyncThresholdHoldsSuspensionsThatArriveOneByOne(t *testing.T) 
 func TestDeletingADirectorySyncOrphansItsUsersByDefault(t *testing.T) {
 	ns := namespace(t)
 	ds := hrSync(t, ns, []string{"a1", "a2"}, nil)
-	if err := env.Client.Delete(context.Background(), ds, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
+	// The Users carry no owner reference, so that no propagation policy (foreground
+	// included) lets the garbage collector take them.
+	for _, u := range syncedUsers(t, ns, "workday") {
+		if len(u.OwnerReferences) != 0 {
+			t.Fatalf("User %s has owner references %v", u.Name, u.OwnerReferences)
+		}
+	}
+	if err := env.Client.Delete(context.Background(), ds); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the DirectorySync is gone", func() (bool, string) {
@@ -114,7 +121,7 @@ func TestDeletingADirectorySyncOrphansItsUsersByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(users.Items) != 2 {
-		t.Fatalf("%d Users left after a foreground delete of their DirectorySync, want both kept", len(users.Items))
+		t.Fatalf("%d Users left after their DirectorySync was deleted, want both kept", len(users.Items))
 	}
 	for _, u := range users.Items {
 		if u.DeletionTimestamp != nil || u.Labels[directory.LabelDirectorySync] != "" || len(u.OwnerReferences) != 0 {

@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"context"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/rosterhq/roster/connectors"
@@ -28,8 +31,22 @@ func ManagerOptions(opts ctrl.Options) ctrl.Options {
 	if opts.Cache.DefaultTransform == nil {
 		opts.Cache.DefaultTransform = cache.TransformStripManagedFields()
 	}
+	// Secrets are read by name from the API server, never cached: a cache would list and
+	// watch every Secret the operator can see.
+	if opts.Client.Cache == nil {
+		opts.Client.Cache = &client.CacheOptions{}
+	}
+	opts.Client.Cache.DisableFor = append(opts.Client.Cache.DisableFor, &corev1.Secret{})
+	if opts.GracefulShutdownTimeout == nil {
+		timeout := GracefulShutdown
+		opts.GracefulShutdownTimeout = &timeout
+	}
 	return opts
 }
+
+// GracefulShutdown is how long the operator lets its work finish when it stops; the
+// Deployment's terminationGracePeriodSeconds is longer.
+const GracefulShutdown = 30 * time.Second
 
 // Options configure the controllers.
 type Options struct {
@@ -48,6 +65,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		if err := metrics.Registry.Register(c); err != nil {
 			return err
 		}
+	}
+	if opts.Inbound != nil && opts.Inbound.Recorder == nil {
+		opts.Inbound.Recorder = mgr.GetEventRecorder("roster")
 	}
 	membership, err := NewMembership()
 	if err != nil {

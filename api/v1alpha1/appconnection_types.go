@@ -224,7 +224,7 @@ type DeprovisionPolicy struct {
 	// deleteAfter deletes a deactivated account once it has been deactivated this long.
 	// Unset keeps deactivated accounts.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m') && duration(self) <= duration('87600h')",message="deleteAfter must be a duration from 1m to 87600h (10 years), such as 720h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('87600h')",message="deleteAfter must be a duration from 1s to 87600h (10 years), such as 720h"
 	DeleteAfter *metav1.Duration `json:"deleteAfter,omitempty"`
 }
 

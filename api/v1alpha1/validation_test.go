@@ -191,13 +191,13 @@ rateLimit: {requests: 10, writes: 20}`),
 			reason: "a negative deleteAfter",
 			object: connection(`memory: {}
 deprovision: {deleteAfter: -1h}`),
-			want: `spec.deprovision.deleteAfter: Invalid value: "-1h": deleteAfter must be a duration from 1m to 87600h (10 years), such as 720h`,
+			want: `spec.deprovision.deleteAfter: Invalid value: "-1h": deleteAfter must be a duration from 1s to 87600h (10 years), such as 720h`,
 		},
 		{
 			reason: "a deleteAfter that is not a duration",
 			object: connection(`memory: {}
 deprovision: {deleteAfter: thirty days}`),
-			want: `spec.deprovision.deleteAfter: Invalid value: "thirty days": deleteAfter must be a duration from 1m to 87600h (10 years), such as 720h`,
+			want: `spec.deprovision.deleteAfter: Invalid value: "thirty days": deleteAfter must be a duration from 1s to 87600h (10 years), such as 720h`,
 		},
 		{
 			reason: "a safety threshold over 100 percent",

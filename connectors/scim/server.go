@@ -50,8 +50,7 @@ func NewServer(opts ServerOptions) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Authorize != nil && !s.opts.Authorize(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="roster"`)
-		writeError(w, http.StatusUnauthorized, "", "missing or invalid credentials")
+		WriteUnauthorized(w)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
@@ -347,6 +346,17 @@ func writeStoreError(w http.ResponseWriter, err error) {
 	default:
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 	}
+}
+
+// WriteError answers a SCIM error (RFC 7644 §3.12) as application/scim+json.
+func WriteError(w http.ResponseWriter, status int, scimType, detail string) {
+	writeError(w, status, scimType, detail)
+}
+
+// WriteUnauthorized answers 401 with a Bearer challenge.
+func WriteUnauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="roster"`)
+	writeError(w, http.StatusUnauthorized, "", "missing or invalid credentials")
 }
 
 func writeError(w http.ResponseWriter, status int, scimType, detail string) {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rosterhq/roster/controllers"
 	"github.com/rosterhq/roster/test/testenv"
 )
 
@@ -83,7 +85,8 @@ func TestDefaultInstallIsAccepted(t *testing.T) {
 			t.Errorf("%s %s was refused: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 5, "Deployment": 1, "Service": 2, "ServiceAccount": 1, "ClusterRole": 5} {
+	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 5, "Deployment": 1, "Service": 2, "ServiceAccount": 1, "ClusterRole": 5,
+		"NetworkPolicy": 2, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s, want %d (all: %v)", kinds[kind], kind, want, kinds)
 		}
@@ -105,6 +108,10 @@ func TestDeploymentIsProductionReady(t *testing.T) {
 	pod, _, _ := unstructured.NestedMap(deploy.Object, "spec", "template", "spec")
 	if nonRoot, _, _ := unstructured.NestedBool(pod, "securityContext", "runAsNonRoot"); !nonRoot {
 		t.Error("the pod may run as root")
+	}
+	grace, _, _ := unstructured.NestedFieldNoCopy(pod, "terminationGracePeriodSeconds")
+	if seconds, _ := strconv.ParseFloat(fmt.Sprint(grace), 64); seconds <= controllers.GracefulShutdown.Seconds() {
+		t.Errorf("terminationGracePeriodSeconds %d is not longer than the operator's graceful shutdown (%s)", grace, controllers.GracefulShutdown)
 	}
 	containers, _, _ := unstructured.NestedSlice(pod, "containers")
 	c := containers[0].(map[string]any)
