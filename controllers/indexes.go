@@ -66,4 +66,3 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 	}
 	return nil
 }
-
