@@ -166,6 +166,9 @@ func (e *Engine) applyFailedLocked(p userPlan, err error) {
 		e.askResync()
 	default:
 		e.failLocked(user, err)
+		if b := e.retry[user]; b != nil {
+			b.deprovision = p.deprovision()
+		}
 	}
 }
 

@@ -115,6 +115,10 @@ type record struct {
 type backoff struct {
 	next  time.Time
 	delay time.Duration
+	// deprovision: the failed write was a deprovision. A deprovision does not wait out
+	// the backoff of another kind of write (a create the app answered 429 to): the kill
+	// switch goes first.
+	deprovision bool
 }
 
 // New returns an engine for cfg; Run starts it.
@@ -560,7 +564,7 @@ func (e *Engine) dispatchLocked(user string, urgent bool) {
 	if e.cfg.Mode == identityv1alpha1.ModePlan || e.cfg.Paused {
 		return
 	}
-	if b := e.retry[user]; b != nil && e.now().Before(b.next) {
+	if b := e.retry[user]; b != nil && e.now().Before(b.next) && (!urgent || b.deprovision) {
 		e.timers.schedule(user, b.next)
 		return
 	}

@@ -345,3 +345,23 @@ func TestAReleasedUserKeepsItsAccountAsItIs(t *testing.T) {
 		t.Fatalf("unmanaged = %d, want the released account counted as unmanaged", e.Snapshot().Unmanaged)
 	}
 }
+
+func TestARateLimitedUpdateDoesNotHoldBackTheKillSwitch(t *testing.T) {
+	e, app, subjects, _ := withAccounts(t, 1, nil)
+	app.FailWith(&connectors.RateLimitedError{RetryAfter: 365 * 24 * time.Hour, Message: "slow down"}, "update")
+	subjects.set("u00", func(s *Subject) { s.User.Spec.Title = "Engineer" })
+	e.MarkDirty("u00")
+	eventually(t, "the update fails, rate limited", func() bool {
+		st, _ := e.Account("u00")
+		return st.State == identityv1alpha1.AccountStateFailed
+	})
+	e.mu.Lock()
+	wait := e.retry["u00"].next.Sub(e.now())
+	e.mu.Unlock()
+	if wait > connectors.MaxRetryAfter {
+		t.Fatalf("the app's Retry-After of a year holds the User for %s, over the cap of %s", wait, connectors.MaxRetryAfter)
+	}
+	subjects.set("u00", func(s *Subject) { s.Active = false }) // the kill switch
+	e.MarkDirty("u00")
+	eventually(t, "the account is deactivated at once", func() bool { return activeAccounts(app) == 0 })
+}
