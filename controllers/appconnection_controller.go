@@ -153,10 +153,14 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 
 var errInvalidSpec = errors.New("invalid configuration")
 
-// secretRecheck is how often the Secrets an object reads are read again, by name
-// from the API server: Roster does not list or watch Secrets, and notices a rotated or
-// deleted credential (a revoked inbound SCIM token included) within this interval.
-const secretRecheck = 30 * time.Second
+// DefaultSecretRecheck is how often the Secrets an object reads are read again, by
+// name from the API server: Roster does not list or watch Secrets, and notices a
+// rotated or deleted credential (a revoked inbound SCIM token included) within this
+// interval.
+const DefaultSecretRecheck = 30 * time.Second
+
+// secretRecheck is DefaultSecretRecheck unless Options.SecretRecheck says otherwise.
+var secretRecheck = DefaultSecretRecheck
 
 // secretsUnchanged compares the Secrets' resourceVersions with those read, reading
 // each Secret's metadata by name from the API server.

@@ -54,6 +54,9 @@ type Options struct {
 	Registry *connectors.Registry
 	// Inbound serves the "scim" directory source; nil serves none.
 	Inbound *InboundSCIM
+	// SecretRecheck is how often referenced Secrets are read again; 0 means
+	// DefaultSecretRecheck.
+	SecretRecheck time.Duration
 }
 
 // Setup adds Roster's indexes, engines and controllers to a manager.
@@ -65,6 +68,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		if err := metrics.Registry.Register(c); err != nil {
 			return err
 		}
+	}
+	if opts.SecretRecheck > 0 {
+		secretRecheck = opts.SecretRecheck
 	}
 	if opts.Inbound != nil && opts.Inbound.Recorder == nil {
 		opts.Inbound.Recorder = mgr.GetEventRecorder("roster")

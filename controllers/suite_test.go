@@ -106,7 +106,7 @@ func run(m *testing.M) int {
 		AddSource("hris", hris.NewFactory())
 	testCtx, shutdown = context.WithCancel(context.Background())
 	defer shutdown()
-	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry, Inbound: inbound}); err != nil {
+	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry, Inbound: inbound, SecretRecheck: 2 * time.Second}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
