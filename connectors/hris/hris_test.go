@@ -1,10 +1,12 @@
 package hris
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -89,5 +91,24 @@ func TestRowsWithoutAnIDAreRefused(t *testing.T) {
 		refs{"secret/hr/csv": "name\nada\n"})
 	if err == nil || !connectors.IsPermanent(err) {
 		t.Fatalf("got %v, want a permanent error naming the id field", err)
+	}
+}
+
+// TestAnExportOverTheLimitFailsInsteadOfBeingCut: an export cut at the limit would look
+// like a complete, smaller directory, and everyone after the cut would be suspended.
+func TestAnExportOverTheLimitFailsInsteadOfBeingCut(t *testing.T) {
+	row := bytes.Repeat([]byte("E9,Someone,Else,someone@example.com,eng,2026-01-05,,eng\n"), 10000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("id,firstName,lastName,email,department,hireDate,terminationDate,groups\n"))
+		for written := 0; written <= MaxExportBytes; written += len(row) {
+			if _, err := w.Write(row); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	_, err := snapshot(t, identityv1alpha1.HRISSource{Format: "CSV", URL: srv.URL}, refs{})
+	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("an export over %d bytes = %v, want a permanent error saying it is too large", MaxExportBytes, err)
 	}
 }
