@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,13 +63,19 @@ func TestARedirectWithinTheOriginIsFollowedWithCredentials(t *testing.T) {
 
 func TestABodyOverTheLimitFailsInsteadOfBeingCut(t *testing.T) {
 	const limit = 1 << 20
+	var asked atomic.Int32
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
 		_, _ = w.Write(bytes.Repeat([]byte("x"), limit+1))
 	}))
 	defer app.Close()
-	_, err := newClient(t, Options{MaxBodyBytes: limit}).Do(context.Background(), http.MethodGet, app.URL, nil, nil)
+	c := newClient(t, Options{MaxBodyBytes: limit})
+	_, err := c.Do(context.Background(), http.MethodGet, app.URL, nil, nil)
 	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
 		t.Fatalf("an oversized body = %v, want a permanent error naming the limit", err)
+	}
+	if asked.Load() != 1 {
+		t.Fatalf("the oversized answer was asked for %d times, want once: a retry gets the same", asked.Load())
 	}
 	exact := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(bytes.Repeat([]byte("x"), limit))

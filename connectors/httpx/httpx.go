@@ -185,6 +185,9 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if connectors.IsPermanent(err) {
+				return nil, err // an oversized answer, a refused redirect: a retry gets the same
+			}
 			var untrusted *tls.CertificateVerificationError
 			if errors.As(err, &untrusted) {
 				return nil, &connectors.PermanentError{Message: "the server's certificate is not trusted: " + untrusted.Err.Error()}
