@@ -137,36 +137,12 @@ func freeAddr() string {
 // waitFor polls until cond holds, failing the test with what it last saw.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting until %s; last saw: %s", what, last)
+	testenv.WaitFor(t, 60*time.Second, what, cond)
 }
 
-func namespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "roster-"}}
-	if err := env.Client.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
+func namespace(t *testing.T) string { t.Helper(); return env.Namespace(t) }
 
-func create(t *testing.T, objs ...client.Object) {
-	t.Helper()
-	for _, obj := range objs {
-		if err := env.Client.Create(context.Background(), obj); err != nil {
-			t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
-		}
-	}
-}
+func create(t *testing.T, objs ...client.Object) { t.Helper(); env.Create(t, objs...) }
 
 // update re-reads obj, changes it and writes it, retrying on conflicts.
 func update[T client.Object](t *testing.T, obj T, change func(T)) {

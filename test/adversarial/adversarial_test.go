@@ -207,10 +207,7 @@ func redirectingApp(t *testing.T, ns string) {
 		http.Redirect(w, r, collector.URL+r.URL.Path, http.StatusTemporaryRedirect)
 	}))
 	defer app.Close()
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-token"}, StringData: map[string]string{"token": "the-apps-own-secret"}},
-		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "redirector"},
-			Spec: identityv1alpha1.AppConnectionSpec{SCIM: &identityv1alpha1.SCIMConnector{BaseURL: app.URL + "/scim/v2",
-				Auth: identityv1alpha1.SCIMAuth{Type: identityv1alpha1.SCIMAuthBearer, SecretRef: identityv1alpha1.LocalObjectReference{Name: "app-token"}}}}})
+	create(t, scimApp(ns, "redirector", app.URL)...)
 	waitFor(t, "the AppConnection says the redirect was refused", func() (bool, string) {
 		msg := readyMessage(t, ns, "redirector")
 		return strings.Contains(msg, "refused a redirect"), msg
@@ -226,10 +223,7 @@ func retryAfterBomb(t *testing.T, ns string) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer app.Close()
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bomb-token"}, StringData: map[string]string{"token": "bomb-bomb-bomb"}},
-		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bomb"},
-			Spec: identityv1alpha1.AppConnectionSpec{SCIM: &identityv1alpha1.SCIMConnector{BaseURL: app.URL + "/scim/v2",
-				Auth: identityv1alpha1.SCIMAuth{Type: identityv1alpha1.SCIMAuthBearer, SecretRef: identityv1alpha1.LocalObjectReference{Name: "bomb-token"}}}}})
+	create(t, scimApp(ns, "bomb", app.URL)...)
 	waitFor(t, "the AppConnection says it is rate limited", func() (bool, string) {
 		msg := readyMessage(t, ns, "bomb")
 		return strings.Contains(msg, identityv1alpha1.ReasonRateLimited), msg

@@ -17,39 +17,26 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/test/testenv"
 )
 
-func namespace(t *testing.T) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tenant-"}}
-	if err := env.Client.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
+func namespace(t *testing.T) string { t.Helper(); return env.Namespace(t) }
 
-func create(t *testing.T, objs ...client.Object) {
-	t.Helper()
-	for _, obj := range objs {
-		if err := env.Client.Create(context.Background(), obj); err != nil {
-			t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
-		}
-	}
-}
+func create(t *testing.T, objs ...client.Object) { t.Helper(); env.Create(t, objs...) }
 
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		time.Sleep(100 * time.Millisecond)
+	testenv.WaitFor(t, 90*time.Second, what, cond)
+}
+
+// scimApp declares an AppConnection to a SCIM app at url, with a bearer token.
+func scimApp(ns, name, url string) []client.Object {
+	return []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-token"}, StringData: map[string]string{"token": name + "-token-value"}},
+		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: identityv1alpha1.AppConnectionSpec{SCIM: &identityv1alpha1.SCIMConnector{BaseURL: url + "/scim/v2",
+				Auth: identityv1alpha1.SCIMAuth{Type: identityv1alpha1.SCIMAuthBearer, SecretRef: identityv1alpha1.LocalObjectReference{Name: name + "-token"}}}}},
 	}
-	t.Fatalf("timed out waiting until %s; last saw: %s", what, last)
 }
 
 func export(ids ...string) string {
