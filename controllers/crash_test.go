@@ -25,7 +25,7 @@ import (
 // provider would.
 func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 	forged := []string{
-		`{"id":"u1","userName":"ada","groups":["x"]}`,
+		`{"id":"u1","userName":"ada","groups":["x"],"password":"kept-by-an-older-version"}`,
 		`{"id":"u2","userName":"grace","groups":[7,{"value":3},{"value":"g1"}]}`,
 		`{"id":"u3","userName":"linus","groups":"g1"}`,
 		`{"id":["u4"],"userName":"nobody"}`,
@@ -56,6 +56,9 @@ func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 		if r.ID == "u2" && (len(r.Groups) != 1 || r.Groups[0] != "g1") {
 			t.Fatalf("grace's groups read back as %v, want only the valid entry g1", r.Groups)
 		}
+	}
+	if ada, _ := st.Get(context.Background(), scim.Users, "u1"); ada["password"] != nil {
+		t.Fatal("a password kept in an annotation by an older version was read back")
 	}
 	g, err := st.Get(context.Background(), scim.Groups, "g1")
 	if err != nil || len(g["members"].([]any)) != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -155,5 +156,30 @@ func TestAForgedSCIMAnnotationIsNotTrusted(t *testing.T) {
 	p.expect(http.MethodGet, "/Groups", "", http.StatusOK)
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(&u), &identityv1alpha1.User{}); err != nil {
 		t.Fatalf("the operator no longer answers: %v", err)
+	}
+}
+
+func TestInboundSCIMNeverReturnsOrKeepsAPassword(t *testing.T) {
+	ns := namespace(t)
+	p := scimSync(t, ns)
+	const password = "correct-horse-battery-staple"
+	created := p.expect(http.MethodPost, "/Users", `{"schemas":["`+scim.SchemaUser+`"],"userName":"pat@example.com","Password":"`+password+`"}`, http.StatusCreated)
+	id, _ := created["id"].(string)
+	p.expect(http.MethodPatch, "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"password","value":"`+password+`2"}]}`, http.StatusOK)
+	for _, path := range []string{"/Users/" + id, "/Users?filter=" + url.QueryEscape(`userName eq "pat@example.com"`), "/Users", "/Users/" + id + "?attributes=password"} {
+		if _, body := p.do(http.MethodGet, path, ""); strings.Contains(strings.ToLower(body), "password") || strings.Contains(body, password) {
+			t.Fatalf("GET %s returned the password: %s", path, body)
+		}
+	}
+	var u identityv1alpha1.User
+	waitFor(t, "pat's User", func() (bool, string) {
+		var ok bool
+		u, ok = userByUserName(t, ns, "pat@example.com")
+		return ok, ""
+	})
+	for k, v := range u.Annotations {
+		if strings.Contains(v, password) {
+			t.Fatalf("the User's annotation %s keeps the password", k)
+		}
 	}
 }

@@ -139,12 +139,14 @@ func (st *inboundStore) load(ctx context.Context) error {
 
 // readBack reads a pushed user kept on its User. Anyone who can edit Users can edit
 // it, so what does not have the shape the store writes is dropped: a resource without
-// an id or userName, group entries that are not {"value": "<id>"}.
+// an id or userName, group entries that are not {"value": "<id>"}, and attributes never
+// to be kept (a password).
 func readBack(annotation string) (scim.Resource, bool) {
 	var r scim.Resource
 	if annotation == "" || json.Unmarshal([]byte(annotation), &r) != nil || r.ID() == "" || userNameOf(r) == "" {
 		return nil, false
 	}
+	scim.DropNeverReturned(r) // kept by an earlier version: the next sync rewrites the annotation
 	if _, ok := r["groups"]; ok {
 		var kept []any
 		for _, g := range listOf(r["groups"]) {
@@ -292,7 +294,7 @@ func (st *inboundStore) createUser(ctx context.Context, r scim.Resource) (scim.R
 		st.mu.Unlock()
 		return nil, fmt.Errorf("userName %q: %w", name, connectors.ErrConflict)
 	}
-	r = r.Clone()
+	r = scim.DropNeverReturned(r.Clone())
 	r["id"] = newUID()
 	if _, ok := r["active"]; !ok {
 		r["active"] = true
@@ -353,6 +355,7 @@ func (st *inboundStore) updateUser(ctx context.Context, id string, change func(s
 		st.mu.Unlock()
 		return nil, err
 	}
+	scim.DropNeverReturned(next)
 	next["id"], next["meta"] = id, current["meta"]
 	if groups, ok := current["groups"]; ok {
 		next["groups"] = groups // read-only

@@ -36,6 +36,9 @@ func caseExactAttr(a map[string]any) {
 }
 func uniqueServer(a map[string]any) { a["uniqueness"] = "server" }
 func readOnly(a map[string]any)     { a["mutability"] = "readOnly" }
+func writeOnly(a map[string]any) {
+	a["mutability"], a["returned"] = "writeOnly", "never"
+}
 func subAttributes(subs ...map[string]any) func(map[string]any) {
 	return func(a map[string]any) { a["subAttributes"] = subs }
 }
@@ -65,7 +68,7 @@ func schemas() []map[string]any {
 				attr("middleName", "string"), attr("honorificPrefix", "string"), attr("honorificSuffix", "string"))),
 			attr("displayName", "string"), attr("nickName", "string"), attr("title", "string"),
 			attr("userType", "string"), attr("preferredLanguage", "string"), attr("locale", "string"),
-			attr("timezone", "string"), attr("active", "boolean"),
+			attr("timezone", "string"), attr("active", "boolean"), attr("password", "string", writeOnly),
 			multiValuedComplex("emails", valueTypePrimary...),
 			multiValuedComplex("phoneNumbers", valueTypePrimary...),
 			multiValuedComplex("groups", attr("value", "string", readOnly), attr("display", "string", readOnly)),
@@ -81,4 +84,43 @@ func schemas() []map[string]any {
 			multiValuedComplex("members", attr("value", "string"), attr("display", "string"), attr("type", "string")),
 		),
 	}
+}
+
+// neverReturned lists, by schema ("" for the core schema of a resource), the attributes
+// the schemas mark returned "never" or mutability "writeOnly" (RFC 7643 §7: the
+// password): a server never answers them, and Roster keeps them nowhere.
+var neverReturned = func() map[string][]string {
+	out := map[string][]string{}
+	for _, doc := range schemas() {
+		id, _ := doc["id"].(string)
+		if id == SchemaUser || id == SchemaGroup {
+			id = ""
+		}
+		for _, a := range doc["attributes"].([]map[string]any) {
+			if a["returned"] == "never" || a["mutability"] == "writeOnly" {
+				out[id] = append(out[id], a["name"].(string))
+			}
+		}
+	}
+	return out
+}()
+
+// DropNeverReturned removes from r, in place, every attribute the schemas say is never
+// returned, and returns r.
+func DropNeverReturned(r Resource) Resource {
+	for schema, names := range neverReturned {
+		container := map[string]any(r)
+		if schema != "" {
+			k, ok := findKey(r, schema)
+			if container, ok = r[k].(map[string]any); !ok {
+				continue
+			}
+		}
+		for _, name := range names {
+			if k, ok := findKey(container, name); ok {
+				delete(container, k)
+			}
+		}
+	}
+	return r
 }

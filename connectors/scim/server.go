@@ -256,6 +256,7 @@ func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, status in
 
 // project applies the attributes and excludedAttributes parameters (top-level names).
 func project(res Resource, r *http.Request) Resource {
+	DropNeverReturned(res)
 	q := r.URL.Query()
 	if exclude := q.Get("excludedAttributes"); exclude != "" {
 		for _, name := range strings.Split(exclude, ",") {
