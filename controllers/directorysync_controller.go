@@ -344,7 +344,7 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 	case st.Blocked:
 		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, st.BlockedMessage)
 	default:
-		msg := fmt.Sprintf("%d Users from %d %s records", st.Users, st.Counts.Seen, source)
+		msg := fmt.Sprintf("%d Users from %d %s records", st.Users, st.Records, source)
 		if n := len(st.HeldSuspensions); n > 0 {
 			msg += fmt.Sprintf("; %d suspended by a person and held against the source (status.heldSuspensions)", n)
 		}

@@ -146,6 +146,10 @@ func TestInboundSCIMAsOktaSendsIt(t *testing.T) {
 	}
 	p.expect(http.MethodGet, "/ResourceTypes", "", 200)
 	p.expect(http.MethodGet, "/Schemas", "", 200)
+	waitFor(t, "the DirectorySync counts the pushed records", func() (bool, string) {
+		c := condition(get(t, ns, "okta", &identityv1alpha1.DirectorySync{}).Status.Conditions, identityv1alpha1.ConditionReady)
+		return strings.Contains(c, "1 Users from 1 scim records"), c
+	})
 
 	// No token, or a wrong one: refused.
 	req, _ := http.NewRequest(http.MethodGet, p.base+"/Users", nil)

@@ -85,7 +85,7 @@ type UserSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[^[:space:]]+$')",message="userName must not contain whitespace"
+	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[^[:space:]]+$')",message="userName must not contain whitespace"
 	UserName string `json:"userName"`
 
 	// externalID is the person's id in the source of truth (an HR employee number, a

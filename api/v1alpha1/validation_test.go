@@ -316,6 +316,17 @@ deletionPolicy: Cascade`),
 	}
 }
 
+// TestAnEmptyUserNameGetsOneMessage: an empty userName is too short, not "whitespace".
+func TestAnEmptyUserNameGetsOneMessage(t *testing.T) {
+	obj := decode(t, user(`userName: ""`))
+	obj.SetNamespace(newNamespace(t))
+	err := env.Client.Create(context.Background(), obj, client.DryRunAll)
+	expectRejected(t, err, "spec.userName in body should be at least 1 chars long")
+	if strings.Contains(err.Error(), "whitespace") {
+		t.Fatalf("an empty userName got a second, wrong message: %v", err)
+	}
+}
+
 // TestIdentityKeysAreImmutable changes a field that must not change on a stored object.
 func TestIdentityKeysAreImmutable(t *testing.T) {
 	cases := []struct {

@@ -67,6 +67,9 @@ type Status struct {
 	RecentDeprovisions []identityv1alpha1.DeprovisionCount
 	// HeldSuspensions are the Users a person suspended that the source has active.
 	HeldSuspensions []string
+	// Records is how many records the syncer holds from its source now (full syncs,
+	// followed changes and pushes alike).
+	Records int
 }
 
 // Syncer keeps one DirectorySync's Users in step with its source.
@@ -140,6 +143,7 @@ func (s *Syncer) Status() Status {
 	st := s.status
 	st.Generation = s.cfg.Generation
 	st.RecentDeprovisions = s.window.Counted(s.now())
+	st.Records = len(s.records)
 	for name := range s.heldSuspensions {
 		st.HeldSuspensions = append(st.HeldSuspensions, name)
 	}
