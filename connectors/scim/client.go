@@ -120,11 +120,18 @@ func (c *Client) usePatch() bool {
 	return bool(c.spc.Patch.Supported)
 }
 
+// paging is what the app says it offers (RFC 9865 pagination in
+// /ServiceProviderConfig), the profile's choice between what it offers, and the
+// profile's knowledge only where the app says nothing.
 func (c *Client) paging() string {
-	if c.profile.Paging != PagingAuto {
-		return c.profile.Paging
+	p := c.spc.Pagination
+	if p == nil {
+		if c.profile.Paging == PagingCursor {
+			return PagingCursor
+		}
+		return PagingIndex
 	}
-	if p := c.spc.Pagination; p != nil && bool(p.Cursor) && !bool(p.Index) {
+	if bool(p.Cursor) && (c.profile.Paging == PagingCursor || !bool(p.Index)) {
 		return PagingCursor
 	}
 	return PagingIndex

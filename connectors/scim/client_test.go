@@ -623,3 +623,41 @@ func TestAListingThatRepeatsItsCursorStopsWithAnError(t *testing.T) {
 		t.Fatalf("the app was asked for %d pages, want 2 (the first and the repeat)", n)
 	}
 }
+
+func TestCapabilitiesComeFromWhatTheAppSays(t *testing.T) {
+	cases := []struct {
+		reason       string
+		server       ServerOptions
+		silent       bool // the app's /ServiceProviderConfig says nothing of pagination
+		wantCursor   bool
+		wantQueryKey string
+	}{
+		{"the app offers no cursor: the atlassian profile does not claim one", ServerOptions{}, false, false, "startIndex="},
+		{"the app offers cursors: the atlassian profile uses them", ServerOptions{CursorPaging: true}, false, true, "cursor="},
+		{"the app says nothing: the profile fills the gap", ServerOptions{}, true, true, "cursor="},
+	}
+	for _, tc := range cases {
+		app := newTestApp(t, tc.server)
+		if tc.silent {
+			app.intercept = func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+				if !strings.HasSuffix(r.URL.Path, "/ServiceProviderConfig") {
+					return false
+				}
+				w.Header().Set("Content-Type", MediaType)
+				_, _ = w.Write([]byte(`{"schemas":["` + SchemaServiceProviderConfig + `"],"patch":{"supported":true},"filter":{"supported":true,"maxResults":100}}`))
+				return true
+			}
+		}
+		c := newTestClient(t, connection(app.baseURL(), "atlassian"), bearerSecrets)
+		caps, err := c.Validate(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.reason, err)
+		}
+		if _, err := c.ListAccounts(ctx, ""); err != nil {
+			t.Fatalf("%s: %v", tc.reason, err)
+		}
+		if caps.CursorPaging != tc.wantCursor || !strings.Contains(app.last(http.MethodGet).query, tc.wantQueryKey) {
+			t.Errorf("%s: CursorPaging %v and query %q, want %v and %s", tc.reason, caps.CursorPaging, app.last(http.MethodGet).query, tc.wantCursor, tc.wantQueryKey)
+		}
+	}
+}

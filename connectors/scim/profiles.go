@@ -74,7 +74,8 @@ var Profiles = map[string]Profile{
 		RequestsPerSecond: 1, Burst: 1, MaxConcurrency: 1,
 	},
 	// Atlassian: a deactivated user answers 404 until reactivated in Atlassian
-	// administration; cursor paging; a single eq filter on userName or externalId.
+	// administration; cursor paging where /ServiceProviderConfig offers it or says
+	// nothing of paging; a single eq filter on userName or externalId.
 	"atlassian": {
 		Name: "atlassian", MemberBatchSize: 100, PageSize: 100, Paging: PagingCursor,
 		DeactivatedNotFound: true, TrustFilterCase: true,

@@ -292,9 +292,7 @@ func (s *Server) serviceProviderConfig() ServiceProviderConfig {
 			Type: "oauthbearertoken", Name: "Bearer token", Description: "A bearer token in the Authorization header", Primary: true,
 		}},
 	}
-	if s.opts.CursorPaging {
-		cfg.Pagination = &PaginationConfig{Cursor: true, Index: true, DefaultPaginationMethod: "index", MaxPageSize: s.opts.MaxResults}
-	}
+	cfg.Pagination = &PaginationConfig{Cursor: Flag(s.opts.CursorPaging), Index: true, DefaultPaginationMethod: "index", MaxPageSize: s.opts.MaxResults}
 	return cfg
 }
 
