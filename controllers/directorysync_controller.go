@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -335,6 +336,7 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 	ds.Status.Users = int32(st.Users)
 	ds.Status.RecentDeprovisions = st.RecentDeprovisions
 	r.announceHeldSuspensions(ds, before.HeldSuspensions, st.HeldSuspensions)
+	r.announceProblems(ds, before, st)
 	source := ds.Spec.SourceName()
 	switch {
 	case st.Err != nil:
@@ -345,6 +347,9 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, st.BlockedMessage)
 	default:
 		msg := fmt.Sprintf("%d Users from %d %s records", st.Users, st.Records, source)
+		if st.ProblemCount > 0 {
+			msg += "; " + problemSummary(st.ProblemCount, st.Problems)
+		}
 		if n := len(st.HeldSuspensions); n > 0 {
 			msg += fmt.Sprintf("; %d suspended by a person and held against the source (status.heldSuspensions)", n)
 		}
@@ -358,6 +363,37 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 		d := metav1.Duration{Duration: st.LastDuration.Round(time.Millisecond)}
 		ds.Status.LastSyncTime, ds.Status.LastSyncDuration = &t, &d
 	}
+}
+
+// announceProblems records the source records with problems in status and, when they
+// change, says so in an Event for the people who keep the source.
+func (r *DirectorySyncReconciler) announceProblems(ds *identityv1alpha1.DirectorySync, before *identityv1alpha1.DirectorySyncStatus, st directory.Status) {
+	ds.Status.Problems, ds.Status.ProblemCount = st.Problems, int32(st.ProblemCount)
+	if st.ProblemCount == 0 || (before.ProblemCount == ds.Status.ProblemCount && equalJSON(before.Problems, ds.Status.Problems)) || r.Recorder == nil {
+		return
+	}
+	r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, "SourceProblems", "Sync", "%s", problemSummary(st.ProblemCount, st.Problems))
+}
+
+// problemSummary counts source problems by reason, naming the first records.
+func problemSummary(total int, listed []identityv1alpha1.RecordProblem) string {
+	counts := map[string]int{}
+	var reasons, examples []string
+	for _, p := range listed {
+		if counts[p.Reason] == 0 {
+			reasons = append(reasons, p.Reason)
+		}
+		counts[p.Reason]++
+		if len(examples) < 5 {
+			examples = append(examples, p.Reason+" "+p.Record)
+		}
+	}
+	parts := make([]string, len(reasons))
+	for i, reason := range reasons {
+		parts[i] = fmt.Sprintf("%s %d", reason, counts[reason])
+	}
+	return fmt.Sprintf("%d source records have problems (%s; for example %s): see status.problems and fix them at the source",
+		total, strings.Join(parts, ", "), strings.Join(examples, ", "))
 }
 
 // announceHeldSuspensions records the suspensions held against the source in status (at

@@ -262,3 +262,36 @@ func hasEvent(t *testing.T, ns, name, reason string) bool {
 	}
 	return false
 }
+
+func TestMessySourceRecordsAreNeitherMergedNorDroppedSilently(t *testing.T) {
+	ns := namespace(t)
+	csv := "id,firstName,lastName,email,department,manager\n" +
+		"E-10/ÄB,Anna,Berg,anna@example.com,eng,\n" +
+		"E-10/ÖB,Otto,Berg,otto@example.com,eng,\n" +
+		"e-10-b,Emil,Berg,emil@example.com,eng,E-10/ÄB\n" +
+		"E-11,Maja,Lind,maja@example.com,eng,E-404\n" +
+		"E-12,Maja,Lind,MAJA@example.com,ops,\n"
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Data: map[string]string{"people.csv": csv}},
+		&identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "people"},
+			Spec: identityv1alpha1.DirectorySyncSpec{HRIS: &identityv1alpha1.HRISSource{
+				Format: "CSV", ConfigMapRef: &identityv1alpha1.ConfigMapKeySelector{Name: "hr", Key: "people.csv"}}}})
+	waitFor(t, "five Users, one per person", func() (bool, string) {
+		users := syncedUsers(t, ns, "people")
+		return len(users) == 5, fmt.Sprint(len(users))
+	})
+	if emil := syncedUsers(t, ns, "people")["emil@example.com"]; emil.Spec.Manager == nil || emil.Spec.Manager.Name != syncedUsers(t, ns, "people")["anna@example.com"].Name {
+		t.Fatalf("emil's manager is %+v, want anna's User", emil.Spec.Manager)
+	}
+	var ds *identityv1alpha1.DirectorySync
+	waitFor(t, "the DirectorySync names the unknown manager and the duplicate userName", func() (bool, string) {
+		ds = get(t, ns, "people", &identityv1alpha1.DirectorySync{})
+		found := map[string]bool{}
+		for _, p := range ds.Status.Problems {
+			found[p.Reason+" "+p.Record] = true
+		}
+		c := condition(ds.Status.Conditions, identityv1alpha1.ConditionReady)
+		return found["UnknownManager E-11"] && found["DuplicateUserName E-11"] && found["DuplicateUserName E-12"] && ds.Status.ProblemCount == 3 &&
+			strings.Contains(c, "3 source records have problems"), fmt.Sprintf("%+v %s", ds.Status.Problems, c)
+	})
+	waitFor(t, "an Event names the problems", func() (bool, string) { return hasEvent(t, ns, "people", "SourceProblems"), "" })
+}

@@ -306,6 +306,25 @@ type SkipReason struct {
 	Example string `json:"example,omitempty"`
 }
 
+// RecordProblem is a source record Roster could not take as it is: data for the people
+// who keep the source to fix.
+type RecordProblem struct {
+	// reason names the problem: MissingUserName, InvalidUserName, MappingError,
+	// Rejected, UnknownManager, DuplicateUserName or NameCollision.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+	// record is the record's id at the source.
+	// +required
+	// +kubebuilder:validation:MaxLength=256
+	Record string `json:"record"`
+	// message says what is wrong with it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
+}
+
 // DirectorySyncStatus is what Roster observed about a DirectorySync.
 type DirectorySyncStatus struct {
 	CommonStatus `json:",inline"`
@@ -345,6 +364,17 @@ type DirectorySyncStatus struct {
 	// users is the number of Users this DirectorySync owns.
 	// +optional
 	Users int32 `json:"users,omitempty"`
+
+	// problems lists source records Roster could not take as they are (at most 50,
+	// by reason and record id); problemCount counts them all.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=50
+	Problems []RecordProblem `json:"problems,omitempty"`
+
+	// problemCount is how many source records have a problem.
+	// +optional
+	ProblemCount int32 `json:"problemCount,omitempty"`
 
 	// heldSuspensions lists Users a person suspended that the source still has as
 	// active: the suspension wins until a person sets the User Active again.

@@ -216,8 +216,14 @@ func (s *Syncer) owned(ctx context.Context) ([]identityv1alpha1.User, error) {
 func (s *Syncer) ownedOf(ctx context.Context, ids []string) ([]identityv1alpha1.User, error) {
 	var out []identityv1alpha1.User
 	for _, id := range ids {
+		s.mu.Lock()
+		name, ok := s.names.of(s.cfg.Name, id)
+		s.mu.Unlock()
+		if !ok {
+			continue
+		}
 		u := identityv1alpha1.User{}
-		err := s.client.Get(ctx, client.ObjectKey{Namespace: s.cfg.Namespace, Name: objectName(s.cfg.Name, id)}, &u)
+		err := s.client.Get(ctx, client.ObjectKey{Namespace: s.cfg.Namespace, Name: name}, &u)
 		switch {
 		case apierrors.IsNotFound(err):
 		case err != nil:
@@ -235,21 +241,33 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 	defer s.mu.Unlock()
 	now := s.now()
 	r := run{existing: map[string]*identityv1alpha1.User{}, suspensions: map[string]bool{}, skips: map[string]skip{}, full: full}
+	if full {
+		s.names = newNames()
+	}
 	for i := range owned {
 		r.existing[owned[i].Name] = &owned[i]
+		s.names.learn(&owned[i])
 	}
 	resolve := s.resolver()
 	present := map[string]bool{} // User names that keep a record
 	gone := map[string]bool{}
 	for _, id := range vanishedIDs {
-		gone[objectName(s.cfg.Name, id)] = true
+		if name, ok := s.names.of(s.cfg.Name, id); ok {
+			gone[name] = true
+		}
 	}
 	for _, id := range ids {
 		rec, ok := s.records[id]
 		if !ok {
 			continue
 		}
-		name := objectName(s.cfg.Name, id)
+		s.names.reset(id)
+		name, ok := s.names.of(s.cfg.Name, id)
+		if !ok {
+			r.skips[id] = skip{ProblemNameCollision, "no User name is free for this record: its names are taken by the Users of other records"}
+			s.skipLocked(id, r.skips[id])
+			continue
+		}
 		vars := s.recordVars(rec)
 		if f := s.cfg.Filter; f != nil {
 			if keep, err := f.EvalBool(map[string]any{"record": vars}); err != nil || !keep {
@@ -269,11 +287,16 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 		if existing != nil && existing.Annotations[AnnotationInactive] != "" {
 			since = existing.Annotations[AnnotationInactive]
 		}
-		d, sk := s.buildUser(rec, values, resolve, since, existing)
+		d, sk := s.buildUser(name, rec, values, resolve, since, existing)
 		if sk != nil {
 			r.skips[id] = *sk
 			s.skipLocked(id, *sk)
+			s.names.setUserName(id, "")
 			continue
+		}
+		s.names.setUserName(id, d.userName)
+		if d.unknownManager != "" {
+			s.names.problem(id, ProblemUnknownManager, fmt.Sprintf("the manager %q is no record of the source; the User is written without a manager", d.unknownManager))
 		}
 		if d.suspended && (existing == nil || existing.Spec.State != identityv1alpha1.UserStateSuspended) {
 			r.suspensions[d.name] = true
@@ -342,6 +365,7 @@ func (s *Syncer) recordVars(r connectors.Record) map[string]any {
 }
 
 func (s *Syncer) skipLocked(id string, sk skip) {
+	s.names.problem(id, sk.reason, sk.detail)
 	s.status.Counts.Skipped++
 	r := s.skipped[sk.reason]
 	if r == nil {

@@ -110,15 +110,27 @@ func DefaultMapping(source string) []identityv1alpha1.ExpressionMapping {
 
 var nameChars = regexp.MustCompile(`[^a-z0-9.-]+`)
 
-// objectName is a stable, valid object name from a source name and an immutable id.
+// objectName is a stable, valid object name from a source name and an immutable id,
+// different for different ids: an id that is a valid name already is kept as it is;
+// any other (letter case, characters names cannot hold, length) keeps what it can,
+// followed by a hash of the whole id, so that E-10/ÄB and E-10/ÖB stay two people.
 func objectName(prefix, id string) string {
 	clean := strings.Trim(nameChars.ReplaceAllString(strings.ToLower(id), "-"), "-.")
-	name := prefix + "-" + clean
-	if clean == "" || len(name) > 253 {
-		sum := sha256.Sum256([]byte(id))
-		name = prefix + "-" + hex.EncodeToString(sum[:10])
+	if clean == id && len(prefix)+1+len(id) <= 253 {
+		return prefix + "-" + id
 	}
-	return name
+	return hashedName(prefix, clean, id)
+}
+
+// hashedName is prefix-clean-<hash of id>, clean shortened to fit.
+func hashedName(prefix, clean, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	hash := hex.EncodeToString(sum[:5])
+	clean = strings.Trim(truncate(clean, 253-len(prefix)-len(hash)-2), "-.")
+	if clean == "" {
+		return prefix + "-" + hash
+	}
+	return prefix + "-" + clean + "-" + hash
 }
 
 var labelChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

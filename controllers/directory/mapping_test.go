@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rosterhq/roster/connectors/mapping"
@@ -34,18 +35,32 @@ func TestDefaultMappingsCompile(t *testing.T) {
 	}
 }
 
-func TestObjectNamesAreStableAndValid(t *testing.T) {
+func TestObjectNamesAreStableValidAndDistinct(t *testing.T) {
 	cases := map[string]string{
 		"7c8a4f3e-1b2d-4c5e-9f0a-123456789abc": "corp-7c8a4f3e-1b2d-4c5e-9f0a-123456789abc",
-		"E1001":                                "corp-e1001",
-		"CN=Ada Lovelace,OU=People":            "corp-cn-ada-lovelace-ou-people",
+		"e1001":                                "corp-e1001",
+		"E1001":                                "corp-e1001-69050a4187",
 	}
 	for id, want := range cases {
 		if got := objectName("corp", id); got != want {
 			t.Errorf("objectName(%q) = %q, want %q", id, got, want)
 		}
 	}
-	if got := objectName("corp", "@@@"); len(got) != len("corp-")+20 {
+	if got := objectName("corp", "CN=Ada Lovelace,OU=People"); !strings.HasPrefix(got, "corp-cn-ada-lovelace-ou-people-") {
+		t.Errorf("a DN keeps what it can, got %q", got)
+	}
+	if got := objectName("corp", "@@@"); len(got) != len("corp-")+10 {
 		t.Errorf("an id with nothing usable should hash, got %q", got)
+	}
+	seen := map[string]string{}
+	for _, id := range []string{"E-10/ÄB", "E-10/ÖB", "e-10-b", "E-10-B", "e-10-b-", strings.Repeat("x", 300), strings.Repeat("x", 301)} {
+		name := objectName("people", id)
+		if other, taken := seen[name]; taken {
+			t.Errorf("%q and %q both become %q", other, id, name)
+		}
+		seen[name] = id
+		if len(name) > 253 || nameChars.MatchString(name) || strings.Trim(name, "-.") != name {
+			t.Errorf("%q is not a valid object name", name)
+		}
 	}
 }

@@ -70,6 +70,10 @@ type Status struct {
 	// Records is how many records the syncer holds from its source now (full syncs,
 	// followed changes and pushes alike).
 	Records int
+	// Problems are source records that could not be taken as they are (the first
+	// maxProblemsListed), of ProblemCount.
+	Problems     []identityv1alpha1.RecordProblem
+	ProblemCount int
 }
 
 // Syncer keeps one DirectorySync's Users in step with its source.
@@ -95,10 +99,12 @@ type Syncer struct {
 	heldPlan  string
 	// heldSuspensions: Users a person suspended that the source has active.
 	heldSuspensions map[string]bool
-	window          *safety.Window // suspensions and deletions made recently
-	nextDelete      time.Time
-	fieldOwner      string
-	vanishOwner     string
+	// names: each record's User name, and each record's problems.
+	names       names
+	window      *safety.Window // suspensions and deletions made recently
+	nextDelete  time.Time
+	fieldOwner  string
+	vanishOwner string
 }
 
 // New returns a syncer; Run starts it.
@@ -110,6 +116,7 @@ func New(cfg Config, c client.Client, log logr.Logger, notify func()) *Syncer {
 		skipped:         map[string]*identityv1alpha1.SkipReason{},
 		window:          safety.NewWindow(cfg.Window, cfg.Counted),
 		heldSuspensions: map[string]bool{},
+		names:           newNames(),
 		fieldOwner:      "roster-directorysync-" + cfg.Name,
 		vanishOwner:     "roster-directorysync-" + cfg.Name + "-lifecycle",
 	}
@@ -144,6 +151,7 @@ func (s *Syncer) Status() Status {
 	st.Generation = s.cfg.Generation
 	st.RecentDeprovisions = s.window.Counted(s.now())
 	st.Records = len(s.records)
+	st.Problems, st.ProblemCount = s.names.report()
 	for name := range s.heldSuspensions {
 		st.HeldSuspensions = append(st.HeldSuspensions, name)
 	}
@@ -390,6 +398,8 @@ func (s *Syncer) applyChanges(ctx context.Context, set connectors.ChangeSet) (ma
 		}
 		if _, ok := s.records[id]; ok {
 			s.dropRecordLocked(id)
+			s.names.setUserName(id, "")
+			s.names.reset(id)
 			vanished = append(vanished, id)
 		}
 	}
@@ -493,7 +503,8 @@ func (s *Syncer) skip(id string, sk skip) {
 func (s *Syncer) resolver() func(string) string {
 	return func(ref string) string {
 		if id, ok := s.refs[strings.ToLower(ref)]; ok {
-			return objectName(s.cfg.Name, id)
+			name, _ := s.names.of(s.cfg.Name, id)
+			return name
 		}
 		return ""
 	}

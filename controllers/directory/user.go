@@ -33,11 +33,14 @@ var stringFields = map[string]bool{
 
 // desiredUser is the User one record maps to.
 type desiredUser struct {
-	recordID  string
-	name      string
-	manager   string // the manager's User name, if any
-	object    *unstructured.Unstructured
-	suspended bool
+	recordID string
+	name     string
+	userName string
+	manager  string // the manager's User name, if any
+	// unknownManager is the manager the record names when it is no record of the source.
+	unknownManager string
+	object         *unstructured.Unstructured
+	suspended      bool
 	// suspensionHeld: a person suspended the User and the source has it active.
 	suspensionHeld bool
 }
@@ -48,9 +51,9 @@ type skip struct {
 }
 
 // buildUser turns a record's mapped values into the User to apply.
-func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveManager func(string) string, inactiveSince string, existing *identityv1alpha1.User) (desiredUser, *skip) {
+func (s *Syncer) buildUser(objName string, r connectors.Record, values map[string]any, resolveManager func(string) string, inactiveSince string, existing *identityv1alpha1.User) (desiredUser, *skip) {
 	spec := map[string]any{}
-	manager := ""
+	manager, unknownManager := "", ""
 	labels := map[string]any{LabelDirectorySync: s.cfg.Name}
 	attributes := map[string]any{}
 	name := map[string]any{}
@@ -74,9 +77,13 @@ func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveMa
 				spec["groups"] = groups
 			}
 		case target == "manager":
-			if m := resolveManager(fmt.Sprint(v)); isString && str != "" && m != "" {
+			m := resolveManager(fmt.Sprint(v))
+			switch {
+			case isString && str != "" && m != "":
 				spec["manager"] = map[string]any{"name": m}
 				manager = m
+			case isString && str != "":
+				unknownManager = str
 			}
 		case target == "state":
 			if strings.EqualFold(fmt.Sprint(v), "Suspended") || v == false {
@@ -124,14 +131,15 @@ func (s *Syncer) buildUser(r connectors.Record, values map[string]any, resolveMa
 	if suspended {
 		annotations[AnnotationInactive] = inactiveSince
 	}
-	objName := objectName(s.cfg.Name, r.ID)
 	if _, setsState := spec["state"]; setsState && !suspended && suspendedByAPerson(existing) {
 		delete(spec, "state") // the kill switch a person pulled wins over the source
 		annotations[AnnotationSuspensionHeld] = "true"
 	}
 	obj := s.object("User", objName, labels, annotations, spec)
 	held := annotations[AnnotationSuspensionHeld] == "true"
-	return desiredUser{recordID: r.ID, name: objName, manager: manager, object: obj, suspended: suspended, suspensionHeld: held}, nil
+	userName, _ := spec["userName"].(string)
+	return desiredUser{recordID: r.ID, name: objName, userName: userName, manager: manager, unknownManager: unknownManager,
+		object: obj, suspended: suspended, suspensionHeld: held}, nil
 }
 
 // suspendedByAPerson reports whether a User is suspended by someone other than its
