@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -325,6 +326,13 @@ func (r *AppConnectionReconciler) conditionsFor(conn *identityv1alpha1.AppConnec
 		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, e.BlockedMessage())
 	case conn.Spec.Mode == identityv1alpha1.ModePlan:
 		cond.ready(identityv1alpha1.ReasonPlanOnly, fmt.Sprintf("Plan mode: %s; nothing is written to %s (see status.plan)", describePlan(snap.Plan), app))
+	case snap.Failed > 0:
+		reason := identityv1alpha1.ReasonProvisioningFailed
+		if snap.RateLimited == snap.Failed {
+			reason = identityv1alpha1.ReasonRateLimited
+		}
+		cond.notReady(reason, fmt.Sprintf("%d of %d accounts failed (%d rate limited), retrying where it can help; first: %s",
+			snap.Failed, snap.Managed+snap.Failed, snap.RateLimited, strings.Join(snap.FailureSample, "; ")))
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts managed, %d unmanaged", snap.Managed, snap.Unmanaged))
 		if e.Converging() {

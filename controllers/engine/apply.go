@@ -180,6 +180,7 @@ func (e *Engine) failLocked(user string, err error) {
 		return
 	}
 	e.setRecordLocked(user, identityv1alpha1.AccountStateFailed, e.links[user], err.Error())
+	_, e.records[user].rateLimited = connectors.RetryAfter(err)
 	e.releaseReportsLocked(user)
 	if connectors.IsPermanent(err) {
 		delete(e.planned, user)
@@ -267,6 +268,7 @@ func (e *Engine) setRecordLocked(user string, state identityv1alpha1.AccountStat
 	now := e.now()
 	if st.State != state || st.LastTransitionTime.IsZero() {
 		st.LastTransitionTime = now
+		e.appChanged = e.appChanged || state == identityv1alpha1.AccountStateFailed || st.State == identityv1alpha1.AccountStateFailed
 	}
 	st.State, st.ExternalID, st.Message, st.LastSyncTime = state, accountID, message, now
 	r.status = st

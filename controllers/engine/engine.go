@@ -110,6 +110,8 @@ type plannedUser struct {
 type record struct {
 	status  AccountStatus
 	managed bool // the account is linked (for the finalizer and counts)
+	// rateLimited: the last write failed because the app asked Roster to slow down.
+	rateLimited bool
 }
 
 type backoff struct {

@@ -9,8 +9,9 @@ import (
 )
 
 const (
-	sampleSize    = 20
-	unmanagedSize = 50
+	sampleSize        = 20
+	unmanagedSize     = 50
+	failureSampleSize = 3
 )
 
 // Snapshot is the engine's state for the AppConnection's status and metrics.
@@ -22,10 +23,19 @@ func (e *Engine) Snapshot() Snapshot {
 		Managed: e.managedCountLocked(), Pending: len(e.planned), LastFullSync: e.lastFullSync,
 		Blocked: e.heldPlanID != "", QuarantinedUntil: e.quarantine,
 	}
-	for _, r := range e.records {
+	var failed []string
+	for u, r := range e.records {
 		if r.status.State == identityv1alpha1.AccountStateFailed {
-			s.Failed++
+			failed = append(failed, u)
+			if r.rateLimited {
+				s.RateLimited++
+			}
 		}
+	}
+	s.Failed = len(failed)
+	sort.Strings(failed)
+	for _, u := range failed[:min(len(failed), failureSampleSize)] {
+		s.FailureSample = append(s.FailureSample, u+": "+e.records[u].status.Message)
 	}
 	if e.cfg.Unmanaged != identityv1alpha1.UnmanagedIgnore {
 		unmanaged := e.unmanagedLocked()

@@ -125,7 +125,11 @@ type Snapshot struct {
 	Managed      int
 	Pending      int
 	Failed       int
-	Unmanaged    int
+	// RateLimited counts the failed accounts whose last write the app answered with a
+	// request to slow down; FailureSample is up to 3 failures, "user: error".
+	RateLimited   int
+	FailureSample []string
+	Unmanaged     int
 	// UnmanagedSample lists up to 50 unmanaged accounts by userName.
 	UnmanagedSample []string
 	LastFullSync    time.Time
