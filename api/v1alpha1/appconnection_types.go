@@ -276,7 +276,8 @@ type RateLimit struct {
 	Writes *int32 `json:"writes,omitempty"`
 
 	// burst is how many requests (and writes) may go out at once before the rate
-	// applies. Unset means one period's worth up to 100.
+	// applies. Unset means one period's worth up to 100. Whatever the burst, no more
+	// than requests (and writes) go out within any span of period.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100000

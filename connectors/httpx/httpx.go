@@ -50,6 +50,9 @@ type Options struct {
 	WritesPerSecond float64
 	// WriteBurst is the burst of the write budget; 0 means 1.
 	WriteBurst int
+	// RequestBudget and WriteBudget, when set, allow at most N requests (writes) in any
+	// span of Per, on top of the rates above, whatever their bursts.
+	RequestBudget, WriteBudget Budget
 	// MaxConcurrency bounds requests in flight; 0 means 4.
 	MaxConcurrency int
 	// Timeout bounds each attempt; 0 means 30s.
@@ -92,7 +95,9 @@ type Client struct {
 	opts    Options
 	limiter *rate.Limiter
 	writes  *rate.Limiter // nil without a separate write budget
-	slots   chan struct{}
+	// requestWindow and writeWindow hold the budgets over a sliding span; nil if none.
+	requestWindow, writeWindow *window
+	slots                      chan struct{}
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -147,6 +152,12 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.WritesPerSecond > 0 {
 		c.writes = rate.NewLimiter(rate.Limit(opts.WritesPerSecond*budgetShare), burstShare(opts.WriteBurst))
+	}
+	if b := opts.RequestBudget; b.N > 0 && b.Per > 0 {
+		c.requestWindow = newWindow(b)
+	}
+	if b := opts.WriteBudget; b.N > 0 && b.Per > 0 {
+		c.writeWindow = newWindow(b)
 	}
 	return c, nil
 }
@@ -230,6 +241,9 @@ func (c *Client) attempt(ctx context.Context, method, url string, header http.He
 		return nil, ctx.Err()
 	}
 	defer func() { <-c.slots }()
+	if err := c.waitWindows(ctx, method); err != nil {
+		return nil, err
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
@@ -317,6 +331,20 @@ func (c *Client) waitTurn(ctx context.Context, method string) error {
 		}
 	}
 	return c.limiter.Wait(ctx)
+}
+
+// waitWindows takes a place in the budgets' sliding windows. It runs once the request
+// holds its slot, right before it is sent, so that the time it records is when it goes.
+func (c *Client) waitWindows(ctx context.Context, method string) error {
+	if c.writeWindow != nil && method != http.MethodGet && method != http.MethodHead {
+		if err := c.writeWindow.wait(ctx); err != nil {
+			return err
+		}
+	}
+	if c.requestWindow != nil {
+		return c.requestWindow.wait(ctx)
+	}
+	return nil
 }
 
 // pause holds every request to the app for d: a 429 speaks for the whole budget.

@@ -75,6 +75,10 @@ func httpOptions(ctx context.Context, conn *identityv1alpha1.AppConnection, p Pr
 	if rl := conn.Spec.RateLimit; rl != nil {
 		opts.RequestsPerSecond, opts.Burst = RateOf(rl)
 		opts.WritesPerSecond, opts.WriteBurst = WriteRateOf(rl)
+		opts.RequestBudget = httpx.Budget{N: int(rl.Requests), Per: periodOf(rl)}
+		if rl.Writes != nil {
+			opts.WriteBudget = httpx.Budget{N: int(*rl.Writes), Per: periodOf(rl)}
+		}
 		if rl.MaxConcurrency != nil {
 			opts.MaxConcurrency = int(*rl.MaxConcurrency)
 		}
