@@ -1,10 +1,17 @@
 package controllers_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/scim"
@@ -13,7 +20,11 @@ import (
 // quirkySCIMApp is an in-process SCIM app whose answers quirk may replace.
 func quirkySCIMApp(t *testing.T, quirk func(w http.ResponseWriter, r *http.Request) bool) *scimServer {
 	t.Helper()
-	store := scim.NewMemoryStore()
+	return quirkySCIMAppOver(t, scim.NewMemoryStore(), quirk)
+}
+
+func quirkySCIMAppOver(t *testing.T, store *scim.MemoryStore, quirk func(w http.ResponseWriter, r *http.Request) bool) *scimServer {
+	t.Helper()
 	server := http.StripPrefix("/scim/v2", scim.NewServer(scim.ServerOptions{
 		Store: store, Authorize: func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer "+scimToken },
 	}))
@@ -66,4 +77,99 @@ func TestAnAppThatRefusesGroupChangesIsNotReady(t *testing.T) {
 		c := appReady(t, ns, "picky")
 		return strings.HasPrefix(c, "False/"+identityv1alpha1.ReasonProvisioningFailed) && strings.Contains(c, "1 of") && strings.Contains(c, "linus: "), c
 	})
+}
+
+// forgetfulApp answers PATCHes whose paths name sub-attributes (and, when puts is set,
+// PUTs) with 200 and the user unchanged, as apps that accept and ignore them do. It
+// counts the requests it gets by method, and listings.
+type forgetfulApp struct {
+	*scimServer
+	mu       sync.Mutex
+	requests map[string]int
+}
+
+func newForgetfulApp(t *testing.T, puts bool) *forgetfulApp {
+	store := scim.NewMemoryStore()
+	a := &forgetfulApp{requests: map[string]int{}}
+	a.scimServer = quirkySCIMAppOver(t, store, func(w http.ResponseWriter, r *http.Request) bool {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		a.mu.Lock()
+		key := r.Method
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users") && !r.URL.Query().Has("filter") {
+			key = "LIST"
+		}
+		a.requests[key]++
+		a.mu.Unlock()
+		id := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		ignore := (r.Method == http.MethodPatch && strings.Contains(string(body), `"path":"name.`)) || (puts && r.Method == http.MethodPut)
+		if !ignore || !strings.Contains(r.URL.Path, "/Users/") {
+			return false
+		}
+		current, err := store.Get(r.Context(), scim.Users, id)
+		if err != nil {
+			return false
+		}
+		w.Header().Set("Content-Type", scim.MediaType)
+		_ = json.NewEncoder(w).Encode(current)
+		return true
+	})
+	return a
+}
+
+func (a *forgetfulApp) count(key string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.requests[key]
+}
+
+func renameAda(t *testing.T, ns string) {
+	update(t, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}}, func(u *identityv1alpha1.User) {
+		u.Spec.Name.GivenName = "Augusta"
+	})
+}
+
+func TestAnIgnoredPatchFallsBackToReplacingTheUser(t *testing.T) {
+	ns := namespace(t)
+	app := newForgetfulApp(t, false)
+	create(t, scimConnection(t, app.scimServer, ns, "forgetful", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
+	waitFor(t, "ada's account", func() (bool, string) { return app.user("ada@example.com") != nil, "" })
+	renameAda(t, ns)
+	waitFor(t, "the new given name sticks, by PUT", func() (bool, string) {
+		name, _ := app.user("ada@example.com")["name"].(map[string]any)
+		return name["givenName"] == "Augusta", fmt.Sprint(name)
+	})
+	if patches, puts := app.count(http.MethodPatch), app.count(http.MethodPut); patches != 1 || puts != 1 {
+		t.Fatalf("%d PATCHes and %d PUTs, want the ignored PATCH once and one PUT", patches, puts)
+	}
+}
+
+func TestAnUpdateTheAppDoesNotKeepIsReportedNotResent(t *testing.T) {
+	ns := namespace(t)
+	app := newForgetfulApp(t, true)
+	conn := scimConnection(t, app.scimServer, ns, "forgetful", scimToken)
+	create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
+	waitFor(t, "ada's account", func() (bool, string) { return app.user("ada@example.com") != nil, "" })
+	renameAda(t, ns)
+	waitFor(t, "ada's account says the app does not keep the given name", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		for _, a := range u.Status.Accounts {
+			if strings.Contains(a.Message, "does not keep name.givenName") {
+				return true, a.Message
+			}
+		}
+		return false, fmt.Sprintf("%+v", u.Status.Accounts)
+	})
+	writes := app.count(http.MethodPatch) + app.count(http.MethodPut)
+	for i := range 2 {
+		listings := app.count("LIST")
+		update(t, conn, func(c *identityv1alpha1.AppConnection) {
+			c.Annotations = map[string]string{identityv1alpha1.AnnotationResync: fmt.Sprint(i)}
+		})
+		waitFor(t, "the app is listed again", func() (bool, string) { return app.count("LIST") > listings, "" })
+	}
+	if got := app.count(http.MethodPatch) + app.count(http.MethodPut); got != writes {
+		t.Fatalf("%d writes after two resyncs, want the %d before: an update the app does not keep is not re-sent", got, writes)
+	}
+	waitFor(t, "an Event says so", func() (bool, string) { return hasEvent(t, ns, "ada", "Drifting"), "" })
 }

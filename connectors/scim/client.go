@@ -316,8 +316,22 @@ func (c *Client) Update(ctx context.Context, current, desired connectors.Account
 	if current.Active != desired.Active {
 		ops = append(ops, PatchOperation{Op: "replace", Path: "active", Value: desired.Active})
 	}
-	return c.patchUser(ctx, current, ops, desired)
+	patched, answered, err := c.patchUser(ctx, current, ops, desired)
+	if err != nil || c.profile.Update != UpdateAuto || !answered {
+		return patched, err
+	}
+	kept := map[string]any{}
+	for _, path := range changed {
+		kept[path] = out[path]
+	}
+	if len(connectors.Differences(kept, patched.Attributes)) == 0 {
+		return patched, nil
+	}
+	// The app answered without what was patched (some ignore sub-attribute paths):
+	// replace the whole resource, once.
+	return c.put(ctx, patched, desired.Attributes, desired.Active)
 }
+
 
 // Deactivate sets active=false and keeps the account.
 func (c *Client) Deactivate(ctx context.Context, current connectors.Account) (connectors.Account, error) {
@@ -341,7 +355,7 @@ func (c *Client) setActive(ctx context.Context, current connectors.Account, acti
 	if bool(c.spc.Patch.Supported) || c.profile.Update == UpdatePatch {
 		desired := current
 		desired.Active = active
-		a, err := c.patchUser(ctx, current, []PatchOperation{{Op: "replace", Path: "active", Value: active}}, desired)
+		a, _, err := c.patchUser(ctx, current, []PatchOperation{{Op: "replace", Path: "active", Value: active}}, desired)
 		if err == nil || !errors.Is(err, connectors.ErrUnsupported) {
 			return a, err
 		}
@@ -349,16 +363,19 @@ func (c *Client) setActive(ctx context.Context, current connectors.Account, acti
 	return c.put(ctx, current, nil, active)
 }
 
-func (c *Client) patchUser(ctx context.Context, current connectors.Account, ops []PatchOperation, desired connectors.Account) (connectors.Account, error) {
+// patchUser sends a PATCH; answered says whether the account returned is the app's
+// answer (200) or what was sent (204 echoes nothing).
+func (c *Client) patchUser(ctx context.Context, current connectors.Account, ops []PatchOperation, desired connectors.Account) (acc connectors.Account, answered bool, err error) {
 	body, err := c.send(ctx, http.MethodPatch, "/Users/"+url.PathEscape(current.ID), c.ifMatch(current.Version), NewPatch(ops...))
 	if err != nil {
-		return connectors.Account{}, c.notFoundMeansInactive(err, current)
+		return connectors.Account{}, false, c.notFoundMeansInactive(err, current)
 	}
-	if len(body) == 0 { // 204: the app did not echo the resource
+	if len(body) == 0 {
 		desired.ID, desired.Version = current.ID, ""
-		return desired, nil
+		return desired, false, nil
 	}
-	return accountFromBody(body, desired)
+	acc, err = accountFromBody(body, desired)
+	return acc, err == nil, err
 }
 
 // put replaces the whole user: what the app holds, overlaid with the desired attributes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -103,6 +104,11 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		acc := o.account
 		e.observeLocked(acc.ID, &acc)
 		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
+		e.lastSent[user] = sentValues(p.desired.Attributes, p.current.Attributes)
+		if !e.lastSent[user].keptBy(acc.Attributes) {
+			e.markLocked(user) // the app answered without what was sent: plan again, to say so
+			e.signal()
+		}
 		if !p.current.Active {
 			e.userEventLocked(user, "Normal", "Provisioned", fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), app))
 		}
@@ -202,6 +208,27 @@ func (e *Engine) failLocked(user string, err error) {
 	e.timers.schedule(user, b.next)
 }
 
+// sent is what an update sent, by path: the value sent and the value the app had.
+type sent map[string]struct{ value, was any }
+
+// sentValues is what an update sends: the desired values of the paths that differ.
+func sentValues(desired, current map[string]any) sent {
+	out := sent{}
+	for _, path := range connectors.Differences(desired, current) {
+		out[path] = struct{ value, was any }{desired[path], current[path]}
+	}
+	return out
+}
+
+// keptBy reports whether an account has every value sent.
+func (s sent) keptBy(attributes map[string]any) bool {
+	values := make(map[string]any, len(s))
+	for path, v := range s {
+		values[path] = v.value
+	}
+	return len(connectors.Differences(values, attributes)) == 0
+}
+
 // stateNowLocked is the state of the User's account as observed.
 func (e *Engine) stateNowLocked(user string) identityv1alpha1.AccountState {
 	if acc := e.accounts[e.links[user]]; acc != nil {
@@ -227,7 +254,14 @@ func (e *Engine) settleLocked(user string, p userPlan) {
 		delete(e.records, user)
 	case p.problem != "":
 		e.setRecordLocked(user, identityv1alpha1.AccountStateFailed, e.links[user], p.problem)
+	case p.current != nil && e.links[user] == p.current.ID && len(p.drift) > 0:
+		msg := fmt.Sprintf("the app does not keep %s: Roster sent it and the app answered or lists otherwise; it is not sent again until it changes", strings.Join(p.drift, ", "))
+		if r := e.records[user]; r == nil || r.status.Message != msg {
+			e.userEventLocked(user, "Warning", "Drifting", fmt.Sprintf("%s in %s", msg, e.cfg.App))
+		}
+		e.setRecordLocked(user, stateOf(p.current), p.current.ID, msg)
 	case p.current != nil && e.links[user] == p.current.ID:
+		delete(e.lastSent, user)
 		e.setRecordLocked(user, stateOf(p.current), p.current.ID, "")
 	case e.records[user] != nil && e.records[user].status.State == identityv1alpha1.AccountStateDeleted:
 	default:

@@ -67,6 +67,7 @@ type Engine struct {
 	window     *safety.Window  // deprovisions sent recently, for the safety threshold
 	cleared    map[string]bool // deprovisions the planner let through
 	released   map[string]bool // Users going away whose accounts are left as they are
+	lastSent   map[string]sent // user → what its last update sent
 	retry      map[string]*backoff
 	// convergeSince: when a User with planned changes was first marked, for the metric.
 	convergeSince map[string]time.Time
@@ -133,7 +134,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		accounts: map[string]*observed{}, byKey: map[string]string{}, groups: map[string]*groupState{},
 		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
-		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
+		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
 	}
@@ -202,6 +203,7 @@ func (e *Engine) Release(user string) {
 	}
 	delete(e.planned, user)
 	delete(e.dirty, user)
+	delete(e.lastSent, user)
 	e.dropRecordLocked(user)
 	e.appChanged = true
 }

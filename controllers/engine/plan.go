@@ -47,6 +47,9 @@ type userPlan struct {
 	// awaitsManager names the User's manager when the manager has no account in the app
 	// yet.
 	awaitsManager string
+	// drift lists the attributes the app did not keep when they were last sent: they are
+	// not sent again until what is desired of them changes.
+	drift []string
 }
 
 func (p userPlan) deprovision() bool { return p.action == actDeactivate || p.action == actDelete }
@@ -80,6 +83,8 @@ type planInput struct {
 	desired   map[string]any // mapped attributes; nil when mapping failed
 	mapErr    error
 	groupsNow []string // display names of managed groups the account is in now
+	// lastSent is what the last update sent.
+	lastSent sent
 	managed   func(group string) bool
 	since     time.Time // when the account entered its recorded state
 	now       time.Time
@@ -113,11 +118,33 @@ func plan(in planInput) userPlan {
 	switch {
 	case in.current == nil:
 		p.action = actCreate
-	case !in.current.Active || len(connectors.Differences(in.desired, in.current.Attributes)) > 0:
+	case !in.current.Active:
 		p.action = actUpdate
+	default:
+		diff := connectors.Differences(in.desired, in.current.Attributes)
+		switch {
+		case len(diff) == 0:
+		case in.lastSent.notKept(diff, in.desired, in.current.Attributes):
+			p.drift = diff
+		default:
+			p.action = actUpdate
+		}
 	}
 	p.addGroups, p.removeGroups = groupChanges(in.subject.Groups, in.groupsNow, in.managed)
 	return p
+}
+
+// notKept reports whether every path of a difference was sent by the last update,
+// with the value desired now, and the app still has the value it had then: the app
+// took the update and did not keep it. A value changed in the app since is sent again.
+func (s sent) notKept(diff []string, desired, current map[string]any) bool {
+	for _, path := range diff {
+		v, ok := s[path]
+		if !ok || !connectors.Equivalent(v.value, desired[path], false) || !connectors.Equivalent(v.was, current[path], false) {
+			return false
+		}
+	}
+	return true
 }
 
 // leave plans an account that should no longer be active, by the policy given.

@@ -115,3 +115,24 @@ func TestSafetyThreshold(t *testing.T) {
 		}
 	}
 }
+
+func TestAnUpdateTheAppDidNotKeepIsNotResentButAnEditInTheAppIs(t *testing.T) {
+	last := sentValues(map[string]any{"name.givenName": "Augusta"}, map[string]any{"name.givenName": "Ada"})
+	cases := []struct {
+		reason  string
+		desired string
+		current string
+		drift   bool
+	}{
+		{"the app still has the old value: drift, not resent", "Augusta", "Ada", true},
+		{"someone changed it in the app since: sent again", "Augusta", "Countess", false},
+		{"what is desired changed: sent again", "Ava", "Ada", false},
+	}
+	for _, tc := range cases {
+		desired := map[string]any{"name.givenName": tc.desired}
+		current := map[string]any{"name.givenName": tc.current}
+		if got := last.notKept(connectors.Differences(desired, current), desired, current); got != tc.drift {
+			t.Errorf("%s: notKept = %v", tc.reason, got)
+		}
+	}
+}

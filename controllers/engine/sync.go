@@ -211,7 +211,7 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 	current := seen.unpack()
 	in := planInput{
 		subject: s, exists: exists, cfg: &e.cfg, current: current, adopted: adopted,
-		desired: desired, mapErr: mapErr, managed: e.isManagedGroupLocked, now: now,
+		desired: desired, mapErr: mapErr, managed: e.isManagedGroupLocked, now: now, lastSent: e.lastSent[user],
 	}
 	if current != nil {
 		in.groupsNow = e.groupsOfLocked(current.ID)
