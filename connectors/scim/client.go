@@ -332,7 +332,6 @@ func (c *Client) Update(ctx context.Context, current, desired connectors.Account
 	return c.put(ctx, patched, desired.Attributes, desired.Active)
 }
 
-
 // Deactivate sets active=false and keeps the account.
 func (c *Client) Deactivate(ctx context.Context, current connectors.Account) (connectors.Account, error) {
 	return c.setActive(ctx, current, false)

@@ -85,9 +85,9 @@ type planInput struct {
 	groupsNow []string // display names of managed groups the account is in now
 	// lastSent is what the last update sent.
 	lastSent sent
-	managed   func(group string) bool
-	since     time.Time // when the account entered its recorded state
-	now       time.Time
+	managed  func(group string) bool
+	since    time.Time // when the account entered its recorded state
+	now      time.Time
 }
 
 // plan decides what one User's account needs. It is a pure function of its input.
