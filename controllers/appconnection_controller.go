@@ -80,8 +80,7 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return r.finish(ctx, conn, before, retryAfterBuild(b.err))
 	}
 	e, err := r.Engines.Ensure(ctx, req.NamespacedName, configOf(conn, b))
-	if wait := crashWait(err); wait > 0 {
-		cond.notReady(identityv1alpha1.ReasonInternalError, err.Error())
+	if wait, crashed := crashed(cond, err); crashed {
 		return r.finish(ctx, conn, before, wait)
 	}
 	if err != nil {

@@ -96,9 +96,13 @@ func TestAWorkerThatPanicsStopsAloneAndWaitsOutABackoff(t *testing.T) {
 		t.Fatalf("crash reported for %v, want %v", got, key)
 	}
 	_, err := w.ensure(ctx, key, func(*crashingWorker) {}, func() *crashingWorker { return worker })
-	var crashed *CrashedError
-	if !errors.As(err, &crashed) || crashWait(err) <= 0 || !errors.As(err, new(*safety.Crash)) {
+	var status identityv1alpha1.CommonStatus
+	wait, isCrash := crashed(newConditions(&status, 1), err)
+	if !isCrash || wait <= 0 || !errors.As(err, new(*safety.Crash)) {
 		t.Fatalf("ensure right after a crash = %v, want a CrashedError with a backoff", err)
+	}
+	if c := status.Conditions; len(c) == 0 || c[0].Reason != identityv1alpha1.ReasonInternalError {
+		t.Fatalf("the object's conditions after a crash = %+v, want Ready False reason InternalError", c)
 	}
 	if worker.runs != 1 {
 		t.Fatalf("the worker ran %d times during its backoff, want 1", worker.runs)

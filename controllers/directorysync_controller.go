@@ -89,8 +89,7 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return r.finish(ctx, ds, before, retryAfterBuild(b.err))
 	}
 	syncer, err := r.Syncers.Ensure(ctx, req.NamespacedName, r.configOf(ds, b))
-	if wait := crashWait(err); wait > 0 {
-		cond.notReady(identityv1alpha1.ReasonInternalError, err.Error())
+	if wait, crashed := crashed(cond, err); crashed {
 		return r.finish(ctx, ds, before, wait)
 	}
 	if err != nil {

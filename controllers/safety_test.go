@@ -223,7 +223,7 @@ func TestAUserWhoseAppIsPausedCanBeDeletedWithItsAccountsOrphaned(t *testing.T) 
 	waitFor(t, "dora's deletion waits for the paused app", func() (bool, string) {
 		u := get(t, ns, "dora", &identityv1alpha1.User{})
 		c := condition(u.Status.Conditions, identityv1alpha1.ConditionReady)
-		return strings.Contains(c, "paused"), c
+		return strings.Contains(c, "/"+identityv1alpha1.ReasonDeprovisioning+":") && strings.Contains(c, "paused"), c
 	})
 	update(t, dora, func(u *identityv1alpha1.User) {
 		u.Annotations = map[string]string{identityv1alpha1.AnnotationOrphanAccounts: "true"}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -172,4 +173,33 @@ func TestAnUpdateTheAppDoesNotKeepIsReportedNotResent(t *testing.T) {
 		t.Fatalf("%d writes after two resyncs, want the %d before: an update the app does not keep is not re-sent", got, writes)
 	}
 	waitFor(t, "an Event says so", func() (bool, string) { return hasEvent(t, ns, "ada", "Drifting"), "" })
+}
+
+func TestAnAppThatFailsEveryRequestSaysConnectorError(t *testing.T) {
+	ns := namespace(t)
+	app := quirkySCIMApp(t, func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "upstream database down", http.StatusInternalServerError)
+		return true
+	})
+	create(t, scimConnection(t, app, ns, "down", scimToken))
+	waitFor(t, "the AppConnection says ConnectorError and retries", func() (bool, string) {
+		c := appReady(t, ns, "down")
+		return strings.HasPrefix(c, "False/"+identityv1alpha1.ReasonConnectorError) && strings.Contains(c, "retrying"), c
+	})
+}
+
+func TestAUserTellsItsLifecycleReason(t *testing.T) {
+	ns := namespace(t)
+	later := newUser(ns, "hire", "eng")
+	from := metav1.NewTime(time.Now().Add(24 * time.Hour))
+	later.Spec.ActiveFrom = &from
+	gone := newUser(ns, "leaver", "eng")
+	gone.Spec.State = identityv1alpha1.UserStateSuspended
+	create(t, memoryConnection(ns, "wiki"), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("wiki")), later, gone)
+	for name, reason := range map[string]string{"hire": identityv1alpha1.ReasonNotYetActive, "leaver": identityv1alpha1.ReasonSuspended} {
+		waitFor(t, name+" says "+reason, func() (bool, string) {
+			c := condition(get(t, ns, name, &identityv1alpha1.User{}).Status.Conditions, identityv1alpha1.ConditionReady)
+			return strings.HasPrefix(c, "True/"+reason), c
+		})
+	}
 }

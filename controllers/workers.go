@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
 
 // workers runs one long-lived worker (an engine, a directory syncer) per object, from
@@ -53,14 +55,15 @@ func (e *CrashedError) Error() string {
 
 func (e *CrashedError) Unwrap() error { return e.Err }
 
-// crashWait is how long a reconcile should wait for a crashed worker, 0 if err is not
-// a CrashedError.
-func crashWait(err error) time.Duration {
-	var crashed *CrashedError
-	if errors.As(err, &crashed) {
-		return max(time.Until(crashed.Until), time.Second)
+// crashed sets an object's conditions when its worker crashed (err is a CrashedError)
+// and says how long its reconcile should wait.
+func crashed(cond conditions, err error) (time.Duration, bool) {
+	var c *CrashedError
+	if !errors.As(err, &c) {
+		return 0, false
 	}
-	return 0
+	cond.notReady(identityv1alpha1.ReasonInternalError, err.Error())
+	return max(time.Until(c.Until), time.Second), true
 }
 
 type runningWorker[W any] struct {
