@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,26 +13,13 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/test/testenv"
 )
 
 // send makes one request to the inbound SCIM server with a bearer token.
 func send(t *testing.T, method, url, token string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(`{"schemas":["`+scim.SchemaUser+`"],"userName":"mallory"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("Content-Type", scim.MediaType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(body)
+	return testenv.SCIMRequest(t, method, url, token, `{"schemas":["`+scim.SchemaUser+`"],"userName":"mallory"}`)
 }
 
 // refused: 401, or 429 once failed logins are over the endpoint's limit.

@@ -155,7 +155,7 @@ func TestAnUpdateTheAppDoesNotKeepIsReportedNotResent(t *testing.T) {
 	waitFor(t, "ada's account says the app does not keep the given name", func() (bool, string) {
 		u := get(t, ns, "ada", &identityv1alpha1.User{})
 		for _, a := range u.Status.Accounts {
-			if strings.Contains(a.Message, "does not keep name.givenName") {
+			if strings.Contains(a.Message, "does not keep") && strings.Contains(a.Message, "name.givenName") {
 				return true, a.Message
 			}
 		}

@@ -3,9 +3,6 @@ package adversarial
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +13,6 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/memory"
-	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/test/testenv"
 )
 
@@ -89,17 +85,6 @@ func readyMessage(t *testing.T, ns, name string) string {
 // push sends one request to the inbound SCIM server.
 func push(t *testing.T, method, url, token, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", scim.MediaType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data)
+	status, _, answer := testenv.SCIMRequest(t, method, url, token, body)
+	return status, answer
 }

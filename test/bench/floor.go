@@ -33,7 +33,7 @@ var measuredFloors floors
 // status write each through the API server, and the same number of SCIM creates
 // straight to the apps at the operator's concurrency.
 func (b *bench) floor(ctx context.Context) error {
-	org := people("E", 1, b.opts.Users)
+	org := people("e", 1, b.opts.Users)
 	var err error
 	if measuredFloors.api, err = b.apiFloor(ctx, org); err != nil {
 		return err

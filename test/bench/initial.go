@@ -38,7 +38,7 @@ var initial org
 // app, then an HR DirectorySync of the whole organisation, and waits for every account
 // and every status to converge.
 func (b *bench) initialSync(ctx context.Context) error {
-	initial.people = people("E", 1, b.opts.Users)
+	initial.people = people("e", 1, b.opts.Users)
 	url := b.exports.put("/hr.csv", csvOf(initial.people))
 	if err := b.createAll(ctx, b.orgObjects()...); err != nil {
 		return err
