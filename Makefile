@@ -72,9 +72,11 @@ fuzz: ## Fuzz the SCIM filter parser and PATCH applier for FUZZ_TIME each.
 bench: envtest test-tools ## Measure convergence, requests per account, rate budget, directory sync and memory; write bench/results.json (ARGS=--quick for 200 users).
 	go run ./hack/bench $(ARGS)
 
-.PHONY: verify-generated
-verify-generated: manifests generate ## Fail if generated files differ from what is committed.
-	git diff --exit-code -- api config
+.PHONY: verify
+verify: manifests generate docs ## Fail if generated files (deepcopy, CRDs, RBAC, Argo CD checks, docs reference) differ from what is committed.
+	@git diff --exit-code -- api config docs || { echo "generated files are stale: run make manifests generate docs and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api config docs); \
+	if [ -n "$$untracked" ]; then echo "generated files are not committed: $$untracked"; exit 1; fi
 
 ##@ Build
 
