@@ -162,6 +162,14 @@ type HRISSource struct {
 // +kubebuilder:validation:Enum=Suspend;Delete
 type VanishedUserAction string
 
+const (
+	// VanishedSuspend suspends the User at once and keeps it (deleteAfter may delete it
+	// later).
+	VanishedSuspend VanishedUserAction = "Suspend"
+	// VanishedDelete deletes the User at once.
+	VanishedDelete VanishedUserAction = "Delete"
+)
+
 // VanishedUsersPolicy is what happens to Users whose record vanishes from the source or
 // is disabled there.
 type VanishedUsersPolicy struct {

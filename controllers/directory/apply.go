@@ -312,7 +312,7 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 			continue
 		}
 		if (full && !present[name] && s.recordOf(u) == nil) || gone[name] {
-			if s.cfg.VanishedAction == "Delete" {
+			if s.cfg.VanishedAction == identityv1alpha1.VanishedDelete {
 				r.deleting = append(r.deleting, u)
 				r.suspensions[name] = true
 				continue
