@@ -301,7 +301,8 @@ func TestPlanModeThenEnforce(t *testing.T) {
 		return ok && strings.Contains(why, identityv1alpha1.ReasonPlanOnly) && p != nil && p.Creates == 2 && p.GroupChanges == 2 && len(p.Sample) == 2,
 			fmt.Sprintf("%s plan %+v", why, p)
 	})
-	time.Sleep(500 * time.Millisecond)
+	// The plan is published after the engine decided not to send it: nothing can be in
+	// flight that the status does not show.
 	if n := mem.Requests()[memory.OpCreate] + mem.Requests()[memory.OpEnsureGroup] + mem.Requests()[memory.OpGroupMembers]; n != 0 {
 		t.Fatalf("Plan mode sent %d writes to the app", n)
 	}
@@ -345,7 +346,7 @@ func TestSafetyThresholdHoldsAMassDeprovision(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%+v", c.Status.Conditions)
 	})
-	time.Sleep(500 * time.Millisecond)
+	// The held plan is published after the engine held it: nothing of it was sent.
 	for _, a := range mem.Accounts() {
 		if !a.Active {
 			t.Fatal("an account was deactivated while the plan waited for approval")
@@ -476,12 +477,12 @@ func TestPauseHoldsWrites(t *testing.T) {
 	conn.Annotations = map[string]string{identityv1alpha1.AnnotationPaused: "true"}
 	create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")), newUser(ns, "paula", "eng"))
 	mem := memoryApp(ns, "memapp")
-	waitFor(t, "the AppConnection says it is paused", func() (bool, string) {
+	waitFor(t, "the AppConnection says it is paused, with paula's create planned", func() (bool, string) {
 		c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{})
 		_, why := ready(c.Status.Conditions)
-		return strings.Contains(why, identityv1alpha1.ReasonPaused), why
+		return strings.Contains(why, identityv1alpha1.ReasonPaused) && c.Status.Plan != nil && c.Status.Plan.Creates == 1, fmt.Sprintf("%s %+v", why, c.Status.Plan)
 	})
-	time.Sleep(500 * time.Millisecond)
+	// The plan is published after the paused engine decided not to send it.
 	if n := mem.Requests()[memory.OpCreate]; n != 0 {
 		t.Fatalf("a paused AppConnection created %d accounts", n)
 	}
