@@ -21,13 +21,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
-	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/connectors/hris"
-	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
-	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/controllers"
-	"github.com/rosterhq/roster/controllers/engine"
 )
 
 type options struct {
@@ -91,7 +86,7 @@ func main() {
 	}
 	inbound := &controllers.InboundSCIM{Addr: opts.scimAddr, CertFile: opts.scimCert, KeyFile: opts.scimKey,
 		Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
-	registry := newRegistry(memory.NewApps()).AddSource("scim", inbound.SourceFactory())
+	registry := controllers.Connectors(memory.NewApps(), inbound)
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound}); err != nil {
 		log.Error(err, "Could not set up the controllers")
 		os.Exit(1)
@@ -101,15 +96,6 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
-}
-
-// newRegistry builds the connectors this binary speaks.
-func newRegistry(apps *memory.Apps) *connectors.Registry {
-	return connectors.NewRegistry().
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
-		AddTarget("memory", apps.TargetFactory()).
-		AddSource("ldap", ldap.NewFactory()).
-		AddSource("hris", hris.NewFactory())
 }
 
 func newManager(opts options) (ctrl.Manager, error) {

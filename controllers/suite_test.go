@@ -23,13 +23,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
-	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/connectors/hris"
-	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/controllers"
-	"github.com/rosterhq/roster/controllers/engine"
 	"github.com/rosterhq/roster/test/testenv"
 )
 
@@ -98,12 +94,7 @@ func run(m *testing.M) int {
 	}
 	apps = memory.NewApps()
 	inbound = &controllers.InboundSCIM{Addr: freeAddr(), Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
-	registry := connectors.NewRegistry().
-		AddSource("scim", inbound.SourceFactory()).
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
-		AddTarget("memory", apps.TargetFactory()).
-		AddSource("ldap", ldap.NewFactory()).
-		AddSource("hris", hris.NewFactory())
+	registry := controllers.Connectors(apps, inbound)
 	testCtx, shutdown = context.WithCancel(context.Background())
 	defer shutdown()
 	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry, Inbound: inbound, SecretRecheck: 2 * time.Second}); err != nil {

@@ -28,7 +28,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
-	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/hris"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
@@ -69,11 +68,7 @@ func run(m *testing.M) int {
 	inboundURL = "http://" + addr
 	apps = memory.NewApps()
 	inbound := &controllers.InboundSCIM{Addr: addr, Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
-	registry := connectors.NewRegistry().
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{})).
-		AddTarget("memory", apps.TargetFactory()).
-		AddSource("hris", hris.NewFactory()).
-		AddSource("scim", inbound.SourceFactory())
+	registry := controllers.Connectors(apps, inbound)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound, SecretRecheck: 2 * time.Second}); err != nil {

@@ -10,12 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/connectors/hris"
-	"github.com/rosterhq/roster/connectors/ldap"
-	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/controllers"
-	"github.com/rosterhq/roster/controllers/engine"
 )
 
 // operator is Roster running in this process, as main.go runs it.
@@ -44,11 +40,7 @@ func (b *bench) startOperator(ctx context.Context) error {
 		return err
 	}
 	inbound := &controllers.InboundSCIM{Addr: addr, Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
-	registry := connectors.NewRegistry().
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
-		AddSource("ldap", ldap.NewFactory()).
-		AddSource("hris", hris.NewFactory()).
-		AddSource("scim", inbound.SourceFactory())
+	registry := controllers.Connectors(memory.NewApps(), inbound)
 	runCtx, cancel := context.WithCancel(ctx)
 	if err := controllers.Setup(runCtx, mgr, controllers.Options{Registry: registry, Inbound: inbound}); err != nil {
 		cancel()

@@ -25,8 +25,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
-	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/connectors/hris"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/controllers"
@@ -193,10 +191,7 @@ func (d *demo) startOperator(ctx context.Context) error {
 	}
 	apps := memory.NewApps()
 	d.wiki = apps.Get("demo-wiki")
-	registry := connectors.NewRegistry().
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{})).
-		AddTarget("memory", apps.TargetFactory()).
-		AddSource("hris", hris.NewFactory())
+	registry := controllers.Connectors(apps, nil)
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry}); err != nil {
 		return err
 	}
