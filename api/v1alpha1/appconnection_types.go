@@ -94,76 +94,6 @@ type SCIMConnector struct {
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
-// LDAPConnector provisions entries into an LDAP directory.
-type LDAPConnector struct {
-	LDAPConnection `json:",inline"`
-
-	// flavor picks defaults for object classes and attribute names.
-	// +optional
-	// +kubebuilder:default=OpenLDAP
-	Flavor LDAPFlavor `json:"flavor,omitempty"`
-
-	// usersDN is where user entries are created, for example ou=people,dc=example,dc=com.
-	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=1024
-	UsersDN string `json:"usersDN"`
-
-	// groupsDN is where group entries are created; unset means groups are not managed.
-	// +optional
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=1024
-	GroupsDN string `json:"groupsDN,omitempty"`
-}
-
-// GitHubConnector manages the members of a GitHub organization.
-type GitHubConnector struct {
-	// organization is the GitHub organization's login.
-	// +required
-	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=39
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`
-	Organization string `json:"organization"`
-
-	// apiURL is the API base for GitHub Enterprise Server; unset means github.com.
-	// +optional
-	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https'",message="apiURL must be an https URL"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="apiURL must not carry a user name or password: put credentials in a Secret"
-	APIURL string `json:"apiURL,omitempty"`
-
-	// tokenSecretRef names the Secret key holding a token with org admin rights.
-	// +required
-	TokenSecretRef SecretKeySelector `json:"tokenSecretRef"`
-}
-
-// WebhookConnector sends each account change as a signed JSON request to an endpoint
-// that applies it (for apps without a provisioning API).
-type WebhookConnector struct {
-	// url receives the requests.
-	// +required
-	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="url must be an http or https URL"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="url must not carry a user name or password: put credentials in a Secret"
-	URL string `json:"url"`
-
-	// signingSecretRef names the Secret key whose value signs each request body
-	// (HMAC-SHA256, header X-Roster-Signature).
-	// +required
-	SigningSecretRef SecretKeySelector `json:"signingSecretRef"`
-
-	// headers are sent with every request.
-	// +optional
-	// +listType=map
-	// +listMapKey=name
-	// +kubebuilder:validation:MaxItems=16
-	Headers []HTTPHeader `json:"headers,omitempty"`
-
-	// tls adjusts certificate verification.
-	// +optional
-	TLS *TLSConfig `json:"tls,omitempty"`
-}
-
 // MemoryConnector provisions into an app that lives in the operator's memory: for
 // demos and tests. Its accounts are lost when the operator restarts.
 type MemoryConnector struct {
@@ -292,24 +222,12 @@ type RateLimit struct {
 }
 
 // AppConnectionSpec declares one app tenant to provision into.
-// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, webhook or memory"
-// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim or memory"
+// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
 type AppConnectionSpec struct {
 	// scim provisions through the app's SCIM 2.0 API.
 	// +optional
 	SCIM *SCIMConnector `json:"scim,omitempty"`
-
-	// ldap provisions entries into an LDAP directory.
-	// +optional
-	LDAP *LDAPConnector `json:"ldap,omitempty"`
-
-	// github manages the members of a GitHub organization.
-	// +optional
-	GitHub *GitHubConnector `json:"github,omitempty"`
-
-	// webhook sends account changes to an endpoint of your own.
-	// +optional
-	Webhook *WebhookConnector `json:"webhook,omitempty"`
 
 	// memory provisions into an in-memory app (demos and tests).
 	// +optional
@@ -519,18 +437,12 @@ func init() {
 	SchemeBuilder.Register(&AppConnection{}, &AppConnectionList{})
 }
 
-// ConnectorName is the name of the connector block that is set ("scim", "ldap",
-// "github", "webhook", "memory"), or "" when none is.
+// ConnectorName is the name of the connector block that is set ("scim", "memory"), or
+// "" when none is.
 func (s *AppConnectionSpec) ConnectorName() string {
 	switch {
 	case s.SCIM != nil:
 		return "scim"
-	case s.LDAP != nil:
-		return "ldap"
-	case s.GitHub != nil:
-		return "github"
-	case s.Webhook != nil:
-		return "webhook"
 	case s.Memory != nil:
 		return "memory"
 	}

@@ -153,13 +153,18 @@ validUntil: "2027-01-01T00:00:00Z"`),
 		{
 			reason: "an AppConnection with two connectors",
 			object: connection(`memory: {}
-github: {organization: example, tokenSecretRef: {name: gh, key: token}}`),
-			want: "set exactly one connector: scim, ldap, github, webhook or memory",
+scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {name: token}}}`),
+			want: "set exactly one connector: scim or memory",
+		},
+		{
+			reason: "a connector block Roster has no provider for is no part of the API",
+			object: connection(`github: {organization: example, tokenSecretRef: {name: gh, key: token}}`),
+			want:   "set exactly one connector: scim or memory",
 		},
 		{
 			reason: "an AppConnection with no connector",
 			object: connection(`mode: Plan`),
-			want:   "set exactly one connector: scim, ldap, github, webhook or memory",
+			want:   "set exactly one connector: scim or memory",
 		},
 		{
 			reason: "a SCIM baseURL that is not http",
@@ -213,12 +218,12 @@ safetyThreshold: {}`),
 		},
 		{
 			reason: "StartTLS on an ldaps:// URL",
-			object: connection(`ldap:
+			object: directorySync(`ldap:
   url: ldaps://ldap.example.com
   security: StartTLS
   bindDN: cn=roster
   passwordSecretRef: {name: ldap, key: password}
-  usersDN: ou=people`),
+  baseDN: dc=example`),
 			want: "spec.ldap.security: Invalid value: security TLS goes with an ldaps:// url; StartTLS and None go with ldap://",
 		},
 		{
