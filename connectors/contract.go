@@ -12,11 +12,13 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
 
-// Target is an app Roster provisions accounts into.
+// Target is an app Roster provisions accounts into; an app with groups Roster can
+// manage is a GroupTarget as well.
 //
 // Observe calls (Lookup, ListAccounts, ListGroups) never change the app. Every call is
 // idempotent: Create of an account that exists returns ErrConflict, so the engine can look
-// it up and adopt it; Delete of a missing account succeeds.
+// it up and adopt it; Delete of a missing account succeeds. Update with Active true
+// reactivates a deactivated account.
 type Target interface {
 	// Validate checks the endpoint and credentials and reports what the app supports.
 	Validate(ctx context.Context) (Capabilities, error)
@@ -33,11 +35,13 @@ type Target interface {
 	Update(ctx context.Context, current, desired Account) (Account, error)
 	// Deactivate disables an account and keeps it.
 	Deactivate(ctx context.Context, current Account) (Account, error)
-	// Reactivate enables a deactivated account.
-	Reactivate(ctx context.Context, current Account) (Account, error)
 	// Delete deletes an account by id.
 	Delete(ctx context.Context, id string) error
+}
 
+// GroupTarget is a Target whose groups Roster manages.
+type GroupTarget interface {
+	Target
 	// ListGroups returns one page of the app's groups with their members.
 	ListGroups(ctx context.Context, cursor string) (GroupPage, error)
 	// EnsureGroup returns the group with this display name, creating it (with no

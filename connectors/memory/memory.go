@@ -27,7 +27,6 @@ const (
 	OpCreate       = "create"
 	OpUpdate       = "update"
 	OpDeactivate   = "deactivate"
-	OpReactivate   = "reactivate"
 	OpDelete       = "delete"
 	OpListGroups   = "listGroups"
 	OpEnsureGroup  = "ensureGroup"
@@ -68,7 +67,7 @@ func NewApp() *App {
 	}
 }
 
-var _ connectors.Target = (*App)(nil)
+var _ connectors.GroupTarget = (*App)(nil)
 
 // FailWith makes every request of the given kinds fail with err until called with nil.
 func (a *App) FailWith(err error, ops ...string) {
@@ -222,11 +221,6 @@ func (a *App) Update(_ context.Context, current, desired connectors.Account) (co
 // Deactivate sets active=false.
 func (a *App) Deactivate(_ context.Context, current connectors.Account) (connectors.Account, error) {
 	return a.setActive(OpDeactivate, current.ID, false)
-}
-
-// Reactivate sets active=true.
-func (a *App) Reactivate(_ context.Context, current connectors.Account) (connectors.Account, error) {
-	return a.setActive(OpReactivate, current.ID, true)
 }
 
 func (a *App) setActive(op, id string, active bool) (connectors.Account, error) {

@@ -37,7 +37,7 @@ type Client struct {
 	spc        ServiceProviderConfig
 }
 
-var _ connectors.Target = (*Client)(nil)
+var _ connectors.GroupTarget = (*Client)(nil)
 
 // NewClient returns a Client.
 func NewClient(cfg ClientConfig) (*Client, error) {
@@ -335,11 +335,6 @@ func (c *Client) Update(ctx context.Context, current, desired connectors.Account
 // Deactivate sets active=false and keeps the account.
 func (c *Client) Deactivate(ctx context.Context, current connectors.Account) (connectors.Account, error) {
 	return c.setActive(ctx, current, false)
-}
-
-// Reactivate sets active=true.
-func (c *Client) Reactivate(ctx context.Context, current connectors.Account) (connectors.Account, error) {
-	return c.setActive(ctx, current, true)
 }
 
 func (c *Client) setActive(ctx context.Context, current connectors.Account, active bool) (connectors.Account, error) {

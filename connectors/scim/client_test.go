@@ -91,9 +91,9 @@ func TestLifecycleAgainstTheInProcessServer(t *testing.T) {
 	if stored.Active() || stored["title"] != "Principal Engineer" {
 		t.Fatalf("stored after deactivation = %v; the account must stay, inactive", stored)
 	}
-	reactivated, err := c.Reactivate(ctx, deactivated)
+	reactivated, err := c.Update(ctx, deactivated, connectors.Account{Active: true, Attributes: deactivated.Attributes})
 	if err != nil || !reactivated.Active {
-		t.Fatalf("Reactivate = %+v, %v", reactivated, err)
+		t.Fatalf("Update to reactivate = %+v, %v", reactivated, err)
 	}
 
 	if err := c.Delete(ctx, created.ID); err != nil {
@@ -463,9 +463,9 @@ func TestAtlassianHidesDeactivatedAccounts(t *testing.T) {
 		}
 		return false
 	}
-	_, err = c.Reactivate(ctx, deactivated)
+	_, err = c.Update(ctx, deactivated, connectors.Account{Active: true, Attributes: deactivated.Attributes})
 	if err == nil || !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "reactivate ann in the app's administration") {
-		t.Fatalf("Reactivate = %v, want a permanent error that says what to do", err)
+		t.Fatalf("Update to reactivate = %v, want a permanent error that says what to do", err)
 	}
 }
 

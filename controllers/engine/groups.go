@@ -247,6 +247,11 @@ func (e *Engine) flushGroups(ctx context.Context) {
 
 func (e *Engine) sendGroupChange(ctx context.Context, target connectors.Target, c groupChange) {
 	lower := strings.ToLower(c.name)
+	groupTarget, ok := target.(connectors.GroupTarget)
+	if !ok {
+		e.groupChangeFailed(lower, c, &connectors.PermanentError{Message: "this app has no groups Roster can manage", Err: connectors.ErrUnsupported})
+		return
+	}
 	e.mu.Lock()
 	gs := e.groups[lower]
 	e.mu.Unlock()
@@ -255,7 +260,7 @@ func (e *Engine) sendGroupChange(ctx context.Context, target connectors.Target, 
 			e.finishGroupChange(lower, c, nil)
 			return // removing from a group the app does not have is done
 		}
-		g, err := target.EnsureGroup(ctx, c.name)
+		g, err := groupTarget.EnsureGroup(ctx, c.name)
 		if err != nil {
 			e.groupChangeFailed(lower, c, err)
 			return
@@ -273,7 +278,7 @@ func (e *Engine) sendGroupChange(ctx context.Context, target connectors.Target, 
 	group.Members = keys(gs.members)
 	e.mu.Unlock()
 	add, remove := sortedKeys(c.add), sortedKeys(c.remove)
-	if err := target.ChangeMembers(ctx, group, add, remove); err != nil {
+	if err := groupTarget.ChangeMembers(ctx, group, add, remove); err != nil {
 		e.groupChangeFailed(lower, c, err)
 		return
 	}

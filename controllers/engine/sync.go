@@ -49,8 +49,8 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 		return err
 	}
 	var groups []connectors.Group
-	if caps.Groups {
-		if groups, err = listGroups(ctx, cfg.Target); err != nil {
+	if gt, ok := cfg.Target.(connectors.GroupTarget); ok && caps.Groups {
+		if groups, err = listGroups(ctx, gt); err != nil {
 			return err
 		}
 	}
@@ -76,7 +76,7 @@ func listAccounts(ctx context.Context, t connectors.Target) ([]connectors.Accoun
 	})
 }
 
-func listGroups(ctx context.Context, t connectors.Target) ([]connectors.Group, error) {
+func listGroups(ctx context.Context, t connectors.GroupTarget) ([]connectors.Group, error) {
 	return connectors.ListAll(ctx, "groups", func(ctx context.Context, cursor string) ([]connectors.Group, string, error) {
 		page, err := t.ListGroups(ctx, cursor)
 		return page.Groups, page.Next, err
