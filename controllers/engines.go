@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors/httpx"
 	"github.com/rosterhq/roster/controllers/engine"
 )
 
@@ -71,6 +72,7 @@ func (es *Engines) Get(app types.NamespacedName) *engine.Engine {
 func (es *Engines) Stop(app types.NamespacedName) {
 	if es.running.stop(app) {
 		engine.ForgetMetrics(app.String())
+		httpx.ForgetMetrics(app.String())
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
-	"github.com/rosterhq/roster/controllers/engine"
 )
 
 // Connectors is the one list of the connectors Roster speaks, used alike by main.go,
@@ -15,7 +14,7 @@ import (
 // (nil serves none).
 func Connectors(apps *memory.Apps, inbound *InboundSCIM) *connectors.Registry {
 	r := connectors.NewRegistry().
-		AddTarget("scim", scim.NewFactory(scim.FactoryOptions{Observe: engine.ObserveHTTP})).
+		AddTarget("scim", scim.NewFactory()).
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).
 		AddSource("hris", hris.NewFactory())

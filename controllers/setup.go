@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/httpx"
 	"github.com/rosterhq/roster/controllers/directory"
 	"github.com/rosterhq/roster/controllers/engine"
 )
@@ -64,7 +66,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	for _, c := range append(append(engine.Collectors(), directory.Collectors()...), collectors()...) {
+	for _, c := range slices.Concat(engine.Collectors(), directory.Collectors(), httpx.Collectors(), collectors()) {
 		if err := metrics.Registry.Register(c); err != nil {
 			return err
 		}

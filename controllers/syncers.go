@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors/httpx"
 	"github.com/rosterhq/roster/controllers/directory"
 )
 
@@ -91,5 +92,6 @@ func (s *Syncers) Get(key types.NamespacedName) *directory.Syncer {
 func (s *Syncers) Stop(key types.NamespacedName) {
 	if s.running.stop(key) {
 		directory.ForgetMetrics(key.String())
+		httpx.ForgetMetrics(key.String())
 	}
 }

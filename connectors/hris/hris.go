@@ -57,7 +57,7 @@ func NewFactory() connectors.SourceFactory {
 			ref := spec.SecretRef
 			s.read = func(ctx context.Context) ([]byte, error) { return secrets.SecretValue(ctx, ref.Name, ref.Key) }
 		case spec.URL != "":
-			read, err := httpReader(ctx, spec, secrets)
+			read, err := httpReader(ctx, sync.Namespace+"/"+sync.Name, spec, secrets)
 			if err != nil {
 				return nil, err
 			}
@@ -69,8 +69,8 @@ func NewFactory() connectors.SourceFactory {
 	}
 }
 
-func httpReader(ctx context.Context, spec *identityv1alpha1.HRISSource, secrets connectors.SecretReader) (func(context.Context) ([]byte, error), error) {
-	opts := httpx.Options{RequestsPerSecond: 1, MaxConcurrency: 1, MaxBodyBytes: MaxExportBytes}
+func httpReader(ctx context.Context, app string, spec *identityv1alpha1.HRISSource, secrets connectors.SecretReader) (func(context.Context) ([]byte, error), error) {
+	opts := httpx.Options{App: app, RequestsPerSecond: 1, MaxConcurrency: 1, MaxBodyBytes: MaxExportBytes}
 	if err := httpx.FromSpec(ctx, &opts, spec.Headers, spec.TLS, secrets); err != nil {
 		return nil, err
 	}

@@ -79,6 +79,9 @@ type Options struct {
 	RootCAs []byte
 	// ServerName overrides the name checked against the server's certificate.
 	ServerName string
+	// App names the app (namespace/name of its AppConnection or DirectorySync) in the
+	// roster_connector_http_responses_total metric; "" counts nothing.
+	App string
 	// Observe, when set, is told the outcome of every attempt.
 	Observe func(method string, status int, err error, took time.Duration)
 }
@@ -307,6 +310,9 @@ func SameOrigin(req *http.Request, via []*http.Request) error {
 }
 
 func (c *Client) observe(method string, status int, err error, start time.Time) {
+	if c.opts.App != "" {
+		responses.WithLabelValues(c.opts.App, method, strconv.Itoa(status)).Inc()
+	}
 	if c.opts.Observe != nil {
 		c.opts.Observe(method, status, err, time.Since(start))
 	}

@@ -115,7 +115,7 @@ func TestTLSWithACustomCA(t *testing.T) {
 }
 
 func TestAMissingSecretIsReported(t *testing.T) {
-	_, err := NewFactory(FactoryOptions{})(ctx, connection("https://scim.example.com", "generic"), secrets{})
+	_, err := NewFactory()(ctx, connection("https://scim.example.com", "generic"), secrets{})
 	if !errors.Is(err, connectors.ErrSecretNotFound) {
 		t.Fatalf("got %v, want ErrSecretNotFound", err)
 	}

@@ -136,7 +136,7 @@ func newTestClient(t *testing.T, conn *identityv1alpha1.AppConnection, s secrets
 		burst := int32(1000)
 		conn.Spec.RateLimit = &identityv1alpha1.RateLimit{Requests: 10000, Burst: &burst}
 	}
-	target, err := NewFactory(FactoryOptions{})(context.Background(), conn, s)
+	target, err := NewFactory()(context.Background(), conn, s)
 	if err != nil {
 		t.Fatalf("building the client: %v", err)
 	}

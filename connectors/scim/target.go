@@ -22,15 +22,8 @@ const (
 	KeyClientSecret = "clientSecret"
 )
 
-// FactoryOptions configure the Targets a factory builds.
-type FactoryOptions struct {
-	// Observe, when set, is told the outcome of every request, with the app it went to
-	// (namespace/name of the AppConnection).
-	Observe func(app, method string, status int, err error, took time.Duration)
-}
-
 // NewFactory returns the TargetFactory for AppConnections with a scim block.
-func NewFactory(opts FactoryOptions) connectors.TargetFactory {
+func NewFactory() connectors.TargetFactory {
 	return func(ctx context.Context, conn *identityv1alpha1.AppConnection, secrets connectors.SecretReader) (connectors.Target, error) {
 		spec := conn.Spec.SCIM
 		if spec == nil {
@@ -44,12 +37,7 @@ func NewFactory(opts FactoryOptions) connectors.TargetFactory {
 		if err != nil {
 			return nil, err
 		}
-		if opts.Observe != nil {
-			app := conn.Namespace + "/" + conn.Name
-			httpOpts.Observe = func(method string, status int, err error, took time.Duration) {
-				opts.Observe(app, method, status, err, took)
-			}
-		}
+		httpOpts.App = conn.Namespace + "/" + conn.Name
 		if httpOpts.Auth, err = authenticator(ctx, spec.Auth, httpOpts, secrets); err != nil {
 			return nil, err
 		}

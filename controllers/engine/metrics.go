@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,10 +26,6 @@ var (
 		Name: "roster_plan_changes",
 		Help: "Changes planned and not yet applied, by app and kind.",
 	}, []string{"app", "kind"})
-	httpResponses = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "roster_connector_http_responses_total",
-		Help: "HTTP answers apps gave Roster, by app, method and status code (0: no answer), retries included; code 429 counts rate limiting.",
-	}, []string{"app", "method", "code"})
 	lastFullSync = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "roster_last_full_sync_timestamp_seconds",
 		Help: "When Roster last listed the whole app.",
@@ -39,7 +34,7 @@ var (
 
 // Collectors are the engine's metrics, for registration with the manager's registry.
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{requests, convergence, accounts, planChanges, lastFullSync, httpResponses}
+	return []prometheus.Collector{requests, convergence, accounts, planChanges, lastFullSync}
 }
 
 func observeRequest(app, operation string, err error, _ time.Duration) {
@@ -60,11 +55,6 @@ func result(err error) string {
 		return "refused"
 	}
 	return "error"
-}
-
-// ObserveHTTP counts one HTTP answer from an app; HTTP connectors report to it.
-func ObserveHTTP(app, method string, status int, _ error, _ time.Duration) {
-	httpResponses.WithLabelValues(app, method, strconv.Itoa(status)).Inc()
 }
 
 func observeConvergence(app string, d time.Duration) {
@@ -93,6 +83,5 @@ func ForgetMetrics(app string) {
 		v.DeletePartialMatch(prometheus.Labels{"app": app})
 	}
 	requests.DeletePartialMatch(prometheus.Labels{"app": app})
-	httpResponses.DeletePartialMatch(prometheus.Labels{"app": app})
 	convergence.DeletePartialMatch(prometheus.Labels{"app": app})
 }

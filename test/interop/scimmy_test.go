@@ -139,7 +139,7 @@ func scimClient(t *testing.T, baseURL string) connectors.Target {
 			Auth: identityv1alpha1.SCIMAuth{Type: identityv1alpha1.SCIMAuthBearer, SecretRef: identityv1alpha1.LocalObjectReference{Name: "scimmy"}},
 		}},
 	}
-	target, err := scim.NewFactory(scim.FactoryOptions{})(context.Background(), conn, secrets{scim.KeyToken: scimmyToken})
+	target, err := scim.NewFactory()(context.Background(), conn, secrets{scim.KeyToken: scimmyToken})
 	if err != nil {
 		t.Fatal(err)
 	}
