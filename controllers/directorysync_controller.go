@@ -178,7 +178,7 @@ func (r *DirectorySyncReconciler) release(ctx context.Context, ds *identityv1alp
 		}
 	}
 	if len(written) > 0 {
-		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "Orphaned", "Delete",
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, identityv1alpha1.EventOrphaned, "Delete",
 			"Released %d Users and Roles (deletionPolicy Orphan): they stay, owned by no DirectorySync", len(written))
 	}
 	return nil
@@ -230,7 +230,7 @@ func (r *DirectorySyncReconciler) deleteWritten(ctx context.Context, ds *identit
 		return &ctrl.Result{}, err
 	}
 	if len(written) > 0 {
-		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %d Users and Roles (deletionPolicy Delete)", len(written))
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, identityv1alpha1.EventDeleted, "Delete", "Deleted %d Users and Roles (deletionPolicy Delete)", len(written))
 	}
 	return nil, nil
 }
@@ -371,7 +371,7 @@ func (r *DirectorySyncReconciler) announceProblems(ds *identityv1alpha1.Director
 	if st.ProblemCount == 0 || (before.ProblemCount == ds.Status.ProblemCount && equalJSON(before.Problems, ds.Status.Problems)) || r.Recorder == nil {
 		return
 	}
-	r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, "SourceProblems", "Sync", "%s", problemSummary(st.ProblemCount, st.Problems))
+	r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, identityv1alpha1.EventSourceProblems, "Sync", "%s", problemSummary(st.ProblemCount, st.Problems))
 }
 
 // problemSummary counts source problems by reason, naming the first records.
@@ -404,7 +404,7 @@ func (r *DirectorySyncReconciler) announceHeldSuspensions(ds *identityv1alpha1.D
 	}
 	for _, name := range now {
 		if !was[name] && r.Recorder != nil {
-			r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, "SuspensionHeld", "Sync",
+			r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, identityv1alpha1.EventSuspensionHeld, "Sync",
 				"User %s was suspended by a person while the source has it active; it stays suspended until a person sets spec.state to Active", name)
 		}
 	}

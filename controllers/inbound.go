@@ -155,7 +155,7 @@ func (s *InboundSCIM) refuse(w http.ResponseWriter, r *http.Request, store *inbo
 		s.Log.Info("Failed inbound SCIM logins over the limit", "endpoint", endpoint, "failed", count, "from", r.RemoteAddr)
 		if store != nil && s.Recorder != nil {
 			ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: store.key.Namespace, Name: store.key.Name, UID: store.uid}}
-			s.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, "FailedLogins", "Authenticate",
+			s.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, identityv1alpha1.EventFailedLogins, "Authenticate",
 				"%d requests to the inbound SCIM endpoint came without a valid bearer token (the last from %s); further ones are slowed down", count, r.RemoteAddr)
 		}
 	}

@@ -102,7 +102,7 @@ func (r *UserReconciler) orphan(ctx context.Context, u *identityv1alpha1.User) e
 		msg = fmt.Sprintf("Deleted without deprovisioning (annotation %s); these accounts stay as they are and are no longer managed: %s",
 			identityv1alpha1.AnnotationOrphanAccounts, strings.Join(kept, ", "))
 	}
-	r.Recorder.Eventf(u, nil, corev1.EventTypeWarning, "AccountsOrphaned", "Delete", "%s", msg)
+	r.Recorder.Eventf(u, nil, corev1.EventTypeWarning, identityv1alpha1.EventAccountsOrphaned, "Delete", "%s", msg)
 	logf.FromContext(ctx).Info("Orphaned a deleted User's accounts", "user", u.Name, "accounts", len(kept))
 	controllerutil.RemoveFinalizer(u, identityv1alpha1.Finalizer)
 	return client.IgnoreNotFound(r.Update(ctx, u))

@@ -62,10 +62,26 @@ const (
 	ReasonProvisioningFailed = "ProvisioningFailed"
 )
 
+// Event reasons, beside the condition reasons: what Roster records in Events.
+const (
+	EventProvisioned      = "Provisioned"      // an account was created or reactivated
+	EventDeprovisioned    = "Deprovisioned"    // an account was deactivated or deleted
+	EventAdopted          = "Adopted"          // an existing account was linked by the matching key
+	EventOrphaned         = "Orphaned"         // an account, or a DirectorySync's Users, were let go as they are
+	EventDeactivated      = "Deactivated"      // an account no User holds was deactivated
+	EventDeleted          = "Deleted"          // a DirectorySync's Users were deleted with it
+	EventDrifting         = "Drifting"         // the app does not keep attributes Roster sent
+	EventPlanBlocked      = "PlanBlocked"      // deprovisions are held by the safety threshold
+	EventAccountsOrphaned = "AccountsOrphaned" // a User was deleted with its accounts left as they are
+	EventSourceProblems   = "SourceProblems"   // source records a DirectorySync could not take as they are
+	EventSuspensionHeld   = "SuspensionHeld"   // a person's suspension holds against the source
+	EventFailedLogins     = "FailedLogins"     // requests without a valid token reached an inbound SCIM endpoint
+)
+
 // Annotations an admin sets on Roster objects.
 const (
-	// AnnotationPaused, set to "true", stops Roster from writing to the object's app or
-	// from syncing its directory until it is removed.
+	// AnnotationPaused, set to "true" on an AppConnection, stops Roster from writing to
+	// its app until it is removed.
 	AnnotationPaused = "identity.roster.dev/paused"
 	// AnnotationApprovePlan, set to the id of a plan blocked by the safety threshold
 	// (status.plan.id), lets that one plan be applied.
@@ -74,8 +90,6 @@ const (
 	// AppConnection list its app and a DirectorySync read its source in full now,
 	// instead of at the next interval.
 	AnnotationResync = "identity.roster.dev/resync"
-	// AnnotationExternalID records the id an app assigned to an account.
-	AnnotationExternalID = "identity.roster.dev/external-id"
 	// AnnotationOrphanAccounts, set to "true" on a User being deleted, lets it go without
 	// deprovisioning its accounts: for a User whose app is unreachable or paused. The
 	// accounts stay in the apps as they are, and an Event records it.

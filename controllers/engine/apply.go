@@ -72,7 +72,7 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 	if p.current != nil && isUnmanagedKey(user) {
 		acc := o.account
 		e.observeLocked(acc.ID, &acc)
-		e.events.App(app, "Normal", "Deactivated", fmt.Sprintf("Deactivated %s, an account no User holds", p.current.UserName()))
+		e.events.App(app, "Normal", identityv1alpha1.EventDeactivated, fmt.Sprintf("Deactivated %s, an account no User holds", p.current.UserName()))
 		e.appChanged = true
 		return
 	}
@@ -87,11 +87,11 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		e.linkLocked(user, acc.ID)
 		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
 		if o.adopted {
-			e.userEventLocked(user, "Normal", "Adopted", fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), app))
+			e.userEventLocked(user, "Normal", identityv1alpha1.EventAdopted, fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), app))
 			e.markLocked(user) // it may differ from what is declared: plan it again
 			e.signal()
 		} else {
-			e.userEventLocked(user, "Normal", "Provisioned", fmt.Sprintf("Created account %s in %s", acc.UserName(), app))
+			e.userEventLocked(user, "Normal", identityv1alpha1.EventProvisioned, fmt.Sprintf("Created account %s in %s", acc.UserName(), app))
 		}
 		e.queueGroupsLocked(user, acc.ID, p.addGroups, nil)
 		if reports := e.subjects.Reports(user); len(reports) > 0 {
@@ -110,14 +110,14 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 			e.signal()
 		}
 		if !p.current.Active {
-			e.userEventLocked(user, "Normal", "Provisioned", fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), app))
+			e.userEventLocked(user, "Normal", identityv1alpha1.EventProvisioned, fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), app))
 		}
 		e.queueGroupsLocked(user, acc.ID, p.addGroups, p.removeGroups)
 	case actDeactivate:
 		acc := o.account
 		e.observeLocked(acc.ID, &acc)
 		e.setRecordLocked(user, identityv1alpha1.AccountStateDeactivated, acc.ID, "")
-		e.userEventLocked(user, "Normal", "Deprovisioned", fmt.Sprintf("Deactivated account %s in %s", acc.UserName(), app))
+		e.userEventLocked(user, "Normal", identityv1alpha1.EventDeprovisioned, fmt.Sprintf("Deactivated account %s in %s", acc.UserName(), app))
 		e.queueGroupsLocked(user, acc.ID, nil, p.removeGroups)
 		if e.cfg.DeleteAfter > 0 {
 			e.timers.schedule(user, e.now().Add(e.cfg.DeleteAfter))
@@ -130,11 +130,11 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 		}
 		e.unlinkLocked(user)
 		e.setRecordLocked(user, identityv1alpha1.AccountStateDeleted, id, "")
-		e.userEventLocked(user, "Normal", "Deprovisioned", fmt.Sprintf("Deleted account %s in %s", p.current.UserName(), app))
+		e.userEventLocked(user, "Normal", identityv1alpha1.EventDeprovisioned, fmt.Sprintf("Deleted account %s in %s", p.current.UserName(), app))
 	case actOrphan:
 		e.unlinkLocked(user)
 		e.dropRecordLocked(user)
-		e.userEventLocked(user, "Normal", "Orphaned", fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), app))
+		e.userEventLocked(user, "Normal", identityv1alpha1.EventOrphaned, fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), app))
 	}
 	e.observeConvergedLocked(user)
 	e.announceIfDoneLocked(user)
@@ -257,7 +257,7 @@ func (e *Engine) settleLocked(user string, p userPlan) {
 	case p.current != nil && e.links[user] == p.current.ID && len(p.drift) > 0:
 		msg := fmt.Sprintf("the app does not keep %s: Roster sent it and the app answered or lists otherwise; it is not sent again until it changes", strings.Join(p.drift, ", "))
 		if r := e.records[user]; r == nil || r.status.Message != msg {
-			e.userEventLocked(user, "Warning", "Drifting", fmt.Sprintf("%s in %s", msg, e.cfg.App))
+			e.userEventLocked(user, "Warning", identityv1alpha1.EventDrifting, fmt.Sprintf("%s in %s", msg, e.cfg.App))
 		}
 		e.setRecordLocked(user, stateOf(p.current), p.current.ID, msg)
 	case p.current != nil && e.links[user] == p.current.ID:

@@ -546,7 +546,7 @@ func (e *Engine) checkSafetyLocked(deprovisions []string) {
 // before stop counting.
 func (e *Engine) holdLocked(id string, users []string, sent int) {
 	if e.heldPlanID != id {
-		e.events.App(e.cfg.App, "Warning", "PlanBlocked", e.blockedMessage(id, len(users), sent))
+		e.events.App(e.cfg.App, "Warning", identityv1alpha1.EventPlanBlocked, e.blockedMessage(id, len(users), sent))
 		e.log.Info("Plan blocked by the safety threshold", "app", e.cfg.App, "plan", id, "deprovisions", len(users), "sentInWindow", sent)
 	}
 	e.heldPlanID, e.heldSent = id, sent

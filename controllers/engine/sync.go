@@ -227,7 +227,7 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 	if adopted && current != nil {
 		e.linkLocked(user, current.ID)
 		if e.cfg.Mode == identityv1alpha1.ModeEnforce && !e.cfg.Paused {
-			e.userEventLocked(user, "Normal", "Adopted",
+			e.userEventLocked(user, "Normal", identityv1alpha1.EventAdopted,
 				fmt.Sprintf("Adopted the existing account %s in %s (matched by %s)", current.UserName(), e.cfg.App, e.cfg.MatchBy))
 		}
 	}
