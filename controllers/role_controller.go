@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,6 +66,11 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	role.Status.ObservedGeneration = role.Generation
 	if err := patchStatus(ctx, r.Client, role, before, role.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
+	}
+	if apierrors.IsAlreadyExists(grantErr) || apierrors.IsConflict(grantErr) {
+		// The cache has not seen a write of ours yet: look again shortly, without the
+		// error backoff, which stretches to minutes while the API server is busy.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return ctrl.Result{}, grantErr
 }
