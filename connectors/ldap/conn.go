@@ -89,7 +89,6 @@ func (d *dialer) dial(ctx context.Context) (*goldap.Conn, func(), error) {
 	}
 	conn := goldap.NewConn(raw, d.security == identityv1alpha1.LDAPSecurityTLS)
 	conn.Start()
-	conn.SetTimeout(d.timeout)
 	abandonSetup := context.AfterFunc(setup, func() { conn.Close() })
 	fail := func(what string, err error) (*goldap.Conn, func(), error) {
 		conn.Close()
@@ -106,6 +105,7 @@ func (d *dialer) dial(ctx context.Context) (*goldap.Conn, func(), error) {
 	if !abandonSetup() {
 		return fail("binding as "+d.bindDN, setup.Err())
 	}
+	conn.SetTimeout(d.timeout) // each operation from now on; setup is bounded as a whole
 	abandon := context.AfterFunc(ctx, func() { conn.Close() })
 	return conn, func() { abandon(); conn.Close() }, nil
 }
