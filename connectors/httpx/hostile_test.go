@@ -92,10 +92,10 @@ func TestRetryAfterIsCappedAndGarbageIsIgnored(t *testing.T) {
 		want          time.Duration
 		given         bool
 	}{
-		{"a year is capped", "31536000", MaxRetryAfter, true},
+		{"a year is capped", "31536000", connectors.MaxRetryAfter, true},
 		{"a value that overflows a duration is garbage", "9223372037", 0, false},
 		{"a value that overflows int64 is garbage", "99999999999999999999", 0, false},
-		{"a date in 2100 is capped", "Fri, 01 Jan 2100 00:00:00 GMT", MaxRetryAfter, true},
+		{"a date in 2100 is capped", "Fri, 01 Jan 2100 00:00:00 GMT", connectors.MaxRetryAfter, true},
 		{"a negative number is garbage", "-5", 0, false},
 		{"words are garbage", "soon", 0, false},
 		{"a date in the past is now", "Mon, 01 Jan 2001 00:00:00 GMT", 0, true},
@@ -107,8 +107,8 @@ func TestRetryAfterIsCappedAndGarbageIsIgnored(t *testing.T) {
 			t.Errorf("%s: retryAfter(%q) = %s, %v; want %s, %v", tc.reason, tc.value, got, given, tc.want, tc.given)
 		}
 	}
-	if wait, _ := connectors.RetryAfter(&connectors.RateLimitedError{RetryAfter: 1 << 62}); wait != MaxRetryAfter {
-		t.Errorf("a connector's RateLimitedError of 146 years reads as %s, want %s", wait, MaxRetryAfter)
+	if wait, _ := connectors.RetryAfter(&connectors.RateLimitedError{RetryAfter: 1 << 62}); wait != connectors.MaxRetryAfter {
+		t.Errorf("a connector's RateLimitedError of 146 years reads as %s, want %s", wait, connectors.MaxRetryAfter)
 	}
 	if wait, _ := connectors.RetryAfter(&connectors.RateLimitedError{RetryAfter: -time.Hour}); wait != 0 {
 		t.Errorf("a negative RateLimitedError reads as %s, want 0", wait)

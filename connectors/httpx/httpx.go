@@ -89,9 +89,6 @@ type Options struct {
 // DefaultMaxBodyBytes bounds an answer's body unless a connector sets its own bound.
 const DefaultMaxBodyBytes = 64 << 20
 
-// MaxRetryAfter caps how long an app may ask Roster to wait (connectors.MaxRetryAfter).
-const MaxRetryAfter = connectors.MaxRetryAfter
-
 // Client sends requests to one app under its budget.
 type Client struct {
 	http    *http.Client
@@ -371,7 +368,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// retryAfter reads a Retry-After header, capped at MaxRetryAfter. A value that is
+// retryAfter reads a Retry-After header, capped at connectors.MaxRetryAfter. A value that is
 // neither a number of seconds nor an HTTP date, or that overflows, counts as not given,
 // so that the default backoff applies.
 func retryAfter(h http.Header) (time.Duration, bool) {
@@ -383,10 +380,10 @@ func retryAfter(h http.Header) (time.Duration, bool) {
 		if secs < 0 || secs > math.MaxInt64/int64(time.Second) {
 			return 0, false
 		}
-		return min(time.Duration(secs)*time.Second, MaxRetryAfter), true
+		return min(time.Duration(secs)*time.Second, connectors.MaxRetryAfter), true
 	}
 	if at, err := http.ParseTime(v); err == nil {
-		return min(max(0, time.Until(at)), MaxRetryAfter), true
+		return min(max(0, time.Until(at)), connectors.MaxRetryAfter), true
 	}
 	return 0, false
 }

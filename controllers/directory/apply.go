@@ -120,32 +120,12 @@ func (s *Syncer) applyAll(ctx context.Context, r run, users []desiredUser, held 
 	var wg sync.WaitGroup
 	for range applyWorkers {
 		wg.Go(func() {
-			defer func() { // a panic here fails this write, not the operator
-				if v := recover(); v != nil {
-					counts.firstErr.CompareAndSwap(nil, &safety.Crash{Value: v})
-					for range work {
-					}
+			// A panic fails this run's writes, not the operator.
+			safety.Contain(func(c *safety.Crash) {
+				counts.firstErr.CompareAndSwap(nil, c)
+				for range work {
 				}
-			}()
-			for d := range work {
-				changed, err := s.applyUser(ctx, d, r.existing[d.name])
-				var rejected *RejectedError
-				switch {
-				case errors.As(err, &rejected):
-					counts.rejectedMu.Lock()
-					r.skips[d.recordID] = skip{rejected.Reason, rejected.Detail}
-					counts.rejectedMu.Unlock()
-				case err != nil:
-					counts.firstErr.CompareAndSwap(nil, err)
-				case changed && r.existing[d.name] == nil:
-					counts.created.Add(1)
-				case changed:
-					counts.updated.Add(1)
-				}
-				if changed && r.suspensions[d.name] {
-					counts.suspended.Add(1)
-				}
-			}
+			}, func() { s.applyEach(ctx, r, work, counts) })
 		})
 	}
 	for _, d := range users {
@@ -155,6 +135,29 @@ func (s *Syncer) applyAll(ctx context.Context, r run, users []desiredUser, held 
 	}
 	close(work)
 	wg.Wait()
+}
+
+// applyEach writes the Users it takes from work, counting what it wrote.
+func (s *Syncer) applyEach(ctx context.Context, r run, work <-chan desiredUser, counts *applyCounts) {
+	for d := range work {
+		changed, err := s.applyUser(ctx, d, r.existing[d.name])
+		var rejected *RejectedError
+		switch {
+		case errors.As(err, &rejected):
+			counts.rejectedMu.Lock()
+			r.skips[d.recordID] = skip{rejected.Reason, rejected.Detail}
+			counts.rejectedMu.Unlock()
+		case err != nil:
+			counts.firstErr.CompareAndSwap(nil, err)
+		case changed && r.existing[d.name] == nil:
+			counts.created.Add(1)
+		case changed:
+			counts.updated.Add(1)
+		}
+		if changed && r.suspensions[d.name] {
+			counts.suspended.Add(1)
+		}
+	}
 }
 
 // managersFirst splits Users into waves by how deep each is in the management chain
@@ -577,7 +580,7 @@ func (s *Syncer) mirrorGroups(ctx context.Context) error {
 // roleName is the name of the Role mirroring a group: the prefix and the group's name
 // made valid, with a hash of the name when that is empty, too long or already taken.
 func roleName(prefix, group string, taken map[string]bool) string {
-	clean := strings.Trim(nameChars.ReplaceAllString(strings.ToLower(group), "-"), "-.")
+	clean := cleanName(group)
 	name := prefix + clean
 	if clean == "" || len(name) > 253 || taken[name] {
 		sum := sha256.Sum256([]byte(group))

@@ -115,11 +115,16 @@ var nameChars = regexp.MustCompile(`[^a-z0-9.-]+`)
 // any other (letter case, characters names cannot hold, length) keeps what it can,
 // followed by a hash of the whole id, so that E-10/ÄB and E-10/ÖB stay two people.
 func objectName(prefix, id string) string {
-	clean := strings.Trim(nameChars.ReplaceAllString(strings.ToLower(id), "-"), "-.")
+	clean := cleanName(id)
 	if clean == id && len(prefix)+1+len(id) <= 253 {
 		return prefix + "-" + id
 	}
 	return hashedName(prefix, clean, id)
+}
+
+// cleanName is s lower-cased, with what an object name cannot hold turned into "-".
+func cleanName(s string) string {
+	return strings.Trim(nameChars.ReplaceAllString(strings.ToLower(s), "-"), "-.")
 }
 
 // hashedName is prefix-clean-<hash of id>, clean shortened to fit.

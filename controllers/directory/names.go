@@ -49,7 +49,7 @@ func (n names) of(prefix, id string) (string, bool) {
 	}
 	name := objectName(prefix, id)
 	if owner, taken := n.owner[name]; taken && owner != id {
-		name = hashedName(prefix, strings.Trim(nameChars.ReplaceAllString(strings.ToLower(id), "-"), "-."), id)
+		name = hashedName(prefix, cleanName(id), id)
 		if owner, taken := n.owner[name]; taken && owner != id {
 			return "", false
 		}

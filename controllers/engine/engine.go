@@ -530,7 +530,7 @@ func (e *Engine) checkSafetyLocked(deprovisions []string) {
 	now := e.now()
 	sent := e.window.Count(now)
 	id := planID(fresh, e.planned)
-	if exceeds(sent+len(fresh), e.managedCountLocked()+sent, e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
+	if safety.Exceeds(sent+len(fresh), e.managedCountLocked()+sent, e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
 		e.holdLocked(id, fresh, sent)
 		return
 	}

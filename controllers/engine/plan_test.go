@@ -8,6 +8,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/controllers/safety"
 )
 
 func TestPlanDecisions(t *testing.T) {
@@ -110,7 +111,7 @@ func TestSafetyThreshold(t *testing.T) {
 		{"no bounds", 1000, 1000, nil, nil, false},
 	}
 	for _, tc := range cases {
-		if got := exceeds(tc.n, tc.managed, tc.maxCount, tc.maxPct); got != tc.want {
+		if got := safety.Exceeds(tc.n, tc.managed, tc.maxCount, tc.maxPct); got != tc.want {
 			t.Errorf("%s: exceeds = %v, want %v", tc.reason, got, tc.want)
 		}
 	}

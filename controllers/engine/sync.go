@@ -10,7 +10,6 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/controllers/safety"
 )
 
 // unmanagedPrefix marks plan entries for accounts no User holds.
@@ -295,9 +294,6 @@ func (e *Engine) managedCountLocked() int {
 	}
 	return n
 }
-
-// exceeds reports whether n deprovisions go over the threshold (either bound set).
-var exceeds = safety.Exceeds
 
 func blockedMessage(app, id string, n, sent int, window time.Duration, managed int, maxCount, maxPercent *int32) string {
 	var limits []string
