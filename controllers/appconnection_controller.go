@@ -428,37 +428,6 @@ func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(source.Channel(r.Engines.appEvents, &handler.EnqueueRequestForObject{})).
-		Watches(&identityv1alpha1.AppAssignment{}, r.assignmentsToEngines(), builder.WithPredicates(specOrLabelsChanged())).
+		Watches(&identityv1alpha1.AppAssignment{}, r.Engines.assignmentsToEngines(), builder.WithPredicates(specOrLabelsChanged())).
 		Complete(r)
-}
-
-// assignmentsToEngines marks an AppAssignment's subject Users dirty in its app's engine.
-func (r *AppConnectionReconciler) assignmentsToEngines() handler.EventHandler {
-	mark := func(objs ...client.Object) {
-		for _, obj := range objs {
-			a, ok := obj.(*identityv1alpha1.AppAssignment)
-			if !ok {
-				continue
-			}
-			app := types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App}
-			r.Engines.MarkDirtyFor(app, subjectUsers(r.Engines.membership, a)...)
-		}
-	}
-	return handler.Funcs{
-		CreateFunc:  func(_ context.Context, e event.CreateEvent, _ workqueue) { mark(e.Object) },
-		UpdateFunc:  func(_ context.Context, e event.UpdateEvent, _ workqueue) { mark(e.ObjectOld, e.ObjectNew) },
-		DeleteFunc:  func(_ context.Context, e event.DeleteEvent, _ workqueue) { mark(e.Object) },
-		GenericFunc: func(_ context.Context, e event.GenericEvent, _ workqueue) { mark(e.Object) },
-	}
-}
-
-// subjectUsers lists the Users an AppAssignment's subject names.
-func subjectUsers(m *Membership, a *identityv1alpha1.AppAssignment) []string {
-	switch {
-	case a.Spec.UserRef != nil:
-		return []string{a.Spec.UserRef.Name}
-	case a.Spec.RoleRef != nil:
-		return m.Members(a.Namespace, a.Spec.RoleRef.Name)
-	}
-	return nil
 }

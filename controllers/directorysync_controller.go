@@ -52,6 +52,9 @@ type builtSource struct {
 	mapping    *mapping.Mappings
 	filter     *mapping.Program
 	err        error
+	// exportVersion is the resourceVersion of the ConfigMap holding the HR export, as
+	// the last reconcile saw it.
+	exportVersion string
 }
 
 // Attacher is a Source that needs its syncer (the inbound SCIM server applies pushes
@@ -97,6 +100,9 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if a, ok := b.source.(Attacher); ok {
 		a.Attach(syncer)
+	}
+	if r.exportChanged(ctx, ds, b) {
+		syncer.SyncNow()
 	}
 	r.summarize(ds, syncer.Status(), cond)
 	return r.finish(ctx, ds, before, recheckSecrets(b.secrets))
@@ -427,23 +433,42 @@ func (r *DirectorySyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.DirectorySync{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.exportChanged)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.syncsOfConfigMap)).
 		WatchesRawSource(source.Channel(r.Syncers.events, coalesced(countsEvery))).
 		Complete(r)
 }
 
-// exportChanged syncs at once the DirectorySyncs whose HR export is in a changed ConfigMap.
-func (r *DirectorySyncReconciler) exportChanged(ctx context.Context, obj client.Object) []reconcile.Request {
+// syncsOfConfigMap maps a changed ConfigMap to the DirectorySyncs that read their HR
+// export from it.
+func (r *DirectorySyncReconciler) syncsOfConfigMap(ctx context.Context, obj client.Object) []reconcile.Request {
 	var list identityv1alpha1.DirectorySyncList
 	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{indexConfigMaps: obj.GetName()}); err != nil {
 		return nil
 	}
-	for _, ds := range list.Items {
-		if s := r.Syncers.Get(types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}); s != nil {
-			s.SyncNow()
-		}
-	}
 	return requestsFor(list.Items)
+}
+
+// exportChanged reports whether the ConfigMap holding a DirectorySync's HR export
+// changed since the last reconcile looked, so that its syncer reads it at once rather
+// than at the next interval.
+func (r *DirectorySyncReconciler) exportChanged(ctx context.Context, ds *identityv1alpha1.DirectorySync, b *builtSource) bool {
+	h := ds.Spec.HRIS
+	if h == nil || h.ConfigMapRef == nil {
+		return false
+	}
+	cm := &metav1.PartialObjectMetadata{}
+	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	version := "absent"
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: h.ConfigMapRef.Name}, cm); err == nil {
+		version = cm.ResourceVersion
+	} else if !apierrors.IsNotFound(err) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := b.exportVersion
+	b.exportVersion = version
+	return seen != "" && seen != version
 }
 
 func requestsFor(items []identityv1alpha1.DirectorySync) []reconcile.Request {

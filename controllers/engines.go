@@ -81,20 +81,6 @@ func (es *Engines) InNamespace(namespace string) map[string]*engine.Engine {
 	return es.running.inNamespace(namespace)
 }
 
-// MarkDirty asks every engine of a namespace to look at these Users again.
-func (es *Engines) MarkDirty(namespace string, users ...string) {
-	for _, e := range es.InNamespace(namespace) {
-		e.MarkDirty(users...)
-	}
-}
-
-// MarkDirtyFor asks one AppConnection's engine to look at these Users again.
-func (es *Engines) MarkDirtyFor(app types.NamespacedName, users ...string) {
-	if e := es.Get(app); e != nil {
-		e.MarkDirty(users...)
-	}
-}
-
 // UsersChanged (engine.Notifier) reconciles the Users and the AppAssignments whose
 // account state changed.
 func (es *Engines) UsersChanged(app string, users []string) {

@@ -16,8 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -36,7 +34,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	role := &identityv1alpha1.Role{}
 	if err := r.Get(ctx, req.NamespacedName, role); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.membershipChanged(req.Namespace, req.Name, r.Membership.DeleteRole(req.Namespace, req.Name))
+			r.Engines.roleMembersChanged(req.Namespace, req.Name, r.Membership.DeleteRole(req.Namespace, req.Name))
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -51,7 +49,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if listErr != nil {
 		return ctrl.Result{}, listErr
 	}
-	r.membershipChanged(role.Namespace, role.Name, changed)
+	r.Engines.roleMembersChanged(role.Namespace, role.Name, changed)
 	role.Status.MemberCount = int32(len(r.Membership.Members(role.Namespace, role.Name)))
 
 	grantErr := r.syncGrants(ctx, role)
@@ -73,21 +71,6 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return ctrl.Result{}, grantErr
-}
-
-// membershipChanged tells the engines, and the Role's AppAssignments, of new members.
-func (r *RoleReconciler) membershipChanged(namespace, role string, users []string) {
-	if len(users) == 0 {
-		return
-	}
-	r.Engines.MarkDirty(namespace, users...)
-	var list identityv1alpha1.AppAssignmentList
-	if err := r.List(context.Background(), &list, client.InNamespace(namespace), client.MatchingFields{indexAssignmentRole: role}); err != nil {
-		return
-	}
-	for _, a := range list.Items {
-		r.Engines.assignmentEvents <- event.GenericEvent{Object: &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: a.Name}}}
-	}
 }
 
 // syncGrants writes one AppAssignment per grant, owned by the Role, and deletes the
@@ -143,33 +126,11 @@ func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.Role{}, builder.WithPredicates(specOrLabelsChanged())).
 		Owns(&identityv1alpha1.AppAssignment{}, builder.WithPredicates(specOrLabelsChanged())).
-		Watches(&identityv1alpha1.User{}, r.evaluateUser(), builder.WithPredicates(specOrLabelsChanged())).
+		Watches(&identityv1alpha1.User{}, r.Engines.usersToEngines(requeueRole), builder.WithPredicates(specOrLabelsChanged())).
 		Complete(r)
 }
 
-// evaluateUser re-evaluates a changed User against its namespace's Roles; for each Role
-// whose membership changed it reconciles the Role and tells the Role's AppAssignments.
-// Then it tells the engines of the namespace, so that they see the User and what it is
-// assigned alike, and Users in the order they changed (a manager before its reports).
-func (r *RoleReconciler) evaluateUser() handler.EventHandler {
-	changed := func(q workqueue, namespace, user string, roles []string) {
-		for _, role := range roles {
-			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: role}}, countsEvery)
-			r.membershipChanged(namespace, role, []string{user})
-		}
-		r.Engines.MarkDirty(namespace, user)
-	}
-	set := func(obj client.Object, q workqueue) {
-		if u, ok := obj.(*identityv1alpha1.User); ok {
-			changed(q, u.Namespace, u.Name, r.Membership.SetUser(u))
-		}
-	}
-	return handler.Funcs{
-		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue) { set(e.Object, q) },
-		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue) { set(e.ObjectNew, q) },
-		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue) {
-			ns, name := e.Object.GetNamespace(), e.Object.GetName()
-			changed(q, ns, name, r.Membership.DeleteUser(ns, name))
-		},
-	}
+// requeueRole reconciles a Role whose members changed, at most every countsEvery.
+func requeueRole(q workqueue, namespace, role string) {
+	q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: role}}, countsEvery)
 }

@@ -1,0 +1,99 @@
+package controllers
+
+import (
+	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+)
+
+// The fan-out: how a change to a User, to a Role's members or to an AppAssignment
+// reaches the engines it concerns. It lives here and nowhere else; the Membership
+// index is kept current on the way, so that an engine asked about a User sees the
+// User and what it is assigned alike.
+
+// usersToEngines evaluates a changed User against the Roles of its namespace, tells
+// the Roles whose members changed (roleChanged, and their AppAssignments), and then
+// the engines of the namespace: a User at a time, in the order they changed, so that
+// a manager reaches the apps before its reports.
+func (es *Engines) usersToEngines(roleChanged func(q workqueue, namespace, role string)) handler.EventHandler {
+	changed := func(q workqueue, namespace, user string, roles []string) {
+		for _, role := range roles {
+			roleChanged(q, namespace, role)
+			es.roleMembersChanged(namespace, role, []string{user})
+		}
+		es.markDirty(namespace, user)
+	}
+	set := func(obj client.Object, q workqueue) {
+		if u, ok := obj.(*identityv1alpha1.User); ok {
+			changed(q, u.Namespace, u.Name, es.membership.SetUser(u))
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue) { set(e.Object, q) },
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue) { set(e.ObjectNew, q) },
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue) {
+			ns, name := e.Object.GetNamespace(), e.Object.GetName()
+			changed(q, ns, name, es.membership.DeleteUser(ns, name))
+		},
+	}
+}
+
+// roleMembersChanged tells the engines of a namespace, and the Role's AppAssignments,
+// that these Users joined or left a Role.
+func (es *Engines) roleMembersChanged(namespace, role string, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	es.markDirty(namespace, users...)
+	var list identityv1alpha1.AppAssignmentList
+	if err := es.cache.List(context.Background(), &list, client.InNamespace(namespace), client.MatchingFields{indexAssignmentRole: role}); err != nil {
+		return
+	}
+	for _, a := range list.Items {
+		es.assignmentEvents <- event.GenericEvent{Object: &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: a.Name}}}
+	}
+}
+
+// assignmentsToEngines tells an AppAssignment's app engine about the Users its subject
+// names, before and after a change.
+func (es *Engines) assignmentsToEngines() handler.EventHandler {
+	mark := func(objs ...client.Object) {
+		for _, obj := range objs {
+			if a, ok := obj.(*identityv1alpha1.AppAssignment); ok {
+				if e := es.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App}); e != nil {
+					e.MarkDirty(subjectUsers(es.membership, a)...)
+				}
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc:  func(_ context.Context, e event.CreateEvent, _ workqueue) { mark(e.Object) },
+		UpdateFunc:  func(_ context.Context, e event.UpdateEvent, _ workqueue) { mark(e.ObjectOld, e.ObjectNew) },
+		DeleteFunc:  func(_ context.Context, e event.DeleteEvent, _ workqueue) { mark(e.Object) },
+		GenericFunc: func(_ context.Context, e event.GenericEvent, _ workqueue) { mark(e.Object) },
+	}
+}
+
+// markDirty asks every engine of a namespace to look at these Users again.
+func (es *Engines) markDirty(namespace string, users ...string) {
+	for _, e := range es.InNamespace(namespace) {
+		e.MarkDirty(users...)
+	}
+}
+
+// subjectUsers lists the Users an AppAssignment's subject names.
+func subjectUsers(m *Membership, a *identityv1alpha1.AppAssignment) []string {
+	switch {
+	case a.Spec.UserRef != nil:
+		return []string{a.Spec.UserRef.Name}
+	case a.Spec.RoleRef != nil:
+		return m.Members(a.Namespace, a.Spec.RoleRef.Name)
+	}
+	return nil
+}
