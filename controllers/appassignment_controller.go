@@ -109,9 +109,10 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 		if e == nil {
 			continue
 		}
-		st, ok := e.Account(name)
+		view := e.User(name)
+		st := view.Account
 		switch {
-		case !ok:
+		case !view.Known:
 		case st.State == identityv1alpha1.AccountStateActive:
 			a.Status.Provisioned++
 		case st.State == identityv1alpha1.AccountStateFailed:

@@ -86,7 +86,7 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.summarize(conn, e, cond)
+	r.summarize(conn, e.Snapshot(), cond)
 	return r.finish(ctx, conn, before, 0)
 }
 
@@ -221,8 +221,8 @@ func configOf(conn *identityv1alpha1.AppConnection, b *built) engine.Config {
 		Target:     b.target,
 		Mapping:    b.mapping,
 		MatchBy:    connectors.KeyKind(s.MatchBy),
-		OnSuspend:  string(s.Deprovision.OnSuspend),
-		OnRemoval:  string(s.Deprovision.OnRemoval),
+		OnSuspend:  s.Deprovision.OnSuspend,
+		OnRemoval:  s.Deprovision.OnRemoval,
 		Unmanaged:  s.UnmanagedAccounts,
 		Mode:       s.Mode,
 		Paused:     conn.Annotations[identityv1alpha1.AnnotationPaused] == "true",
@@ -240,10 +240,10 @@ func configOf(conn *identityv1alpha1.AppConnection, b *built) engine.Config {
 		cfg.MatchBy = connectors.KeyUserName
 	}
 	if cfg.OnSuspend == "" {
-		cfg.OnSuspend = identityv1alpha1.ActionDeactivate
+		cfg.OnSuspend = identityv1alpha1.SuspendDeactivate
 	}
 	if cfg.OnRemoval == "" {
-		cfg.OnRemoval = identityv1alpha1.ActionDeactivate
+		cfg.OnRemoval = identityv1alpha1.RemovalDeactivate
 	}
 	if cfg.Mode == "" {
 		cfg.Mode = identityv1alpha1.ModeEnforce
@@ -263,9 +263,8 @@ func configOf(conn *identityv1alpha1.AppConnection, b *built) engine.Config {
 	return cfg
 }
 
-// summarize puts the engine's state into the AppConnection's status.
-func (r *AppConnectionReconciler) summarize(conn *identityv1alpha1.AppConnection, e *engine.Engine, cond conditions) {
-	snap := e.Snapshot()
+// summarize puts a snapshot of the engine's state into the AppConnection's status.
+func (r *AppConnectionReconciler) summarize(conn *identityv1alpha1.AppConnection, snap engine.Snapshot, cond conditions) {
 	st := &conn.Status
 	before := st.DeepCopy()
 	st.Capabilities = snap.Capabilities.Names()
@@ -291,7 +290,7 @@ func (r *AppConnectionReconciler) summarize(conn *identityv1alpha1.AppConnection
 		t := metav1.NewTime(q)
 		st.QuarantinedUntil = &t
 	}
-	r.conditionsFor(conn, snap, e, cond)
+	r.conditionsFor(conn, snap, cond)
 	// The full sync time is written with other changes, not on its own: a steady resync
 	// writes nothing (roster_last_full_sync_timestamp_seconds is always current).
 	if !snap.LastFullSync.IsZero() && (st.LastFullSyncTime == nil || !statusEqualButSync(before, st)) {
@@ -312,7 +311,7 @@ func statusEqualButSync(a, b *identityv1alpha1.AppConnectionStatus) bool {
 	return equalJSON(x, y)
 }
 
-func (r *AppConnectionReconciler) conditionsFor(conn *identityv1alpha1.AppConnection, snap engine.Snapshot, e *engine.Engine, cond conditions) {
+func (r *AppConnectionReconciler) conditionsFor(conn *identityv1alpha1.AppConnection, snap engine.Snapshot, cond conditions) {
 	app := conn.Name
 	switch {
 	case conn.Annotations[identityv1alpha1.AnnotationPaused] == "true":
@@ -322,7 +321,7 @@ func (r *AppConnectionReconciler) conditionsFor(conn *identityv1alpha1.AppConnec
 	case snap.Health != engine.HealthReady:
 		cond.progressing(identityv1alpha1.ReasonProgressing, fmt.Sprintf("connecting to %s and listing its accounts", app))
 	case snap.Blocked:
-		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, e.BlockedMessage())
+		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, snap.BlockedMessage)
 	case conn.Spec.Mode == identityv1alpha1.ModePlan:
 		cond.ready(identityv1alpha1.ReasonPlanOnly, fmt.Sprintf("Plan mode: %s; nothing is written to %s (see status.plan)", describePlan(snap.Plan), app))
 	case snap.Failed > 0:
@@ -334,7 +333,7 @@ func (r *AppConnectionReconciler) conditionsFor(conn *identityv1alpha1.AppConnec
 			snap.Failed, snap.Managed+snap.Failed, snap.RateLimited, strings.Join(snap.FailureSample, "; ")))
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts managed, %d unmanaged", snap.Managed, snap.Unmanaged))
-		if e.Converging() {
+		if snap.Converging {
 			cond.set(identityv1alpha1.ConditionReconciling, metav1.ConditionTrue, identityv1alpha1.ReasonProgressing,
 				fmt.Sprintf("%s planned", describePlan(snap.Plan)))
 		}
@@ -379,7 +378,7 @@ func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1
 	}
 	before := conn.DeepCopy()
 	cond := newConditions(&conn.Status.CommonStatus, conn.Generation)
-	done := conn.Spec.Deprovision.OnRemoval == identityv1alpha1.ActionOrphan || conn.Spec.Mode == identityv1alpha1.ModePlan
+	done := conn.Spec.Deprovision.OnRemoval == identityv1alpha1.RemovalOrphan || conn.Spec.Mode == identityv1alpha1.ModePlan
 	if !done {
 		b := r.build(ctx, conn)
 		if b.err != nil {
@@ -390,11 +389,11 @@ func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if done = e.Drained(); !done {
-			r.summarize(conn, e, cond)
+		if snap := e.Snapshot(); !snap.Released {
+			r.summarize(conn, snap, cond)
 			if meta.IsStatusConditionTrue(conn.Status.Conditions, identityv1alpha1.ConditionReady) {
 				cond.progressing(identityv1alpha1.ReasonDeprovisioning,
-					fmt.Sprintf("releasing %d accounts (onRemoval: %s) before the AppConnection goes", e.Snapshot().Managed, conn.Spec.Deprovision.OnRemoval))
+					fmt.Sprintf("releasing %d accounts (onRemoval: %s) before the AppConnection goes", snap.Managed, conn.Spec.Deprovision.OnRemoval))
 			}
 			return r.finish(ctx, conn, before, 0)
 		}

@@ -17,6 +17,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/controllers/directory"
 	"github.com/rosterhq/roster/test/slapd"
 )
@@ -218,9 +219,11 @@ func TestResyncAnnotation(t *testing.T) {
 	ns := namespace(t)
 	var mu sync.Mutex
 	csv := "id,firstName,lastName,email,department\nE1,Ada,Lovelace,ada@example.com,eng\n"
+	exports := 0
 	export := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
+		exports++
 		_, _ = w.Write([]byte(csv))
 	}))
 	t.Cleanup(export.Close)
@@ -244,8 +247,9 @@ func TestResyncAnnotation(t *testing.T) {
 	}
 	mu.Lock()
 	csv += "E2,Grace,Hopper,grace@example.com,eng\n"
+	exportsBefore := exports
 	mu.Unlock()
-	time.Sleep(2 * time.Second)
+	listsBefore := mem.Requests()[memory.OpList]
 	if c := get(t, ns, "memapp", &identityv1alpha1.AppConnection{}); c.Status.Accounts.Unmanaged != 0 {
 		t.Fatalf("the stray account was seen before a resync was asked for: %+v", c.Status.Accounts)
 	}
@@ -267,4 +271,12 @@ func TestResyncAnnotation(t *testing.T) {
 		_, account := memoryAccount(mem, "grace@example.com")
 		return synced && account, fmt.Sprintf("synced %v, account %v", synced, account)
 	})
+	// The counted requests show that the annotations, and nothing else, relisted: over
+	// the whole test the app was listed once more and the export read once more.
+	mu.Lock()
+	defer mu.Unlock()
+	if lists := mem.Requests()[memory.OpList]; lists != listsBefore+1 || exports != exportsBefore+1 {
+		t.Fatalf("the app was listed %d more times and the export read %d more times, want once each, on the annotations",
+			lists-listsBefore, exports-exportsBefore)
+	}
 }

@@ -98,7 +98,7 @@ func TestJoinerMoverLeaver(t *testing.T) {
 	app := newSCIMApp(t)
 	sc := scimConnection(t, app, ns, "scimapp", scimToken)
 	sc.Spec.Deprovision = identityv1alpha1.DeprovisionPolicy{
-		OnSuspend: identityv1alpha1.ActionDeactivate, OnRemoval: identityv1alpha1.ActionDeactivate,
+		OnSuspend: identityv1alpha1.SuspendDeactivate, OnRemoval: identityv1alpha1.RemovalDeactivate,
 		DeleteAfter: &metav1.Duration{Duration: 3 * time.Second},
 	}
 	create(t, memoryConnection(ns, "memapp"), sc,

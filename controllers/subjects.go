@@ -87,7 +87,7 @@ func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.T
 	var list identityv1alpha1.AppAssignmentList
 	if err := s.cache.List(ctx, &list, client.InNamespace(s.namespace),
 		client.MatchingFields{indexAssignmentApp: s.app}, client.UnsafeDisableDeepCopy); err != nil {
-		subj.Undecided = true
+		subj.AssignmentUnknown = true
 		return
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
@@ -98,9 +98,9 @@ func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.T
 		if a.DeletionTimestamp != nil {
 			continue
 		}
-		holds, undecided := s.holds(a, name)
-		if undecided {
-			subj.Undecided = true
+		holds, unknown := s.holds(a, name)
+		if unknown {
+			subj.AssignmentUnknown = true
 		}
 		if !holds {
 			continue
@@ -125,14 +125,14 @@ func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.T
 		}
 	}
 	if subj.Assigned {
-		subj.Undecided = false
+		subj.AssignmentUnknown = false
 	}
 	sort.Strings(subj.Groups)
 }
 
 // holds reports whether an assignment's subject includes the User, and whether that
 // cannot be told (its Role's rule does not compile).
-func (s *subjects) holds(a *identityv1alpha1.AppAssignment, user string) (holds, undecided bool) {
+func (s *subjects) holds(a *identityv1alpha1.AppAssignment, user string) (holds, unknown bool) {
 	switch {
 	case a.Spec.UserRef != nil:
 		return a.Spec.UserRef.Name == user, false

@@ -143,14 +143,14 @@ func (r *UserReconciler) accounts(u *identityv1alpha1.User, apps map[string]app)
 			}
 			continue
 		}
-		st, ok := a.engine.Account(u.Name)
-		if !ok {
-			if p, known := previous[name]; known && !a.engine.Synced() {
+		view := a.engine.User(u.Name)
+		if !view.Known {
+			if p, known := previous[name]; known && !view.Listed {
 				out = append(out, p)
 			}
 			continue
 		}
-		out = append(out, userAccount(name, st, previous[name]))
+		out = append(out, userAccount(name, view.Account, previous[name]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
 	return out
@@ -187,7 +187,7 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 		var waiting []string
 		for _, name := range sortedApps(apps) {
 			if e := apps[name].engine; e != nil {
-				if ok, why := e.Settled(u.Name); !ok {
+				if why := e.User(u.Name).Waiting; why != "" {
 					waiting = append(waiting, why)
 				}
 			}
@@ -214,10 +214,14 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 	reason := identityv1alpha1.ReasonConnectorError
 	for _, name := range sortedApps(apps) {
 		a := apps[name]
-		if a.engine == nil || a.conn.Spec.Mode == identityv1alpha1.ModePlan || !a.engine.Pending(u.Name) {
+		if a.engine == nil || a.conn.Spec.Mode == identityv1alpha1.ModePlan {
 			continue
 		}
-		if health, err := a.engine.Health(); health == engine.HealthFailing && a.engine.Concerns(u.Name) {
+		view := a.engine.User(u.Name)
+		if !view.Pending {
+			continue
+		}
+		if err := view.Unreachable; err != nil {
 			if errors.Is(err, connectors.ErrUnauthorized) {
 				reason = identityv1alpha1.ReasonCredentialsRejected
 			}

@@ -128,14 +128,21 @@ type SuspendAction string
 type RemovalAction string
 
 const (
-	// ActionDeactivate keeps the account but disables it.
-	ActionDeactivate = "Deactivate"
-	// ActionDelete deletes the account.
-	ActionDelete = "Delete"
-	// ActionIgnore leaves a suspended user's account as it is.
-	ActionIgnore = "Ignore"
-	// ActionOrphan leaves the account as it is and stops managing it.
-	ActionOrphan = "Orphan"
+	// SuspendDeactivate keeps the account but disables it.
+	SuspendDeactivate SuspendAction = "Deactivate"
+	// SuspendDelete deletes the account.
+	SuspendDelete SuspendAction = "Delete"
+	// SuspendIgnore leaves a suspended user's account as it is.
+	SuspendIgnore SuspendAction = "Ignore"
+)
+
+const (
+	// RemovalDeactivate keeps the account but disables it.
+	RemovalDeactivate RemovalAction = "Deactivate"
+	// RemovalDelete deletes the account.
+	RemovalDelete RemovalAction = "Delete"
+	// RemovalOrphan leaves the account as it is and stops managing it.
+	RemovalOrphan RemovalAction = "Orphan"
 )
 
 // DeprovisionPolicy is what Roster does to accounts that should no longer be active.

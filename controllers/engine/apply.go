@@ -53,9 +53,9 @@ func (e *Engine) appName() string {
 	return e.cfg.App
 }
 
-// recordOutcomeLocked brings what is observed, the links and the records up to date
+// appliedLocked brings the observed app, the links and the account states up to date
 // after an apply, and queues the User's group changes.
-func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
+func (e *Engine) appliedLocked(p plannedUser, o outcome) {
 	user := p.user
 	if o.err != nil {
 		e.applyFailedLocked(p.userPlan, o.err)
@@ -68,12 +68,9 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 	}
 	e.releaseReportsLocked(user)
 	delete(e.cleared, user)
-	app := e.cfg.App
+	e.appChanged = true
 	if p.current != nil && isUnmanagedKey(user) {
-		acc := o.account
-		e.observeLocked(acc.ID, &acc)
-		e.events.App(app, "Normal", identityv1alpha1.EventDeactivated, fmt.Sprintf("Deactivated %s, an account no User holds", p.current.UserName()))
-		e.appChanged = true
+		e.unmanagedDeactivatedLocked(p.userPlan, o.account)
 		return
 	}
 	switch p.action {
@@ -82,63 +79,87 @@ func (e *Engine) recordOutcomeLocked(p plannedUser, o outcome) {
 			e.queueGroupsLocked(user, p.current.ID, p.addGroups, p.removeGroups)
 		}
 	case actCreate:
-		acc := o.account
-		e.observeLocked(acc.ID, &acc)
-		e.linkLocked(user, acc.ID)
-		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
-		if o.adopted {
-			e.userEventLocked(user, "Normal", identityv1alpha1.EventAdopted, fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), app))
-			e.markLocked(user) // it may differ from what is declared: plan it again
-			e.signal()
-		} else {
-			e.userEventLocked(user, "Normal", identityv1alpha1.EventProvisioned, fmt.Sprintf("Created account %s in %s", acc.UserName(), app))
-		}
-		e.queueGroupsLocked(user, acc.ID, p.addGroups, nil)
-		if reports := e.subjects.Reports(user); len(reports) > 0 {
-			for _, report := range reports {
-				e.markLocked(report) // their manager now has an account id
-			}
-			e.signal()
-		}
+		e.createdLocked(p.userPlan, o)
 	case actUpdate:
-		acc := o.account
-		e.observeLocked(acc.ID, &acc)
-		e.setRecordLocked(user, stateOf(&acc), acc.ID, "")
-		e.lastSent[user] = sentValues(p.desired.Attributes, p.current.Attributes)
-		if !e.lastSent[user].keptBy(acc.Attributes) {
-			e.markLocked(user) // the app answered without what was sent: plan again, to say so
-			e.signal()
-		}
-		if !p.current.Active {
-			e.userEventLocked(user, "Normal", identityv1alpha1.EventProvisioned, fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), app))
-		}
-		e.queueGroupsLocked(user, acc.ID, p.addGroups, p.removeGroups)
+		e.updatedLocked(p.userPlan, o.account)
 	case actDeactivate:
-		acc := o.account
-		e.observeLocked(acc.ID, &acc)
-		e.setRecordLocked(user, identityv1alpha1.AccountStateDeactivated, acc.ID, "")
-		e.userEventLocked(user, "Normal", identityv1alpha1.EventDeprovisioned, fmt.Sprintf("Deactivated account %s in %s", acc.UserName(), app))
-		e.queueGroupsLocked(user, acc.ID, nil, p.removeGroups)
-		if e.cfg.DeleteAfter > 0 {
-			e.timers.schedule(user, e.now().Add(e.cfg.DeleteAfter))
-		}
+		e.deactivatedLocked(p.userPlan, o.account)
 	case actDelete:
-		id := p.current.ID
-		e.observeLocked(id, nil)
-		for _, gs := range e.groups {
-			delete(gs.members, id) // the app drops a deleted account from its groups
-		}
-		e.unlinkLocked(user)
-		e.setRecordLocked(user, identityv1alpha1.AccountStateDeleted, id, "")
-		e.userEventLocked(user, "Normal", identityv1alpha1.EventDeprovisioned, fmt.Sprintf("Deleted account %s in %s", p.current.UserName(), app))
+		e.deletedLocked(p.userPlan)
 	case actOrphan:
-		e.unlinkLocked(user)
-		e.dropRecordLocked(user)
-		e.userEventLocked(user, "Normal", identityv1alpha1.EventOrphaned, fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), app))
+		e.orphanedLocked(p.userPlan)
 	}
 	e.observeConvergedLocked(user)
 	e.announceIfDoneLocked(user)
-	e.appChanged = true
+}
+
+func (e *Engine) unmanagedDeactivatedLocked(p userPlan, acc connectors.Account) {
+	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
+	e.events.App(e.cfg.App, "Normal", identityv1alpha1.EventDeactivated, fmt.Sprintf("Deactivated %s, an account no User holds", p.current.UserName()))
+}
+
+func (e *Engine) createdLocked(p userPlan, o outcome) {
+	user, acc := p.user, o.account
+	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
+	e.app.link(user, acc.ID)
+	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, "")
+	if o.adopted {
+		e.userEventLocked(user, "Normal", identityv1alpha1.EventAdopted, fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), e.cfg.App))
+		e.markLocked(user) // it may differ from what is declared: plan it again
+		e.signal()
+	} else {
+		e.userEventLocked(user, "Normal", identityv1alpha1.EventProvisioned, fmt.Sprintf("Created account %s in %s", acc.UserName(), e.cfg.App))
+	}
+	e.queueGroupsLocked(user, acc.ID, p.addGroups, nil)
+	if reports := e.subjects.Reports(user); len(reports) > 0 {
+		for _, report := range reports {
+			e.markLocked(report) // their manager now has an account id
+		}
+		e.signal()
+	}
+}
+
+func (e *Engine) updatedLocked(p userPlan, acc connectors.Account) {
+	user := p.user
+	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
+	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, "")
+	e.lastSent[user] = sentValues(p.desired.Attributes, p.current.Attributes)
+	if !e.lastSent[user].keptBy(acc.Attributes) {
+		e.markLocked(user) // the app answered without what was sent: plan again, to say so
+		e.signal()
+	}
+	if !p.current.Active {
+		e.userEventLocked(user, "Normal", identityv1alpha1.EventProvisioned, fmt.Sprintf("Reactivated account %s in %s", acc.UserName(), e.cfg.App))
+	}
+	e.queueGroupsLocked(user, acc.ID, p.addGroups, p.removeGroups)
+}
+
+func (e *Engine) deactivatedLocked(p userPlan, acc connectors.Account) {
+	user := p.user
+	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
+	e.setAccountStateLocked(user, identityv1alpha1.AccountStateDeactivated, acc.ID, "")
+	e.userEventLocked(user, "Normal", identityv1alpha1.EventDeprovisioned, fmt.Sprintf("Deactivated account %s in %s", acc.UserName(), e.cfg.App))
+	e.queueGroupsLocked(user, acc.ID, nil, p.removeGroups)
+	if e.cfg.DeleteAfter > 0 {
+		e.timers.schedule(user, e.now().Add(e.cfg.DeleteAfter))
+	}
+}
+
+func (e *Engine) deletedLocked(p userPlan) {
+	id := p.current.ID
+	e.app.put(id, nil)
+	for _, gs := range e.app.groups {
+		delete(gs.members, id) // the app drops a deleted account from its groups
+	}
+	e.app.unlink(p.user)
+	e.setAccountStateLocked(p.user, identityv1alpha1.AccountStateDeleted, id, "")
+	e.userEventLocked(p.user, "Normal", identityv1alpha1.EventDeprovisioned, fmt.Sprintf("Deleted account %s in %s", p.current.UserName(), e.cfg.App))
+}
+
+func (e *Engine) orphanedLocked(p userPlan) {
+	e.app.unlink(p.user)
+	e.dropAccountStateLocked(p.user)
+	e.userEventLocked(p.user, "Normal", identityv1alpha1.EventOrphaned, fmt.Sprintf("Left account %s in %s as it is; Roster no longer manages it", p.current.UserName(), e.cfg.App))
 }
 
 // announceIfDoneLocked tells the controllers when a User reported pending has nothing
@@ -160,14 +181,14 @@ func (e *Engine) applyFailedLocked(p userPlan, err error) {
 	switch {
 	case errors.Is(err, connectors.ErrNotFound) && p.current != nil:
 		// The account vanished from the app since it was listed: plan the User again.
-		e.observeLocked(p.current.ID, nil)
-		e.unlinkLocked(user)
+		e.app.put(p.current.ID, nil)
+		e.app.unlink(user)
 		e.markLocked(user)
 		e.signal()
 	case errUnauthorized(err):
 		e.health, e.err = HealthFailing, err
 		e.appChanged = true
-		e.setRecordLocked(user, e.stateNowLocked(user), e.links[user], "the app rejected Roster's credentials; see the AppConnection")
+		e.setAccountStateLocked(user, e.stateNowLocked(user), e.app.links[user], "the app rejected Roster's credentials; see the AppConnection")
 		e.markLocked(user)
 		e.askResync()
 	default:
@@ -185,8 +206,8 @@ func (e *Engine) failLocked(user string, err error) {
 		delete(e.planned, user)
 		return
 	}
-	e.setRecordLocked(user, identityv1alpha1.AccountStateFailed, e.links[user], err.Error())
-	_, e.records[user].rateLimited = connectors.RetryAfter(err)
+	e.setAccountStateLocked(user, identityv1alpha1.AccountStateFailed, e.app.links[user], err.Error())
+	_, e.accountStates[user].rateLimited = connectors.RetryAfter(err)
 	e.releaseReportsLocked(user)
 	if connectors.IsPermanent(err) {
 		delete(e.planned, user)
@@ -231,7 +252,7 @@ func (s sent) keptBy(attributes map[string]any) bool {
 
 // stateNowLocked is the state of the User's account as observed.
 func (e *Engine) stateNowLocked(user string) identityv1alpha1.AccountState {
-	if acc := e.accounts[e.links[user]]; acc != nil {
+	if acc := e.app.accountOf(user); acc != nil {
 		return stateOf(&acc.Account)
 	}
 	return identityv1alpha1.AccountStatePending
@@ -250,22 +271,22 @@ func (e *Engine) settleLocked(user string, p userPlan) {
 	case isUnmanagedKey(user):
 		return
 	case !p.exists:
-		e.unlinkLocked(user)
-		delete(e.records, user)
+		e.app.unlink(user)
+		delete(e.accountStates, user)
 	case p.problem != "":
-		e.setRecordLocked(user, identityv1alpha1.AccountStateFailed, e.links[user], p.problem)
-	case p.current != nil && e.links[user] == p.current.ID && len(p.drift) > 0:
+		e.setAccountStateLocked(user, identityv1alpha1.AccountStateFailed, e.app.links[user], p.problem)
+	case p.current != nil && e.app.links[user] == p.current.ID && len(p.drift) > 0:
 		msg := fmt.Sprintf("the app does not keep %s: Roster sent it and the app answered or lists otherwise; it is not sent again until it changes", strings.Join(p.drift, ", "))
-		if r := e.records[user]; r == nil || r.status.Message != msg {
+		if r := e.accountStates[user]; r == nil || r.status.Message != msg {
 			e.userEventLocked(user, "Warning", identityv1alpha1.EventDrifting, fmt.Sprintf("%s in %s", msg, e.cfg.App))
 		}
-		e.setRecordLocked(user, stateOf(p.current), p.current.ID, msg)
-	case p.current != nil && e.links[user] == p.current.ID:
+		e.setAccountStateLocked(user, stateOf(p.current), p.current.ID, msg)
+	case p.current != nil && e.app.links[user] == p.current.ID:
 		delete(e.lastSent, user)
-		e.setRecordLocked(user, stateOf(p.current), p.current.ID, "")
-	case e.records[user] != nil && e.records[user].status.State == identityv1alpha1.AccountStateDeleted:
+		e.setAccountStateLocked(user, stateOf(p.current), p.current.ID, "")
+	case e.accountStates[user] != nil && e.accountStates[user].status.State == identityv1alpha1.AccountStateDeleted:
 	default:
-		e.dropRecordLocked(user)
+		e.dropAccountStateLocked(user)
 	}
 	e.observeConvergedLocked(user)
 }
@@ -276,8 +297,8 @@ func (e *Engine) noteLocked(user string, p userPlan) {
 		return
 	}
 	state := e.stateNowLocked(user)
-	if e.links[user] == "" && p.action != actCreate {
-		if r := e.records[user]; r != nil {
+	if e.app.links[user] == "" && p.action != actCreate {
+		if r := e.accountStates[user]; r != nil {
 			state = r.status.State
 		}
 	}
@@ -285,15 +306,15 @@ func (e *Engine) noteLocked(user string, p userPlan) {
 	if e.cfg.Mode == identityv1alpha1.ModePlan {
 		message = "planned (Plan mode, not applied): " + p.describe()
 	}
-	e.setRecordLocked(user, state, e.links[user], message)
+	e.setAccountStateLocked(user, state, e.app.links[user], message)
 }
 
-// setRecordLocked updates a User's account status; a change is published.
-func (e *Engine) setRecordLocked(user string, state identityv1alpha1.AccountState, accountID, message string) {
-	r := e.records[user]
+// setAccountStateLocked updates a User's account status; a change is published.
+func (e *Engine) setAccountStateLocked(user string, state identityv1alpha1.AccountState, accountID, message string) {
+	r := e.accountStates[user]
 	if r == nil {
-		r = &record{}
-		e.records[user] = r
+		r = &accountState{}
+		e.accountStates[user] = r
 	}
 	st := r.status
 	if st.State == state && st.ExternalID == accountID && st.Message == message {
@@ -309,17 +330,17 @@ func (e *Engine) setRecordLocked(user string, state identityv1alpha1.AccountStat
 	e.changedUsers[user] = true
 }
 
-func (e *Engine) dropRecordLocked(user string) {
-	if _, ok := e.records[user]; ok {
-		delete(e.records, user)
+func (e *Engine) dropAccountStateLocked(user string) {
+	if _, ok := e.accountStates[user]; ok {
+		delete(e.accountStates, user)
 		e.changedUsers[user] = true
 	}
 }
 
-// seedRecordLocked starts a User's record from its status, so that times (and so
+// seedAccountStateLocked starts a User's record from its status, so that times (and so
 // deleteAfter) survive a restart.
-func (e *Engine) seedRecordLocked(user string, recorded *identityv1alpha1.UserAccount) {
-	if _, ok := e.records[user]; ok || recorded == nil {
+func (e *Engine) seedAccountStateLocked(user string, recorded *identityv1alpha1.UserAccount) {
+	if _, ok := e.accountStates[user]; ok || recorded == nil {
 		return
 	}
 	st := AccountStatus{State: recorded.State, ExternalID: recorded.ExternalID, Message: recorded.Message}
@@ -329,7 +350,7 @@ func (e *Engine) seedRecordLocked(user string, recorded *identityv1alpha1.UserAc
 	if recorded.LastTransitionTime != nil {
 		st.LastTransitionTime = recorded.LastTransitionTime.Time
 	}
-	e.records[user] = &record{status: st}
+	e.accountStates[user] = &accountState{status: st}
 }
 
 // observeConvergedLocked measures how long a User took from its change to converged.

@@ -49,14 +49,10 @@ type Engine struct {
 	err    error
 	caps   connectors.Capabilities
 	synced bool
-	// observed: the app's accounts by id and groups by lower-cased name.
-	accounts map[string]*observed
-	byKey    map[string]string // lower-cased matching key → account id
-	groups   map[string]*groupState
-	// links between Users and the accounts Roster manages.
-	links    map[string]string // user → account id
-	linkedBy map[string]string // account id → user
-	records  map[string]*record
+	// app is what the engine knows of the app's accounts and groups, and who holds them.
+	app *observedApp
+	// accountStates: each User's account as the User's status shows it.
+	accountStates map[string]*accountState
 	// planning.
 	dirty      map[string]time.Time // user → when it was first marked since planned
 	version    map[string]uint64
@@ -82,9 +78,6 @@ type Engine struct {
 	waitsFor     map[string]string
 	awaitedBy    map[string][]string
 	waitingSince map[string]time.Time
-	// full sync bookkeeping.
-	syncing      bool
-	touched      map[string]*observed // changed by Roster during a listing; nil: deleted
 	lastFullSync time.Time
 	// checkUnmanaged: the next planning run looks for unmanaged accounts to deactivate.
 	checkUnmanaged bool
@@ -108,7 +101,7 @@ type plannedUser struct {
 	since   time.Time // when the User was first marked for this plan
 }
 
-type record struct {
+type accountState struct {
 	status  AccountStatus
 	managed bool // the account is linked (for the finalizer and counts)
 	// rateLimited: the last write failed because the app asked Roster to slow down.
@@ -130,9 +123,8 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		subjects: subjects, notifier: notifier, events: events, log: log, now: time.Now,
 		queue: newWorkQueue(), timers: newTimers(),
 		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
-		health:   HealthConnecting,
-		accounts: map[string]*observed{}, byKey: map[string]string{}, groups: map[string]*groupState{},
-		links: map[string]string{}, linkedBy: map[string]string{}, records: map[string]*record{},
+		health: HealthConnecting,
+		app:    newObservedApp(), accountStates: map[string]*accountState{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
@@ -159,7 +151,7 @@ func (e *Engine) Configure(cfg Config) {
 		e.managedGroups[strings.ToLower(g)] = g
 	}
 	if cfg.MatchBy != old.MatchBy {
-		e.rekeyLocked()
+		e.app.rekey(e.cfg.MatchBy)
 	}
 	newTarget := cfg.Target != old.Target
 	relist := newTarget || cfg.ResyncRequest != old.ResyncRequest
@@ -197,14 +189,14 @@ func (e *Engine) Release(user string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.released[user] = true
-	e.unlinkLocked(user)
+	e.app.unlink(user)
 	for _, pending := range []map[string]bool{e.held, e.cleared, e.askedPending} {
 		delete(pending, user)
 	}
 	delete(e.planned, user)
 	delete(e.dirty, user)
 	delete(e.lastSent, user)
-	e.dropRecordLocked(user)
+	e.dropAccountStateLocked(user)
 	e.appChanged = true
 }
 
@@ -251,10 +243,10 @@ func (e *Engine) markAllLocked() {
 	for _, u := range e.subjects.Names() {
 		e.markLocked(u)
 	}
-	for u := range e.links {
+	for u := range e.app.links {
 		e.markLocked(u)
 	}
-	for u := range e.records {
+	for u := range e.accountStates {
 		e.markLocked(u)
 	}
 }
@@ -463,11 +455,11 @@ func (e *Engine) awaitManagerLocked(user string) bool {
 // willProvisionLocked reports whether a User is to have an active account here and
 // nothing stands in the way.
 func (e *Engine) willProvisionLocked(user string) bool {
-	if r := e.records[user]; r != nil && r.status.State == identityv1alpha1.AccountStateFailed {
+	if r := e.accountStates[user]; r != nil && r.status.State == identityv1alpha1.AccountStateFailed {
 		return false
 	}
 	s, ok := e.subjects.Subject(user)
-	return ok && s.Assigned && s.Active && !s.Deleting && !s.Duplicate && !s.Undecided
+	return ok && s.Assigned && s.Active && !s.Deleting && !s.Duplicate && !s.AssignmentUnknown
 }
 
 // releaseReportsLocked plans again the Users held back for a manager whose plan is done,
@@ -495,7 +487,7 @@ func (e *Engine) planUnmanagedAccountsLocked() []string {
 		return nil
 	}
 	var keys []string
-	for _, acc := range e.unmanagedLocked() {
+	for _, acc := range e.app.unmanaged() {
 		key := unmanagedPrefix + acc.ID
 		e.markLocked(key)
 		delete(e.dirty, key)
@@ -530,7 +522,7 @@ func (e *Engine) checkSafetyLocked(deprovisions []string) {
 	now := e.now()
 	sent := e.window.Count(now)
 	id := planID(fresh, e.planned)
-	if safety.Exceeds(sent+len(fresh), e.managedCountLocked()+sent, e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
+	if safety.Exceeds(sent+len(fresh), e.app.managedCount()+sent, e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
 		e.holdLocked(id, fresh, sent)
 		return
 	}
@@ -561,7 +553,7 @@ func (e *Engine) holdLocked(id string, users []string, sent int) {
 }
 
 func (e *Engine) blockedMessage(id string, n, sent int) string {
-	return blockedMessage(e.cfg.App, id, n, sent, e.window.Span(), e.managedCountLocked()+sent, e.cfg.MaxCount, e.cfg.MaxPercent)
+	return blockedMessage(e.cfg.App, id, n, sent, e.window.Span(), e.app.managedCount()+sent, e.cfg.MaxCount, e.cfg.MaxPercent)
 }
 
 func (e *Engine) dispatchLocked(user string, urgent bool) {
@@ -625,7 +617,7 @@ func (e *Engine) converge(ctx context.Context, user string) {
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.recordOutcomeLocked(p, outcome)
+	e.appliedLocked(p, outcome)
 }
 
 // staleLocked reports whether a plan was made against an account that has changed
@@ -633,10 +625,10 @@ func (e *Engine) converge(ctx context.Context, user string) {
 // the User was planned again), or a change to an account that is no longer as observed.
 func (e *Engine) staleLocked(p userPlan) bool {
 	if p.action == actCreate {
-		_, linked := e.links[p.user]
+		_, linked := e.app.links[p.user]
 		return linked
 	}
-	return p.observed != nil && !isUnmanagedKey(p.user) && e.accounts[p.observed.ID] != p.observed
+	return p.observed != nil && !isUnmanagedKey(p.user) && e.app.accounts[p.observed.ID] != p.observed
 }
 
 // runTimers marks Users dirty when their time comes.

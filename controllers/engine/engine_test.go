@@ -90,7 +90,7 @@ func testConfig(t *testing.T, app *memory.App) Config {
 	maxCount := int32(25)
 	return Config{
 		App: "acme/app", Target: app, Mapping: m, MatchBy: connectors.KeyUserName,
-		OnSuspend: identityv1alpha1.ActionDeactivate, OnRemoval: identityv1alpha1.ActionDeactivate,
+		OnSuspend: identityv1alpha1.SuspendDeactivate, OnRemoval: identityv1alpha1.RemovalDeactivate,
 		Unmanaged: identityv1alpha1.UnmanagedReport, MaxCount: &maxCount, Mode: identityv1alpha1.ModeEnforce,
 		Resync: time.Hour, Workers: 4,
 	}
@@ -138,8 +138,8 @@ func TestJoinerGetsAnAccountAndGroupsThenLeavesIt(t *testing.T) {
 		gs := app.Groups()
 		return activeAccounts(app) == 1 && len(gs) == 1 && len(gs[0].Members) == 1
 	})
-	if st, ok := e.Account("ada"); !ok || st.State != identityv1alpha1.AccountStateActive {
-		t.Fatalf("ada's account status = %+v %v", st, ok)
+	if v := e.User("ada"); !v.Known || v.Account.State != identityv1alpha1.AccountStateActive {
+		t.Fatalf("ada's account status = %+v %v", v.Account, v.Known)
 	}
 
 	subjects.set("ada", func(s *Subject) { s.Active = false })
@@ -148,7 +148,7 @@ func TestJoinerGetsAnAccountAndGroupsThenLeavesIt(t *testing.T) {
 		gs := app.Groups()
 		return activeAccounts(app) == 0 && len(app.Accounts()) == 1 && len(gs[0].Members) == 0
 	})
-	if settled, why := e.Settled("ada"); !settled {
+	if why := e.User("ada").Waiting; why != "" {
 		t.Fatalf("not settled after deprovisioning: %s", why)
 	}
 	events.mu.Lock()
@@ -290,7 +290,7 @@ func TestThresholdHoldsDeprovisionsThatArriveOneByOne(t *testing.T) {
 	if deprovisioned > 25 || !e.Snapshot().Blocked {
 		t.Fatalf("%d accounts deprovisioned one by one against maxCount 25 (blocked: %v), want at most 25 and the rest held", deprovisioned, e.Snapshot().Blocked)
 	}
-	msg := e.BlockedMessage()
+	msg := e.Snapshot().BlockedMessage
 	if !strings.Contains(msg, fmt.Sprintf("%d already deprovisioned in the last 10m0s", deprovisioned)) || !strings.Contains(msg, "kubectl annotate appconnection app "+identityv1alpha1.AnnotationApprovePlan) {
 		t.Fatalf("blocked message %q does not say how many were sent and how to approve", msg)
 	}
@@ -338,7 +338,7 @@ func TestAReleasedUserKeepsItsAccountAsItIs(t *testing.T) {
 	if acc, ok := app.Lookup(context.Background(), connectors.Key{Kind: connectors.KeyUserName, Value: "u00@example.com"}); ok != nil || !acc.Active {
 		t.Fatalf("the released account = %+v, %v; want it active, as it was", acc, ok)
 	}
-	if settled, why := e.Settled("u00"); !settled {
+	if why := e.User("u00").Waiting; why != "" {
 		t.Fatalf("a released User is not settled: %s", why)
 	}
 	if e.Snapshot().Unmanaged != 1 {
@@ -352,7 +352,7 @@ func TestARateLimitedUpdateDoesNotHoldBackTheKillSwitch(t *testing.T) {
 	subjects.set("u00", func(s *Subject) { s.User.Spec.Title = "Engineer" })
 	e.MarkDirty("u00")
 	eventually(t, "the update fails, rate limited", func() bool {
-		st, _ := e.Account("u00")
+		st := e.User("u00").Account
 		return st.State == identityv1alpha1.AccountStateFailed
 	})
 	e.mu.Lock()

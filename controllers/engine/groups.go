@@ -50,7 +50,7 @@ func newGroupState(g connectors.Group) *groupState {
 // changes already on their way.
 func (e *Engine) groupsOfLocked(accountID string) []string {
 	var names []string
-	for lower, gs := range e.groups {
+	for lower, gs := range e.app.groups {
 		pending := e.pendingGroups[lower]
 		in := gs.members[accountID]
 		if pending != nil {
@@ -66,7 +66,7 @@ func (e *Engine) groupsOfLocked(accountID string) []string {
 		}
 	}
 	for lower, pending := range e.pendingGroups {
-		if _, known := e.groups[lower]; !known {
+		if _, known := e.app.groups[lower]; !known {
 			if _, ok := pending.add[accountID]; ok {
 				names = append(names, pending.name)
 			}
@@ -253,7 +253,7 @@ func (e *Engine) sendGroupChange(ctx context.Context, target connectors.Target, 
 		return
 	}
 	e.mu.Lock()
-	gs := e.groups[lower]
+	gs := e.app.groups[lower]
 	e.mu.Unlock()
 	if gs == nil {
 		if len(c.add) == 0 {
@@ -270,7 +270,7 @@ func (e *Engine) sendGroupChange(ctx context.Context, target connectors.Target, 
 		}
 		gs = newGroupState(g)
 		e.mu.Lock()
-		e.groups[lower] = gs
+		e.app.groups[lower] = gs
 		e.mu.Unlock()
 	}
 	e.mu.Lock()

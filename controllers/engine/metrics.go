@@ -61,8 +61,8 @@ func observeConvergence(app string, d time.Duration) {
 	convergence.WithLabelValues(app).Observe(d.Seconds())
 }
 
-// recordGauges publishes a snapshot's counts.
-func recordGauges(app string, s Snapshot) {
+// publishGauges publishes a snapshot's counts.
+func publishGauges(app string, s Snapshot) {
 	accounts.WithLabelValues(app, "managed").Set(float64(s.Managed))
 	accounts.WithLabelValues(app, "pending").Set(float64(s.Pending))
 	accounts.WithLabelValues(app, "failed").Set(float64(s.Failed))

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,19 +99,19 @@ func plan(in planInput) userPlan {
 		p.wake = in.subject.NextChange
 	}
 	switch {
-	case in.exists && in.subject.Undecided && !in.subject.Deleting && !in.cfg.Removing:
+	case in.exists && in.subject.AssignmentUnknown && !in.subject.Deleting && !in.cfg.Removing:
 		p.problem = "a Role that may grant this app has a rule that does not compile; the account is left as it is"
 		return p
 	case !in.exists || in.subject.Deleting || !in.subject.Assigned || in.cfg.Removing:
-		return leave(p, in, in.cfg.OnRemoval)
+		return leave(p, in, onRemoval(in.cfg.OnRemoval))
 	case in.subject.Duplicate:
 		p.problem = "another User in the namespace has the same userName"
 		return p
 	case !in.subject.Active:
-		if in.cfg.OnSuspend == identityv1alpha1.ActionIgnore {
+		if in.cfg.OnSuspend == identityv1alpha1.SuspendIgnore {
 			return p
 		}
-		return leave(p, in, in.cfg.OnSuspend)
+		return leave(p, in, onSuspend(in.cfg.OnSuspend))
 	case in.mapErr != nil:
 		p.problem = in.mapErr.Error()
 		return p
@@ -147,17 +149,33 @@ func (s sent) notKept(diff []string, desired, current map[string]any) bool {
 	return true
 }
 
-// leave plans an account that should no longer be active, by the policy given.
-func leave(p userPlan, in planInput, policy string) userPlan {
+// onSuspend is the action a suspend policy asks for (but Ignore, which asks for none).
+func onSuspend(policy identityv1alpha1.SuspendAction) action {
+	if policy == identityv1alpha1.SuspendDelete {
+		return actDelete
+	}
+	return actDeactivate
+}
+
+// onRemoval is the action a removal policy asks for.
+func onRemoval(policy identityv1alpha1.RemovalAction) action {
+	switch policy {
+	case identityv1alpha1.RemovalOrphan:
+		return actOrphan
+	case identityv1alpha1.RemovalDelete:
+		return actDelete
+	}
+	return actDeactivate
+}
+
+// leave plans an account that should no longer be active: orphaned, deleted, or
+// deactivated (and deleted once deleteAfter has passed).
+func leave(p userPlan, in planInput, how action) userPlan {
 	if in.current == nil {
 		return p
 	}
-	switch policy {
-	case identityv1alpha1.ActionOrphan:
-		p.action = actOrphan
-		return p
-	case identityv1alpha1.ActionDelete:
-		p.action = actDelete
+	if how == actOrphan || how == actDelete {
+		p.action = how
 		return p
 	}
 	_, p.removeGroups = groupChanges(nil, in.groupsNow, in.managed)
@@ -216,4 +234,120 @@ func earliest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// unmanagedPrefix marks plan entries for accounts no User holds.
+const unmanagedPrefix = "account:"
+
+// planUserLocked plans one User (or one unmanaged account) against what is observed.
+func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
+	if id, ok := strings.CutPrefix(user, unmanagedPrefix); ok {
+		return e.planUnmanagedLocked(user, id)
+	}
+	s, exists := e.subjects.Subject(user)
+	if e.released[user] {
+		if !exists || s.Deleting {
+			return userPlan{user: user} // its account was let go as it is
+		}
+		delete(e.released, user) // a new User of that name
+	}
+	if !exists {
+		s = Subject{User: &identityv1alpha1.User{}}
+		s.User.Name = user
+	}
+	e.seedAccountStateLocked(user, s.Recorded)
+	var desired map[string]any
+	var mapErr error
+	if exists && s.Assigned && s.Active && !s.Deleting {
+		desired, mapErr = e.cfg.Mapping.Apply(mapVars(s, e.app.links[s.Manager]))
+	}
+	seen, adopted := e.currentLocked(user, s, desired)
+	current := seen.unpack()
+	in := planInput{
+		subject: s, exists: exists, cfg: &e.cfg, current: current, adopted: adopted,
+		desired: desired, mapErr: mapErr, managed: e.isManagedGroupLocked, now: now, lastSent: e.lastSent[user],
+	}
+	if current != nil {
+		in.groupsNow = e.groupsOfLocked(current.ID)
+	}
+	if r := e.accountStates[user]; r != nil {
+		in.since = r.status.LastTransitionTime
+	}
+	p := plan(in)
+	p.observed = seen
+	if exists && s.Manager != "" && e.app.links[s.Manager] == "" {
+		p.awaitsManager = s.Manager
+	}
+	if adopted && current != nil {
+		e.app.link(user, current.ID)
+		if e.cfg.Mode == identityv1alpha1.ModeEnforce && !e.cfg.Paused {
+			e.userEventLocked(user, "Normal", identityv1alpha1.EventAdopted,
+				fmt.Sprintf("Adopted the existing account %s in %s (matched by %s)", current.UserName(), e.cfg.App, e.cfg.MatchBy))
+		}
+	}
+	if !p.wake.IsZero() {
+		e.timers.schedule(user, p.wake)
+	}
+	return p
+}
+
+// currentLocked finds the User's account: the one linked, the one its status recorded,
+// or, for a User who should have one, an unlinked account with the same matching key.
+func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (*observed, bool) {
+	if _, ok := e.app.links[user]; ok {
+		if acc := e.app.accountOf(user); acc != nil {
+			return acc, false
+		}
+		e.app.unlink(user)
+	}
+	if r := s.Recorded; r != nil && r.ExternalID != "" && r.State != identityv1alpha1.AccountStateDeleted {
+		if acc := e.app.unlinked(r.ExternalID); acc != nil {
+			e.app.link(user, acc.ID)
+			return acc, false
+		}
+	}
+	if desired == nil {
+		return nil, false
+	}
+	key := connectors.Account{Attributes: desired}.KeyValue(e.cfg.MatchBy)
+	if key == "" {
+		return nil, false
+	}
+	if acc := e.app.byMatchingKey(e.cfg.MatchBy, key); acc != nil {
+		return acc, true
+	}
+	return nil, false
+}
+
+func (e *Engine) planUnmanagedLocked(key, id string) userPlan {
+	acc := e.app.unlinked(id)
+	p := userPlan{user: key}
+	if acc == nil || !acc.Active || e.cfg.Unmanaged != identityv1alpha1.UnmanagedDeactivate {
+		return p
+	}
+	p.current, p.observed, p.action = acc.unpack(), acc, actDeactivate
+	return p
+}
+
+func blockedMessage(app, id string, n, sent int, window time.Duration, managed int, maxCount, maxPercent *int32) string {
+	var limits []string
+	if maxCount != nil {
+		limits = append(limits, fmt.Sprintf("%d accounts", *maxCount))
+	}
+	if maxPercent != nil {
+		limits = append(limits, fmt.Sprintf("%d%% of %d managed", *maxPercent, managed))
+	}
+	name := app[strings.Index(app, "/")+1:]
+	return fmt.Sprintf("plan %s would deprovision %d accounts, with %d already deprovisioned in the last %s over the safety threshold (%s); "+
+		"%d deprovisions are held and were not sent. Check status.plan, then approve it with: kubectl annotate appconnection %s %s=%s",
+		id, n, sent, window, strings.Join(limits, ", "), n, name, identityv1alpha1.AnnotationApprovePlan, id)
+}
+
+// planID identifies a set of deprovisions, so that an approval covers exactly it.
+func planID(users []string, planned map[string]plannedUser) string {
+	h := sha256.New()
+	for _, u := range users {
+		fmt.Fprintf(h, "%s:%s\n", u, planned[u].action)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }

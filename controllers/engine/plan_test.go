@@ -21,10 +21,10 @@ func TestPlanDecisions(t *testing.T) {
 	assigned := Subject{User: user, Active: true, Assigned: true, Groups: []string{"eng"}}
 	suspended := Subject{User: user, Active: false, Assigned: true}
 	unassigned := Subject{User: user, Active: true}
-	cfg := func(onSuspend, onRemoval string, deleteAfter time.Duration) *Config {
+	cfg := func(onSuspend identityv1alpha1.SuspendAction, onRemoval identityv1alpha1.RemovalAction, deleteAfter time.Duration) *Config {
 		return &Config{OnSuspend: onSuspend, OnRemoval: onRemoval, DeleteAfter: deleteAfter}
 	}
-	deactivate := cfg(identityv1alpha1.ActionDeactivate, identityv1alpha1.ActionDeactivate, 0)
+	deactivate := cfg(identityv1alpha1.SuspendDeactivate, identityv1alpha1.RemovalDeactivate, 0)
 	managed := func(g string) bool { return g == "eng" || g == "old" }
 	cases := []struct {
 		reason     string
@@ -46,27 +46,27 @@ func TestPlanDecisions(t *testing.T) {
 			actNone, []string{"eng"}, []string{"old"}, time.Time{}},
 		{"suspended: Deactivate", planInput{subject: suspended, exists: true, cfg: deactivate, current: active, groupsNow: []string{"eng"}},
 			actDeactivate, nil, []string{"eng"}, time.Time{}},
-		{"suspended: Delete", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.ActionDelete, identityv1alpha1.ActionDeactivate, 0), current: active},
+		{"suspended: Delete", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.SuspendDelete, identityv1alpha1.RemovalDeactivate, 0), current: active},
 			actDelete, nil, nil, time.Time{}},
-		{"suspended: Ignore leaves the account", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.ActionIgnore, identityv1alpha1.ActionDeactivate, 0), current: active},
+		{"suspended: Ignore leaves the account", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.SuspendIgnore, identityv1alpha1.RemovalDeactivate, 0), current: active},
 			actNone, nil, nil, time.Time{}},
-		{"unassigned: Orphan lets the account go", planInput{subject: unassigned, exists: true, cfg: cfg(identityv1alpha1.ActionDeactivate, identityv1alpha1.ActionOrphan, 0), current: active},
+		{"unassigned: Orphan lets the account go", planInput{subject: unassigned, exists: true, cfg: cfg(identityv1alpha1.SuspendDeactivate, identityv1alpha1.RemovalOrphan, 0), current: active},
 			actOrphan, nil, nil, time.Time{}},
-		{"unassigned: Delete", planInput{subject: unassigned, exists: true, cfg: cfg(identityv1alpha1.ActionDeactivate, identityv1alpha1.ActionDelete, 0), current: active},
+		{"unassigned: Delete", planInput{subject: unassigned, exists: true, cfg: cfg(identityv1alpha1.SuspendDeactivate, identityv1alpha1.RemovalDelete, 0), current: active},
 			actDelete, nil, nil, time.Time{}},
 		{"unassigned without an account: nothing", planInput{subject: unassigned, exists: true, cfg: deactivate},
 			actNone, nil, nil, time.Time{}},
-		{"deactivated, deleteAfter not yet due: wait for it", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.ActionDeactivate, identityv1alpha1.ActionDeactivate, time.Hour), current: inactive, since: now.Add(-time.Minute), now: now},
+		{"deactivated, deleteAfter not yet due: wait for it", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.SuspendDeactivate, identityv1alpha1.RemovalDeactivate, time.Hour), current: inactive, since: now.Add(-time.Minute), now: now},
 			actNone, nil, nil, now.Add(59 * time.Minute)},
-		{"deactivated, deleteAfter due: delete", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.ActionDeactivate, identityv1alpha1.ActionDeactivate, time.Hour), current: inactive, since: now.Add(-2 * time.Hour), now: now},
+		{"deactivated, deleteAfter due: delete", planInput{subject: suspended, exists: true, cfg: cfg(identityv1alpha1.SuspendDeactivate, identityv1alpha1.RemovalDeactivate, time.Hour), current: inactive, since: now.Add(-2 * time.Hour), now: now},
 			actDelete, nil, nil, time.Time{}},
 		{"a deleted User's account follows onRemoval", planInput{subject: Subject{User: user}, exists: false, cfg: deactivate, current: active},
 			actDeactivate, nil, nil, time.Time{}},
-		{"the AppConnection going releases every account", planInput{subject: assigned, exists: true, cfg: &Config{OnRemoval: identityv1alpha1.ActionDelete, Removing: true}, current: active, desired: desired},
+		{"the AppConnection going releases every account", planInput{subject: assigned, exists: true, cfg: &Config{OnRemoval: identityv1alpha1.RemovalDelete, Removing: true}, current: active, desired: desired},
 			actDelete, nil, nil, time.Time{}},
 		{"a duplicate userName gets nothing", planInput{subject: Subject{User: user, Active: true, Assigned: true, Duplicate: true}, exists: true, cfg: deactivate},
 			actNone, nil, nil, time.Time{}},
-		{"an undecided User keeps its account", planInput{subject: Subject{User: user, Active: true, Undecided: true}, exists: true, cfg: deactivate, current: active},
+		{"a User whose assignment cannot be told keeps its account", planInput{subject: Subject{User: user, Active: true, AssignmentUnknown: true}, exists: true, cfg: deactivate, current: active},
 			actNone, nil, nil, time.Time{}},
 		{"a start date in the future wakes the plan then", planInput{subject: Subject{User: user, Assigned: true, NextChange: now.Add(time.Hour)}, exists: true, cfg: deactivate, now: now},
 			actNone, nil, nil, now.Add(time.Hour)},

@@ -18,13 +18,14 @@ const (
 func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.drainInboxLocked()
 	s := Snapshot{
 		Generation: e.cfg.Generation, Health: e.health, Err: e.err, Capabilities: e.caps,
-		Managed: e.managedCountLocked(), Pending: len(e.planned), LastFullSync: e.lastFullSync,
+		Managed: e.app.managedCount(), Pending: len(e.planned), LastFullSync: e.lastFullSync,
 		Blocked: e.heldPlanID != "", QuarantinedUntil: e.quarantine,
 	}
 	var failed []string
-	for u, r := range e.records {
+	for u, r := range e.accountStates {
 		if r.status.State == identityv1alpha1.AccountStateFailed {
 			failed = append(failed, u)
 			if r.rateLimited {
@@ -35,10 +36,10 @@ func (e *Engine) Snapshot() Snapshot {
 	s.Failed = len(failed)
 	sort.Strings(failed)
 	for _, u := range failed[:min(len(failed), failureSampleSize)] {
-		s.FailureSample = append(s.FailureSample, u+": "+e.records[u].status.Message)
+		s.FailureSample = append(s.FailureSample, u+": "+e.accountStates[u].status.Message)
 	}
 	if e.cfg.Unmanaged != identityv1alpha1.UnmanagedIgnore {
-		unmanaged := e.unmanagedLocked()
+		unmanaged := e.app.unmanaged()
 		s.Unmanaged = len(unmanaged)
 		for _, acc := range unmanaged {
 			s.UnmanagedSample = append(s.UnmanagedSample, acc.userName)
@@ -49,12 +50,16 @@ func (e *Engine) Snapshot() Snapshot {
 		}
 	}
 	s.Plan = e.planSummaryLocked()
+	if e.heldPlanID != "" {
+		s.BlockedMessage = e.blockedMessage(e.heldPlanID, len(e.held), e.heldSent)
+	}
+	s.Converging, s.Released = e.convergingLocked(), e.releasedLocked()
 	s.RecentDeprovisions = e.window.Counted(e.now())
 	for _, g := range e.managedGroups {
 		s.ManagedGroups = append(s.ManagedGroups, g)
 	}
 	sort.Strings(s.ManagedGroups)
-	recordGauges(e.cfg.App, s)
+	publishGauges(e.cfg.App, s)
 	return s
 }
 
@@ -94,123 +99,98 @@ func (e *Engine) planSummaryLocked() PlanSummary {
 	return sum
 }
 
-// BlockedMessage explains a plan held by the safety threshold, "" if none is.
-func (e *Engine) BlockedMessage() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.heldPlanID == "" {
-		return ""
-	}
-	return e.blockedMessage(e.heldPlanID, len(e.held), e.heldSent)
+// UserView is what an engine knows of one User, read at one instant.
+type UserView struct {
+	// Account is the User's account in the app; Known is false when the engine has
+	// nothing to say (no account, or the app not listed yet).
+	Account AccountStatus
+	Known   bool
+	// Listed: the engine has listed the app since it connected.
+	Listed bool
+	// Pending: the engine has work for the User it has not finished. A User seen
+	// pending is announced again (Notifier.UsersChanged) once it is not.
+	Pending bool
+	// Unreachable is the error talking to the app, when the app cannot be reached and
+	// it matters to the User (the User is assigned the app or holds an account there).
+	Unreachable error
+	// Waiting says, for a User going away, what the engine still waits for before it is
+	// done with the User's account; "" once it is.
+	Waiting string
 }
 
-// Account is a User's account in the app, for its status; false when the engine has
-// nothing to say (no account, or the app not listed yet).
-func (e *Engine) Account(user string) (AccountStatus, bool) {
+// User returns the engine's view of one User.
+func (e *Engine) User(user string) UserView {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	r := e.records[user]
-	if r == nil || !e.synced {
-		return AccountStatus{}, false
-	}
-	return r.status, true
-}
-
-// Settled reports whether the engine is done with a User that is going away: its
-// account is no longer active and nothing is pending. The reason says what it waits for.
-func (e *Engine) Settled(user string) (bool, string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	switch {
-	case e.cfg.Mode == identityv1alpha1.ModePlan:
-		return true, ""
-	case e.cfg.Paused:
-		return false, fmt.Sprintf("%s is paused", e.cfg.App)
-	case e.health == HealthFailing:
-		return false, fmt.Sprintf("%s cannot be reached: %v", e.cfg.App, e.err)
-	case !e.synced:
-		return false, fmt.Sprintf("%s has not been listed yet", e.cfg.App)
-	case e.held[user]:
-		return false, fmt.Sprintf("%s: plan %s waits for approval", e.cfg.App, e.heldPlanID)
-	}
-	if acc := e.accounts[e.links[user]]; acc != nil && acc.Active {
-		return false, fmt.Sprintf("the account in %s is still active", e.cfg.App)
-	}
 	e.drainInboxLocked()
-	_, dirty := e.dirty[user]
-	_, planned := e.planned[user]
-	if dirty || planned || e.hasPendingGroupsLocked(user) {
-		return false, fmt.Sprintf("the account in %s is being deprovisioned", e.cfg.App)
+	v := UserView{Listed: e.synced, Waiting: e.waitingForLocked(user)}
+	if r := e.accountStates[user]; r != nil && e.synced {
+		v.Account, v.Known = r.status, true
 	}
-	return true, ""
-}
-
-// Health reports how the connection to the app stands, and its last error.
-func (e *Engine) Health() (Health, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.health, e.err
-}
-
-// Concerns reports whether the app matters to a User: it is assigned the app, or holds
-// an account there.
-func (e *Engine) Concerns(user string) bool {
-	e.mu.Lock()
-	_, linked := e.links[user]
+	if e.cfg.Mode != identityv1alpha1.ModePlan && e.pendingLocked(user) {
+		v.Pending = true
+		e.askedPending[user] = true
+	}
+	_, linked := e.app.links[user]
+	failing, err := e.health == HealthFailing, e.err
 	e.mu.Unlock()
-	if linked {
-		return true
+	if failing && (linked || e.assigned(user)) {
+		v.Unreachable = err
 	}
+	return v
+}
+
+// assigned reports whether a User is assigned the app.
+func (e *Engine) assigned(user string) bool {
 	s, ok := e.subjects.Subject(user)
 	return ok && s.Assigned
 }
 
-// Synced reports whether the engine has listed the app since it connected.
-func (e *Engine) Synced() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.synced
+// waitingForLocked says what the engine waits for before it is done with a User that
+// is going away: its account no longer active and nothing pending; "" when done.
+func (e *Engine) waitingForLocked(user string) string {
+	switch {
+	case e.cfg.Mode == identityv1alpha1.ModePlan:
+		return ""
+	case e.cfg.Paused:
+		return fmt.Sprintf("%s is paused", e.cfg.App)
+	case e.health == HealthFailing:
+		return fmt.Sprintf("%s cannot be reached: %v", e.cfg.App, e.err)
+	case !e.synced:
+		return fmt.Sprintf("%s has not been listed yet", e.cfg.App)
+	case e.held[user]:
+		return fmt.Sprintf("%s: plan %s waits for approval", e.cfg.App, e.heldPlanID)
+	}
+	if acc := e.app.accountOf(user); acc != nil && acc.Active {
+		return fmt.Sprintf("the account in %s is still active", e.cfg.App)
+	}
+	_, dirty := e.dirty[user]
+	_, planned := e.planned[user]
+	if dirty || planned || e.hasPendingGroupsLocked(user) {
+		return fmt.Sprintf("the account in %s is being deprovisioned", e.cfg.App)
+	}
+	return ""
 }
 
-// Drained reports whether every account the engine managed is released (for a
+// releasedLocked reports whether every account the engine managed is released (for a
 // deleted AppConnection): none active and linked, nothing pending.
-func (e *Engine) Drained() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (e *Engine) releasedLocked() bool {
 	if e.cfg.Mode == identityv1alpha1.ModePlan {
 		return true
 	}
-	e.drainInboxLocked()
 	if !e.synced || len(e.dirty) > 0 || len(e.planned) > 0 || len(e.pendingGroups) > 0 {
 		return false
 	}
-	return e.managedCountLocked() == 0
-}
-
-// Pending reports whether a User has work the engine has not finished. A User reported
-// pending is announced again (Notifier.UsersChanged) once it is not.
-func (e *Engine) Pending(user string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	pending := e.pendingLocked(user)
-	if pending {
-		e.askedPending[user] = true
-	}
-	return pending
+	return e.app.managedCount() == 0
 }
 
 func (e *Engine) pendingLocked(user string) bool {
-	e.drainInboxLocked()
 	_, dirty := e.dirty[user]
 	_, planned := e.planned[user]
 	return dirty || (planned && !e.held[user] && e.cfg.Mode == identityv1alpha1.ModeEnforce) || e.hasPendingGroupsLocked(user)
 }
 
-// Converging reports whether the engine has work it has not finished.
-func (e *Engine) Converging() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.drainInboxLocked()
+// convergingLocked reports whether the engine has work it has not finished.
+func (e *Engine) convergingLocked() bool {
 	return !e.synced || len(e.dirty) > 0 || (len(e.planned) > 0 && e.heldPlanID == "" && e.cfg.Mode == identityv1alpha1.ModeEnforce) || len(e.pendingGroups) > 0
 }
 

@@ -22,8 +22,8 @@ type Config struct {
 	Target     connectors.Target
 	Mapping    *mapping.Mappings
 	MatchBy    connectors.KeyKind
-	OnSuspend  string // Deactivate, Delete, Ignore
-	OnRemoval  string // Deactivate, Delete, Orphan
+	OnSuspend  identityv1alpha1.SuspendAction
+	OnRemoval  identityv1alpha1.RemovalAction
 	// DeleteAfter deletes an account deactivated this long ago; 0 keeps it.
 	DeleteAfter time.Duration
 	Unmanaged   identityv1alpha1.UnmanagedAccountsPolicy
@@ -70,9 +70,9 @@ type Subject struct {
 	// Duplicate: another, older User in the namespace has the same userName; this one
 	// is not provisioned.
 	Duplicate bool
-	// Undecided: whether the User is assigned cannot be told (a Role's rule does not
+	// AssignmentUnknown: whether the User is assigned cannot be told (a Role's rule does not
 	// compile); its account is left as it is.
-	Undecided bool
+	AssignmentUnknown bool
 	// Manager is the manager User's name and userName, if any.
 	Manager, ManagerUserName string
 	// Recorded is what the User's status says of its account in this app, from before.
@@ -134,8 +134,14 @@ type Snapshot struct {
 	UnmanagedSample []string
 	LastFullSync    time.Time
 	Plan            PlanSummary
-	// Blocked is set while deprovisions wait for approval.
-	Blocked          bool
+	// Blocked is set while deprovisions wait for approval; BlockedMessage explains it.
+	Blocked        bool
+	BlockedMessage string
+	// Converging: the engine has work it has not finished.
+	Converging bool
+	// Released: every account the engine managed is released (for a deleted
+	// AppConnection): none active and linked, nothing pending.
+	Released         bool
 	ManagedGroups    []string
 	QuarantinedUntil time.Time
 	// RecentDeprovisions counts the deprovisions sent within the safety window.

@@ -17,13 +17,13 @@ func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
 		"emails": []any{map[string]any{"value": "ada@work.example", "type": "work"}, map[string]any{"value": "ada@example.com", "primary": true}},
 		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "eng",
 	}
-	e.observeLocked("42", &connectors.Account{ID: "42", Active: true, Version: `W/"3"`, Attributes: attrs})
+	e.app.put("42", pack(&connectors.Account{ID: "42", Active: true, Version: `W/"3"`, Attributes: attrs}, e.cfg.MatchBy))
 
-	kept := e.accounts["42"]
+	kept := e.app.accounts["42"]
 	if kept.Attributes != nil || kept.userName != "ada@example.com" {
 		t.Fatalf("kept %v and userName %q, want no attributes and the userName aside", kept.Attributes, kept.userName)
 	}
-	if e.byKey[keyIndex(connectors.KeyUserName, "ADA@example.com")] != "42" {
+	if e.app.byKey[keyIndex(connectors.KeyUserName, "ADA@example.com")] != "42" {
 		t.Fatal("the kept account is not found by its userName, ignoring letter case")
 	}
 	full := kept.unpack()
@@ -35,13 +35,13 @@ func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
 	}
 
 	e.cfg.MatchBy = connectors.KeyEmail
-	e.rekeyLocked()
-	if e.byKey[keyIndex(connectors.KeyEmail, "Ada@Example.com")] != "42" || len(e.byKey) != 1 {
-		t.Fatalf("after the matching key changed to email, the index is %v", e.byKey)
+	e.app.rekey(e.cfg.MatchBy)
+	if e.app.byKey[keyIndex(connectors.KeyEmail, "Ada@Example.com")] != "42" || len(e.app.byKey) != 1 {
+		t.Fatalf("after the matching key changed to email, the index is %v", e.app.byKey)
 	}
 
-	e.observeLocked("42", nil)
-	if len(e.accounts)+len(e.byKey) != 0 {
-		t.Fatalf("a deleted account leaves %d accounts and %d index entries behind", len(e.accounts), len(e.byKey))
+	e.app.put("42", nil)
+	if len(e.app.accounts)+len(e.app.byKey) != 0 {
+		t.Fatalf("a deleted account leaves %d accounts and %d index entries behind", len(e.app.accounts), len(e.app.byKey))
 	}
 }

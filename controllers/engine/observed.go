@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/rosterhq/roster/connectors"
+)
+
+// observedApp is the engine's picture of its app: the accounts and groups as the last
+// listing showed them, kept current by the engine's own writes, and which User holds
+// which account. It is guarded by the engine's mutex.
+type observedApp struct {
+	accounts map[string]*observed   // by account id
+	byKey    map[string]string      // keyIndex of the matching key → account id
+	groups   map[string]*groupState // by lower-cased display name
+	links    map[string]string      // User → the account id Roster manages for it
+	linkedBy map[string]string      // account id → User
+	// written holds the accounts Roster wrote while a listing runs (nil: deleted), so
+	// that the listing's older view does not overwrite them; nil when none runs.
+	written map[string]*observed
+}
+
+func newObservedApp() *observedApp {
+	return &observedApp{
+		accounts: map[string]*observed{}, byKey: map[string]string{}, groups: map[string]*groupState{},
+		links: map[string]string{}, linkedBy: map[string]string{},
+	}
+}
+
+// observed is an account of the app as the engine keeps it. Attributes decoded from an
+// app's answers are maps of maps, about 1.5 KiB an account; packed as JSON they take a
+// third of that, so the account itself carries none: planning a User unpacks its one
+// account, and what the account is found and named by is kept aside.
+type observed struct {
+	connectors.Account
+	packed   []byte // the attributes, as JSON
+	index    string // the account's entry in byKey, "" if it has no matching key
+	userName string
+}
+
+// pack keeps an account with all its attributes, as an app showed it, indexed by the
+// matching key matchBy.
+func pack(acc *connectors.Account, matchBy connectors.KeyKind) *observed {
+	o := &observed{Account: connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version}, userName: acc.UserName()}
+	if v := acc.KeyValue(matchBy); v != "" {
+		o.index = keyIndex(matchBy, v)
+	}
+	data, err := json.Marshal(acc.Attributes)
+	if err != nil {
+		o.Attributes = acc.Attributes // attributes JSON cannot hold are kept as they are
+	}
+	o.packed = data
+	return o
+}
+
+// unpack returns the account with all its attributes (nil for nil).
+func (o *observed) unpack() *connectors.Account {
+	if o == nil {
+		return nil
+	}
+	full := o.Account
+	if o.Attributes == nil {
+		if err := json.Unmarshal(o.packed, &full.Attributes); err != nil {
+			full.Attributes = nil
+		}
+	}
+	return &full
+}
+
+func keyIndex(kind connectors.KeyKind, value string) string {
+	return string(kind) + "\x00" + strings.ToLower(value)
+}
+
+// beginListing starts keeping Roster's own writes apart until endListing.
+func (a *observedApp) beginListing() { a.written = map[string]*observed{} }
+
+func (a *observedApp) endListing() { a.written = nil }
+
+// replace takes a full listing: the accounts listed, with Roster's writes made while
+// it ran kept over them, and the groups listed, but for those named in keepGroups
+// (changes on their way) which keep what the engine knows. Users linked to accounts
+// gone from the app are unlinked.
+func (a *observedApp) replace(accounts []*observed, groups []connectors.Group, keepGroups func(lower string) bool) {
+	fresh := make(map[string]*observed, len(accounts))
+	for _, o := range accounts {
+		fresh[o.ID] = o
+	}
+	for id, o := range a.written {
+		if o == nil {
+			delete(fresh, id)
+		} else {
+			fresh[id] = o
+		}
+	}
+	a.accounts = fresh
+	a.reindex()
+	for user, id := range a.links {
+		if _, ok := fresh[id]; !ok {
+			a.unlink(user)
+		}
+	}
+	freshGroups := make(map[string]*groupState, len(groups))
+	for _, g := range groups {
+		freshGroups[strings.ToLower(g.DisplayName)] = newGroupState(g)
+	}
+	for lower, gs := range a.groups {
+		if keepGroups(lower) {
+			freshGroups[lower] = gs
+		}
+	}
+	a.groups = freshGroups
+}
+
+// put keeps an account as Roster just wrote it (nil: deleted).
+func (a *observedApp) put(id string, o *observed) {
+	if old := a.accounts[id]; old != nil {
+		a.unindex(old)
+	}
+	if o == nil {
+		delete(a.accounts, id)
+	} else {
+		a.accounts[id] = o
+		a.index(o)
+	}
+	if a.written != nil {
+		a.written[id] = o
+	}
+}
+
+// index finds an account by the connection's matching key (only that one: rekey
+// follows a change of key).
+func (a *observedApp) index(o *observed) {
+	if o.index != "" {
+		a.byKey[o.index] = o.ID
+	}
+}
+
+func (a *observedApp) unindex(o *observed) {
+	if o.index != "" && a.byKey[o.index] == o.ID {
+		delete(a.byKey, o.index)
+	}
+}
+
+func (a *observedApp) reindex() {
+	a.byKey = make(map[string]string, len(a.accounts))
+	for _, o := range a.accounts {
+		a.index(o)
+	}
+}
+
+// rekey indexes every account by a new matching key.
+func (a *observedApp) rekey(matchBy connectors.KeyKind) {
+	for _, o := range a.accounts {
+		o.index = ""
+		if v := o.unpack().KeyValue(matchBy); v != "" {
+			o.index = keyIndex(matchBy, v)
+		}
+	}
+	a.reindex()
+}
+
+func (a *observedApp) link(user, id string) {
+	if old, ok := a.links[user]; ok && old != id {
+		delete(a.linkedBy, old)
+	}
+	a.links[user] = id
+	a.linkedBy[id] = user
+}
+
+func (a *observedApp) unlink(user string) {
+	if id, ok := a.links[user]; ok {
+		delete(a.linkedBy, id)
+		delete(a.links, user)
+	}
+}
+
+// accountOf returns the account linked to a User, nil if none.
+func (a *observedApp) accountOf(user string) *observed {
+	return a.accounts[a.links[user]]
+}
+
+// unlinked returns the account with id when no User holds it, nil otherwise.
+func (a *observedApp) unlinked(id string) *observed {
+	if a.linkedBy[id] != "" {
+		return nil
+	}
+	return a.accounts[id]
+}
+
+// byMatchingKey returns the account no User holds whose matching key is value.
+func (a *observedApp) byMatchingKey(kind connectors.KeyKind, value string) *observed {
+	if id := a.byKey[keyIndex(kind, value)]; id != "" {
+		return a.unlinked(id)
+	}
+	return nil
+}
+
+// unmanaged lists the active accounts no User holds.
+func (a *observedApp) unmanaged() []*observed {
+	var out []*observed
+	for id, acc := range a.accounts {
+		if acc.Active && a.linkedBy[id] == "" {
+			out = append(out, acc)
+		}
+	}
+	return out
+}
+
+// managedCount counts the active accounts Users hold.
+func (a *observedApp) managedCount() int {
+	n := 0
+	for id := range a.linkedBy {
+		if acc := a.accounts[id]; acc != nil && acc.Active {
+			n++
+		}
+	}
+	return n
+}
