@@ -3,6 +3,8 @@ IMG ?= roster:dev
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # kubectl from PATH, else the one hack/setup-envtest.sh builds with the control plane.
 KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(LOCALBIN)/k8s/kubectl)
 GO_TEST_FLAGS ?=
@@ -44,9 +46,11 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: vet ## Check formatting and run go vet.
+lint: vet golangci-lint ## Check formatting, run go vet, golangci-lint (.golangci.yml) and the API conventions check.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GOLANGCI_LINT) run ./...
+	go run ./hack/apilint ./api/v1alpha1
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver, etcd and kubectl from Go modules into the cache and bin/k8s.
@@ -118,6 +122,12 @@ undeploy: kubectl ## Remove the operator and its CRDs.
 	$(KUBECTL) delete --ignore-not-found -k config/default
 
 ##@ Tools
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT)
+$(GOLANGCI_LINT):
+	GOBIN=$(LOCALBIN)/golangci-lint.tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(LOCALBIN)/golangci-lint.tmp/golangci-lint $@ && rmdir $(LOCALBIN)/golangci-lint.tmp
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN)

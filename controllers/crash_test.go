@@ -77,7 +77,7 @@ type crashingWorker struct{ runs int }
 func (w *crashingWorker) Run(ctx context.Context) error {
 	w.runs++
 	crashes := safety.NewCrashes(func() {})
-	crashes.Run(func() { var m map[string]int; m["boom"]++ })
+	crashes.Run(func() { var pages []int; _ = pages[len(pages)] }) // a runtime error, as a bug would make
 	return crashes.Err()
 }
 

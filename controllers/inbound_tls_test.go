@@ -73,7 +73,12 @@ func TestInboundSCIMServesTLSAndPicksUpARenewedCertificate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the server stopped with %v", err)
+		}
+	}()
 	waitUntil(t, "the first certificate is served", func() bool { cn, _ := servedCertificate(addr); return cn == "first" })
 	writeCert(t, dir, "renewed")
 	waitUntil(t, "the renewed certificate is served without a restart", func() bool { cn, _ := servedCertificate(addr); return cn == "renewed" })

@@ -201,10 +201,10 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 	}
 	var failed, pending, active, inactive []string
 	for _, a := range u.Status.Accounts {
-		switch {
-		case a.State == identityv1alpha1.AccountStateFailed:
+		switch a.State {
+		case identityv1alpha1.AccountStateFailed:
 			failed = append(failed, fmt.Sprintf("%s: %s", a.App, a.Message))
-		case a.State == identityv1alpha1.AccountStateActive:
+		case identityv1alpha1.AccountStateActive:
 			active = append(active, a.App)
 		default:
 			inactive = append(inactive, a.App)

@@ -116,5 +116,5 @@ type AppAssignmentList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&AppAssignment{}, &AppAssignmentList{})
+	register(&AppAssignment{}, &AppAssignmentList{})
 }

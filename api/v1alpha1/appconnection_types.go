@@ -204,8 +204,8 @@ type RateLimit struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="period must be a duration from 1s to 24h, such as 1m"
 	Period *metav1.Duration `json:"period,omitempty"`
 
-	// writes, for an app that counts writes (POST, PUT, PATCH, DELETE) apart, is how
-	// many of the requests may be writes per period; reads then do not eat into the
+	// writes is how many of the requests may be writes (POST, PUT, PATCH, DELETE) per
+	// period, for an app that counts writes apart; reads then do not eat into the
 	// writes' budget. Unset: writes count as requests, nothing more.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
@@ -441,7 +441,7 @@ type AppConnectionList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&AppConnection{}, &AppConnectionList{})
+	register(&AppConnection{}, &AppConnectionList{})
 }
 
 // ConnectorName is the name of the connector block that is set ("scim", "memory"), or

@@ -267,7 +267,7 @@ type DirectorySyncSpec struct {
 	// +kubebuilder:default=Orphan
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
-	// mirrorGroupsAsRoles, when set, makes one Role per directory group, so an
+	// mirrorGroupsAsRoles makes, when set, one Role per directory group, so that an
 	// AppAssignment can target everyone in that group.
 	// +optional
 	MirrorGroupsAsRoles *GroupRoleMirror `json:"mirrorGroupsAsRoles,omitempty"`
@@ -433,7 +433,7 @@ type DirectorySyncList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DirectorySync{}, &DirectorySyncList{})
+	register(&DirectorySync{}, &DirectorySyncList{})
 }
 
 // SourceName is the name of the source block that is set ("ldap", "scim", "hris"), or

@@ -266,5 +266,5 @@ type UserList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&User{}, &UserList{})
+	register(&User{}, &UserList{})
 }

@@ -111,7 +111,8 @@ func DropNeverReturned(r Resource) Resource {
 	for schema, names := range neverReturned {
 		container := map[string]any(r)
 		if schema != "" {
-			k, ok := findKey(r, schema)
+			k, _ := findKey(r, schema)
+			var ok bool
 			if container, ok = r[k].(map[string]any); !ok {
 				continue
 			}

@@ -106,7 +106,8 @@ func validName(s string) bool {
 	}
 	for i, c := range s {
 		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if !(alpha || c == '$' && i == 0 || i > 0 && (c >= '0' && c <= '9' || c == '_' || c == '-')) {
+		digitOrMark := c >= '0' && c <= '9' || c == '_' || c == '-'
+		if !alpha && (c != '$' || i != 0) && (i == 0 || !digitOrMark) {
 			return false
 		}
 	}

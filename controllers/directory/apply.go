@@ -400,7 +400,7 @@ func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 	now := s.now()
 	made := s.window.Count(now)
 	id := safety.PlanID(names)
-	if !(empty || safety.Exceeds(made+len(names), owned+made, s.cfg.MaxCount, s.cfg.MaxPercent)) || s.cfg.ApprovedPlan == id {
+	if !empty && !safety.Exceeds(made+len(names), owned+made, s.cfg.MaxCount, s.cfg.MaxPercent) || s.cfg.ApprovedPlan == id {
 		s.status.Blocked, s.status.BlockedMessage, s.status.PlanID = false, "", ""
 		s.window.Add(now, len(names))
 		return nil
@@ -439,7 +439,7 @@ func (s *Syncer) applyUser(ctx context.Context, d desiredUser, existing *identit
 	lock := &s.stripe[stripeOf(d.recordID)]
 	lock.Lock()
 	defer lock.Unlock()
-	err := s.client.Patch(ctx, d.object, client.Apply, client.FieldOwner(s.fieldOwner), client.ForceOwnership)
+	err := s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(d.object), client.FieldOwner(s.fieldOwner), client.ForceOwnership)
 	if apierrors.IsInvalid(err) {
 		s.skip(d.recordID, skip{"Rejected", err.Error()})
 		return false, &RejectedError{Reason: "Rejected", Detail: err.Error()}
@@ -452,7 +452,7 @@ func (s *Syncer) applyUser(ctx context.Context, d desiredUser, existing *identit
 		release := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": identityv1alpha1.GroupVersion.String(), "kind": "User",
 			"metadata": map[string]any{"name": d.name, "namespace": s.cfg.Namespace}}}
-		if err := s.client.Patch(ctx, release, client.Apply, client.FieldOwner(s.vanishOwner)); err != nil {
+		if err := s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(release), client.FieldOwner(s.vanishOwner)); err != nil {
 			return true, fmt.Errorf("releasing User %s: %w", d.name, err)
 		}
 	}
@@ -472,7 +472,7 @@ func (s *Syncer) vanish(ctx context.Context, u *identityv1alpha1.User) error {
 			"annotations": map[string]any{annotationVanished: "true", AnnotationInactive: since}},
 		"spec": map[string]any{"state": string(identityv1alpha1.UserStateSuspended)},
 	}}
-	err := s.client.Patch(ctx, obj, client.Apply, client.FieldOwner(s.vanishOwner), client.ForceOwnership)
+	err := s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(s.vanishOwner), client.ForceOwnership)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("suspending User %s: %w", u.Name, err)
 	}
@@ -562,7 +562,7 @@ func (s *Syncer) mirrorGroups(ctx context.Context) error {
 			if r := existing[name]; r != nil && r.Annotations[AnnotationAppliedHash] == obj.GetAnnotations()[AnnotationAppliedHash] {
 				continue
 			}
-			if err := s.client.Patch(ctx, obj, client.Apply, client.FieldOwner(s.fieldOwner), client.ForceOwnership); err != nil {
+			if err := s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(s.fieldOwner), client.ForceOwnership); err != nil {
 				return fmt.Errorf("writing Role %s: %w", name, err)
 			}
 		}

@@ -58,16 +58,6 @@ func (n names) of(prefix, id string) (string, bool) {
 	return name, true
 }
 
-// forget drops a record that left the source.
-func (n names) forget(id string) {
-	if name, ok := n.byRecord[id]; ok {
-		delete(n.owner, name)
-		delete(n.byRecord, id)
-	}
-	n.setUserName(id, "")
-	delete(n.problems, id)
-}
-
 // setUserName records the userName a record's User has, to tell duplicates.
 func (n names) setUserName(id, userName string) {
 	if old, ok := n.userNames[id]; ok {

@@ -102,8 +102,7 @@ type plannedUser struct {
 }
 
 type accountState struct {
-	status  AccountStatus
-	managed bool // the account is linked (for the finalizer and counts)
+	status AccountStatus
 	// rateLimited: the last write failed because the app asked Roster to slow down.
 	rateLimited bool
 }

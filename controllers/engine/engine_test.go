@@ -102,7 +102,7 @@ func startEngine(t *testing.T, cfg Config, subjects *fakeSubjects) (*Engine, *re
 	e := New(cfg, subjects, nopNotifier{}, events, logr.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
+	go func() { _ = e.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return e, events
 }

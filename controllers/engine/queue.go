@@ -97,13 +97,6 @@ func (q *workQueue) done(user string) {
 	}
 }
 
-// len is the number of Users waiting or being worked on.
-func (q *workQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.queued) + len(q.inFlight)
-}
-
 func (q *workQueue) close() {
 	q.mu.Lock()
 	q.closed = true

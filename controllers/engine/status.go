@@ -3,7 +3,6 @@ package engine
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
@@ -192,12 +191,4 @@ func (e *Engine) pendingLocked(user string) bool {
 // convergingLocked reports whether the engine has work it has not finished.
 func (e *Engine) convergingLocked() bool {
 	return !e.synced || len(e.dirty) > 0 || (len(e.planned) > 0 && e.heldPlanID == "" && e.cfg.Mode == identityv1alpha1.ModeEnforce) || len(e.pendingGroups) > 0
-}
-
-// describeUsers is a short list of Users for a message.
-func describeUsers(users []string) string {
-	if len(users) > 5 {
-		return strings.Join(users[:5], ", ") + fmt.Sprintf(" and %d more", len(users)-5)
-	}
-	return strings.Join(users, ", ")
 }

@@ -214,7 +214,7 @@ func (d *demo) applySamples(ctx context.Context, chatURL string) error {
 		if obj.GetKind() == "AppConnection" && obj.GetName() == "chat" {
 			_ = unstructured.SetNestedField(obj.Object, chatURL, "spec", "scim", "baseURL")
 		}
-		if err := d.k8s.Patch(ctx, obj, client.Apply, client.FieldOwner("roster-demo"), client.ForceOwnership); err != nil {
+		if err := d.k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("roster-demo"), client.ForceOwnership); err != nil {
 			return fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
 	}

@@ -75,13 +75,13 @@ func TestDefaultInstallIsAccepted(t *testing.T) {
 	for _, obj := range objs {
 		kinds[obj.GetKind()]++
 		if obj.GetKind() == "Namespace" { // dry-run objects need their namespace to exist
-			if err := env.Client.Patch(ctx, obj.DeepCopy(), client.Apply, client.FieldOwner("install-test"), client.ForceOwnership); err != nil {
+			if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()), client.FieldOwner("install-test"), client.ForceOwnership); err != nil {
 				t.Fatalf("namespace: %v", err)
 			}
 		}
 	}
 	for _, obj := range objs {
-		if err := env.Client.Patch(ctx, obj, client.Apply, client.FieldOwner("install-test"), client.ForceOwnership, client.DryRunAll); err != nil {
+		if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("install-test"), client.ForceOwnership, client.DryRunAll); err != nil {
 			t.Errorf("%s %s was refused: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
