@@ -81,3 +81,11 @@ func RetryAfter(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// RejectedError is a source record that did not become a User: the reason, and what
+// the mapping or the API server said.
+type RejectedError struct {
+	Reason, Detail string
+}
+
+func (e *RejectedError) Error() string { return e.Reason + ": " + e.Detail }

@@ -15,12 +15,13 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/connectors/scim/inbound"
 	"github.com/rosterhq/roster/controllers/directory"
 	"github.com/rosterhq/roster/controllers/safety"
 	"github.com/rosterhq/roster/test/testenv"
 )
 
-// TestForgedSCIMAnnotationsAreReadBackSafely loads an inbound SCIM store from Users and
+// TestForgedSCIMAnnotationsAreReadBackSafely loads an inbound SCIM endpoint from Users and
 // a groups ConfigMap that a namespace editor has forged, and uses it as an identity
 // provider would.
 func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
@@ -41,8 +42,8 @@ func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 			Annotations: map[string]string{AnnotationSCIMResource: a}}})
 	}
 	c := fake.NewClientBuilder().WithScheme(testenv.Scheme()).WithObjects(objs...).Build()
-	st := newInboundStore(key, "uid", c)
-	if err := st.load(context.Background()); err != nil {
+	st := inbound.New(syncerSink{key: key}, endpointStore{client: c, key: key, uid: "uid"})
+	if err := st.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := st.Snapshot(context.Background())
@@ -67,8 +68,8 @@ func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 	if _, err := st.Update(context.Background(), scim.Groups, "g1", "", func(r scim.Resource) error {
 		r["members"] = []any{map[string]any{"value": "u1"}, "u3", 5}
 		return nil
-	}); !errors.Is(err, errNotReady) {
-		t.Fatalf("a membership change before the syncer is attached = %v, want errNotReady (and no panic)", err)
+	}); !errors.Is(err, inbound.ErrNotReady) {
+		t.Fatalf("a membership change before the syncer runs = %v, want ErrNotReady (and no panic)", err)
 	}
 }
 

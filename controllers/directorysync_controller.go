@@ -57,12 +57,6 @@ type builtSource struct {
 	exportVersion string
 }
 
-// Attacher is a Source that needs its syncer (the inbound SCIM server applies pushes
-// through it).
-type Attacher interface {
-	Attach(*directory.Syncer)
-}
-
 func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ds := &identityv1alpha1.DirectorySync{}
 	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
@@ -97,9 +91,6 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	if err != nil {
 		return ctrl.Result{}, err
-	}
-	if a, ok := b.source.(Attacher); ok {
-		a.Attach(syncer)
 	}
 	if r.exportChanged(ctx, ds, b) {
 		syncer.SyncNow()

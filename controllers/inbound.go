@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/connectors/scim/inbound"
 )
 
 // InboundSCIM serves the SCIM 2.0 endpoints identity providers (Okta, Entra ID,
@@ -41,9 +41,19 @@ type InboundSCIM struct {
 	// Recorder records failed-login bursts on the DirectorySync; nil records none.
 	Recorder recorder.EventRecorder
 
-	mu       sync.Mutex
-	stores   map[types.NamespacedName]*inboundStore
-	failures map[string]*failedLogins // by endpoint, or "unknown"
+	// syncers apply the pushes; Setup hands them over.
+	syncers *Syncers
+
+	mu        sync.Mutex
+	endpoints map[types.NamespacedName]*endpoint
+	failures  map[string]*failedLogins // by endpoint, or "unknown"
+}
+
+// endpoint is one DirectorySync's inbound SCIM endpoint.
+type endpoint struct {
+	*inbound.Endpoint
+	key types.NamespacedName
+	uid types.UID
 }
 
 // maxHeaderBytes bounds a request's headers: SCIM needs a bearer token and a filter of
@@ -108,40 +118,40 @@ func (s *InboundSCIM) NeedLeaderElection() bool { return true }
 func (s *InboundSCIM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/scim/v2/")
 	parts := strings.SplitN(rest, "/", 3)
-	var store *inboundStore
+	var ep *endpoint
 	if ok && len(parts) >= 2 {
 		s.mu.Lock()
-		store = s.stores[types.NamespacedName{Namespace: parts[0], Name: parts[1]}]
+		ep = s.endpoints[types.NamespacedName{Namespace: parts[0], Name: parts[1]}]
 		s.mu.Unlock()
 	}
-	if store == nil || !store.authorize(r) {
-		s.refuse(w, r, store)
+	if ep == nil || !ep.Authorize(r) {
+		s.refuse(w, r, ep)
 		return
 	}
-	if !store.ready() {
+	if !ep.Ready() || s.syncers == nil || s.syncers.Get(ep.key) == nil {
 		w.Header().Set("Retry-After", "5")
 		scim.WriteError(w, http.StatusServiceUnavailable, "", "the DirectorySync is starting; retry")
 		return
 	}
-	http.StripPrefix("/scim/v2/"+parts[0]+"/"+parts[1], store.server).ServeHTTP(w, r)
+	http.StripPrefix("/scim/v2/"+parts[0]+"/"+parts[1], ep).ServeHTTP(w, r)
 }
 
 // refuse answers a request without valid credentials: 401, or 429 past the endpoint's
 // failed-login budget; it counts it, and reports a burst.
-func (s *InboundSCIM) refuse(w http.ResponseWriter, r *http.Request, store *inboundStore) {
-	endpoint := "unknown"
-	if store != nil {
-		endpoint = store.key.String()
+func (s *InboundSCIM) refuse(w http.ResponseWriter, r *http.Request, ep *endpoint) {
+	name := "unknown"
+	if ep != nil {
+		name = ep.key.String()
 	}
-	inboundFailedLogins.WithLabelValues(endpoint).Inc()
+	inboundFailedLogins.WithLabelValues(name).Inc()
 	s.mu.Lock()
 	if s.failures == nil {
 		s.failures = map[string]*failedLogins{}
 	}
-	f := s.failures[endpoint]
+	f := s.failures[name]
 	if f == nil {
 		f = &failedLogins{limit: rate.NewLimiter(failedLoginRate, failedLoginBurst)}
-		s.failures[endpoint] = f
+		s.failures[name] = f
 	}
 	f.count++
 	limited := !f.limit.Allow()
@@ -152,9 +162,9 @@ func (s *InboundSCIM) refuse(w http.ResponseWriter, r *http.Request, store *inbo
 	count := f.count
 	s.mu.Unlock()
 	if report {
-		s.Log.Info("Failed inbound SCIM logins over the limit", "endpoint", endpoint, "failed", count, "from", r.RemoteAddr)
-		if store != nil && s.Recorder != nil {
-			ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: store.key.Namespace, Name: store.key.Name, UID: store.uid}}
+		s.Log.Info("Failed inbound SCIM logins over the limit", "endpoint", name, "failed", count, "from", r.RemoteAddr)
+		if ep != nil && s.Recorder != nil {
+			ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ep.key.Namespace, Name: ep.key.Name, UID: ep.uid}}
 			s.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, identityv1alpha1.EventFailedLogins, "Authenticate",
 				"%d requests to the inbound SCIM endpoint came without a valid bearer token (the last from %s); further ones are slowed down", count, r.RemoteAddr)
 		}
@@ -174,8 +184,8 @@ type failedLogins struct {
 	reported time.Time
 }
 
-// SourceFactory is the "scim" source: the store of the DirectorySync, loaded from its
-// Users the first time, with the bearer token the identity provider must send.
+// SourceFactory is the "scim" source: the endpoint of the DirectorySync, loaded from
+// its Users the first time, with the bearer token the identity provider must send.
 func (s *InboundSCIM) SourceFactory() connectors.SourceFactory {
 	return func(ctx context.Context, ds *identityv1alpha1.DirectorySync, secrets connectors.SecretReader) (connectors.Source, error) {
 		key := types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}
@@ -185,20 +195,21 @@ func (s *InboundSCIM) SourceFactory() connectors.SourceFactory {
 			return nil, err
 		}
 		s.mu.Lock()
-		if s.stores == nil {
-			s.stores = map[types.NamespacedName]*inboundStore{}
+		if s.endpoints == nil {
+			s.endpoints = map[types.NamespacedName]*endpoint{}
 		}
-		store := s.stores[key]
-		if store == nil {
-			store = newInboundStore(key, ds.UID, s.Client)
-			s.stores[key] = store
+		ep := s.endpoints[key]
+		if ep == nil {
+			sink := syncerSink{syncers: s.syncers, key: key}
+			ep = &endpoint{Endpoint: inbound.New(sink, endpointStore{client: s.Client, key: key, uid: ds.UID}), key: key, uid: ds.UID}
+			s.endpoints[key] = ep
 		}
 		s.mu.Unlock()
-		store.setTokens(tokens)
-		if err := store.load(ctx); err != nil {
+		ep.SetTokens(tokens)
+		if err := ep.Load(ctx); err != nil {
 			return nil, err
 		}
-		return store, nil
+		return ep.Endpoint, nil
 	}
 }
 
@@ -235,30 +246,16 @@ func inboundTokens(ctx context.Context, ref identityv1alpha1.SecretKeySelector, 
 // valid again.
 func (s *InboundSCIM) Revoke(key types.NamespacedName) {
 	s.mu.Lock()
-	store := s.stores[key]
+	ep := s.endpoints[key]
 	s.mu.Unlock()
-	if store != nil {
-		store.setTokens(nil)
+	if ep != nil {
+		ep.SetTokens(nil)
 	}
 }
 
-// Forget drops a DirectorySync's store.
+// Forget drops a DirectorySync's endpoint.
 func (s *InboundSCIM) Forget(key types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.stores, key)
+	delete(s.endpoints, key)
 }
-
-// authorize compares a request's bearer token with each accepted one in constant time.
-func authorize(r *http.Request, tokens [][]byte) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	match := 0
-	for _, token := range tokens {
-		if len(token) > 0 {
-			match |= subtle.ConstantTimeCompare([]byte(got), token)
-		}
-	}
-	return ok && match == 1
-}
-
-var errNotReady = errors.New("the DirectorySync is not ready yet; retry")

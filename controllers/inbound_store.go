@@ -2,17 +2,7 @@ package controllers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"hash/fnv"
-	"net/http"
 	"slices"
-	"strings"
-	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,558 +12,76 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/connectors/scim/inbound"
 	"github.com/rosterhq/roster/controllers/directory"
 )
 
 // AnnotationSCIMResource holds, on a User written from an inbound SCIM push, the
 // resource the identity provider sent, so that the endpoint answers the same after a
 // restart.
-const AnnotationSCIMResource = "identity.roster.dev/scim-resource"
+const AnnotationSCIMResource = inbound.AnnotationResource
 
-// inboundStore is one DirectorySync's inbound SCIM users and groups. Users persist on
-// the Users they become (annotation); groups (id, name) in a ConfigMap; membership in
-// each user's "groups" attribute. Every write goes through the DirectorySync's syncer
-// before the identity provider gets its answer.
-type inboundStore struct {
+// syncerSink applies an endpoint's pushes through its DirectorySync's syncer, once the
+// syncer runs.
+type syncerSink struct {
+	syncers *Syncers
+	key     types.NamespacedName
+}
+
+func (s syncerSink) Apply(ctx context.Context, set connectors.ChangeSet) error {
+	if s.syncers == nil {
+		return inbound.ErrNotReady
+	}
+	syncer := s.syncers.Get(s.key)
+	if syncer == nil {
+		return inbound.ErrNotReady
+	}
+	return syncer.Apply(ctx, set)
+}
+
+// endpointStore keeps an endpoint's users on the DirectorySync's Users (the annotation
+// the syncer writes from each record) and its groups in a ConfigMap the DirectorySync
+// owns.
+type endpointStore struct {
+	client client.Client
 	key    types.NamespacedName
 	uid    types.UID
-	client client.Client
-	server http.Handler
-
-	mu       sync.Mutex
-	tokens   [][]byte
-	loaded   bool
-	syncer   syncerApplier
-	users    map[string]scim.Resource
-	order    []string
-	names    map[string]string // lower-cased userName → id
-	groups   map[string]scim.Resource
-	gorder   []string
-	version  int
-	userLock [64]sync.Mutex
 }
 
-// syncerApplier applies pushed records (directory.Syncer).
-type syncerApplier interface {
-	Apply(ctx context.Context, set connectors.ChangeSet) error
+func (s endpointStore) groupsConfigMap() types.NamespacedName {
+	return types.NamespacedName{Namespace: s.key.Namespace, Name: s.key.Name + "-scim-groups"}
 }
 
-var (
-	_ scim.Store        = (*inboundStore)(nil)
-	_ connectors.Source = (*inboundStore)(nil)
-)
-
-func newInboundStore(key types.NamespacedName, uid types.UID, c client.Client) *inboundStore {
-	st := &inboundStore{key: key, uid: uid, client: c, users: map[string]scim.Resource{}, names: map[string]string{}, groups: map[string]scim.Resource{}}
-	st.server = scim.NewServer(scim.ServerOptions{Store: st, Authorize: st.authorize})
-	return st
-}
-
-func (st *inboundStore) setTokens(tokens [][]byte) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.tokens = tokens
-}
-
-func (st *inboundStore) authorize(r *http.Request) bool {
-	st.mu.Lock()
-	tokens := st.tokens
-	st.mu.Unlock()
-	return authorize(r, tokens)
-}
-
-// Attach gives the store the syncer that applies its pushes.
-func (st *inboundStore) Attach(s *directory.Syncer) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.syncer = s
-}
-
-func (st *inboundStore) ready() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.loaded && st.syncer != nil
-}
-
-func (st *inboundStore) groupsConfigMap() string { return st.key.Name + "-scim-groups" }
-
-// load reads the users (from the DirectorySync's Users) and groups (from its ConfigMap)
-// once.
-func (st *inboundStore) load(ctx context.Context) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.loaded {
-		return nil
-	}
+func (s endpointStore) Users(ctx context.Context) ([]string, error) {
 	var users identityv1alpha1.UserList
-	if err := st.client.List(ctx, &users, client.InNamespace(st.key.Namespace), client.MatchingLabels{directory.LabelDirectorySync: st.key.Name}); err != nil {
-		return err
+	if err := s.client.List(ctx, &users, client.InNamespace(s.key.Namespace), client.MatchingLabels{directory.LabelDirectorySync: s.key.Name}); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(users.Items, func(a, b identityv1alpha1.User) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	kept := make([]string, 0, len(users.Items))
 	for _, u := range users.Items {
-		if r, ok := readBack(u.Annotations[AnnotationSCIMResource]); ok {
-			st.putUserLocked(r)
+		if r := u.Annotations[AnnotationSCIMResource]; r != "" {
+			kept = append(kept, r)
 		}
 	}
+	return kept, nil
+}
+
+func (s endpointStore) Groups(ctx context.Context) (map[string]string, error) {
 	cm := &corev1.ConfigMap{}
-	err := st.client.Get(ctx, types.NamespacedName{Namespace: st.key.Namespace, Name: st.groupsConfigMap()}, cm)
-	if client.IgnoreNotFound(err) != nil {
-		return err
+	if err := s.client.Get(ctx, s.groupsConfigMap(), cm); err != nil {
+		return nil, client.IgnoreNotFound(err)
 	}
-	ids := make([]string, 0, len(cm.Data))
-	for id := range cm.Data {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		var g scim.Resource
-		if json.Unmarshal([]byte(cm.Data[id]), &g) == nil && g.ID() == id && displayNameOf(g) != "" {
-			st.groups[id] = g
-			st.gorder = append(st.gorder, id)
-		}
-	}
-	st.loaded = true
-	return nil
+	return cm.Data, nil
 }
 
-// readBack reads a pushed user kept on its User. Anyone who can edit Users can edit
-// it, so what does not have the shape the store writes is dropped: a resource without
-// an id or userName, group entries that are not {"value": "<id>"}, and attributes never
-// to be kept (a password).
-func readBack(annotation string) (scim.Resource, bool) {
-	var r scim.Resource
-	if annotation == "" || json.Unmarshal([]byte(annotation), &r) != nil || r.ID() == "" || userNameOf(r) == "" {
-		return nil, false
-	}
-	scim.DropNeverReturned(r) // kept by an earlier version: the next sync rewrites the annotation
-	if _, ok := r["groups"]; ok {
-		var kept []any
-		for _, g := range listOf(r["groups"]) {
-			if groupIDOf(g) != "" {
-				kept = append(kept, g)
-			}
-		}
-		if r["groups"] = kept; len(kept) == 0 {
-			delete(r, "groups")
-		}
-	}
-	return r, true
-}
-
-// groupIDOf is the id of one entry of a user's groups, "" if it is not one.
-func groupIDOf(entry any) string {
-	m, _ := entry.(map[string]any)
-	id, _ := m["value"].(string)
-	return id
-}
-
-func listOf(v any) []any {
-	list, _ := v.([]any)
-	return list
-}
-
-func (st *inboundStore) putUserLocked(r scim.Resource) {
-	id := r.ID()
-	if old, ok := st.users[id]; ok {
-		delete(st.names, strings.ToLower(userNameOf(old)))
-	} else {
-		st.order = append(st.order, id)
-	}
-	st.users[id] = r
-	st.names[strings.ToLower(userNameOf(r))] = id
-}
-
-func userNameOf(r scim.Resource) string { s, _ := r["userName"].(string); return s }
-
-func displayNameOf(r scim.Resource) string { s, _ := r["displayName"].(string); return s }
-
-// Validate: the store serves what it holds.
-func (st *inboundStore) Validate(context.Context) error { return nil }
-
-// Snapshot is every user and group the identity provider pushed.
-func (st *inboundStore) Snapshot(context.Context) (connectors.Snapshot, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !st.loaded {
-		return connectors.Snapshot{}, errNotReady
-	}
-	var snap connectors.Snapshot
-	for _, id := range st.order {
-		snap.Records = append(snap.Records, record(st.users[id]))
-	}
-	for _, id := range st.gorder {
-		snap.Groups = append(snap.Groups, connectors.SourceGroup{ID: id, Name: displayNameOf(st.groups[id])})
-	}
-	return snap, nil
-}
-
-// record is a pushed user as a directory record; it carries itself to be kept on the User.
-func record(r scim.Resource) connectors.Record {
-	data, _ := json.Marshal(r)
-	rec := connectors.Record{ID: r.ID(), Attributes: r.Clone(), Disabled: !r.Active(),
-		Annotations: map[string]string{AnnotationSCIMResource: string(data)}}
-	for _, g := range listOf(r["groups"]) {
-		if id := groupIDOf(g); id != "" {
-			rec.Groups = append(rec.Groups, id)
-		}
-	}
-	return rec
-}
-
-// Get returns a user, or a group with its members.
-func (st *inboundStore) Get(_ context.Context, typ, id string) (scim.Resource, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if typ == scim.Users {
-		if r, ok := st.users[id]; ok {
-			return r.Clone(), nil
-		}
-		return nil, connectors.ErrNotFound
-	}
-	if g, ok := st.groups[id]; ok {
-		return st.withMembersLocked(g), nil
-	}
-	return nil, connectors.ErrNotFound
-}
-
-func (st *inboundStore) withMembersLocked(g scim.Resource) scim.Resource {
-	out := g.Clone()
-	members := []any{}
-	for _, uid := range st.order {
-		if slices.Contains(record(st.users[uid]).Groups, g.ID()) {
-			members = append(members, map[string]any{"value": uid, "display": userNameOf(st.users[uid]), "type": "User"})
-		}
-	}
-	out["members"] = members
-	return out
-}
-
-// List returns the matching resources in the order they were created.
-func (st *inboundStore) List(_ context.Context, typ string, filter scim.Filter) ([]scim.Resource, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	var out []scim.Resource
-	if typ == scim.Users {
-		if p, v, ok := scim.Equality(filter); ok && p.Schema == "" && p.Sub == "" && strings.EqualFold(p.Attr, "userName") {
-			if id, ok := st.names[strings.ToLower(v)]; ok {
-				return []scim.Resource{st.users[id].Clone()}, nil
-			}
-			return nil, nil
-		}
-		for _, id := range st.order {
-			if r := st.users[id]; filter == nil || filter.Match(r) {
-				out = append(out, r.Clone())
-			}
-		}
-		return out, nil
-	}
-	for _, id := range st.gorder {
-		if g := st.withMembersLocked(st.groups[id]); filter == nil || filter.Match(g) {
-			out = append(out, g)
-		}
-	}
-	return out, nil
-}
-
-// Create stores a new user or group and applies it before answering.
-func (st *inboundStore) Create(ctx context.Context, typ string, r scim.Resource) (scim.Resource, error) {
-	if typ == scim.Users {
-		return st.createUser(ctx, r)
-	}
-	return st.createGroup(ctx, r)
-}
-
-func (st *inboundStore) createUser(ctx context.Context, r scim.Resource) (scim.Resource, error) {
-	name := userNameOf(r)
-	if name == "" {
-		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "userName is required"}
-	}
-	st.mu.Lock()
-	if _, taken := st.names[strings.ToLower(name)]; taken {
-		st.mu.Unlock()
-		return nil, fmt.Errorf("userName %q: %w", name, connectors.ErrConflict)
-	}
-	r = scim.DropNeverReturned(r.Clone())
-	r["id"] = newUID()
-	if _, ok := r["active"]; !ok {
-		r["active"] = true
-	}
-	delete(r, "groups") // read-only: membership comes from groups
-	st.stampLocked(r, "User", true)
-	st.putUserLocked(r)
-	st.mu.Unlock()
-	if err := st.apply(ctx, connectors.ChangeSet{Changed: []connectors.Record{record(r)}}); err != nil {
-		st.mu.Lock()
-		st.dropUserLocked(r.ID())
-		st.mu.Unlock()
-		return nil, err
-	}
-	return r.Clone(), nil
-}
-
-func (st *inboundStore) dropUserLocked(id string) {
-	if r, ok := st.users[id]; ok {
-		delete(st.names, strings.ToLower(userNameOf(r)))
-		delete(st.users, id)
-		st.order = slices.DeleteFunc(st.order, func(x string) bool { return x == id })
-	}
-}
-
-func (st *inboundStore) stampLocked(r scim.Resource, resourceType string, created bool) {
-	st.version++
-	now := time.Now().UTC().Format(time.RFC3339)
-	meta, _ := r["meta"].(map[string]any)
-	if meta == nil || created {
-		meta = map[string]any{"resourceType": resourceType, "created": now}
-	}
-	meta["lastModified"] = now
-	meta["version"] = fmt.Sprintf(`W/"%d"`, st.version)
-	r["meta"] = meta
-}
-
-// Update changes a user or group through change and applies it before answering.
-func (st *inboundStore) Update(ctx context.Context, typ, id, _ string, change func(scim.Resource) error) (scim.Resource, error) {
-	if typ == scim.Users {
-		return st.updateUser(ctx, id, change)
-	}
-	return st.updateGroup(ctx, id, change)
-}
-
-func (st *inboundStore) updateUser(ctx context.Context, id string, change func(scim.Resource) error) (scim.Resource, error) {
-	lock := &st.userLock[stripe(id)]
-	lock.Lock()
-	defer lock.Unlock()
-	st.mu.Lock()
-	current, ok := st.users[id]
-	if !ok {
-		st.mu.Unlock()
-		return nil, connectors.ErrNotFound
-	}
-	next := current.Clone()
-	if err := change(next); err != nil {
-		st.mu.Unlock()
-		return nil, err
-	}
-	scim.DropNeverReturned(next)
-	next["id"], next["meta"] = id, current["meta"]
-	if groups, ok := current["groups"]; ok {
-		next["groups"] = groups // read-only
-	} else {
-		delete(next, "groups")
-	}
-	name := userNameOf(next)
-	if name == "" {
-		st.mu.Unlock()
-		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "userName is required"}
-	}
-	if owner, taken := st.names[strings.ToLower(name)]; taken && owner != id {
-		st.mu.Unlock()
-		return nil, fmt.Errorf("userName %q: %w", name, connectors.ErrConflict)
-	}
-	st.stampLocked(next, "User", false)
-	st.putUserLocked(next)
-	st.mu.Unlock()
-	if err := st.apply(ctx, connectors.ChangeSet{Changed: []connectors.Record{record(next)}}); err != nil {
-		st.mu.Lock()
-		st.putUserLocked(current)
-		st.mu.Unlock()
-		return nil, err
-	}
-	return next.Clone(), nil
-}
-
-// Delete removes a user (its User is suspended, then deleted after the grace) or a group.
-func (st *inboundStore) Delete(ctx context.Context, typ, id string) error {
-	if typ == scim.Groups {
-		return st.deleteGroup(ctx, id)
-	}
-	st.mu.Lock()
-	if _, ok := st.users[id]; !ok {
-		st.mu.Unlock()
-		return connectors.ErrNotFound
-	}
-	st.dropUserLocked(id)
-	st.mu.Unlock()
-	return st.apply(ctx, connectors.ChangeSet{Deleted: []string{id}})
-}
-
-func (st *inboundStore) createGroup(ctx context.Context, g scim.Resource) (scim.Resource, error) {
-	name := displayNameOf(g)
-	if name == "" {
-		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "displayName is required"}
-	}
-	st.mu.Lock()
-	for _, existing := range st.groups {
-		if strings.EqualFold(displayNameOf(existing), name) {
-			st.mu.Unlock()
-			return nil, fmt.Errorf("displayName %q: %w", name, connectors.ErrConflict)
-		}
-	}
-	g = g.Clone()
-	id := newUID()
-	members := memberIDs(g)
-	g = scim.Resource{"schemas": []any{scim.SchemaGroup}, "id": id, "displayName": name, "externalId": g["externalId"]}
-	if g["externalId"] == nil {
-		delete(g, "externalId")
-	}
-	st.stampLocked(g, "Group", true)
-	st.groups[id] = g
-	st.gorder = append(st.gorder, id)
-	set := st.setMembersLocked(id, name, members)
-	out := st.withMembersLocked(g)
-	st.mu.Unlock()
-	if err := st.saveGroups(ctx); err != nil {
-		return nil, err
-	}
-	set.Groups = []connectors.SourceGroup{{ID: id, Name: name}}
-	return out, st.apply(ctx, set)
-}
-
-func (st *inboundStore) updateGroup(ctx context.Context, id string, change func(scim.Resource) error) (scim.Resource, error) {
-	st.mu.Lock()
-	current, ok := st.groups[id]
-	if !ok {
-		st.mu.Unlock()
-		return nil, connectors.ErrNotFound
-	}
-	view := st.withMembersLocked(current)
-	if err := change(view); err != nil {
-		st.mu.Unlock()
-		return nil, err
-	}
-	name := displayNameOf(view)
-	if name == "" {
-		st.mu.Unlock()
-		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "displayName is required"}
-	}
-	next := scim.Resource{"schemas": []any{scim.SchemaGroup}, "id": id, "displayName": name, "meta": current["meta"]}
-	if ext, ok := view["externalId"]; ok {
-		next["externalId"] = ext
-	}
-	renamed := name != displayNameOf(current)
-	st.stampLocked(next, "Group", false)
-	st.groups[id] = next
-	set := st.setMembersLocked(id, name, memberIDs(view))
-	out := st.withMembersLocked(next)
-	st.mu.Unlock()
-	if renamed {
-		if err := st.saveGroups(ctx); err != nil {
-			return nil, err
-		}
-	}
-	set.Groups = []connectors.SourceGroup{{ID: id, Name: name}}
-	return out, st.apply(ctx, set)
-}
-
-func (st *inboundStore) deleteGroup(ctx context.Context, id string) error {
-	st.mu.Lock()
-	if _, ok := st.groups[id]; !ok {
-		st.mu.Unlock()
-		return connectors.ErrNotFound
-	}
-	set := st.setMembersLocked(id, "", nil)
-	delete(st.groups, id)
-	st.gorder = slices.DeleteFunc(st.gorder, func(x string) bool { return x == id })
-	st.mu.Unlock()
-	if err := st.saveGroups(ctx); err != nil {
-		return err
-	}
-	set.Deleted = []string{id}
-	return st.apply(ctx, set)
-}
-
-// setMembersLocked makes exactly these users members of a group, by updating each
-// user's groups attribute, and returns the users whose membership changed.
-func (st *inboundStore) setMembersLocked(gid, name string, members []string) connectors.ChangeSet {
-	want := map[string]bool{}
-	for _, m := range members {
-		if _, ok := st.users[m]; ok {
-			want[m] = true
-		}
-	}
-	var set connectors.ChangeSet
-	for _, uid := range st.order {
-		u := st.users[uid]
-		groups := listOf(u["groups"])
-		in := slices.IndexFunc(groups, func(g any) bool { return groupIDOf(g) == gid })
-		switch {
-		case want[uid] && in < 0:
-			u = u.Clone()
-			u["groups"] = append(groups, map[string]any{"value": gid, "display": name, "type": "direct"})
-		case !want[uid] && in >= 0:
-			u = u.Clone()
-			if kept := slices.Delete(slices.Clone(groups), in, in+1); len(kept) > 0 {
-				u["groups"] = kept
-			} else {
-				delete(u, "groups")
-			}
-		default:
-			continue
-		}
-		st.putUserLocked(u)
-		set.Changed = append(set.Changed, record(u))
-	}
-	return set
-}
-
-func memberIDs(g scim.Resource) []string {
-	var ids []string
-	for _, m := range listOf(g["members"]) {
-		if id := groupIDOf(m); id != "" {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
-
-// saveGroups keeps the groups' ids and names in a ConfigMap owned by the DirectorySync.
-func (st *inboundStore) saveGroups(ctx context.Context) error {
-	st.mu.Lock()
-	data := make(map[string]string, len(st.groups))
-	for id, g := range st.groups {
-		b, _ := json.Marshal(g)
-		data[id] = string(b)
-	}
-	st.mu.Unlock()
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: st.key.Namespace, Name: st.groupsConfigMap()}}
-	_, err := controllerutil.CreateOrUpdate(ctx, st.client, cm, func() error {
-		cm.Labels = map[string]string{directory.LabelDirectorySync: st.key.Name}
-		cm.OwnerReferences = []metav1.OwnerReference{{APIVersion: identityv1alpha1.GroupVersion.String(), Kind: "DirectorySync", Name: st.key.Name, UID: st.uid}}
-		cm.Data = data
+func (s endpointStore) SaveGroups(ctx context.Context, groups map[string]string) error {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.key.Namespace, Name: s.groupsConfigMap().Name}}
+	_, err := controllerutil.CreateOrUpdate(ctx, s.client, cm, func() error {
+		cm.Labels = map[string]string{directory.LabelDirectorySync: s.key.Name}
+		cm.OwnerReferences = []metav1.OwnerReference{{APIVersion: identityv1alpha1.GroupVersion.String(), Kind: "DirectorySync", Name: s.key.Name, UID: s.uid}}
+		cm.Data = groups
 		return nil
 	})
 	return err
-}
-
-// apply applies a change through the syncer; a record it cannot turn into a User is
-// the identity provider's error (400), anything else the server's.
-func (st *inboundStore) apply(ctx context.Context, set connectors.ChangeSet) error {
-	st.mu.Lock()
-	s := st.syncer
-	st.mu.Unlock()
-	if s == nil {
-		return errNotReady
-	}
-	err := s.Apply(ctx, set)
-	var rejected *directory.RejectedError
-	if errors.As(err, &rejected) {
-		return &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: rejected.Error()}
-	}
-	return err
-}
-
-func stripe(id string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(id))
-	return int(h.Sum32() % 64)
-}
-
-func newUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

@@ -90,6 +90,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if opts.Inbound != nil {
+		opts.Inbound.syncers = syncers
 		if err := mgr.Add(opts.Inbound); err != nil {
 			return err
 		}

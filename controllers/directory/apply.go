@@ -141,7 +141,7 @@ func (s *Syncer) applyAll(ctx context.Context, r run, users []desiredUser, held 
 func (s *Syncer) applyEach(ctx context.Context, r run, work <-chan desiredUser, counts *applyCounts) {
 	for d := range work {
 		changed, err := s.applyUser(ctx, d, r.existing[d.name])
-		var rejected *RejectedError
+		var rejected *connectors.RejectedError
 		switch {
 		case errors.As(err, &rejected):
 			counts.rejectedMu.Lock()
@@ -198,14 +198,6 @@ func managersFirst(users []desiredUser) [][]desiredUser {
 	}
 	return waves
 }
-
-// RejectedError is a record that did not become a User: the reason, and what the
-// mapping or the API server said.
-type RejectedError struct {
-	Reason, Detail string
-}
-
-func (e *RejectedError) Error() string { return e.Reason + ": " + e.Detail }
 
 // owned lists the Users this DirectorySync wrote.
 func (s *Syncer) owned(ctx context.Context) ([]identityv1alpha1.User, error) {
@@ -442,7 +434,7 @@ func (s *Syncer) applyUser(ctx context.Context, d desiredUser, existing *identit
 	err := s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(d.object), client.FieldOwner(s.fieldOwner), client.ForceOwnership)
 	if apierrors.IsInvalid(err) {
 		s.skip(d.recordID, skip{"Rejected", err.Error()})
-		return false, &RejectedError{Reason: "Rejected", Detail: err.Error()}
+		return false, &connectors.RejectedError{Reason: "Rejected", Detail: err.Error()}
 	}
 	if err != nil {
 		return false, fmt.Errorf("writing User %s: %w", d.name, err)

@@ -461,7 +461,7 @@ func (s *Syncer) dropKnown(set connectors.ChangeSet) connectors.ChangeSet {
 }
 
 // Apply applies records pushed to the syncer (by the inbound SCIM server) and reports
-// a record it could not write as a RejectedError, so that the push is answered with it.
+// a record it could not write as a connectors.RejectedError, so that the push is answered with it.
 func (s *Syncer) Apply(ctx context.Context, set connectors.ChangeSet) error {
 	skips, err := s.applyChanges(ctx, set)
 	if err != nil {
@@ -469,7 +469,7 @@ func (s *Syncer) Apply(ctx context.Context, set connectors.ChangeSet) error {
 	}
 	for _, r := range set.Changed {
 		if sk, ok := skips[r.ID]; ok {
-			return &RejectedError{Reason: sk.reason, Detail: sk.detail}
+			return &connectors.RejectedError{Reason: sk.reason, Detail: sk.detail}
 		}
 	}
 	return nil
