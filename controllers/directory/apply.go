@@ -33,12 +33,15 @@ const applyWorkers = 8
 // run is one converge's plan.
 type run struct {
 	skips       map[string]skip // record id → why it was not written
+	skipped     []string        // the ids of skips, in the order they were met
 	desired     []desiredUser
 	vanishing   []*identityv1alpha1.User
 	deleting    []*identityv1alpha1.User
 	suspensions map[string]bool // User names newly suspended or deleted
 	existing    map[string]*identityv1alpha1.User
 	full        bool // a full sync: it speaks for the whole source
+	// nextDelete is when the next suspended User's deleteAfter grace passes; zero: none.
+	nextDelete time.Time
 }
 
 // converge brings the Users of the given records in step; a full sync also handles
@@ -230,137 +233,38 @@ func (s *Syncer) ownedOf(ctx context.Context, ids []string) ([]identityv1alpha1.
 	return out, nil
 }
 
-// plan maps the records to Users and finds the Users to suspend and delete.
+// plan plans a converge from what the syncer holds, then counts what the plan skipped,
+// notes the suspensions it holds against the source and schedules the next deletion.
 func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []identityv1alpha1.User) run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	r := run{existing: map[string]*identityv1alpha1.User{}, suspensions: map[string]bool{}, skips: map[string]skip{}, full: full}
 	if full {
 		s.names = newNames()
 	}
-	for i := range owned {
-		r.existing[owned[i].Name] = &owned[i]
-		s.names.learn(&owned[i])
+	src := sourceView{records: s.records, refs: s.refs, members: s.members}
+	r := plan(&s.cfg, src, s.names, planInput{ids: ids, vanished: vanishedIDs, owned: owned, full: full, now: s.now()})
+	for _, id := range r.skipped {
+		s.countSkipLocked(id, r.skips[id])
 	}
-	resolve := s.resolver()
-	present := map[string]bool{} // User names that keep a record
-	gone := map[string]bool{}
-	for _, id := range vanishedIDs {
-		if name, ok := s.names.of(s.cfg.Name, id); ok {
-			gone[name] = true
-		}
-	}
-	for _, id := range ids {
-		rec, ok := s.records[id]
-		if !ok {
-			continue
-		}
-		s.names.reset(id)
-		name, ok := s.names.of(s.cfg.Name, id)
-		if !ok {
-			r.skips[id] = skip{ProblemNameCollision, "no User name is free for this record: its names are taken by the Users of other records"}
-			s.skipLocked(id, r.skips[id])
-			continue
-		}
-		vars := s.recordVars(rec)
-		if f := s.cfg.Filter; f != nil {
-			if keep, err := f.EvalBool(map[string]any{"record": vars}); err != nil || !keep {
-				gone[name] = true // filtered out: as if it had left the source
-				continue
-			}
-		}
-		present[name] = true
-		values, err := s.cfg.Mapping.Apply(map[string]any{"record": vars})
-		if err != nil {
-			r.skips[id] = skip{"MappingError", err.Error()}
-			s.skipLocked(id, r.skips[id])
-			continue
-		}
-		existing := r.existing[name]
-		since := now.UTC().Format(time.RFC3339)
-		if existing != nil && existing.Annotations[AnnotationInactive] != "" {
-			since = existing.Annotations[AnnotationInactive]
-		}
-		d, sk := s.buildUser(name, rec, values, resolve, since, existing)
-		if sk != nil {
-			r.skips[id] = *sk
-			s.skipLocked(id, *sk)
-			s.names.setUserName(id, "")
-			continue
-		}
-		s.names.setUserName(id, d.userName)
-		if d.unknownManager != "" {
-			s.names.problem(id, ProblemUnknownManager, fmt.Sprintf("the manager %q is no record of the source; the User is written without a manager", d.unknownManager))
-		}
-		if d.suspended && (existing == nil || existing.Spec.State != identityv1alpha1.UserStateSuspended) {
-			r.suspensions[d.name] = true
-		}
+	for _, d := range r.desired {
 		s.noteHeldSuspensionLocked(d)
-		r.desired = append(r.desired, d)
 	}
 	if full {
 		s.nextDelete = time.Time{}
 	}
-	for name, u := range r.existing {
-		if u.DeletionTimestamp != nil {
-			continue
-		}
-		if (full && !present[name] && s.recordOf(u) == nil) || gone[name] {
-			if s.cfg.VanishedAction == identityv1alpha1.VanishedDelete {
-				r.deleting = append(r.deleting, u)
-				r.suspensions[name] = true
-				continue
-			}
-			if u.Annotations[annotationVanished] == "" || u.Spec.State != identityv1alpha1.UserStateSuspended {
-				r.vanishing = append(r.vanishing, u)
-				r.suspensions[name] = true
-				continue
-			}
-		}
-		if full && s.cfg.DeleteAfter > 0 {
-			if since, ok := date(u.Annotations[AnnotationInactive]); ok && u.Spec.State == identityv1alpha1.UserStateSuspended {
-				due := since.Add(s.cfg.DeleteAfter)
-				if !now.Before(due) {
-					r.deleting = append(r.deleting, u)
-					r.suspensions[name] = true
-				} else {
-					s.scheduleDeletionLocked(due)
-				}
-			}
-		}
+	if !r.nextDelete.IsZero() {
+		s.scheduleDeletionLocked(r.nextDelete)
 	}
-	sort.Slice(r.vanishing, func(i, j int) bool { return r.vanishing[i].Name < r.vanishing[j].Name })
-	sort.Slice(r.deleting, func(i, j int) bool { return r.deleting[i].Name < r.deleting[j].Name })
 	return r
-}
-
-// recordOf is the record a User was written from, if the source still has it.
-func (s *Syncer) recordOf(u *identityv1alpha1.User) *connectors.Record {
-	if r, ok := s.records[u.Annotations[AnnotationSourceID]]; ok {
-		return &r
-	}
-	return nil
-}
-
-// recordVars is a record as CEL sees it: its attributes, id, expanded group names and
-// disabled.
-func (s *Syncer) recordVars(r connectors.Record) map[string]any {
-	vars := make(map[string]any, len(r.Attributes)+3)
-	for k, v := range r.Attributes {
-		vars[k] = v
-	}
-	groups := s.members.expanded[r.ID]
-	list := make([]any, len(groups))
-	for i, g := range groups {
-		list[i] = g
-	}
-	vars["id"], vars["groups"], vars["disabled"] = r.ID, list, r.Disabled
-	return vars
 }
 
 func (s *Syncer) skipLocked(id string, sk skip) {
 	s.names.problem(id, sk.reason, sk.detail)
+	s.countSkipLocked(id, sk)
+}
+
+// countSkipLocked counts a skipped record in the status.
+func (s *Syncer) countSkipLocked(id string, sk skip) {
 	s.status.Counts.Skipped++
 	r := s.skipped[sk.reason]
 	if r == nil {
@@ -550,7 +454,7 @@ func (s *Syncer) mirrorGroups(ctx context.Context) error {
 				"description": truncate("Everyone in the directory group "+group, 1024),
 				"members":     map[string]any{"groups": []any{group}},
 			}
-			obj := s.object("Role", name, map[string]any{LabelDirectorySync: s.cfg.Name}, map[string]any{}, spec)
+			obj := newObject(s.cfg.Namespace, "Role", name, map[string]any{LabelDirectorySync: s.cfg.Name}, map[string]any{}, spec)
 			if r := existing[name]; r != nil && r.Annotations[AnnotationAppliedHash] == obj.GetAnnotations()[AnnotationAppliedHash] {
 				continue
 			}

@@ -499,17 +499,6 @@ func (s *Syncer) skip(id string, sk skip) {
 	s.skipLocked(id, sk)
 }
 
-// resolver finds the User name of a manager named by record id, DN, userName or email.
-func (s *Syncer) resolver() func(string) string {
-	return func(ref string) string {
-		if id, ok := s.refs[strings.ToLower(ref)]; ok {
-			name, _ := s.names.of(s.cfg.Name, id)
-			return name
-		}
-		return ""
-	}
-}
-
 // putRecordLocked keeps a record and the keys a reference to it may use, so that
 // resolving a manager costs a lookup, not a pass over the directory per change.
 func (s *Syncer) putRecordLocked(r connectors.Record) {

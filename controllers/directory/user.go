@@ -51,10 +51,10 @@ type skip struct {
 }
 
 // buildUser turns a record's mapped values into the User to apply.
-func (s *Syncer) buildUser(objName string, r connectors.Record, values map[string]any, resolveManager func(string) string, inactiveSince string, existing *identityv1alpha1.User) (desiredUser, *skip) {
+func buildUser(cfg *Config, objName string, r connectors.Record, values map[string]any, resolveManager func(string) string, inactiveSince string, existing *identityv1alpha1.User) (desiredUser, *skip) {
 	spec := map[string]any{}
 	manager, unknownManager := "", ""
-	labels := map[string]any{LabelDirectorySync: s.cfg.Name}
+	labels := map[string]any{LabelDirectorySync: cfg.Name}
 	attributes := map[string]any{}
 	name := map[string]any{}
 	for target, v := range values {
@@ -135,7 +135,7 @@ func (s *Syncer) buildUser(objName string, r connectors.Record, values map[strin
 		delete(spec, "state") // the kill switch a person pulled wins over the source
 		annotations[AnnotationSuspensionHeld] = "true"
 	}
-	obj := s.object("User", objName, labels, annotations, spec)
+	obj := newObject(cfg.Namespace, "User", objName, labels, annotations, spec)
 	held := annotations[AnnotationSuspensionHeld] == "true"
 	userName, _ := spec["userName"].(string)
 	return desiredUser{recordID: r.ID, name: objName, userName: userName, manager: manager, unknownManager: unknownManager,
@@ -150,13 +150,13 @@ func suspendedByAPerson(u *identityv1alpha1.User) bool {
 		(u.Annotations[AnnotationSuspensionHeld] == "true" || u.Annotations[AnnotationInactive] == "")
 }
 
-// object builds an object to apply, labelled with its DirectorySync, with a hash of
+// newObject builds an object to apply, labelled with its DirectorySync, with a hash of
 // itself. It carries no owner reference: the garbage collector would delete every User
 // with the DirectorySync (foreground deletion even before its finalizer runs), where the
 // DirectorySync's deletionPolicy decides, within the safety threshold.
-func (s *Syncer) object(kind, name string, labels, annotations, spec map[string]any) *unstructured.Unstructured {
+func newObject(namespace, kind, name string, labels, annotations, spec map[string]any) *unstructured.Unstructured {
 	metadata := map[string]any{
-		"name": name, "namespace": s.cfg.Namespace, "labels": labels, "annotations": annotations,
+		"name": name, "namespace": namespace, "labels": labels, "annotations": annotations,
 	}
 	if kind == "User" {
 		metadata["finalizers"] = []any{identityv1alpha1.Finalizer}
