@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -114,6 +115,12 @@ func startVictim(t *testing.T) victim {
 	waitFor(t, "the victim's three accounts", func() (bool, string) {
 		n := activeAccounts(apps.Get(v.ns + "/wiki"))
 		return n == 3, fmt.Sprint(n)
+	})
+	waitFor(t, "the victim's DirectorySync Ready", func() (bool, string) {
+		ds := &identityv1alpha1.DirectorySync{}
+		_ = env.Client.Get(context.Background(), client.ObjectKey{Namespace: v.ns, Name: "hr"}, ds)
+		c := meta.FindStatusCondition(ds.Status.Conditions, identityv1alpha1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", c)
 	})
 	return v
 }
@@ -248,12 +255,11 @@ func truncatedExport(t *testing.T, ns string) {
 	create(t, hrSync(ns, "workday", &identityv1alpha1.HRISSource{Format: "CSV", URL: srv.URL}))
 	waitFor(t, "two Users from the export", func() (bool, string) { return countUsers(t, ns, "workday") == 2, "" })
 	oversized.Store(true)
-	ds := &identityv1alpha1.DirectorySync{}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "workday"}, ds); err != nil {
-		t.Fatal(err)
-	}
-	ds.Annotations = map[string]string{identityv1alpha1.AnnotationResync: "now"}
-	if err := env.Client.Update(context.Background(), ds); err != nil {
+	// A merge patch: the operator writes the DirectorySync's status meanwhile, so an
+	// update from an earlier read would conflict.
+	ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workday"}}
+	resync := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+identityv1alpha1.AnnotationResync+`":"now"}}}`))
+	if err := env.Client.Patch(context.Background(), ds, resync); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the DirectorySync says the export is too large", func() (bool, string) {
