@@ -12,14 +12,11 @@ import (
 
 // A User's status is written once per change, and a User converging changes often: its
 // account in each app comes up on its own time. So while a User converges its status is
-// written at most once per progressEvery, and a new User's first status waits up to
-// firstStatusGrace for its accounts: a joiner whose accounts all come up within it gets
-// one status write, Ready, instead of one per app. Becoming Ready, failing, and a new
-// generation are written at once.
-const (
-	firstStatusGrace = 2 * time.Second
-	progressEvery    = 5 * time.Second
-)
+// written at most once per progressEvery. A new User's first status, becoming Ready,
+// failing, and a new generation are written at once: until its first status a User
+// has no Ready condition, and tools that read status (kstatus, Argo CD) would take it
+// for done.
+const progressEvery = 5 * time.Second
 
 // progressThrottle remembers, per converging User, when its status was last written (or
 // when it was first seen, before any).
@@ -42,23 +39,12 @@ func (t *progressThrottle) hold(key types.NamespacedName, before, after *identit
 		return 0
 	}
 	wasWritten := meta.FindStatusCondition(before.Status.Conditions, identityv1alpha1.ConditionReady) != nil
-	if wasWritten && before.Status.ObservedGeneration != after.Generation {
+	last, seen := t.last[key]
+	if !wasWritten || !seen || before.Status.ObservedGeneration != after.Generation {
 		t.last[key] = now
 		return 0
 	}
-	last, seen := t.last[key]
-	every := progressEvery
-	if !wasWritten {
-		every = firstStatusGrace
-	}
-	if !seen {
-		if wasWritten {
-			t.last[key] = now
-			return 0
-		}
-		last, t.last[key] = now, now
-	}
-	if wait := last.Add(every).Sub(now); wait > 0 {
+	if wait := last.Add(progressEvery).Sub(now); wait > 0 {
 		return wait
 	}
 	t.last[key] = now

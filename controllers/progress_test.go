@@ -31,22 +31,22 @@ func TestProgressIsWrittenOncePerInterval(t *testing.T) {
 	ready := userWithReady(1, 1, identityv1alpha1.ReasonReconciled)
 	tr := newProgressThrottle()
 
-	if wait := tr.hold(key, unwritten, converging, start); wait != firstStatusGrace {
-		t.Fatalf("a new User's first progress waits %s, want %s", wait, firstStatusGrace)
+	if wait := tr.hold(key, unwritten, converging, start); wait != 0 {
+		t.Fatalf("a new User's first status is held %s, want written at once (a User without Ready reads as done)", wait)
 	}
-	if wait := tr.hold(key, unwritten, ready, start.Add(time.Second)); wait != 0 {
-		t.Fatalf("Ready is held %s, want written at once", wait)
-	}
-	if wait := tr.hold(key, unwritten, converging, start.Add(time.Second)); wait != firstStatusGrace {
-		t.Fatalf("after Ready the grace starts again: held %s", wait)
-	}
-	if wait := tr.hold(key, unwritten, converging, start.Add(time.Second+firstStatusGrace)); wait != 0 {
-		t.Fatalf("progress past the grace is held %s, want written", wait)
-	}
-	if wait := tr.hold(key, converging, converging, start.Add(2*time.Second+firstStatusGrace)); wait != progressEvery-time.Second {
+	if wait := tr.hold(key, converging, converging, start.Add(time.Second)); wait != progressEvery-time.Second {
 		t.Fatalf("progress a second after a write is held %s, want %s", wait, progressEvery-time.Second)
 	}
-	if wait := tr.hold(key, userWithReady(2, 1, identityv1alpha1.ReasonProgressing), userWithReady(2, 1, identityv1alpha1.ReasonProgressing), start.Add(3*time.Second+firstStatusGrace)); wait != 0 {
+	if wait := tr.hold(key, converging, ready, start.Add(2*time.Second)); wait != 0 {
+		t.Fatalf("Ready is held %s, want written at once", wait)
+	}
+	if wait := tr.hold(key, ready, converging, start.Add(3*time.Second)); wait != 0 {
+		t.Fatalf("progress after Ready is held %s, want written: the interval starts again", wait)
+	}
+	if wait := tr.hold(key, converging, converging, start.Add(4*time.Second)); wait != progressEvery-time.Second {
+		t.Fatalf("progress a second after that write is held %s, want %s", wait, progressEvery-time.Second)
+	}
+	if wait := tr.hold(key, userWithReady(2, 1, identityv1alpha1.ReasonProgressing), userWithReady(2, 1, identityv1alpha1.ReasonProgressing), start.Add(5*time.Second)); wait != 0 {
 		t.Fatalf("a new generation is held %s, want written at once", wait)
 	}
 	fresh := newProgressThrottle() // after a restart: nothing remembered
