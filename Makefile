@@ -74,6 +74,10 @@ fuzz: ## Fuzz the SCIM filter parser and PATCH applier for FUZZ_TIME executions 
 	go test ./connectors/scim -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZ_TIME)
 	go test ./connectors/scim -run '^$$' -fuzz '^FuzzApplyPatch$$' -fuzztime $(FUZZ_TIME)
 
+.PHONY: reliability
+reliability: envtest test-tools ## Kill, fail over and starve the operator at full size: crashes, failover, faulty apps, sources and API server (test/reliability).
+	ROSTER_RELIABILITY=full KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test ./test/reliability -count=1 -timeout 80m -v
+
 .PHONY: bench
 bench: envtest test-tools ## Measure convergence, requests per account, rate budget, directory sync and memory; write bench/results.json (ARGS=--quick for 200 users).
 	go run ./hack/bench $(ARGS)

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -37,6 +38,8 @@ type options struct {
 	enableHTTP2    bool
 	leaderElection string
 	concurrency    int
+	// lease timing of leader election.
+	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
 
 func main() {
@@ -48,6 +51,12 @@ func main() {
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica reconciles at a time.")
+	flag.DurationVar(&opts.leaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"How long replicas wait, after the leader last renewed its lease, before one takes the lead: a leader that dies without a goodbye leaves its apps and directories idle this long at most.")
+	flag.DurationVar(&opts.renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew its lease before it stops leading (shorter than the lease duration).")
+	flag.DurationVar(&opts.retryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"How often replicas try to take or renew the lease.")
 	flag.StringVar(&opts.leaderElection, "leader-election-namespace", "",
 		"Namespace of the leader election lease; defaults to the operator's own namespace.")
 	flag.StringVar(&opts.scimAddr, "scim-bind-address", ":9443",
@@ -121,7 +130,13 @@ func newManager(opts options) (ctrl.Manager, error) {
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "roster.identity.roster.dev",
 		LeaderElectionNamespace: opts.leaderElection,
-		Controller:              config.Controller{MaxConcurrentReconciles: opts.concurrency},
+		LeaseDuration:           &opts.leaseDuration,
+		RenewDeadline:           &opts.renewDeadline,
+		RetryPeriod:             &opts.retryPeriod,
+		// A leader that is stopped (SIGTERM) gives the lease up at once, so that the next
+		// replica takes over without waiting the lease out.
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{MaxConcurrentReconciles: opts.concurrency},
 	}))
 	if err != nil {
 		return nil, err

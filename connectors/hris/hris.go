@@ -70,7 +70,10 @@ func NewFactory() connectors.SourceFactory {
 }
 
 func httpReader(ctx context.Context, app string, spec *identityv1alpha1.HRISSource, secrets connectors.SecretReader) (func(context.Context) ([]byte, error), error) {
-	opts := httpx.Options{App: app, RequestsPerSecond: 1, MaxConcurrency: 1, MaxBodyBytes: MaxExportBytes}
+	// One retry: an export is read once an interval, and a server that hangs should be
+	// reported within a minute (the syncer tries the next sync on its own schedule),
+	// not after five attempts of 30 seconds.
+	opts := httpx.Options{App: app, RequestsPerSecond: 1, MaxConcurrency: 1, MaxBodyBytes: MaxExportBytes, MaxAttempts: 2}
 	if err := httpx.FromSpec(ctx, &opts, spec.Headers, spec.TLS, secrets); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -181,8 +182,13 @@ func newTransport(opts Options) (*http.Transport, error) {
 
 // Do sends a request, retrying transient failures, and returns the answer when it is
 // a success (2xx) or a failure no retry will fix. 4xx answers other than 429 come back
-// as a Response for the caller to interpret; 429 and 5xx that outlast the retries come
-// back as RateLimitedError and TransientError.
+// as a Response for the caller to interpret; 429 (and 503 with Retry-After) and 5xx
+// that outlast the retries come back as RateLimitedError and TransientError.
+//
+// A POST creates: it is sent again only when it surely did nothing (the connection was
+// never made, or the app answered 429 or 503). After a reset, a timeout or another 5xx
+// the app may have done it, and the error comes back at once for the caller to look
+// before it creates again: not every app refuses a second account of the same name.
 func (c *Client) Do(ctx context.Context, method, url string, header http.Header, body []byte) (*Response, error) {
 	var lastErr error
 	for attempt := 0; attempt < c.opts.MaxAttempts; attempt++ {
@@ -209,11 +215,14 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 					Message: "the token endpoint refused the client credentials", Err: connectors.ErrUnauthorized}
 			}
 			lastErr = &connectors.TransientError{Err: err}
+			if method == http.MethodPost && !neverSent(err) {
+				return nil, lastErr
+			}
 			continue
 		}
+		wait, given := retryAfter(resp.Header)
 		switch {
-		case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable:
-			wait, given := retryAfter(resp.Header)
+		case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable && given:
 			if !given {
 				wait = c.backoff(attempt + 1)
 			}
@@ -224,11 +233,21 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 			lastErr = &connectors.RateLimitedError{RetryAfter: wait, Message: summary(resp)}
 		case resp.Status >= 500 && resp.Status != http.StatusNotImplemented:
 			lastErr = &connectors.TransientError{Status: resp.Status, Err: errors.New(summary(resp))}
+			if method == http.MethodPost && resp.Status != http.StatusServiceUnavailable {
+				return nil, lastErr
+			}
 		default:
 			return resp, nil
 		}
 	}
 	return nil, lastErr
+}
+
+// neverSent reports whether a request failed before it reached the server: the
+// connection could not be made.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func (c *Client) attempt(ctx context.Context, method, url string, header http.Header, body []byte) (*Response, error) {

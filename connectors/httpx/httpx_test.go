@@ -3,6 +3,7 @@ package httpx
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -222,5 +223,53 @@ func TestRequestsWaitForTheRateBudget(t *testing.T) {
 	}
 	if calls.Load() != 11 {
 		t.Fatalf("server saw %d requests, want 11", calls.Load())
+	}
+}
+
+// TestAPostIsSentAgainOnlyWhenItSurelyDidNothing: after a reset connection or a 500 the
+// app may have made what a POST asked for, so the POST comes back at once with an error
+// whose outcome is unknown; a 503 or 429 did nothing and is retried; a GET is always
+// retried. A 503 without Retry-After says the app is unavailable, not rate limited.
+func TestAPostIsSentAgainOnlyWhenItSurelyDidNothing(t *testing.T) {
+	for _, tc := range []struct {
+		reason        string
+		method        string
+		fail          func(w http.ResponseWriter)
+		wantCalls     int32
+		wantRateLimit bool
+	}{
+		{"a POST whose connection is reset", http.MethodPost, reset, 1, false},
+		{"a POST answered 500", http.MethodPost, status(http.StatusInternalServerError), 1, false},
+		{"a POST answered 503", http.MethodPost, status(http.StatusServiceUnavailable), 3, false},
+		{"a GET whose connection is reset", http.MethodGet, reset, 3, false},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				tc.fail(w)
+			}))
+			defer srv.Close()
+			_, err := newClient(t, Options{MaxAttempts: 3}).Do(context.Background(), tc.method, srv.URL, nil, []byte(`{}`))
+			if !connectors.OutcomeUnknown(err) || calls.Load() != tc.wantCalls {
+				t.Fatalf("%d calls, error %v; want %d calls and an error whose outcome is unknown", calls.Load(), err, tc.wantCalls)
+			}
+			if _, limited := connectors.RetryAfter(err); limited != tc.wantRateLimit {
+				t.Fatalf("rate limited: %v, want %v (%v)", limited, tc.wantRateLimit, err)
+			}
+		})
+	}
+}
+
+func status(code int) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) { http.Error(w, http.StatusText(code), code) }
+}
+
+// reset kills the connection without an answer, as a proxy or a crashed app does.
+func reset(w http.ResponseWriter) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err == nil {
+		_ = conn.(*net.TCPConn).SetLinger(0)
+		_ = conn.Close()
 	}
 }

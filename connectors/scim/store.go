@@ -46,10 +46,12 @@ type MemoryStore struct {
 
 type table struct {
 	uniqueAttr string
-	order      []string
-	byID       map[string]Resource
-	unique     map[string]string // lower-cased unique value → id
-	version    map[string]int
+	// lenient: the attribute is not kept unique, as some apps do not.
+	lenient bool
+	order   []string
+	byID    map[string]Resource
+	unique  map[string]string // lower-cased unique value → id
+	version map[string]int
 }
 
 // NewMemoryStore returns an empty store.
@@ -58,6 +60,14 @@ func NewMemoryStore() *MemoryStore {
 		tables: map[string]*table{Users: newTable("userName"), Groups: newTable("displayName")},
 		now:    time.Now,
 	}
+}
+
+// NewLenientMemoryStore returns a store that, like some apps, takes a second user with
+// a userName already taken: a client that creates twice leaves a duplicate there.
+func NewLenientMemoryStore() *MemoryStore {
+	s := NewMemoryStore()
+	s.tables[Users].lenient = true
+	return s
 }
 
 func newTable(unique string) *table {
@@ -96,7 +106,7 @@ func (s *MemoryStore) List(_ context.Context, typ string, filter Filter) ([]Reso
 		return nil, err
 	}
 	if filter != nil {
-		if p, v, ok := Equality(filter); ok && p.Schema == "" && p.Sub == "" && strings.EqualFold(p.Attr, t.uniqueAttr) {
+		if p, v, ok := Equality(filter); ok && !t.lenient && p.Schema == "" && p.Sub == "" && strings.EqualFold(p.Attr, t.uniqueAttr) {
 			if id, ok := t.unique[strings.ToLower(v)]; ok {
 				return []Resource{t.byID[id].Clone()}, nil
 			}
@@ -141,7 +151,7 @@ func (s *MemoryStore) Create(_ context.Context, typ string, r Resource) (Resourc
 	if err != nil {
 		return nil, err
 	}
-	if _, taken := t.unique[key]; taken {
+	if _, taken := t.unique[key]; taken && !t.lenient {
 		return nil, fmt.Errorf("%s %q: %w", t.uniqueAttr, key, connectors.ErrConflict)
 	}
 	r = r.Clone()
@@ -181,7 +191,7 @@ func (s *MemoryStore) Update(_ context.Context, typ, id, ifMatch string, change 
 	if err != nil {
 		return nil, err
 	}
-	if owner, taken := t.unique[newKey]; taken && owner != id {
+	if owner, taken := t.unique[newKey]; taken && owner != id && !t.lenient {
 		return nil, fmt.Errorf("%s %q: %w", t.uniqueAttr, newKey, connectors.ErrConflict)
 	}
 	delete(t.unique, oldKey)

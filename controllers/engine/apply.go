@@ -27,7 +27,11 @@ func (e *Engine) apply(ctx context.Context, target connectors.Target, p userPlan
 	var o outcome
 	switch p.action {
 	case actCreate:
-		o.account, o.adopted, o.err = connectors.CreateOrAdopt(ctx, target, p.desired, e.matchBy())
+		create := connectors.CreateOrAdopt
+		if e.createMayHaveLanded(p.user) {
+			create = connectors.LookupOrCreate
+		}
+		o.account, o.adopted, o.err = create(ctx, target, p.desired, e.matchBy())
 	case actUpdate:
 		o.account, o.err = target.Update(ctx, *p.current, p.desired)
 	case actDeactivate:
@@ -39,6 +43,15 @@ func (e *Engine) apply(ctx context.Context, target connectors.Target, p userPlan
 		observeRequest(e.appName(), p.action.String(), o.err, time.Since(start))
 	}
 	return o
+}
+
+// createMayHaveLanded reports whether an earlier create for the User failed in a way
+// that leaves it unknown whether the app made the account.
+func (e *Engine) createMayHaveLanded(user string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, unsure := e.unsureCreates[user]
+	return unsure
 }
 
 func (e *Engine) matchBy() connectors.KeyKind {
@@ -63,6 +76,7 @@ func (e *Engine) appliedLocked(p plannedUser, o outcome) {
 	}
 	e.failStreak = 0
 	delete(e.retry, user)
+	delete(e.unsureCreates, user)
 	if current, ok := e.planned[user]; ok && current.version == p.version {
 		delete(e.planned, user)
 	}
@@ -178,6 +192,10 @@ func isUnmanagedKey(user string) bool {
 // applyFailedLocked decides what a failed write means for the User and the app.
 func (e *Engine) applyFailedLocked(p userPlan, err error) {
 	user := p.user
+	if p.action == actCreate && connectors.OutcomeUnknown(err) {
+		// Look before creating again, and find the account if the User leaves meanwhile.
+		e.unsureCreates[user] = unsureCreate{key: p.desired.KeyValue(e.cfg.MatchBy), failed: e.now()}
+	}
 	switch {
 	case errors.Is(err, connectors.ErrNotFound) && p.current != nil:
 		// The account vanished from the app since it was listed: plan the User again.
@@ -273,6 +291,7 @@ func (e *Engine) settleLocked(user string, p userPlan) {
 	case !p.exists:
 		e.app.unlink(user)
 		delete(e.accountStates, user)
+		delete(e.unsureCreates, user)
 	case p.problem != "":
 		e.setAccountStateLocked(user, identityv1alpha1.AccountStateFailed, e.app.links[user], p.problem)
 	case p.current != nil && e.app.links[user] == p.current.ID && len(p.drift) > 0:

@@ -64,7 +64,11 @@ type Engine struct {
 	cleared    map[string]bool // deprovisions the planner let through
 	released   map[string]bool // Users going away whose accounts are left as they are
 	lastSent   map[string]sent // user → what its last update sent
-	retry      map[string]*backoff
+	// unsureCreates: Users whose last create failed without telling whether the app
+	// made the account; their next create looks the account up first, and a leaver
+	// among them is looked for by key in the next listing.
+	unsureCreates map[string]unsureCreate
+	retry         map[string]*backoff
 	// convergeSince: when a User with planned changes was first marked, for the metric.
 	convergeSince map[string]time.Time
 	// askedPending: Users reported pending; they are announced once they are not.
@@ -107,6 +111,13 @@ type accountState struct {
 	rateLimited bool
 }
 
+// unsureCreate is a create whose outcome is unknown: the account's matching key, and
+// when the create failed.
+type unsureCreate struct {
+	key    string
+	failed time.Time
+}
+
 type backoff struct {
 	next  time.Time
 	delay time.Duration
@@ -125,7 +136,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		health: HealthConnecting,
 		app:    newObservedApp(), accountStates: map[string]*accountState{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
-		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
+		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, unsureCreates: map[string]unsureCreate{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
 	}
@@ -195,6 +206,7 @@ func (e *Engine) Release(user string) {
 	delete(e.planned, user)
 	delete(e.dirty, user)
 	delete(e.lastSent, user)
+	delete(e.unsureCreates, user)
 	e.dropAccountStateLocked(user)
 	e.appChanged = true
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -364,4 +365,46 @@ func TestARateLimitedUpdateDoesNotHoldBackTheKillSwitch(t *testing.T) {
 	subjects.set("u00", func(s *Subject) { s.Active = false }) // the kill switch
 	e.MarkDirty("u00")
 	eventually(t, "the account is deactivated at once", func() bool { return activeAccounts(app) == 0 })
+}
+
+// lostAnswers is an app whose first create goes through while its answer is lost, as
+// when a connection is reset or times out after the app made the account.
+type lostAnswers struct {
+	*memory.App
+	mu      sync.Mutex
+	creates int
+}
+
+func (l *lostAnswers) Create(ctx context.Context, desired connectors.Account) (connectors.Account, error) {
+	l.mu.Lock()
+	l.creates++
+	first := l.creates == 1
+	l.mu.Unlock()
+	acc, err := l.App.Create(ctx, desired)
+	if first && err == nil {
+		return connectors.Account{}, &connectors.TransientError{Err: errors.New("connection reset by peer")}
+	}
+	return acc, err
+}
+
+// TestACreateWhoseAnswerWasLostIsLookedUpBeforeItIsSentAgain: an app need not refuse
+// a second account with the same userName, so after a create whose outcome is unknown
+// the engine looks the account up, finds it and adopts it, and creates nothing more.
+func TestACreateWhoseAnswerWasLostIsLookedUpBeforeItIsSentAgain(t *testing.T) {
+	app := &lostAnswers{App: memory.NewApp()}
+	cfg := testConfig(t, app.App)
+	cfg.Target = app
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	subjects.set("ada", func(*Subject) {})
+	e, _ := startEngine(t, cfg, subjects)
+	eventually(t, "ada's account is known to the engine", func() bool {
+		v := e.User("ada")
+		return v.Known && v.Account.State == identityv1alpha1.AccountStateActive
+	})
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if app.creates != 1 || len(app.Accounts()) != 1 || app.Requests()[memory.OpLookup] == 0 {
+		t.Fatalf("%d creates, %d accounts, %d lookups; want the one account looked up and adopted, not created again",
+			app.creates, len(app.Accounts()), app.Requests()[memory.OpLookup])
+	}
 }

@@ -307,7 +307,7 @@ func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (
 		}
 	}
 	if desired == nil {
-		return nil, false
+		return e.unsureAccountLocked(user), false
 	}
 	key := connectors.Account{Attributes: desired}.KeyValue(e.cfg.MatchBy)
 	if key == "" {
@@ -317,6 +317,28 @@ func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (
 		return acc, true
 	}
 	return nil, false
+}
+
+// unsureAccountLocked finds, for a User who should have no account (a leaver), the
+// account a create whose answer was lost may have made: by the key it was created with.
+// When the app has not been listed since that create, it asks for a listing; when it
+// has and the account is not there, the create did nothing.
+func (e *Engine) unsureAccountLocked(user string) *observed {
+	unsure, ok := e.unsureCreates[user]
+	if !ok {
+		return nil
+	}
+	if acc := e.app.byMatchingKey(e.cfg.MatchBy, unsure.key); acc != nil {
+		e.app.link(user, acc.ID)
+		delete(e.unsureCreates, user)
+		return acc
+	}
+	if e.lastFullSync.After(unsure.failed) {
+		delete(e.unsureCreates, user)
+	} else {
+		e.askResync()
+	}
+	return nil
 }
 
 func (e *Engine) planUnmanagedLocked(key, id string) userPlan {

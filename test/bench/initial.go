@@ -127,13 +127,19 @@ func (b *bench) unlimited() *identityv1alpha1.RateLimit {
 	return &identityv1alpha1.RateLimit{Requests: 1000000, MaxConcurrency: &concurrency}
 }
 
+// benchThreshold lets every deprovision of the bench through: its leavers, idle and
+// under load, are more than the default safety threshold (25 within 10 minutes) allows,
+// and the bench measures how fast they go, not the threshold.
+var benchThreshold = int32(1000000)
+
 func (b *bench) appConnection(ns, name string, rl *identityv1alpha1.RateLimit) *identityv1alpha1.AppConnection {
 	return &identityv1alpha1.AppConnection{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: identityv1alpha1.AppConnectionSpec{
 			SCIM: &identityv1alpha1.SCIMConnector{BaseURL: b.apps.url(name), Auth: identityv1alpha1.SCIMAuth{
 				Type: identityv1alpha1.SCIMAuthBearer, SecretRef: identityv1alpha1.LocalObjectReference{Name: "app-token"}}},
-			RateLimit: rl,
+			RateLimit:       rl,
+			SafetyThreshold: &identityv1alpha1.SafetyThreshold{MaxCount: &benchThreshold},
 		},
 	}
 }

@@ -1,0 +1,151 @@
+package reliability
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+
+	"github.com/rosterhq/roster/connectors/scim"
+)
+
+const appToken = "reliability-app-token-0123456789"
+
+// app is a SCIM app on loopback, reached by the operator through a toxiproxy proxy, with
+// faults toxiproxy has no toxic for (5xx bursts, 429 with Retry-After, truncated JSON)
+// answered by a handler in front of it. Its store does not refuse a second user with a
+// taken userName, as some apps do not: a client that creates twice leaves a duplicate.
+type app struct {
+	name  string
+	store *scim.MemoryStore
+	srv   *httptest.Server
+	proxy *toxiproxy.Proxy
+
+	mu       sync.Mutex
+	fault    httpFault
+	requests map[string]int // "POST /Users" …
+	faulted  int            // requests answered by a fault
+}
+
+// httpFault is a fault at the HTTP level.
+type httpFault string
+
+const (
+	noFault      httpFault = ""
+	serverErrors httpFault = "5xx"      // 503 to every request
+	tooMany      httpFault = "429"      // 429 with Retry-After: 1 to every request
+	truncated    httpFault = "truncate" // the write is done, its answer cut in half
+)
+
+func newApp(t *testing.T, name string) *app {
+	t.Helper()
+	a := &app{name: name, store: scim.NewLenientMemoryStore(), requests: map[string]int{}}
+	server := scim.NewServer(scim.ServerOptions{Store: a.store, Authorize: func(r *http.Request) bool {
+		return r.Header.Get("Authorization") == "Bearer "+appToken
+	}})
+	a.srv = httptest.NewServer(http.StripPrefix("/scim/v2", a.faulty(server)))
+	t.Cleanup(a.srv.Close)
+	a.proxy = toxiproxy.NewProxy(suite.toxics, name, "127.0.0.1:0", strings.TrimPrefix(a.srv.URL, "http://"))
+	if err := a.proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.proxy.Stop)
+	return a
+}
+
+// url is the app's SCIM base URL, through the proxy.
+func (a *app) url() string { return "http://" + a.proxy.Listen + "/scim/v2" }
+
+func (a *app) setFault(f httpFault) {
+	a.mu.Lock()
+	a.fault = f
+	a.mu.Unlock()
+}
+
+func (a *app) faulty(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		fault := a.fault
+		a.requests[r.Method+" /"+strings.Split(strings.Trim(r.URL.Path, "/"), "/")[0]]++
+		if fault != noFault {
+			a.faulted++
+		}
+		a.mu.Unlock()
+		switch fault {
+		case serverErrors:
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		case tooMany:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		case truncated:
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			body := rec.Body.Bytes()
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)/2))
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body[:len(body)/2])
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// counts returns the requests the app has seen, by kind, and how many a fault answered.
+func (a *app) counts() (map[string]int, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]int, len(a.requests))
+	for k, v := range a.requests {
+		out[k] = v
+	}
+	return out, a.faulted
+}
+
+// accounts returns each userName (lower-cased) with how many accounts hold it and how
+// many of those are active.
+func (a *app) accounts() (held, active map[string]int) {
+	held, active = map[string]int{}, map[string]int{}
+	a.store.Range(scim.Users, func(r scim.Resource) bool {
+		name, _ := r["userName"].(string)
+		held[strings.ToLower(name)]++
+		if r.Active() {
+			active[strings.ToLower(name)]++
+		}
+		return true
+	})
+	return held, active
+}
+
+// addToxic adds a toxic (toxiproxy's JSON: type, stream, toxicity, attributes).
+func addToxic(t *testing.T, p *toxiproxy.Proxy, name, typ, stream string, attrs map[string]any) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":{`, name, typ, stream)
+	first := true
+	for k, v := range attrs {
+		if !first {
+			b.WriteString(",")
+		}
+		first = false
+		fmt.Fprintf(&b, "%q:%v", k, v)
+	}
+	b.WriteString("}}")
+	if _, err := p.Toxics.AddToxicJson(strings.NewReader(b.String())); err != nil {
+		t.Fatalf("adding toxic %s: %v", name, err)
+	}
+}
+
+func removeToxic(t *testing.T, p *toxiproxy.Proxy, name string) {
+	t.Helper()
+	if err := p.Toxics.RemoveToxic(t.Context(), name); err != nil {
+		t.Fatalf("removing toxic %s: %v", name, err)
+	}
+}

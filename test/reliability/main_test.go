@@ -1,0 +1,249 @@
+// Package reliability kills, fails over and starves the operator, run as the separate
+// process `make build` produces, while it provisions into SCIM apps behind toxiproxy,
+// and checks that nothing was lost or duplicated. `make test` runs every scenario at a
+// small size; `make reliability` at full size (ROSTER_RELIABILITY=full).
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/go-logr/logr"
+	"github.com/rs/zerolog"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/test/testenv"
+)
+
+// suite is what every scenario shares: one control plane, the operator binary, and the
+// toxiproxy server whose proxies stand between the operator and its peers.
+var suite struct {
+	env    *testenv.Env
+	binary string
+	// kubeconfig reaches the API server directly; proxiedKubeconfig through the
+	// apiserver proxy, which a scenario can cut.
+	kubeconfig, proxiedKubeconfig string
+	apiserver                     *toxiproxy.Proxy
+	toxics                        *toxiproxy.ApiServer
+	full                          bool
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(logr.Discard())
+	suite.full = os.Getenv("ROSTER_RELIABILITY") == "full"
+	dir, err := os.MkdirTemp("", "roster-reliability-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	if suite.binary, err = buildOperator(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	suite.toxics = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	if suite.env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = suite.env.Stop() }()
+	if err := writeKubeconfigs(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer suite.apiserver.Stop()
+	return m.Run()
+}
+
+// writeKubeconfigs writes a cluster admin's kubeconfig, and one that reaches the API
+// server through a proxy.
+func writeKubeconfigs(dir string) error {
+	raw, err := suite.env.AdminKubeConfig()
+	if err != nil {
+		return err
+	}
+	suite.kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(suite.kubeconfig, raw, 0o600); err != nil {
+		return err
+	}
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return err
+	}
+	var server string
+	for _, c := range cfg.Clusters {
+		server = c.Server
+	}
+	host := strings.TrimPrefix(server, "https://")
+	suite.apiserver = toxiproxy.NewProxy(suite.toxics, "kube-apiserver", "127.0.0.1:0", host)
+	if err := suite.apiserver.Start(); err != nil {
+		return err
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = "https://" + suite.apiserver.Listen
+	}
+	suite.proxiedKubeconfig = filepath.Join(dir, "kubeconfig-proxied")
+	return clientcmd.WriteToFile(*cfg, suite.proxiedKubeconfig)
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// size picks the small figure for `make test` and the full one for `make reliability`.
+func size(small, full int) int {
+	if suite.full {
+		return full
+	}
+	return small
+}
+
+// org is one scenario's namespace: its apps, each an AppConnection, and a Role that
+// grants every app to everyone but contractors. The scenarios' leavers may be more than
+// the default safety threshold lets through: what is tested here is that they all go,
+// once, whatever is killed; the threshold holding them has tests of its own.
+type org struct {
+	ns   string
+	apps []*app
+	rng  *rand.Rand
+}
+
+func newOrg(t *testing.T, seed uint64, appNames ...string) *org {
+	t.Helper()
+	unlimited := int32(1000000)
+	o := &org{ns: suite.env.Namespace(t), rng: rand.New(rand.NewPCG(seed, seed))}
+	objs := []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: "app-token"}, StringData: map[string]string{"token": appToken}},
+	}
+	var grants []identityv1alpha1.RoleGrant
+	for _, name := range appNames {
+		a := newApp(t, o.ns+"-"+name)
+		o.apps = append(o.apps, a)
+		objs = append(objs, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: name},
+			Spec: identityv1alpha1.AppConnectionSpec{SCIM: &identityv1alpha1.SCIMConnector{BaseURL: a.url(),
+				Auth:           identityv1alpha1.SCIMAuth{Type: identityv1alpha1.SCIMAuthBearer, SecretRef: identityv1alpha1.LocalObjectReference{Name: "app-token"}},
+				RequestTimeout: &metav1.Duration{Duration: 5 * time.Second}},
+				SafetyThreshold: &identityv1alpha1.SafetyThreshold{MaxCount: &unlimited}}})
+		grants = append(grants, identityv1alpha1.RoleGrant{App: name})
+	}
+	objs = append(objs, &identityv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: "staff"},
+		Spec: identityv1alpha1.RoleSpec{Members: identityv1alpha1.RoleMembers{Rule: `user.department != "contractors"`}, Grants: grants}})
+	suite.env.Create(t, objs...)
+	return o
+}
+
+// person is the User of person i: every fifth is a contractor, who gets no account.
+func person(ns string, i int) *identityv1alpha1.User {
+	dept := "eng"
+	if i%5 == 4 {
+		dept = "contractors"
+	}
+	return &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p%05d", i)},
+		Spec: identityv1alpha1.UserSpec{UserName: fmt.Sprintf("p%05d@example.com", i), Department: dept,
+			Name: &identityv1alpha1.PersonName{GivenName: "Person", FamilyName: fmt.Sprint(i)}}}
+}
+
+func entitled(i int) bool { return i%5 != 4 }
+
+// hire creates the Users of people [from, to).
+func (o *org) hire(t *testing.T, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := suite.env.Client.Create(context.Background(), person(o.ns, i)); err != nil {
+			t.Fatalf("creating person %d: %v", i, err)
+		}
+	}
+}
+
+// setState suspends or reactivates person i.
+func (o *org) setState(t *testing.T, i int, state identityv1alpha1.UserState) {
+	t.Helper()
+	u := &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: fmt.Sprintf("p%05d", i)}}
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"state":"`+string(state)+`"}}`))
+	if err := suite.env.Client.Patch(context.Background(), u, patch); err != nil {
+		t.Fatalf("setting person %d %s: %v", i, state, err)
+	}
+}
+
+// creates counts the creates every app has seen.
+func (o *org) creates() int {
+	n := 0
+	for _, a := range o.apps {
+		c, _ := a.counts()
+		n += c["POST /Users"]
+	}
+	return n
+}
+
+// converged reports whether every app holds exactly the declared accounts: one active
+// account per entitled person among people, none active for a suspended one (who may
+// have none, if suspended before it was made), none for anyone else, and none twice.
+func (o *org) converged(people int, suspended map[int]bool) (bool, string) {
+	for _, a := range o.apps {
+		held, active := a.accounts()
+		for i := range people {
+			name := fmt.Sprintf("p%05d@example.com", i)
+			switch {
+			case held[name] > 1:
+				return false, fmt.Sprintf("%s holds %d accounts of %s", a.name, held[name], name)
+			case !entitled(i) && held[name] > 0:
+				return false, fmt.Sprintf("%s holds an account of contractor %s", a.name, name)
+			case entitled(i) && !suspended[i] && held[name] == 0:
+				return false, fmt.Sprintf("%s has no account of %s", a.name, name)
+			case entitled(i) && suspended[i] && active[name] > 0:
+				return false, fmt.Sprintf("%s still has %s active", a.name, name)
+			case entitled(i) && !suspended[i] && active[name] == 0:
+				return false, fmt.Sprintf("%s has %s inactive", a.name, name)
+			}
+		}
+		if len(held) > people {
+			return false, fmt.Sprintf("%s holds %d userNames for %d people", a.name, len(held), people)
+		}
+	}
+	return true, ""
+}
+
+// duplicates counts the accounts beyond the first of each userName, over every app.
+func (o *org) duplicates() int {
+	n := 0
+	for _, a := range o.apps {
+		held, _ := a.accounts()
+		for _, c := range held {
+			n += c - 1
+		}
+	}
+	return n
+}
+
+// usersReady reports whether every User has Ready=True.
+func (o *org) usersReady() (bool, string) {
+	var users identityv1alpha1.UserList
+	if err := suite.env.Client.List(context.Background(), &users, client.InNamespace(o.ns)); err != nil {
+		return false, err.Error()
+	}
+	for _, u := range users.Items {
+		if c := meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			return false, fmt.Sprintf("%s: %+v", u.Name, c)
+		}
+	}
+	return true, ""
+}

@@ -1,0 +1,191 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/directory"
+)
+
+// hrExport is an HR export server: a CSV of people, reached through a proxy, that can
+// be cut short.
+type hrExport struct {
+	mu      sync.Mutex
+	people  int
+	partial bool // the export stops halfway through a row
+	srv     *httptest.Server
+	proxy   *toxiproxy.Proxy
+}
+
+func newHRExport(t *testing.T, name string, people int) *hrExport {
+	t.Helper()
+	h := &hrExport{people: people}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h.mu.Lock()
+		people, partial := h.people, h.partial
+		h.mu.Unlock()
+		var b strings.Builder
+		b.WriteString("id,firstName,lastName,email,department\n")
+		for i := range people {
+			fmt.Fprintf(&b, "e%05d,Person,%d,e%05d@example.com,eng\n", i, i, i)
+		}
+		csv := b.String()
+		w.Header().Set("Content-Type", "text/csv")
+		w.Header().Set("Content-Length", fmt.Sprint(len(csv)))
+		if partial {
+			_, _ = w.Write([]byte(csv[:len(csv)/2])) // and the connection ends
+			return
+		}
+		_, _ = w.Write([]byte(csv))
+	}))
+	t.Cleanup(h.srv.Close)
+	h.proxy = toxiproxy.NewProxy(suite.toxics, name, "127.0.0.1:0", strings.TrimPrefix(h.srv.URL, "http://"))
+	if err := h.proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.proxy.Stop)
+	return h
+}
+
+// sourceFault is one way a source fails, and what the DirectorySync may say of it.
+type sourceFault struct {
+	name        string
+	start, stop func(t *testing.T, h *hrExport)
+	says        []string
+}
+
+var sourceFaults = []sourceFault{
+	{name: "the export server goes away",
+		start: func(_ *testing.T, h *hrExport) { h.proxy.Stop() },
+		stop: func(t *testing.T, h *hrExport) {
+			if err := h.proxy.Start(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		says: []string{"refused", "connect"}},
+	{name: "the export server hangs",
+		start: func(t *testing.T, h *hrExport) {
+			addToxic(t, h.proxy, "hang", "timeout", "downstream", map[string]any{"timeout": 0})
+		},
+		stop: func(t *testing.T, h *hrExport) { removeToxic(t, h.proxy, "hang") },
+		says: []string{"timeout", "deadline", "Timeout"}},
+	{name: "the export is cut off halfway",
+		start: func(_ *testing.T, h *hrExport) { h.setPartial(true) },
+		stop:  func(_ *testing.T, h *hrExport) { h.setPartial(false) },
+		says:  []string{"EOF", "unexpected", "short", "incomplete"}},
+	{name: "the export holds half the people",
+		start: func(_ *testing.T, h *hrExport) { h.setPeople(h.people / 2) },
+		stop:  func(_ *testing.T, h *hrExport) { h.setPeople(h.people * 2) },
+		says:  []string{identityv1alpha1.ReasonSafetyThresholdExceeded}},
+}
+
+func (h *hrExport) setPartial(on bool) {
+	h.mu.Lock()
+	h.partial = on
+	h.mu.Unlock()
+}
+
+func (h *hrExport) setPeople(n int) {
+	h.mu.Lock()
+	h.people = n
+	h.mu.Unlock()
+}
+
+// TestFaultySources: the HR export goes away, hangs, is cut off, or comes back with
+// half the people. No User is suspended or deleted because the source failed, and the
+// DirectorySync says why it did not sync.
+func TestFaultySources(t *testing.T) {
+	people := size(40, 1000)
+	maxPercent := int32(20)
+	ns := suite.env.Namespace(t)
+	hr := newHRExport(t, ns+"-hr", people)
+	suite.env.Create(t, &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"},
+		Spec: identityv1alpha1.DirectorySyncSpec{HRIS: &identityv1alpha1.HRISSource{Format: "CSV", URL: "http://" + hr.proxy.Listen + "/people.csv"},
+			// An export that is short but well formed reads as people leaving: the
+			// threshold is what holds it.
+			SafetyThreshold: &identityv1alpha1.SafetyThreshold{MaxPercent: &maxPercent}}})
+	startOperator(t, "a", suite.kubeconfig)
+	waitUntil(t, 2*time.Minute, "every person is a User", func() (bool, string) {
+		active, suspended := userStates(t, ns)
+		return active == people, fmt.Sprintf("%d active, %d suspended", active, suspended)
+	})
+	for i, f := range sourceFaults {
+		t.Run(f.name, func(t *testing.T) {
+			f.start(t, hr)
+			resync(t, ns, fmt.Sprint(i))
+			waitUntil(t, 2*time.Minute, "the DirectorySync says why it did not sync", func() (bool, string) {
+				msg := dsReady(t, ns)
+				return containsAny(msg, f.says), msg
+			})
+			t.Logf("%s: the DirectorySync says %q", f.name, dsReady(t, ns))
+			if active, suspended := userStates(t, ns); active != people || suspended != 0 {
+				t.Fatalf("while %s: %d Users active and %d suspended, want all %d active", f.name, active, suspended, people)
+			}
+			f.stop(t, hr)
+			resync(t, ns, fmt.Sprint(i)+"-after")
+			waitUntil(t, 2*time.Minute, "the DirectorySync Ready again", func() (bool, string) {
+				msg := dsReady(t, ns)
+				return strings.HasPrefix(msg, "True"), msg
+			})
+		})
+	}
+	if active, suspended := userStates(t, ns); active != people || suspended != 0 {
+		t.Fatalf("at the end: %d Users active and %d suspended, want all %d active", active, suspended, people)
+	}
+}
+
+func resync(t *testing.T, ns, value string) {
+	t.Helper()
+	ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}}
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+identityv1alpha1.AnnotationResync+`":"`+value+`"}}}`))
+	if err := suite.env.Client.Patch(context.Background(), ds, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dsReady is the DirectorySync's Ready status, reason and message, once it has seen its
+// latest generation and resync.
+func dsReady(t *testing.T, ns string) string {
+	t.Helper()
+	ds := &identityv1alpha1.DirectorySync{}
+	if err := suite.env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hr"}, ds); err != nil {
+		return err.Error()
+	}
+	c := meta.FindStatusCondition(ds.Status.Conditions, identityv1alpha1.ConditionReady)
+	if c == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+}
+
+// userStates counts the DirectorySync's Users by state; deleted ones count as neither.
+func userStates(t *testing.T, ns string) (active, suspended int) {
+	t.Helper()
+	var users identityv1alpha1.UserList
+	if err := suite.env.Client.List(context.Background(), &users, client.InNamespace(ns), client.MatchingLabels{directory.LabelDirectorySync: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users.Items {
+		switch {
+		case u.DeletionTimestamp != nil:
+		case u.Spec.State == identityv1alpha1.UserStateSuspended:
+			suspended++
+		default:
+			active++
+		}
+	}
+	return active, suspended
+}
