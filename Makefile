@@ -49,7 +49,7 @@ vet: ## Run go vet.
 lint: vet golangci-lint ## Check formatting, run go vet, golangci-lint (.golangci.yml) and the API conventions check.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 	go run ./hack/apilint ./api/v1alpha1
 
 .PHONY: envtest
