@@ -13,9 +13,7 @@ func TestAPIServerOutage(t *testing.T) {
 	people := size(100, 1000)
 	outage := time.Duration(size(6, 30)) * time.Second
 	o := newOrg(t, 29, "chat", "wiki")
-	for _, a := range o.apps {
-		addToxic(t, a.proxy, "slow-answers", "latency", "downstream", map[string]any{"latency": 100, "jitter": 50})
-	}
+	o.slowAnswers(t, 100, 50)
 	op := startOperator(t, "a", suite.proxiedKubeconfig)
 	o.hire(t, 0, people/2)
 	waitUntil(t, 2*time.Minute, "the sync is under way", func() (bool, string) {
@@ -37,9 +35,7 @@ func TestAPIServerOutage(t *testing.T) {
 		startOperator(t, "a", suite.proxiedKubeconfig)
 	default:
 	}
-	for _, a := range o.apps {
-		removeToxic(t, a.proxy, "slow-answers")
-	}
+	o.fastAnswers(t)
 	waitUntil(t, 3*time.Minute, "every app holds the declared accounts after the outage", func() (bool, string) {
 		return o.converged(people, nil)
 	})

@@ -50,12 +50,19 @@ func newApp(t *testing.T, name string) *app {
 	}})
 	a.srv = httptest.NewServer(http.StripPrefix("/scim/v2", a.faulty(server)))
 	t.Cleanup(a.srv.Close)
-	a.proxy = toxiproxy.NewProxy(suite.toxics, name, "127.0.0.1:0", strings.TrimPrefix(a.srv.URL, "http://"))
-	if err := a.proxy.Start(); err != nil {
+	a.proxy = proxyTo(t, name, a.srv)
+	return a
+}
+
+// proxyTo puts a toxiproxy proxy in front of a test server.
+func proxyTo(t *testing.T, name string, srv *httptest.Server) *toxiproxy.Proxy {
+	t.Helper()
+	p := toxiproxy.NewProxy(suite.toxics, name, "127.0.0.1:0", strings.TrimPrefix(srv.URL, "http://"))
+	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.proxy.Stop)
-	return a
+	t.Cleanup(p.Stop)
+	return p
 }
 
 // url is the app's SCIM base URL, through the proxy.

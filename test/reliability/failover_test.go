@@ -42,9 +42,7 @@ func killLeader(t *testing.T, leading *operator) time.Duration {
 func TestLeaderFailover(t *testing.T) {
 	people := size(100, 2000)
 	o := newOrg(t, 17, "chat", "wiki")
-	for _, a := range o.apps {
-		addToxic(t, a.proxy, "slow-answers", "latency", "downstream", map[string]any{"latency": 50, "jitter": 50})
-	}
+	o.slowAnswers(t, 50, 50)
 	a := startOperator(t, "a", suite.kubeconfig)
 	waitUntil(t, 30*time.Second, "a leads", func() (bool, string) { return leader() != "", "no lease holder" })
 	b := startOperator(t, "b", suite.kubeconfig)
@@ -78,9 +76,7 @@ func TestLeaderFailover(t *testing.T) {
 		return gone > 0, fmt.Sprint(gone)
 	})
 	second := killLeader(t, b)
-	for _, app := range o.apps {
-		removeToxic(t, app.proxy, "slow-answers")
-	}
+	o.fastAnswers(t)
 	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
 		return o.converged(people, leavers)
 	})

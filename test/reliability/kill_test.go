@@ -14,9 +14,7 @@ import (
 func TestKillDuringTheInitialSync(t *testing.T) {
 	people, kills := size(150, 2000), size(3, 5)
 	o := newOrg(t, 13, "chat", "wiki", "crm")
-	for _, a := range o.apps {
-		addToxic(t, a.proxy, "slow-answers", "latency", "downstream", map[string]any{"latency": 150, "jitter": 100})
-	}
+	o.slowAnswers(t, 150, 100)
 	op := startOperator(t, "a", suite.kubeconfig)
 	o.hire(t, 0, people)
 
@@ -36,9 +34,7 @@ func TestKillDuringTheInitialSync(t *testing.T) {
 		t.Logf("kill %d at %d creates of %d", i+1, o.creates(), want)
 		op = startOperator(t, "a", suite.kubeconfig)
 	}
-	for _, a := range o.apps {
-		removeToxic(t, a.proxy, "slow-answers")
-	}
+	o.fastAnswers(t)
 	waitUntil(t, 5*time.Minute, "every app holds exactly the declared accounts", func() (bool, string) {
 		return o.converged(people, nil)
 	})

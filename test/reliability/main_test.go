@@ -247,3 +247,20 @@ func (o *org) usersReady() (bool, string) {
 	}
 	return true, ""
 }
+
+// slowAnswers delays every app's answers (ms), so that kills and failovers land
+// between a write reaching an app and the operator hearing of it.
+func (o *org) slowAnswers(t *testing.T, latency, jitter int) {
+	t.Helper()
+	for _, a := range o.apps {
+		addToxic(t, a.proxy, "slow-answers", "latency", "downstream", map[string]any{"latency": latency, "jitter": jitter})
+	}
+}
+
+// fastAnswers takes the delay away again.
+func (o *org) fastAnswers(t *testing.T) {
+	t.Helper()
+	for _, a := range o.apps {
+		removeToxic(t, a.proxy, "slow-answers")
+	}
+}

@@ -13,9 +13,7 @@ import (
 func TestGracefulShutdown(t *testing.T) {
 	people := size(100, 1000)
 	o := newOrg(t, 23, "chat", "wiki")
-	for _, a := range o.apps {
-		addToxic(t, a.proxy, "slow-answers", "latency", "downstream", map[string]any{"latency": 200, "jitter": 100})
-	}
+	o.slowAnswers(t, 200, 100)
 	op := startOperator(t, "a", suite.kubeconfig)
 	o.hire(t, 0, people)
 	waitUntil(t, 2*time.Minute, "the sync is under way", func() (bool, string) {
@@ -27,9 +25,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("after SIGTERM the operator ended with %d (%v) in %s, want exit 0 within the grace period", code, err, took)
 	}
 	t.Logf("SIGTERM mid-sync: exit 0 in %s", took.Round(time.Millisecond))
-	for _, a := range o.apps {
-		removeToxic(t, a.proxy, "slow-answers")
-	}
+	o.fastAnswers(t)
 	startOperator(t, "b", suite.kubeconfig)
 	waitUntil(t, 3*time.Minute, "the next process converges", func() (bool, string) { return o.converged(people, nil) })
 	if d := o.duplicates(); d != 0 {

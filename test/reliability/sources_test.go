@@ -52,11 +52,7 @@ func newHRExport(t *testing.T, name string, people int) *hrExport {
 		_, _ = w.Write([]byte(csv))
 	}))
 	t.Cleanup(h.srv.Close)
-	h.proxy = toxiproxy.NewProxy(suite.toxics, name, "127.0.0.1:0", strings.TrimPrefix(h.srv.URL, "http://"))
-	if err := h.proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.proxy.Stop)
+	h.proxy = proxyTo(t, name, h.srv)
 	return h
 }
 
