@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/directory"
 )
 
 func userWithReady(generation, observed int64, reason string) *identityv1alpha1.User {
@@ -48,6 +49,17 @@ func TestProgressIsWrittenOncePerInterval(t *testing.T) {
 	}
 	if wait := tr.hold(key, userWithReady(2, 1, identityv1alpha1.ReasonProgressing), userWithReady(2, 1, identityv1alpha1.ReasonProgressing), start.Add(5*time.Second)); wait != 0 {
 		t.Fatalf("a new generation is held %s, want written at once", wait)
+	}
+	synced := userWithReady(1, 0, "")
+	synced.Labels = map[string]string{directory.LabelDirectorySync: "hr"}
+	written := userWithReady(1, 1, identityv1alpha1.ReasonProgressing)
+	written.Labels = synced.Labels
+	dsKey := types.NamespacedName{Namespace: "acme", Name: "grace"}
+	if wait := tr.hold(dsKey, synced, written, start); wait != firstStatusGrace {
+		t.Fatalf("a directory User's first progress is held %s, want %s (its accounts may all come up meanwhile)", wait, firstStatusGrace)
+	}
+	if wait := tr.hold(dsKey, synced, written, start.Add(firstStatusGrace)); wait != 0 {
+		t.Fatalf("a directory User's progress past the grace is held %s, want written", wait)
 	}
 	fresh := newProgressThrottle() // after a restart: nothing remembered
 	if wait := fresh.hold(key, converging, converging, start); wait != 0 {
