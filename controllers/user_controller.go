@@ -54,7 +54,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	now := time.Now()
 	phase, next := lifecycle(u, now)
 	u.Status.Phase = phase
-	apps, err := r.appsOf(ctx, u.Namespace)
+	apps, err := r.appsOf(ctx, u.Namespace, u.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -108,13 +108,15 @@ func (r *UserReconciler) orphan(ctx context.Context, u *identityv1alpha1.User) e
 	return client.IgnoreNotFound(r.Update(ctx, u))
 }
 
-// app is an AppConnection of the User's namespace with its engine, if running.
+// app is an AppConnection of the User's namespace with its engine, if running, and
+// what the engine knows of the User, read once per reconcile.
 type app struct {
 	conn   *identityv1alpha1.AppConnection
 	engine *engine.Engine
+	view   engine.UserView
 }
 
-func (r *UserReconciler) appsOf(ctx context.Context, namespace string) (map[string]app, error) {
+func (r *UserReconciler) appsOf(ctx context.Context, namespace, user string) (map[string]app, error) {
 	var conns identityv1alpha1.AppConnectionList
 	if err := r.List(ctx, &conns, client.InNamespace(namespace)); err != nil {
 		return nil, err
@@ -123,7 +125,11 @@ func (r *UserReconciler) appsOf(ctx context.Context, namespace string) (map[stri
 	apps := make(map[string]app, len(conns.Items))
 	for i := range conns.Items {
 		c := &conns.Items[i]
-		apps[c.Name] = app{conn: c, engine: engines[c.Name]}
+		a := app{conn: c, engine: engines[c.Name]}
+		if a.engine != nil {
+			a.view = a.engine.User(user)
+		}
+		apps[c.Name] = a
 	}
 	return apps, nil
 }
@@ -143,7 +149,7 @@ func (r *UserReconciler) accounts(u *identityv1alpha1.User, apps map[string]app)
 			}
 			continue
 		}
-		view := a.engine.User(u.Name)
+		view := a.view
 		if !view.Known {
 			if p, known := previous[name]; known && !view.Listed {
 				out = append(out, p)
@@ -186,8 +192,8 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 	if u.DeletionTimestamp != nil {
 		var waiting []string
 		for _, name := range sortedApps(apps) {
-			if e := apps[name].engine; e != nil {
-				if why := e.User(u.Name).Waiting; why != "" {
+			if a := apps[name]; a.engine != nil {
+				if why := a.view.Waiting; why != "" {
 					waiting = append(waiting, why)
 				}
 			}
@@ -217,7 +223,7 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 		if a.engine == nil || a.conn.Spec.Mode == identityv1alpha1.ModePlan {
 			continue
 		}
-		view := a.engine.User(u.Name)
+		view := a.view
 		if !view.Pending {
 			continue
 		}

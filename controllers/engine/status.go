@@ -52,7 +52,7 @@ func (e *Engine) Snapshot() Snapshot {
 	if e.heldPlanID != "" {
 		s.BlockedMessage = e.blockedMessage(e.heldPlanID, len(e.held), e.heldSent)
 	}
-	s.Converging, s.Released = e.convergingLocked(), e.releasedLocked()
+	s.Converging, s.Released = e.convergingLocked(), e.releasedLocked(s.Managed)
 	s.RecentDeprovisions = e.window.Counted(e.now())
 	for _, g := range e.managedGroups {
 		s.ManagedGroups = append(s.ManagedGroups, g)
@@ -172,14 +172,11 @@ func (e *Engine) waitingForLocked(user string) string {
 
 // releasedLocked reports whether every account the engine managed is released (for a
 // deleted AppConnection): none active and linked, nothing pending.
-func (e *Engine) releasedLocked() bool {
+func (e *Engine) releasedLocked(managed int) bool {
 	if e.cfg.Mode == identityv1alpha1.ModePlan {
 		return true
 	}
-	if !e.synced || len(e.dirty) > 0 || len(e.planned) > 0 || len(e.pendingGroups) > 0 {
-		return false
-	}
-	return e.app.managedCount() == 0
+	return e.synced && len(e.dirty) == 0 && len(e.planned) == 0 && len(e.pendingGroups) == 0 && managed == 0
 }
 
 func (e *Engine) pendingLocked(user string) bool {
