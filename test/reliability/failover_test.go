@@ -43,8 +43,12 @@ func TestLeaderFailover(t *testing.T) {
 	people := size(100, 2000)
 	o := newOrg(t, 17, "chat", "wiki")
 	o.slowAnswers(t, 50, 50)
+	stale := leader() // an earlier scenario's killed operator may still hold the lease
 	a := startOperator(t, "a", suite.kubeconfig)
-	waitUntil(t, 30*time.Second, "a leads", func() (bool, string) { return leader() != "", "no lease holder" })
+	waitUntil(t, 30*time.Second, "a leads", func() (bool, string) {
+		now := leader()
+		return now != "" && now != stale, "lease held by " + now
+	})
 	b := startOperator(t, "b", suite.kubeconfig)
 
 	o.hire(t, 0, people)
