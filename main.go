@@ -95,6 +95,10 @@ func main() {
 	}
 	inbound := &controllers.InboundSCIM{Addr: opts.scimAddr, CertFile: opts.scimCert, KeyFile: opts.scimKey,
 		Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
+	if err := mgr.AddReadyzCheck("inbound-scim", inbound.Ready); err != nil {
+		log.Error(err, "Could not add the inbound SCIM readiness check")
+		os.Exit(1)
+	}
 	registry := controllers.Connectors(memory.NewApps(), inbound)
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound}); err != nil {
 		log.Error(err, "Could not set up the controllers")

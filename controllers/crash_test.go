@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,9 +22,9 @@ import (
 	"github.com/rosterhq/roster/test/testenv"
 )
 
-// TestForgedSCIMAnnotationsAreReadBackSafely loads an inbound SCIM endpoint from Users and
-// a groups ConfigMap that a namespace editor has forged, and uses it as an identity
-// provider would.
+// TestForgedSCIMAnnotationsAreReadBackSafely loads an inbound SCIM endpoint from what an
+// earlier version kept (on Users, and in a groups ConfigMap) after a namespace editor
+// forged it, and uses it as an identity provider would.
 func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 	forged := []string{
 		`{"id":"u1","userName":"ada","groups":["x"],"password":"kept-by-an-older-version"}`,
@@ -42,7 +43,7 @@ func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 			Annotations: map[string]string{AnnotationSCIMResource: a}}})
 	}
 	c := fake.NewClientBuilder().WithScheme(testenv.Scheme()).WithObjects(objs...).Build()
-	st := inbound.New(syncerSink{key: key}, endpointStore{client: c, key: key, uid: "uid"})
+	st := inbound.New(syncerSink{key: key}, endpointStore{client: c, live: c, key: key, uid: "uid"})
 	if err := st.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +66,19 @@ func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 	if err != nil || len(g["members"].([]any)) != 1 {
 		t.Fatalf("group g1 = %v, %v; want grace as its one member", g, err)
 	}
-	if _, err := st.Update(context.Background(), scim.Groups, "g1", "", func(r scim.Resource) error {
+	var kept corev1.ConfigMapList
+	if err := c.List(context.Background(), &kept, client.InNamespace("acme"), client.HasLabels{LabelSCIMObject}); err != nil || len(kept.Items) != 4 {
+		t.Fatalf("kept %d objects (%v), want the 3 users and the group, one ConfigMap each", len(kept.Items), err)
+	}
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: "acme", Name: "okta-scim-groups"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the earlier groups ConfigMap is still there (%v)", err)
+	}
+	g, err = st.Update(context.Background(), scim.Groups, "g1", "", func(r scim.Resource) error {
 		r["members"] = []any{map[string]any{"value": "u1"}, "u3", 5}
 		return nil
-	}); !errors.Is(err, inbound.ErrNotReady) {
-		t.Fatalf("a membership change before the syncer runs = %v, want ErrNotReady (and no panic)", err)
+	})
+	if err != nil || len(g["members"].([]any)) != 1 {
+		t.Fatalf("a membership change with forged entries = %v, %v; want ada alone (and no panic)", g, err)
 	}
 }
 

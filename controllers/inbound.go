@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -16,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -24,11 +27,14 @@ import (
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/connectors/scim/inbound"
+	"github.com/rosterhq/roster/controllers/directory"
 )
 
 // InboundSCIM serves the SCIM 2.0 endpoints identity providers (Okta, Entra ID,
 // OneLogin) push users and groups to: one base URL per DirectorySync with a scim source,
-// /scim/v2/<namespace>/<name>. It is the "scim" directory source.
+// /scim/v2/<namespace>/<name>. It is the "scim" directory source. Every replica serves
+// it: what is pushed is kept in the API server (one ConfigMap per user and group), and
+// the leader's syncer applies it.
 type InboundSCIM struct {
 	// Addr is the address to listen on; "" or "0" serves nothing.
 	Addr string
@@ -41,8 +47,13 @@ type InboundSCIM struct {
 	// Recorder records failed-login bursts on the DirectorySync; nil records none.
 	Recorder recorder.EventRecorder
 
-	// syncers apply the pushes; Setup hands them over.
+	// syncers apply the pushes where they run; Setup hands them over, with the cache
+	// whose ConfigMap events keep every replica's endpoints current and a reader
+	// straight from the API server.
 	syncers *Syncers
+	cache   cache.Cache
+	live    client.Reader
+	serving atomic.Bool
 
 	mu        sync.Mutex
 	endpoints map[types.NamespacedName]*endpoint
@@ -54,7 +65,13 @@ type endpoint struct {
 	*inbound.Endpoint
 	key types.NamespacedName
 	uid types.UID
+	// tokensRead is when the bearer tokens were last read from their Secret.
+	tokensRead time.Time
 }
+
+// TokenRecheck is how often each replica reads an endpoint's token Secret again: a
+// token rotated out or revoked is refused by every replica within it.
+var TokenRecheck = 10 * time.Second
 
 // maxHeaderBytes bounds a request's headers: SCIM needs a bearer token and a filter of
 // at most scim.MaxFilterLength characters in the URL.
@@ -70,12 +87,14 @@ const (
 
 // Start serves until ctx ends: HTTPS when a certificate is given (reloaded whenever its
 // files change, as a mounted Secret's do), HTTP otherwise (behind a proxy that
-// terminates TLS). It runs on the leader only: the store of each DirectorySync lives
-// in this process.
+// terminates TLS). It runs on every replica.
 func (s *InboundSCIM) Start(ctx context.Context) error {
 	if s.Addr == "" || s.Addr == "0" {
 		<-ctx.Done()
 		return nil
+	}
+	if err := s.followStore(ctx); err != nil {
+		return err
 	}
 	srv := &http.Server{
 		Addr: s.Addr, Handler: s, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
@@ -94,10 +113,18 @@ func (s *InboundSCIM) Start(ctx context.Context) error {
 			}
 		}()
 		srv.TLSConfig = &tls.Config{GetCertificate: watcher.GetCertificate, MinVersion: tls.VersionTLS12}
-		go func() { errs <- srv.ListenAndServeTLS("", "") }()
-	} else {
-		go func() { errs <- srv.ListenAndServe() }()
 	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("inbound SCIM: %w", err)
+	}
+	if srv.TLSConfig != nil {
+		go func() { errs <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errs <- srv.Serve(ln) }()
+	}
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	s.Log.Info("Serving inbound SCIM", "address", s.Addr, "tls", s.CertFile != "")
 	select {
 	case err := <-errs:
@@ -109,8 +136,64 @@ func (s *InboundSCIM) Start(ctx context.Context) error {
 	}
 }
 
-// NeedLeaderElection: pushes are applied by the leader.
-func (s *InboundSCIM) NeedLeaderElection() bool { return true }
+// Ready is the replica's readiness check: a replica is in the inbound SCIM Service's
+// endpoints once it listens (or when it serves none).
+func (s *InboundSCIM) Ready(*http.Request) error {
+	if s.Addr == "" || s.Addr == "0" || s.serving.Load() {
+		return nil
+	}
+	return errors.New("inbound SCIM is not listening yet")
+}
+
+// NeedLeaderElection: every replica serves; the leader's syncer applies what is kept.
+func (s *InboundSCIM) NeedLeaderElection() bool { return false }
+
+// followStore passes every change to the kept users and groups, by whichever replica,
+// on to this replica's endpoint.
+func (s *InboundSCIM) followStore(ctx context.Context) error {
+	if s.cache == nil {
+		return nil
+	}
+	informer, err := s.cache.GetInformer(ctx, &corev1.ConfigMap{})
+	if err != nil {
+		return err
+	}
+	_, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.observe(obj) },
+		UpdateFunc: func(_, obj any) { s.observe(obj) },
+		DeleteFunc: func(obj any) {
+			if gone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = gone.Obj
+			}
+			if ep, o, ok := s.keptObject(obj); ok {
+				ep.Gone(o.Kind, o.ID, o.Version)
+			}
+		},
+	})
+	return err
+}
+
+func (s *InboundSCIM) observe(obj any) {
+	if ep, o, ok := s.keptObject(obj); ok {
+		ep.Observe(o)
+	}
+}
+
+// keptObject is the endpoint a ConfigMap keeps a pushed object of, and the object.
+func (s *InboundSCIM) keptObject(obj any) (*endpoint, inbound.Object, bool) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok || cm.Labels[LabelSCIMObject] == "" {
+		return nil, inbound.Object{}, false
+	}
+	o, ok := objectOf(cm)
+	if !ok {
+		return nil, o, false
+	}
+	s.mu.Lock()
+	ep := s.endpoints[types.NamespacedName{Namespace: cm.Namespace, Name: cm.Labels[directory.LabelDirectorySync]}]
+	s.mu.Unlock()
+	return ep, o, ep != nil
+}
 
 // ServeHTTP routes /scim/v2/<namespace>/<name>/… to that DirectorySync's store. A
 // request for an endpoint that does not exist is answered as one without credentials
@@ -120,18 +203,19 @@ func (s *InboundSCIM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	parts := strings.SplitN(rest, "/", 3)
 	var ep *endpoint
 	if ok && len(parts) >= 2 {
-		s.mu.Lock()
-		ep = s.endpoints[types.NamespacedName{Namespace: parts[0], Name: parts[1]}]
-		s.mu.Unlock()
+		ep = s.endpointFor(r.Context(), types.NamespacedName{Namespace: parts[0], Name: parts[1]})
 	}
 	if ep == nil || !ep.Authorize(r) {
 		s.refuse(w, r, ep)
 		return
 	}
-	if !ep.Ready() || s.syncers == nil || s.syncers.Get(ep.key) == nil {
-		w.Header().Set("Retry-After", "5")
-		scim.WriteError(w, http.StatusServiceUnavailable, "", "the DirectorySync is starting; retry")
-		return
+	if !ep.Ready() {
+		if err := ep.Load(r.Context()); err != nil {
+			s.Log.Info("Could not read what the inbound SCIM endpoint keeps", "endpoint", ep.key.String(), "error", err.Error())
+			w.Header().Set("Retry-After", "5")
+			scim.WriteError(w, http.StatusServiceUnavailable, "", "the DirectorySync is starting; retry")
+			return
+		}
 	}
 	http.StripPrefix("/scim/v2/"+parts[0]+"/"+parts[1], ep).ServeHTTP(w, r)
 }
@@ -194,23 +278,59 @@ func (s *InboundSCIM) SourceFactory() connectors.SourceFactory {
 			s.Revoke(key)
 			return nil, err
 		}
-		s.mu.Lock()
-		if s.endpoints == nil {
-			s.endpoints = map[types.NamespacedName]*endpoint{}
-		}
-		ep := s.endpoints[key]
-		if ep == nil {
-			sink := syncerSink{syncers: s.syncers, key: key}
-			ep = &endpoint{Endpoint: inbound.New(sink, endpointStore{client: s.Client, key: key, uid: ds.UID}), key: key, uid: ds.UID}
-			s.endpoints[key] = ep
-		}
-		s.mu.Unlock()
+		ep := s.ensure(key, ds.UID)
 		ep.SetTokens(tokens)
+		s.mu.Lock()
+		ep.tokensRead = time.Now()
+		s.mu.Unlock()
 		if err := ep.Load(ctx); err != nil {
 			return nil, err
 		}
 		return ep.Endpoint, nil
 	}
+}
+
+// ensure returns a DirectorySync's endpoint, made if there is none (or only one of an
+// earlier DirectorySync of the same name).
+func (s *InboundSCIM) ensure(key types.NamespacedName, uid types.UID) *endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.endpoints == nil {
+		s.endpoints = map[types.NamespacedName]*endpoint{}
+	}
+	ep := s.endpoints[key]
+	if ep == nil || ep.uid != uid {
+		store := endpointStore{client: s.Client, live: s.live, key: key, uid: uid}
+		ep = &endpoint{Endpoint: inbound.New(syncerSink{syncers: s.syncers, key: key}, store), key: key, uid: uid}
+		s.endpoints[key] = ep
+	}
+	return ep
+}
+
+// endpointFor returns the endpoint a request is for, on any replica: nil if no
+// DirectorySync with a scim source has that name. Its tokens are read again when they
+// are older than TokenRecheck.
+func (s *InboundSCIM) endpointFor(ctx context.Context, key types.NamespacedName) *endpoint {
+	ds := &identityv1alpha1.DirectorySync{}
+	if err := s.Client.Get(ctx, key, ds); err != nil || ds.Spec.SCIM == nil || ds.DeletionTimestamp != nil {
+		s.Forget(key)
+		return nil
+	}
+	ep := s.ensure(key, ds.UID)
+	s.mu.Lock()
+	stale := time.Since(ep.tokensRead) >= TokenRecheck
+	if stale {
+		ep.tokensRead = time.Now()
+	}
+	s.mu.Unlock()
+	if stale {
+		tokens, err := inboundTokens(ctx, ds.Spec.SCIM.TokenSecretRef, newSecretReader(s.live, key.Namespace))
+		if err != nil {
+			s.Log.Info("Refusing every token of the inbound SCIM endpoint", "endpoint", key.String(), "error", err.Error())
+		}
+		ep.SetTokens(tokens)
+	}
+	return ep
 }
 
 // PreviousTokenKey is the key of the token Secret that, while present, holds the token

@@ -124,24 +124,34 @@ func TestFailedInboundLoginsAreLimitedAndReported(t *testing.T) {
 	waitFor(t, "an Event reports the failed logins", func() (bool, string) { return hasEvent(t, ns, "okta", "FailedLogins"), "" })
 }
 
-func TestAForgedSCIMAnnotationIsNotTrusted(t *testing.T) {
+// TestAForgedKeptPushIsNotTrusted: a namespace editor rewrites the ConfigMaps that keep
+// a user and a group with shapes the endpoint never writes; the endpoint leaves them
+// out and keeps answering.
+func TestAForgedKeptPushIsNotTrusted(t *testing.T) {
 	ns := namespace(t)
 	p := scimSync(t, ns)
-	p.expect(http.MethodPost, "/Users", `{"schemas":["`+scim.SchemaUser+`"],"userName":"eve@example.com"}`, http.StatusCreated)
-	var u identityv1alpha1.User
-	waitFor(t, "eve's User", func() (bool, string) {
-		var ok bool
-		u, ok = userByUserName(t, ns, "eve@example.com")
-		return ok, ""
+	eve := p.expect(http.MethodPost, "/Users", `{"schemas":["`+scim.SchemaUser+`"],"userName":"eve@example.com"}`, http.StatusCreated)
+	staff := p.expect(http.MethodPost, "/Groups", `{"schemas":["`+scim.SchemaGroup+`"],"displayName":"staff","members":[{"value":"`+eve["id"].(string)+`"}]}`, http.StatusCreated)
+	kept := func(kind, id string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "okta-scim-" + kind + "-" + id}}
+	}
+	update(t, kept("user", eve["id"].(string)), func(cm *corev1.ConfigMap) {
+		cm.Data["resource"] = `{"id":"someone-else","userName":"mallory@example.com","groups":["x",7,{"value":3}]}`
+		cm.Data["version"] = "99"
 	})
-	update(t, &u, func(u *identityv1alpha1.User) {
-		u.Annotations["identity.roster.dev/scim-resource"] = `{"id":"x","userName":"eve@example.com","groups":["x",7,{"value":3}]}`
+	update(t, kept("group", staff["id"].(string)), func(cm *corev1.ConfigMap) {
+		cm.Data["members"] = "x\n7\n\n" + strings.Repeat("y", 300)
+		cm.Data["version"] = "99"
 	})
-	// A group push makes the store read every user's groups.
-	p.expect(http.MethodPost, "/Groups", `{"schemas":["`+scim.SchemaGroup+`"],"displayName":"staff"}`, http.StatusCreated)
-	p.expect(http.MethodGet, "/Groups", "", http.StatusOK)
-	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(&u), &identityv1alpha1.User{}); err != nil {
-		t.Fatalf("the operator no longer answers: %v", err)
+	waitFor(t, "the group read again, without the forged members", func() (bool, string) {
+		_, body := p.do(http.MethodGet, "/Groups/"+staff["id"].(string), "")
+		return strings.Contains(body, `"members":[]`), body
+	})
+	if got := p.expect(http.MethodGet, "/Users/"+eve["id"].(string), "", http.StatusOK); got["userName"] != "eve@example.com" {
+		t.Fatalf("after a forged rewrite eve reads %v", got)
+	}
+	if _, body := p.do(http.MethodGet, "/Users?filter="+url.QueryEscape(`userName eq "mallory@example.com"`), ""); !strings.Contains(body, `"totalResults":0`) {
+		t.Fatalf("the forged userName is answered: %s", body)
 	}
 }
 
@@ -166,6 +176,17 @@ func TestInboundSCIMNeverReturnsOrKeepsAPassword(t *testing.T) {
 	for k, v := range u.Annotations {
 		if strings.Contains(v, password) {
 			t.Fatalf("the User's annotation %s keeps the password", k)
+		}
+	}
+	var kept corev1.ConfigMapList
+	if err := env.Client.List(context.Background(), &kept, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range kept.Items {
+		for k, v := range cm.Data {
+			if strings.Contains(v, password) {
+				t.Fatalf("ConfigMap %s keeps the password in %s", cm.Name, k)
+			}
 		}
 	}
 }

@@ -41,10 +41,12 @@ func scimSync(t *testing.T, ns string) *idp {
 			},
 		})
 	p := &idp{t: t, base: "http://" + inbound.Addr + "/scim/v2/" + ns + "/okta"}
-	waitFor(t, "the endpoint serves", func() (bool, string) {
+	// Once the DirectorySync is Ready its syncer runs on the leader, which applies every
+	// push to its User before answering.
+	waitFor(t, "the endpoint serves, and the DirectorySync is Ready", func() (bool, string) {
 		status, body := p.do(http.MethodGet, "/ServiceProviderConfig", "")
-		ds := get(t, ns, "okta", &identityv1alpha1.DirectorySync{})
-		return status == http.StatusOK, body + " " + condition(ds.Status.Conditions, identityv1alpha1.ConditionReady)
+		ready := condition(get(t, ns, "okta", &identityv1alpha1.DirectorySync{}).Status.Conditions, identityv1alpha1.ConditionReady)
+		return status == http.StatusOK && strings.HasPrefix(ready, "True"), body + " " + ready
 	})
 	return p
 }

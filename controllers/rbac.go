@@ -11,5 +11,5 @@ package controllers
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=users/status;roles/status;appassignments/status;appconnections/status;directorysyncs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=users/finalizers;roles/finalizers;appassignments/finalizers;appconnections/finalizers;directorysyncs/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

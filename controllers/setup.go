@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -67,7 +69,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	for _, c := range slices.Concat(engine.Collectors(), directory.Collectors(), httpx.Collectors(), collectors()) {
-		if err := metrics.Registry.Register(c); err != nil {
+		// A second manager in the same process (a test's second replica) shares them.
+		if err := metrics.Registry.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 			return err
 		}
 	}
@@ -90,7 +93,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if opts.Inbound != nil {
-		opts.Inbound.syncers = syncers
+		opts.Inbound.syncers, opts.Inbound.cache, opts.Inbound.live = syncers, mgr.GetCache(), mgr.GetAPIReader()
+		if opts.Inbound.Client == nil {
+			opts.Inbound.Client = mgr.GetClient()
+		}
 		if err := mgr.Add(opts.Inbound); err != nil {
 			return err
 		}

@@ -184,8 +184,13 @@ func abuseInbound(t *testing.T, ns string) {
 		_ = env.Client.List(context.Background(), &users, client.InNamespace(ns))
 		return len(users.Items) == 1, fmt.Sprint(len(users.Items))
 	})
-	forged := users.Items[0]
-	forged.Annotations[controllers.AnnotationSCIMResource] = `{"id":"x","userName":"mallory@example.com","groups":["x",1,{"value":2}]}`
+	var kept corev1.ConfigMapList
+	if err := env.Client.List(context.Background(), &kept, client.InNamespace(ns), client.HasLabels{controllers.LabelSCIMObject}); err != nil || len(kept.Items) != 1 {
+		t.Fatalf("mallory is kept in %d ConfigMaps (%v), want 1", len(kept.Items), err)
+	}
+	forged := kept.Items[0]
+	forged.Data["resource"] = `{"id":"x","userName":"mallory@example.com","groups":["x",1,{"value":2}]}`
+	forged.Data["version"] = "-7"
 	if err := env.Client.Update(context.Background(), &forged); err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestOperatorWritesOnlyTheConfigMapsItOwns(t *testing.T) {
 	owned := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "corp-scim-groups",
 		Labels: map[string]string{"identity.roster.dev/directorysync": "corp"}}, Data: map[string]string{"g1": "{}"}}
 	if err := op.Create(ctx, owned); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("the operator cannot create the groups ConfigMap of a DirectorySync: %v", err)
+		t.Fatalf("the operator cannot create a ConfigMap that keeps a DirectorySync's inbound SCIM pushes: %v", err)
 	}
 	// The API server loads admission policies a moment after they are created.
 	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "policy-probe"}}
@@ -96,13 +96,23 @@ func TestOperatorWritesOnlyTheConfigMapsItOwns(t *testing.T) {
 			theirs.Labels = map[string]string{"identity.roster.dev/directorysync": "x"}
 			return op.Update(ctx, theirs)
 		}},
-		{"deleting its own ConfigMap", func() error { return op.Delete(ctx, owned) }},
+		{"deleting a ConfigMap it did not create", func() error {
+			theirs := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "corp-settings",
+				Labels: map[string]string{"identity.roster.dev/directorysync": "corp"}}}
+			if err := env.Client.Create(ctx, theirs); err != nil && !apierrors.IsAlreadyExists(err) {
+				return err
+			}
+			return op.Delete(ctx, theirs)
+		}},
 	}
 	for _, tc := range cases {
 		err := tc.write()
 		if err == nil || !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
 			t.Errorf("%s: err %v, want it refused", tc.reason, err)
 		}
+	}
+	if err := op.Delete(ctx, owned); err != nil {
+		t.Errorf("the operator cannot delete a ConfigMap it keeps a push in (the identity provider deleted the user): %v", err)
 	}
 }
 

@@ -1,9 +1,15 @@
 // Package inbound is the inbound SCIM 2.0 directory source: the users and groups an
-// identity provider (Okta, Entra ID, OneLogin) pushes to one endpoint. An Endpoint
-// answers the SCIM protocol (through scim.NewServer), applies every push through a Sink
-// before the identity provider gets its answer, and keeps what must survive a restart
-// through a Store. Both are handed to it by the controllers, which own the Kubernetes
-// side: the DirectorySync's syncer is the Sink, its Users and a ConfigMap the Store.
+// identity provider (Okta, Entra ID, OneLogin) pushes to one endpoint.
+//
+// Every replica of the operator serves the endpoint. What the identity provider pushed
+// is kept in a Store that all replicas share (the API server); each write names the
+// version it replaces, so that two replicas never overwrite each other (ErrStale: read
+// again, change again, write again). Each replica answers from its view of the Store,
+// kept current by Observe and Gone as the Store reports changes, whoever made them.
+// A push is answered once it is kept; where the DirectorySync's syncer runs in the same
+// process (the leader), it is also applied before the answer, through the Sink, so that
+// a record the mapping refuses is the identity provider's error. Elsewhere the leader's
+// syncer applies it as it follows the endpoint (Watch).
 package inbound
 
 import (
@@ -11,7 +17,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -25,35 +30,70 @@ import (
 	"github.com/rosterhq/roster/connectors/scim"
 )
 
-// AnnotationResource is the key, among a pushed record's annotations, under which the
-// record carries the resource the identity provider sent, to be kept on its User so
-// that the endpoint answers the same after a restart (Store.Users reads them back).
-const AnnotationResource = "identity.roster.dev/scim-resource"
-
-// ErrNotReady: the endpoint has not loaded what it keeps yet.
+// ErrNotReady: the endpoint has not loaded what is kept yet.
 var ErrNotReady = errors.New("the DirectorySync is not ready yet; retry")
 
-// Sink applies the change sets pushes make: the DirectorySync's syncer. A record it
-// cannot accept is reported as a *connectors.RejectedError, which the identity provider
-// is answered with (400); any other error is the server's (500).
+// ErrStale: the kept object is not the one a write replaces: another replica wrote it.
+var ErrStale = errors.New("the object was changed by another writer")
+
+// Sink applies the change sets pushes make: the DirectorySync's syncer, where it runs
+// in this process; elsewhere Apply does nothing (the leader applies what is kept). A
+// record it cannot accept is reported as a *connectors.RejectedError, which the identity
+// provider is answered with (400); any other error is the server's (500).
 type Sink interface {
 	Apply(ctx context.Context, set connectors.ChangeSet) error
 }
 
-// Store keeps what an endpoint must find again after a restart. Users are kept by the
-// Sink, each on the User its record becomes (AnnotationResource); groups are kept here.
-type Store interface {
-	// Users returns the resources kept on the Users, oldest first, as JSON.
-	Users(ctx context.Context) ([]string, error)
-	// Groups returns the groups kept, by id, as JSON.
-	Groups(ctx context.Context) (map[string]string, error)
-	// SaveGroups keeps the groups, by id, as JSON.
-	SaveGroups(ctx context.Context, groups map[string]string) error
+// Kind is what a kept object is.
+type Kind string
+
+const (
+	KindUser  Kind = "User"
+	KindGroup Kind = "Group"
+)
+
+// Object is one pushed user or group, as kept.
+type Object struct {
+	Kind Kind
+	ID   string
+	// Version is 1 when the object is created and one more at every write: writes are
+	// made in turn (each names the revision it replaces), so a higher version is newer.
+	Version int64
+	// Resource is a user without its groups, or a group without its members.
+	Resource scim.Resource
+	// Members are a group's members, by user id.
+	Members []string
+	// Revision is the Store's own version of the object, which a write must name.
+	Revision string
 }
 
-// Endpoint is one DirectorySync's inbound SCIM users and groups. Membership is kept in
-// each user's "groups" attribute. Every write goes through the Sink before the identity
-// provider gets its answer.
+func (o Object) clone() Object {
+	o.Resource = o.Resource.Clone()
+	o.Members = slices.Clone(o.Members)
+	return o
+}
+
+// Store keeps what an endpoint's identity provider pushed, for every replica.
+type Store interface {
+	// Load returns every object kept.
+	Load(ctx context.Context) ([]Object, error)
+	// Get reads one object as it is kept now; connectors.ErrNotFound if it is not.
+	Get(ctx context.Context, kind Kind, id string) (Object, error)
+	// Put keeps obj: version 1 creates it, a later version replaces the object at
+	// obj.Revision. ErrStale if the object exists (a create) or changed since (a
+	// replace); connectors.ErrNotFound if a replaced object is gone. It returns obj with
+	// its new Revision.
+	Put(ctx context.Context, obj Object) (Object, error)
+	// Delete removes the object at obj.Revision: ErrStale if it changed since,
+	// connectors.ErrNotFound if it is gone.
+	Delete(ctx context.Context, obj Object) error
+}
+
+// maxWriteAttempts bounds how often a write is tried again when another replica wrote
+// the same object meanwhile.
+const maxWriteAttempts = 5
+
+// Endpoint is one DirectorySync's inbound SCIM users and groups.
 type Endpoint struct {
 	sink   Sink
 	store  Store
@@ -62,26 +102,39 @@ type Endpoint struct {
 	mu       sync.Mutex
 	tokens   [][]byte
 	loaded   bool
-	users    map[string]scim.Resource
+	users    map[string]Object
 	order    []string
 	names    map[string]string // lower-cased userName → id
-	groups   map[string]scim.Resource
+	groups   map[string]Object
 	gorder   []string
-	version  int
-	userLock [64]sync.Mutex
+	memberOf map[string][]string // user id → group ids
+	// writing: the version of each object this endpoint is writing now, so that the
+	// store's word of it, which may come before the write returns, is not passed on as
+	// another replica's.
+	writing  map[string]int64
+	watch    func(connectors.ChangeSet)
+	watchers int            // how many watches began
+	writeMu  [64]sync.Mutex // one write per object at a time in this process
 }
 
 var (
-	_ scim.Store        = (*Endpoint)(nil)
-	_ connectors.Source = (*Endpoint)(nil)
+	_ scim.Store                = (*Endpoint)(nil)
+	_ connectors.WatchingSource = (*Endpoint)(nil)
 )
 
-// New returns an endpoint that applies pushes through sink and keeps its groups in
-// store; Load reads back what was kept, before it serves.
+// New returns an endpoint that keeps pushes in store and applies them through sink;
+// Load reads back what was kept, before it serves.
 func New(sink Sink, store Store) *Endpoint {
-	st := &Endpoint{sink: sink, store: store, users: map[string]scim.Resource{}, names: map[string]string{}, groups: map[string]scim.Resource{}}
+	st := &Endpoint{sink: sink, store: store}
+	st.reset()
 	st.server = scim.NewServer(scim.ServerOptions{Store: st, Authorize: st.Authorize})
 	return st
+}
+
+func (st *Endpoint) reset() {
+	st.users, st.names, st.groups, st.memberOf = map[string]Object{}, map[string]string{}, map[string]Object{}, map[string][]string{}
+	st.writing = map[string]int64{}
+	st.order, st.gorder = nil, nil
 }
 
 // ServeHTTP answers the SCIM protocol, below the endpoint's base path.
@@ -109,101 +162,232 @@ func (st *Endpoint) Authorize(r *http.Request) bool {
 	return ok && match == 1
 }
 
-// Ready reports whether the endpoint has loaded what it keeps.
+// Ready reports whether the endpoint has loaded what is kept.
 func (st *Endpoint) Ready() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.loaded
 }
 
-// Load reads back, once, the users and groups the store kept.
+// Load reads, once, what the store kept. Objects without the shape the endpoint writes
+// (anyone who can edit the store's objects can forge them) are left out.
 func (st *Endpoint) Load(ctx context.Context) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.loaded {
 		return nil
 	}
-	users, err := st.store.Users(ctx)
+	objs, err := st.store.Load(ctx)
 	if err != nil {
 		return err
 	}
-	for _, kept := range users {
-		if r, ok := readBack(kept); ok {
-			st.putUserLocked(r)
-		}
-	}
-	groups, err := st.store.Groups(ctx)
-	if err != nil {
-		return err
-	}
-	ids := make([]string, 0, len(groups))
-	for id := range groups {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		var g scim.Resource
-		if json.Unmarshal([]byte(groups[id]), &g) == nil && g.ID() == id && displayNameOf(g) != "" {
-			st.groups[id] = g
-			st.gorder = append(st.gorder, id)
+	slices.SortStableFunc(objs, func(a, b Object) int {
+		return strings.Compare(createdOf(a.Resource)+a.ID, createdOf(b.Resource)+b.ID)
+	})
+	st.reset()
+	for _, o := range objs {
+		if o, ok := Sanitize(o); ok {
+			st.putLocked(o)
 		}
 	}
 	st.loaded = true
 	return nil
 }
 
-// readBack reads a pushed user kept on its User. Anyone who can edit Users can edit
-// it, so what does not have the shape the store writes is dropped: a resource without
-// an id or userName, group entries that are not {"value": "<id>"}, and attributes never
-// to be kept (a password).
-func readBack(annotation string) (scim.Resource, bool) {
-	var r scim.Resource
-	if annotation == "" || json.Unmarshal([]byte(annotation), &r) != nil || r.ID() == "" || userNameOf(r) == "" {
-		return nil, false
+func createdOf(r scim.Resource) string {
+	meta, _ := r["meta"].(map[string]any)
+	s, _ := meta["created"].(string)
+	return s
+}
+
+// Sanitize checks an object read from the store and drops what must never be kept (a
+// password); false if it is not one the endpoint could have written.
+func Sanitize(o Object) (Object, bool) {
+	if o.ID == "" || o.Resource == nil || o.Version < 1 || o.Resource.ID() != o.ID {
+		return o, false
 	}
-	scim.DropNeverReturned(r) // kept by an earlier version: the next sync rewrites the annotation
-	if _, ok := r["groups"]; ok {
-		var kept []any
-		for _, g := range listOf(r["groups"]) {
-			if groupIDOf(g) != "" {
-				kept = append(kept, g)
-			}
-		}
-		if r["groups"] = kept; len(kept) == 0 {
-			delete(r, "groups")
-		}
+	switch o.Kind {
+	case KindUser:
+		scim.DropNeverReturned(o.Resource) // kept by an earlier version
+		delete(o.Resource, "groups")
+		o.Members = nil
+		return o, userNameOf(o.Resource) != ""
+	case KindGroup:
+		delete(o.Resource, "members")
+		return o, displayNameOf(o.Resource) != ""
 	}
-	return r, true
+	return o, false
 }
 
-// groupIDOf is the id of one entry of a user's groups, "" if it is not one.
-func groupIDOf(entry any) string {
-	m, _ := entry.(map[string]any)
-	id, _ := m["value"].(string)
-	return id
+// Observe takes an object as the store now keeps it, written by this replica or
+// another; what is newer than the endpoint's view is passed on to the watcher.
+func (st *Endpoint) Observe(o Object) {
+	o, ok := Sanitize(o)
+	if !ok {
+		return
+	}
+	st.mu.Lock()
+	set, changed := st.observeLocked(o)
+	watch := st.watch
+	st.mu.Unlock()
+	if changed && watch != nil {
+		watch(set)
+	}
 }
 
-func listOf(v any) []any {
-	list, _ := v.([]any)
-	return list
-}
-
-func (st *Endpoint) putUserLocked(r scim.Resource) {
-	id := r.ID()
-	if old, ok := st.users[id]; ok {
-		delete(st.names, strings.ToLower(userNameOf(old)))
+// wroteLocked takes into the view an object this endpoint just kept (unless a newer
+// one arrived meanwhile) and returns the change from previous (nil: none) for the Sink.
+func (st *Endpoint) wroteLocked(saved Object, previous *Object) connectors.ChangeSet {
+	after := saved
+	if known, ok := st.objLocked(saved.Kind, saved.ID); ok && known.Version > saved.Version {
+		after = known
 	} else {
-		st.order = append(st.order, id)
+		st.putLocked(saved)
 	}
-	st.users[id] = r
-	st.names[strings.ToLower(userNameOf(r))] = id
+	if after.Kind == KindUser {
+		return connectors.ChangeSet{Changed: []connectors.Record{st.recordLocked(after.ID)}}
+	}
+	var before []string
+	if previous != nil {
+		before = previous.Members
+	}
+	set := st.membersChangedLocked(after.ID, before, after.Members)
+	set.Groups = []connectors.SourceGroup{{ID: after.ID, Name: displayNameOf(after.Resource)}}
+	return set
+}
+
+func (st *Endpoint) observeLocked(o Object) (connectors.ChangeSet, bool) {
+	if !st.loaded {
+		return connectors.ChangeSet{}, false // Load reads it
+	}
+	if known, ok := st.objLocked(o.Kind, o.ID); ok && known.Version >= o.Version {
+		return connectors.ChangeSet{}, false
+	}
+	set := st.putLocked(o)
+	return set, st.writing[writeKey(o.Kind, o.ID)] != o.Version
+}
+
+func writeKey(kind Kind, id string) string { return string(kind) + "/" + id }
+
+// writingNow marks the version of an object this endpoint writes until done is called.
+func (st *Endpoint) writingNow(kind Kind, id string, version int64) (done func()) {
+	key := writeKey(kind, id)
+	st.mu.Lock()
+	st.writing[key] = version
+	st.mu.Unlock()
+	return func() {
+		st.mu.Lock()
+		delete(st.writing, key)
+		st.mu.Unlock()
+	}
+}
+
+// Gone takes the removal of an object from the store, at the version it had.
+func (st *Endpoint) Gone(kind Kind, id string, version int64) {
+	st.mu.Lock()
+	known, ok := st.objLocked(kind, id)
+	if !ok || known.Version > version {
+		st.mu.Unlock()
+		return
+	}
+	set := st.dropLocked(known)
+	watch := st.watch
+	mine := st.writing[writeKey(kind, id)] == -1
+	st.mu.Unlock()
+	if watch != nil && !mine {
+		watch(set)
+	}
+}
+
+func (st *Endpoint) objLocked(kind Kind, id string) (Object, bool) {
+	if kind == KindGroup {
+		o, ok := st.groups[id]
+		return o, ok
+	}
+	o, ok := st.users[id]
+	return o, ok
+}
+
+// putLocked takes an object into the view and returns the change it makes to records.
+func (st *Endpoint) putLocked(o Object) connectors.ChangeSet {
+	if o.Kind == KindGroup {
+		return st.putGroupLocked(o)
+	}
+	if old, ok := st.users[o.ID]; ok {
+		delete(st.names, strings.ToLower(userNameOf(old.Resource)))
+	} else {
+		st.order = append(st.order, o.ID)
+	}
+	st.users[o.ID] = o
+	st.names[strings.ToLower(userNameOf(o.Resource))] = o.ID
+	return connectors.ChangeSet{Changed: []connectors.Record{st.recordLocked(o.ID)}}
+}
+
+func (st *Endpoint) putGroupLocked(g Object) connectors.ChangeSet {
+	var before []string
+	if old, ok := st.groups[g.ID]; ok {
+		before = old.Members
+	} else {
+		st.gorder = append(st.gorder, g.ID)
+	}
+	st.groups[g.ID] = g
+	set := st.membersChangedLocked(g.ID, before, g.Members)
+	set.Groups = []connectors.SourceGroup{{ID: g.ID, Name: displayNameOf(g.Resource)}}
+	return set
+}
+
+// membersChangedLocked updates who is in a group and returns the records of the users
+// who joined or left it.
+func (st *Endpoint) membersChangedLocked(gid string, before, after []string) connectors.ChangeSet {
+	var set connectors.ChangeSet
+	changed := func(uid string) {
+		if _, ok := st.users[uid]; ok {
+			set.Changed = append(set.Changed, st.recordLocked(uid))
+		}
+	}
+	for _, uid := range before {
+		if !slices.Contains(after, uid) {
+			st.memberOf[uid] = slices.DeleteFunc(st.memberOf[uid], func(x string) bool { return x == gid })
+			changed(uid)
+		}
+	}
+	for _, uid := range after {
+		if !slices.Contains(before, uid) {
+			if !slices.Contains(st.memberOf[uid], gid) {
+				st.memberOf[uid] = append(st.memberOf[uid], gid)
+			}
+			changed(uid)
+		}
+	}
+	return set
+}
+
+// dropLocked removes an object, as last known, from the view and returns the change
+// it makes.
+func (st *Endpoint) dropLocked(last Object) connectors.ChangeSet {
+	id := last.ID
+	if last.Kind == KindGroup {
+		if _, ok := st.groups[id]; ok {
+			delete(st.groups, id)
+			st.gorder = slices.DeleteFunc(st.gorder, func(x string) bool { return x == id })
+		}
+		set := st.membersChangedLocked(id, last.Members, nil)
+		set.Deleted = []string{id}
+		return set
+	}
+	if u, ok := st.users[id]; ok {
+		delete(st.names, strings.ToLower(userNameOf(u.Resource)))
+		delete(st.users, id)
+		st.order = slices.DeleteFunc(st.order, func(x string) bool { return x == id })
+	}
+	return connectors.ChangeSet{Deleted: []string{id}}
 }
 
 func userNameOf(r scim.Resource) string { s, _ := r["userName"].(string); return s }
 
 func displayNameOf(r scim.Resource) string { s, _ := r["displayName"].(string); return s }
 
-// Validate: the store serves what it holds.
+// Validate: the endpoint serves what it holds.
 func (st *Endpoint) Validate(context.Context) error { return nil }
 
 // Snapshot is every user and group the identity provider pushed.
@@ -215,53 +399,87 @@ func (st *Endpoint) Snapshot(context.Context) (connectors.Snapshot, error) {
 	}
 	var snap connectors.Snapshot
 	for _, id := range st.order {
-		snap.Records = append(snap.Records, record(st.users[id]))
+		snap.Records = append(snap.Records, st.recordLocked(id))
 	}
 	for _, id := range st.gorder {
-		snap.Groups = append(snap.Groups, connectors.SourceGroup{ID: id, Name: displayNameOf(st.groups[id])})
+		snap.Groups = append(snap.Groups, connectors.SourceGroup{ID: id, Name: displayNameOf(st.groups[id].Resource)})
 	}
 	return snap, nil
 }
 
-// record is a pushed user as a directory record; it carries itself to be kept on the User.
-func record(r scim.Resource) connectors.Record {
-	data, _ := json.Marshal(r)
-	rec := connectors.Record{ID: r.ID(), Attributes: r.Clone(), Disabled: !r.Active(),
-		Annotations: map[string]string{AnnotationResource: string(data)}}
-	for _, g := range listOf(r["groups"]) {
-		if id := groupIDOf(g); id != "" {
-			rec.Groups = append(rec.Groups, id)
+// Watch passes on every change other replicas make (and this one's, where no Sink
+// applied them) until ctx ends.
+// A later watch replaces an earlier one.
+func (st *Endpoint) Watch(ctx context.Context, changed func(connectors.ChangeSet)) error {
+	st.mu.Lock()
+	st.watchers++
+	mine := st.watchers
+	st.watch = changed
+	st.mu.Unlock()
+	<-ctx.Done()
+	st.mu.Lock()
+	if st.watchers == mine {
+		st.watch = nil
+	}
+	st.mu.Unlock()
+	return ctx.Err()
+}
+
+// recordLocked is a pushed user as a directory record.
+func (st *Endpoint) recordLocked(id string) connectors.Record {
+	u := st.users[id].Resource
+	rec := connectors.Record{ID: id, Attributes: u.Clone(), Disabled: !u.Active()}
+	for _, gid := range st.memberOf[id] {
+		if _, ok := st.groups[gid]; ok {
+			rec.Groups = append(rec.Groups, gid)
 		}
 	}
 	return rec
 }
 
-// Get returns a user, or a group with its members.
-func (st *Endpoint) Get(_ context.Context, typ, id string) (scim.Resource, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if typ == scim.Users {
-		if r, ok := st.users[id]; ok {
-			return r.Clone(), nil
+// userLocked is a user as the identity provider reads it: with its groups.
+func (st *Endpoint) userLocked(id string) scim.Resource {
+	out := st.users[id].Resource.Clone()
+	var groups []any
+	for _, gid := range st.memberOf[id] {
+		if g, ok := st.groups[gid]; ok {
+			groups = append(groups, map[string]any{"value": gid, "display": displayNameOf(g.Resource), "type": "direct"})
 		}
-		return nil, connectors.ErrNotFound
 	}
-	if g, ok := st.groups[id]; ok {
-		return st.withMembersLocked(g), nil
+	if groups != nil {
+		out["groups"] = groups
 	}
-	return nil, connectors.ErrNotFound
+	return out
 }
 
-func (st *Endpoint) withMembersLocked(g scim.Resource) scim.Resource {
-	out := g.Clone()
+// groupLocked is a group as the identity provider reads it: with its members.
+func (st *Endpoint) groupLocked(id string) scim.Resource {
+	g := st.groups[id]
+	out := g.Resource.Clone()
 	members := []any{}
-	for _, uid := range st.order {
-		if slices.Contains(record(st.users[uid]).Groups, g.ID()) {
-			members = append(members, map[string]any{"value": uid, "display": userNameOf(st.users[uid]), "type": "User"})
+	for _, uid := range g.Members {
+		if u, ok := st.users[uid]; ok {
+			members = append(members, map[string]any{"value": uid, "display": userNameOf(u.Resource), "type": "User"})
 		}
 	}
 	out["members"] = members
 	return out
+}
+
+// Get returns a user with its groups, or a group with its members.
+func (st *Endpoint) Get(_ context.Context, typ, id string) (scim.Resource, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if typ == scim.Users {
+		if _, ok := st.users[id]; ok {
+			return st.userLocked(id), nil
+		}
+		return nil, connectors.ErrNotFound
+	}
+	if _, ok := st.groups[id]; ok {
+		return st.groupLocked(id), nil
+	}
+	return nil, connectors.ErrNotFound
 }
 
 // List returns the matching resources in the order they were created.
@@ -272,26 +490,26 @@ func (st *Endpoint) List(_ context.Context, typ string, filter scim.Filter) ([]s
 	if typ == scim.Users {
 		if p, v, ok := scim.Equality(filter); ok && p.Schema == "" && p.Sub == "" && strings.EqualFold(p.Attr, "userName") {
 			if id, ok := st.names[strings.ToLower(v)]; ok {
-				return []scim.Resource{st.users[id].Clone()}, nil
+				return []scim.Resource{st.userLocked(id)}, nil
 			}
 			return nil, nil
 		}
 		for _, id := range st.order {
-			if r := st.users[id]; filter == nil || filter.Match(r) {
-				out = append(out, r.Clone())
+			if r := st.userLocked(id); filter == nil || filter.Match(r) {
+				out = append(out, r)
 			}
 		}
 		return out, nil
 	}
 	for _, id := range st.gorder {
-		if g := st.withMembersLocked(st.groups[id]); filter == nil || filter.Match(g) {
+		if g := st.groupLocked(id); filter == nil || filter.Match(g) {
 			out = append(out, g)
 		}
 	}
 	return out, nil
 }
 
-// Create stores a new user or group and applies it before answering.
+// Create keeps a new user or group and applies it before answering.
 func (st *Endpoint) Create(ctx context.Context, typ string, r scim.Resource) (scim.Resource, error) {
 	if typ == scim.Users {
 		return st.createUser(ctx, r)
@@ -300,117 +518,23 @@ func (st *Endpoint) Create(ctx context.Context, typ string, r scim.Resource) (sc
 }
 
 func (st *Endpoint) createUser(ctx context.Context, r scim.Resource) (scim.Resource, error) {
-	name := userNameOf(r)
-	if name == "" {
+	if userNameOf(r) == "" {
 		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "userName is required"}
 	}
-	st.mu.Lock()
-	if _, taken := st.names[strings.ToLower(name)]; taken {
-		st.mu.Unlock()
-		return nil, fmt.Errorf("userName %q: %w", name, connectors.ErrConflict)
-	}
 	r = scim.DropNeverReturned(r.Clone())
+	delete(r, "groups") // read-only: membership comes from groups
 	r["id"] = newUID()
 	if _, ok := r["active"]; !ok {
 		r["active"] = true
 	}
-	delete(r, "groups") // read-only: membership comes from groups
-	st.stampLocked(r, "User", true)
-	st.putUserLocked(r)
-	st.mu.Unlock()
-	if err := st.apply(ctx, connectors.ChangeSet{Changed: []connectors.Record{record(r)}}); err != nil {
-		st.mu.Lock()
-		st.dropUserLocked(r.ID())
-		st.mu.Unlock()
+	o := Object{Kind: KindUser, ID: r.ID(), Resource: r}
+	if err := st.create(ctx, &o); err != nil {
 		return nil, err
-	}
-	return r.Clone(), nil
-}
-
-func (st *Endpoint) dropUserLocked(id string) {
-	if r, ok := st.users[id]; ok {
-		delete(st.names, strings.ToLower(userNameOf(r)))
-		delete(st.users, id)
-		st.order = slices.DeleteFunc(st.order, func(x string) bool { return x == id })
-	}
-}
-
-func (st *Endpoint) stampLocked(r scim.Resource, resourceType string, created bool) {
-	st.version++
-	now := time.Now().UTC().Format(time.RFC3339)
-	meta, _ := r["meta"].(map[string]any)
-	if meta == nil || created {
-		meta = map[string]any{"resourceType": resourceType, "created": now}
-	}
-	meta["lastModified"] = now
-	meta["version"] = fmt.Sprintf(`W/"%d"`, st.version)
-	r["meta"] = meta
-}
-
-// Update changes a user or group through change and applies it before answering.
-func (st *Endpoint) Update(ctx context.Context, typ, id, _ string, change func(scim.Resource) error) (scim.Resource, error) {
-	if typ == scim.Users {
-		return st.updateUser(ctx, id, change)
-	}
-	return st.updateGroup(ctx, id, change)
-}
-
-func (st *Endpoint) updateUser(ctx context.Context, id string, change func(scim.Resource) error) (scim.Resource, error) {
-	lock := &st.userLock[stripe(id)]
-	lock.Lock()
-	defer lock.Unlock()
-	st.mu.Lock()
-	current, ok := st.users[id]
-	if !ok {
-		st.mu.Unlock()
-		return nil, connectors.ErrNotFound
-	}
-	next := current.Clone()
-	if err := change(next); err != nil {
-		st.mu.Unlock()
-		return nil, err
-	}
-	scim.DropNeverReturned(next)
-	next["id"], next["meta"] = id, current["meta"]
-	if groups, ok := current["groups"]; ok {
-		next["groups"] = groups // read-only
-	} else {
-		delete(next, "groups")
-	}
-	name := userNameOf(next)
-	if name == "" {
-		st.mu.Unlock()
-		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "userName is required"}
-	}
-	if owner, taken := st.names[strings.ToLower(name)]; taken && owner != id {
-		st.mu.Unlock()
-		return nil, fmt.Errorf("userName %q: %w", name, connectors.ErrConflict)
-	}
-	st.stampLocked(next, "User", false)
-	st.putUserLocked(next)
-	st.mu.Unlock()
-	if err := st.apply(ctx, connectors.ChangeSet{Changed: []connectors.Record{record(next)}}); err != nil {
-		st.mu.Lock()
-		st.putUserLocked(current)
-		st.mu.Unlock()
-		return nil, err
-	}
-	return next.Clone(), nil
-}
-
-// Delete removes a user (its User is suspended, then deleted after the grace) or a group.
-func (st *Endpoint) Delete(ctx context.Context, typ, id string) error {
-	if typ == scim.Groups {
-		return st.deleteGroup(ctx, id)
 	}
 	st.mu.Lock()
-	if _, ok := st.users[id]; !ok {
-		st.mu.Unlock()
-		return connectors.ErrNotFound
-	}
-	st.dropUserLocked(id)
+	out := st.userLocked(o.ID)
 	st.mu.Unlock()
-	return st.apply(ctx, connectors.ChangeSet{Deleted: []string{id}})
+	return out, nil
 }
 
 func (st *Endpoint) createGroup(ctx context.Context, g scim.Resource) (scim.Resource, error) {
@@ -418,140 +542,316 @@ func (st *Endpoint) createGroup(ctx context.Context, g scim.Resource) (scim.Reso
 	if name == "" {
 		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "displayName is required"}
 	}
-	st.mu.Lock()
-	for _, existing := range st.groups {
-		if strings.EqualFold(displayNameOf(existing), name) {
-			st.mu.Unlock()
-			return nil, fmt.Errorf("displayName %q: %w", name, connectors.ErrConflict)
-		}
-	}
-	g = g.Clone()
 	id := newUID()
-	members := memberIDs(g)
-	g = scim.Resource{"schemas": []any{scim.SchemaGroup}, "id": id, "displayName": name, "externalId": g["externalId"]}
-	if g["externalId"] == nil {
-		delete(g, "externalId")
+	o := Object{Kind: KindGroup, ID: id, Members: memberIDs(g),
+		Resource: scim.Resource{"schemas": []any{scim.SchemaGroup}, "id": id, "displayName": name}}
+	if ext, ok := g["externalId"]; ok && ext != nil {
+		o.Resource["externalId"] = ext
 	}
-	st.stampLocked(g, "Group", true)
-	st.groups[id] = g
-	st.gorder = append(st.gorder, id)
-	set := st.setMembersLocked(id, name, members)
-	out := st.withMembersLocked(g)
-	st.mu.Unlock()
-	if err := st.saveGroups(ctx); err != nil {
+	if err := st.create(ctx, &o); err != nil {
 		return nil, err
 	}
-	set.Groups = []connectors.SourceGroup{{ID: id, Name: name}}
-	return out, st.apply(ctx, set)
+	st.mu.Lock()
+	out := st.groupLocked(id)
+	st.mu.Unlock()
+	return out, nil
 }
 
-func (st *Endpoint) updateGroup(ctx context.Context, id string, change func(scim.Resource) error) (scim.Resource, error) {
+// create keeps a new object, then applies it; an object the Sink refuses is taken back.
+func (st *Endpoint) create(ctx context.Context, o *Object) error {
 	st.mu.Lock()
-	current, ok := st.groups[id]
-	if !ok {
+	if err := st.checkLocked(o); err != nil {
 		st.mu.Unlock()
-		return nil, connectors.ErrNotFound
-	}
-	view := st.withMembersLocked(current)
-	if err := change(view); err != nil {
-		st.mu.Unlock()
-		return nil, err
-	}
-	name := displayNameOf(view)
-	if name == "" {
-		st.mu.Unlock()
-		return nil, &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "displayName is required"}
-	}
-	next := scim.Resource{"schemas": []any{scim.SchemaGroup}, "id": id, "displayName": name, "meta": current["meta"]}
-	if ext, ok := view["externalId"]; ok {
-		next["externalId"] = ext
-	}
-	renamed := name != displayNameOf(current)
-	st.stampLocked(next, "Group", false)
-	st.groups[id] = next
-	set := st.setMembersLocked(id, name, memberIDs(view))
-	out := st.withMembersLocked(next)
-	st.mu.Unlock()
-	if renamed {
-		if err := st.saveGroups(ctx); err != nil {
-			return nil, err
-		}
-	}
-	set.Groups = []connectors.SourceGroup{{ID: id, Name: name}}
-	return out, st.apply(ctx, set)
-}
-
-func (st *Endpoint) deleteGroup(ctx context.Context, id string) error {
-	st.mu.Lock()
-	if _, ok := st.groups[id]; !ok {
-		st.mu.Unlock()
-		return connectors.ErrNotFound
-	}
-	set := st.setMembersLocked(id, "", nil)
-	delete(st.groups, id)
-	st.gorder = slices.DeleteFunc(st.gorder, func(x string) bool { return x == id })
-	st.mu.Unlock()
-	if err := st.saveGroups(ctx); err != nil {
 		return err
 	}
-	set.Deleted = []string{id}
-	return st.apply(ctx, set)
+	st.stamp(o, nil)
+	name := strings.ToLower(userNameOf(o.Resource))
+	if o.Kind == KindUser {
+		st.names[name] = o.ID // taken while it is written
+	}
+	st.mu.Unlock()
+	done := st.writingNow(o.Kind, o.ID, o.Version)
+	saved, err := st.store.Put(ctx, *o)
+	done()
+	if err != nil {
+		st.mu.Lock()
+		if _, kept := st.users[o.ID]; !kept && o.Kind == KindUser && st.names[name] == o.ID {
+			delete(st.names, name)
+		}
+		st.mu.Unlock()
+		if errors.Is(err, ErrStale) {
+			return fmt.Errorf("%s %s: %w", o.Kind, o.ID, connectors.ErrConflict)
+		}
+		return err
+	}
+	*o = saved
+	st.mu.Lock()
+	set := st.wroteLocked(saved.clone(), nil)
+	st.mu.Unlock()
+	if err := st.apply(ctx, set); err != nil {
+		st.takeBack(ctx, saved, nil)
+		return err
+	}
+	return nil
 }
 
-// setMembersLocked makes exactly these users members of a group, by updating each
-// user's groups attribute, and returns the users whose membership changed.
-func (st *Endpoint) setMembersLocked(gid, name string, members []string) connectors.ChangeSet {
-	want := map[string]bool{}
-	for _, m := range members {
-		if _, ok := st.users[m]; ok {
-			want[m] = true
+// checkLocked refuses an object whose userName or displayName another one has, and
+// keeps of a group's members only users the endpoint knows.
+func (st *Endpoint) checkLocked(o *Object) error {
+	if o.Kind == KindUser {
+		name := userNameOf(o.Resource)
+		if owner, taken := st.names[strings.ToLower(name)]; taken && owner != o.ID {
+			return fmt.Errorf("userName %q: %w", name, connectors.ErrConflict)
+		}
+		return nil
+	}
+	name := displayNameOf(o.Resource)
+	for id, g := range st.groups {
+		if id != o.ID && strings.EqualFold(displayNameOf(g.Resource), name) {
+			return fmt.Errorf("displayName %q: %w", name, connectors.ErrConflict)
 		}
 	}
-	var set connectors.ChangeSet
-	for _, uid := range st.order {
-		u := st.users[uid]
-		groups := listOf(u["groups"])
-		in := slices.IndexFunc(groups, func(g any) bool { return groupIDOf(g) == gid })
-		switch {
-		case want[uid] && in < 0:
-			u = u.Clone()
-			u["groups"] = append(groups, map[string]any{"value": gid, "display": name, "type": "direct"})
-		case !want[uid] && in >= 0:
-			u = u.Clone()
-			if kept := slices.Delete(slices.Clone(groups), in, in+1); len(kept) > 0 {
-				u["groups"] = kept
-			} else {
-				delete(u, "groups")
+	members := make([]string, 0, len(o.Members))
+	for _, uid := range o.Members {
+		if _, ok := st.users[uid]; ok && !slices.Contains(members, uid) {
+			members = append(members, uid)
+		}
+	}
+	o.Members = members
+	return nil
+}
+
+// stamp sets an object's version and meta, as the next after previous (nil: a new one).
+func (st *Endpoint) stamp(o *Object, previous *Object) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	meta := map[string]any{"resourceType": string(o.Kind), "created": now}
+	o.Version = 1
+	if previous != nil {
+		o.Version = previous.Version + 1
+		o.Revision = previous.Revision
+		if m, ok := previous.Resource["meta"].(map[string]any); ok {
+			meta = clonedMap(m)
+		}
+	}
+	meta["lastModified"] = now
+	meta["version"] = fmt.Sprintf(`W/"%d"`, o.Version)
+	o.Resource["meta"] = meta
+}
+
+func clonedMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Update changes a user or group through change and applies it before answering.
+func (st *Endpoint) Update(ctx context.Context, typ, id, _ string, change func(scim.Resource) error) (scim.Resource, error) {
+	if typ == scim.Users {
+		if err := st.update(ctx, KindUser, id, func(o *Object, current scim.Resource) error {
+			if err := change(current); err != nil {
+				return err
 			}
-		default:
+			scim.DropNeverReturned(current)
+			delete(current, "groups") // read-only
+			current["id"] = id
+			if userNameOf(current) == "" {
+				return &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "userName is required"}
+			}
+			o.Resource = current
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		return st.Get(ctx, typ, id)
+	}
+	if err := st.update(ctx, KindGroup, id, func(o *Object, current scim.Resource) error {
+		if err := change(current); err != nil {
+			return err
+		}
+		name := displayNameOf(current)
+		if name == "" {
+			return &scim.PatchError{ScimType: scim.ErrInvalidValue, Detail: "displayName is required"}
+		}
+		o.Members = memberIDs(current)
+		o.Resource = scim.Resource{"schemas": []any{scim.SchemaGroup}, "id": id, "displayName": name}
+		if ext, ok := current["externalId"]; ok && ext != nil {
+			o.Resource["externalId"] = ext
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return st.Get(ctx, typ, id)
+}
+
+// update writes one object changed by change from its view as the identity provider
+// reads it; when another replica wrote the object meanwhile, it reads it again and
+// changes that. Then it applies the change; a change the Sink refuses is taken back.
+func (st *Endpoint) update(ctx context.Context, kind Kind, id string, change func(o *Object, current scim.Resource) error) error {
+	lock := &st.writeMu[stripe(id)]
+	lock.Lock()
+	defer lock.Unlock()
+	for attempt := 1; ; attempt++ {
+		st.mu.Lock()
+		current, ok := st.objLocked(kind, id)
+		if !ok {
+			st.mu.Unlock()
+			return connectors.ErrNotFound
+		}
+		view := st.userLocked
+		if kind == KindGroup {
+			view = st.groupLocked
+		}
+		next := current.clone()
+		err := change(&next, view(id))
+		if err == nil {
+			err = st.checkLocked(&next)
+		}
+		if err != nil {
+			st.mu.Unlock()
+			return err
+		}
+		st.stamp(&next, &current)
+		st.mu.Unlock()
+		done := st.writingNow(kind, id, next.Version)
+		saved, err := st.store.Put(ctx, next)
+		done()
+		if errors.Is(err, ErrStale) && attempt < maxWriteAttempts {
+			if err := st.refresh(ctx, kind, id); err != nil {
+				return err
+			}
 			continue
 		}
-		st.putUserLocked(u)
-		set.Changed = append(set.Changed, record(u))
+		if errors.Is(err, ErrStale) {
+			return fmt.Errorf("%s %s kept changing while it was written; retry: %w", kind, id, err)
+		}
+		if errors.Is(err, connectors.ErrNotFound) {
+			st.forget(kind, id)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		st.mu.Lock()
+		set := st.wroteLocked(saved.clone(), &current)
+		st.mu.Unlock()
+		if err := st.apply(ctx, set); err != nil {
+			st.takeBack(ctx, saved, &current)
+			return err
+		}
+		return nil
 	}
-	return set
+}
+
+// refresh reads an object as kept now, after another replica changed it.
+func (st *Endpoint) refresh(ctx context.Context, kind Kind, id string) error {
+	fresh, err := st.store.Get(ctx, kind, id)
+	if errors.Is(err, connectors.ErrNotFound) {
+		st.forget(kind, id)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	st.Observe(fresh)
+	return nil
+}
+
+// forget drops from the view an object the store no longer keeps.
+func (st *Endpoint) forget(kind Kind, id string) {
+	st.mu.Lock()
+	known, ok := st.objLocked(kind, id)
+	st.mu.Unlock()
+	if ok {
+		st.Gone(kind, id, known.Version)
+	}
+}
+
+// takeBack undoes a write the Sink refused: the created object is removed, a replaced
+// one written back as it was. What cannot be undone is left for the leader's syncer,
+// which reports it in the DirectorySync's status.
+func (st *Endpoint) takeBack(ctx context.Context, saved Object, previous *Object) {
+	if previous == nil {
+		done := st.writingNow(saved.Kind, saved.ID, -1)
+		err := st.store.Delete(ctx, saved)
+		done()
+		if err == nil {
+			st.mu.Lock()
+			st.dropLocked(saved)
+			st.mu.Unlock()
+		}
+		return
+	}
+	back := previous.clone()
+	back.Resource["meta"] = saved.Resource["meta"]
+	st.stamp(&back, &saved)
+	done := st.writingNow(back.Kind, back.ID, back.Version)
+	restored, err := st.store.Put(ctx, back)
+	done()
+	if err == nil {
+		st.mu.Lock()
+		st.wroteLocked(restored, &saved)
+		st.mu.Unlock()
+	}
+}
+
+// Delete removes a user (its User is suspended, then deleted after the grace) or a group.
+func (st *Endpoint) Delete(ctx context.Context, typ, id string) error {
+	kind := KindUser
+	if typ == scim.Groups {
+		kind = KindGroup
+	}
+	lock := &st.writeMu[stripe(id)]
+	lock.Lock()
+	defer lock.Unlock()
+	for attempt := 1; ; attempt++ {
+		st.mu.Lock()
+		current, ok := st.objLocked(kind, id)
+		st.mu.Unlock()
+		if !ok {
+			return connectors.ErrNotFound
+		}
+		done := st.writingNow(kind, id, -1)
+		err := st.store.Delete(ctx, current)
+		done()
+		if errors.Is(err, ErrStale) && attempt < maxWriteAttempts {
+			if err := st.refresh(ctx, kind, id); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, connectors.ErrNotFound) {
+			return err
+		}
+		st.mu.Lock()
+		set := st.dropLocked(current)
+		st.mu.Unlock()
+		return st.apply(ctx, set)
+	}
 }
 
 func memberIDs(g scim.Resource) []string {
 	var ids []string
 	for _, m := range listOf(g["members"]) {
-		if id := groupIDOf(m); id != "" {
+		if id := valueOf(m); id != "" {
 			ids = append(ids, id)
 		}
 	}
 	return ids
 }
 
-// saveGroups keeps the groups through the store.
-func (st *Endpoint) saveGroups(ctx context.Context) error {
-	st.mu.Lock()
-	data := make(map[string]string, len(st.groups))
-	for id, g := range st.groups {
-		b, _ := json.Marshal(g)
-		data[id] = string(b)
-	}
-	st.mu.Unlock()
-	return st.store.SaveGroups(ctx, data)
+// valueOf is the id of one entry of a members list, "" if it is not one.
+func valueOf(entry any) string {
+	m, _ := entry.(map[string]any)
+	id, _ := m["value"].(string)
+	return id
+}
+
+func listOf(v any) []any {
+	list, _ := v.([]any)
+	return list
 }
 
 // apply applies a change through the sink; a record it cannot turn into a User is the
