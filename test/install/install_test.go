@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -86,7 +87,7 @@ func TestDefaultInstallIsAccepted(t *testing.T) {
 		}
 	}
 	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 5, "Deployment": 1, "Service": 2, "ServiceAccount": 1, "ClusterRole": 5,
-		"NetworkPolicy": 2, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1} {
+		"NetworkPolicy": 2, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1, "PodDisruptionBudget": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s, want %d (all: %v)", kinds[kind], kind, want, kinds)
 		}
@@ -94,16 +95,36 @@ func TestDefaultInstallIsAccepted(t *testing.T) {
 }
 
 // TestDeploymentIsProductionReady checks probes, resources, a non-root security
-// context, leader election and the ports the Services use.
+// context, leader election, the ports the Services use, and that one replica keeps
+// serving while another is disrupted: two replicas spread over nodes, a rollout that
+// waits for a new one before it stops an old one, and a disruption budget of one.
 func TestDeploymentIsProductionReady(t *testing.T) {
-	var deploy *unstructured.Unstructured
+	var deploy, budget *unstructured.Unstructured
 	for _, obj := range render(t) {
-		if obj.GetKind() == "Deployment" {
+		switch obj.GetKind() {
+		case "Deployment":
 			deploy = obj
+		case "PodDisruptionBudget":
+			budget = obj
 		}
 	}
-	if deploy == nil {
-		t.Fatal("no Deployment")
+	if deploy == nil || budget == nil {
+		t.Fatal("no Deployment or no PodDisruptionBudget")
+	}
+	if replicas, _, _ := unstructured.NestedFieldNoCopy(deploy.Object, "spec", "replicas"); fmt.Sprint(replicas) != "2" {
+		t.Errorf("%v replicas, want 2: with one, a restart stops inbound SCIM", replicas)
+	}
+	if unavailable, _, _ := unstructured.NestedFieldNoCopy(deploy.Object, "spec", "strategy", "rollingUpdate", "maxUnavailable"); fmt.Sprint(unavailable) != "0" {
+		t.Errorf("a rollout may stop %v replicas before new ones are ready", unavailable)
+	}
+	if rules, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "affinity", "podAntiAffinity", "preferredDuringSchedulingIgnoredDuringExecution"); len(rules) == 0 {
+		t.Error("the replicas may share a node")
+	}
+	podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
+	selector, _, _ := unstructured.NestedStringMap(budget.Object, "spec", "selector", "matchLabels")
+	minAvailable, _, _ := unstructured.NestedFieldNoCopy(budget.Object, "spec", "minAvailable")
+	if fmt.Sprint(minAvailable) != "1" || len(selector) == 0 || !labels.SelectorFromSet(selector).Matches(labels.Set(podLabels)) {
+		t.Errorf("the disruption budget (minAvailable %v, selector %v) does not keep one of the pods %v", minAvailable, selector, podLabels)
 	}
 	pod, _, _ := unstructured.NestedMap(deploy.Object, "spec", "template", "spec")
 	if nonRoot, _, _ := unstructured.NestedBool(pod, "securityContext", "runAsNonRoot"); !nonRoot {
