@@ -45,10 +45,7 @@ func TestLeaderFailover(t *testing.T) {
 	o.slowAnswers(t, 50, 50)
 	stale := leader() // an earlier scenario's killed operator may still hold the lease
 	a := startOperator(t, "a", suite.kubeconfig)
-	waitUntil(t, 30*time.Second, "a leads", func() (bool, string) {
-		now := leader()
-		return now != "" && now != stale, "lease held by " + now
-	})
+	waitForLeader(t, stale)
 	b := startOperator(t, "b", suite.kubeconfig)
 
 	o.hire(t, 0, people)
