@@ -50,14 +50,14 @@ func newApp(t *testing.T, name string) *app {
 	}})
 	a.srv = httptest.NewServer(http.StripPrefix("/scim/v2", a.faulty(server)))
 	t.Cleanup(a.srv.Close)
-	a.proxy = proxyTo(t, name, a.srv)
+	a.proxy = proxyTo(t, name, strings.TrimPrefix(a.srv.URL, "http://"))
 	return a
 }
 
-// proxyTo puts a toxiproxy proxy in front of a test server.
-func proxyTo(t *testing.T, name string, srv *httptest.Server) *toxiproxy.Proxy {
+// proxyTo puts a toxiproxy proxy in front of a test server (host:port).
+func proxyTo(t *testing.T, name, upstream string) *toxiproxy.Proxy {
 	t.Helper()
-	p := toxiproxy.NewProxy(suite.toxics, name, "127.0.0.1:0", strings.TrimPrefix(srv.URL, "http://"))
+	p := toxiproxy.NewProxy(suite.toxics, name, "127.0.0.1:0", upstream)
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}

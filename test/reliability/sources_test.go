@@ -52,7 +52,7 @@ func newHRExport(t *testing.T, name string, people int) *hrExport {
 		_, _ = w.Write([]byte(csv))
 	}))
 	t.Cleanup(h.srv.Close)
-	h.proxy = proxyTo(t, name, h.srv)
+	h.proxy = proxyTo(t, name, strings.TrimPrefix(h.srv.URL, "http://"))
 	return h
 }
 
@@ -115,37 +115,37 @@ func TestFaultySources(t *testing.T) {
 			SafetyThreshold: &identityv1alpha1.SafetyThreshold{MaxPercent: &maxPercent}}})
 	startOperator(t, "a", suite.kubeconfig)
 	waitUntil(t, 2*time.Minute, "every person is a User", func() (bool, string) {
-		active, suspended := userStates(t, ns)
+		active, suspended := userStates(t, ns, "hr")
 		return active == people, fmt.Sprintf("%d active, %d suspended", active, suspended)
 	})
 	for i, f := range sourceFaults {
 		t.Run(f.name, func(t *testing.T) {
 			f.start(t, hr)
-			resync(t, ns, fmt.Sprint(i))
+			resync(t, ns, "hr", fmt.Sprint(i))
 			waitUntil(t, 2*time.Minute, "the DirectorySync says why it did not sync", func() (bool, string) {
-				msg := dsReady(t, ns)
+				msg := dsReady(t, ns, "hr")
 				return containsAny(msg, f.says), msg
 			})
-			t.Logf("%s: the DirectorySync says %q", f.name, dsReady(t, ns))
-			if active, suspended := userStates(t, ns); active != people || suspended != 0 {
+			t.Logf("%s: the DirectorySync says %q", f.name, dsReady(t, ns, "hr"))
+			if active, suspended := userStates(t, ns, "hr"); active != people || suspended != 0 {
 				t.Fatalf("while %s: %d Users active and %d suspended, want all %d active", f.name, active, suspended, people)
 			}
 			f.stop(t, hr)
-			resync(t, ns, fmt.Sprint(i)+"-after")
+			resync(t, ns, "hr", fmt.Sprint(i)+"-after")
 			waitUntil(t, 2*time.Minute, "the DirectorySync Ready again", func() (bool, string) {
-				msg := dsReady(t, ns)
+				msg := dsReady(t, ns, "hr")
 				return strings.HasPrefix(msg, "True"), msg
 			})
 		})
 	}
-	if active, suspended := userStates(t, ns); active != people || suspended != 0 {
+	if active, suspended := userStates(t, ns, "hr"); active != people || suspended != 0 {
 		t.Fatalf("at the end: %d Users active and %d suspended, want all %d active", active, suspended, people)
 	}
 }
 
-func resync(t *testing.T, ns, value string) {
+func resync(t *testing.T, ns, name, value string) {
 	t.Helper()
-	ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}}
+	ds := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+identityv1alpha1.AnnotationResync+`":"`+value+`"}}}`))
 	if err := suite.env.Client.Patch(context.Background(), ds, patch); err != nil {
 		t.Fatal(err)
@@ -154,10 +154,10 @@ func resync(t *testing.T, ns, value string) {
 
 // dsReady is the DirectorySync's Ready status, reason and message, once it has seen its
 // latest generation and resync.
-func dsReady(t *testing.T, ns string) string {
+func dsReady(t *testing.T, ns, name string) string {
 	t.Helper()
 	ds := &identityv1alpha1.DirectorySync{}
-	if err := suite.env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "hr"}, ds); err != nil {
+	if err := suite.env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ds); err != nil {
 		return err.Error()
 	}
 	c := meta.FindStatusCondition(ds.Status.Conditions, identityv1alpha1.ConditionReady)
@@ -168,10 +168,10 @@ func dsReady(t *testing.T, ns string) string {
 }
 
 // userStates counts the DirectorySync's Users by state; deleted ones count as neither.
-func userStates(t *testing.T, ns string) (active, suspended int) {
+func userStates(t *testing.T, ns, name string) (active, suspended int) {
 	t.Helper()
 	var users identityv1alpha1.UserList
-	if err := suite.env.Client.List(context.Background(), &users, client.InNamespace(ns), client.MatchingLabels{directory.LabelDirectorySync: "hr"}); err != nil {
+	if err := suite.env.Client.List(context.Background(), &users, client.InNamespace(ns), client.MatchingLabels{directory.LabelDirectorySync: name}); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range users.Items {
