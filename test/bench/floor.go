@@ -70,13 +70,17 @@ func (b *bench) apiFloor(ctx context.Context, org []person) (time.Duration, erro
 	if err != nil {
 		return 0, err
 	}
-	if err := c.DeleteAllOf(ctx, &identityv1alpha1.User{}, client.InNamespace(ns)); err != nil {
-		return 0, err
-	}
+	// Deleting 10,000 Users in one request can outlast the API server's request timeout
+	// (the stream is then reset): ask again until none is left.
 	return took, b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "deleting the floor's Users", func() (bool, string, error) {
 		var list identityv1alpha1.UserList
-		err := c.List(ctx, &list, client.InNamespace(ns), client.Limit(1))
-		return err == nil && len(list.Items) == 0, "", err
+		if err := c.List(ctx, &list, client.InNamespace(ns), client.Limit(1)); err != nil || len(list.Items) == 0 {
+			return err == nil, "", err
+		}
+		if err := c.DeleteAllOf(ctx, &identityv1alpha1.User{}, client.InNamespace(ns)); err != nil {
+			return false, err.Error(), nil
+		}
+		return false, "", nil
 	})
 }
 
