@@ -1,7 +1,9 @@
 package reliability
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -28,8 +30,30 @@ type app struct {
 
 	mu       sync.Mutex
 	fault    httpFault
-	requests map[string]int // "POST /Users" …
-	faulted  int            // requests answered by a fault
+	requests map[string]int // "POST /Users", "GET /Users?filter" …
+	faulted  int            // account writes answered by a fault
+	// repeats counts writes that came again exactly as before (method, path, body): a
+	// retry after a lost answer.
+	repeats int
+	seen    map[string]bool
+}
+
+// tally is what an app has seen: writes to accounts, the part of them that a fault
+// answered or that repeated an earlier one, and lookups by filter.
+type tally struct{ writes, faulted, repeats, lookups int }
+
+func (a *app) tally() tally {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tl := tally{faulted: a.faulted, repeats: a.repeats, lookups: a.requests["GET /Users?filter"]}
+	for _, m := range []string{"POST", "PATCH", "PUT", "DELETE"} {
+		tl.writes += a.requests[m+" /Users"]
+	}
+	return tl
+}
+
+func (t tally) minus(before tally) tally {
+	return tally{t.writes - before.writes, t.faulted - before.faulted, t.repeats - before.repeats, t.lookups - before.lookups}
 }
 
 // httpFault is a fault at the HTTP level.
@@ -44,7 +68,7 @@ const (
 
 func newApp(t *testing.T, name string) *app {
 	t.Helper()
-	a := &app{name: name, store: scim.NewLenientMemoryStore(), requests: map[string]int{}}
+	a := &app{name: name, store: scim.NewLenientMemoryStore(), requests: map[string]int{}, seen: map[string]bool{}}
 	server := scim.NewServer(scim.ServerOptions{Store: a.store, Authorize: func(r *http.Request) bool {
 		return r.Header.Get("Authorization") == "Bearer "+appToken
 	}})
@@ -76,11 +100,24 @@ func (a *app) setFault(f httpFault) {
 
 func (a *app) faulty(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		kind := r.Method + " /" + strings.Split(strings.Trim(r.URL.Path, "/"), "/")[0]
+		if r.URL.Query().Has("filter") {
+			kind += "?filter"
+		}
+		isWrite := r.Method != http.MethodGet && strings.HasSuffix(kind, " /Users")
 		a.mu.Lock()
 		fault := a.fault
-		a.requests[r.Method+" /"+strings.Split(strings.Trim(r.URL.Path, "/"), "/")[0]]++
-		if fault != noFault {
+		a.requests[kind]++
+		if fault != noFault && isWrite {
 			a.faulted++
+		}
+		if write := r.Method + " " + r.URL.Path + " " + string(body); isWrite && fault != serverErrors && fault != tooMany {
+			if a.seen[write] {
+				a.repeats++
+			}
+			a.seen[write] = true // it reaches the store
 		}
 		a.mu.Unlock()
 		switch fault {
@@ -105,7 +142,8 @@ func (a *app) faulty(next http.Handler) http.Handler {
 	})
 }
 
-// counts returns the requests the app has seen, by kind, and how many a fault answered.
+// counts returns the requests the app has seen, by kind, and how many account writes a
+// fault answered.
 func (a *app) counts() (map[string]int, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
