@@ -78,6 +78,10 @@ fuzz: ## Fuzz the SCIM filter parser and PATCH applier for FUZZ_TIME executions 
 reliability: envtest test-tools ## Kill, fail over and starve the operator at full size: crashes, failover, faulty apps, sources and API server (test/reliability).
 	ROSTER_RELIABILITY=full KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test ./test/reliability -count=1 -timeout 80m -v
 
+.PHONY: soak
+soak: envtest test-tools ## Random changes for 15 minutes (ROSTER_SOAK=5m for less) while faults come and go and the operator is killed twice (test/reliability).
+	ROSTER_RELIABILITY=full KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -tags soak ./test/reliability -run TestSoak -count=1 -timeout 60m -v
+
 .PHONY: bench
 bench: envtest test-tools ## Measure convergence, requests per account, rate budget, directory sync and memory; write bench/results.json (ARGS=--quick for 200 users).
 	go run ./hack/bench $(ARGS)
