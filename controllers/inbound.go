@@ -69,9 +69,9 @@ type endpoint struct {
 	tokensRead time.Time
 }
 
-// TokenRecheck is how often each replica reads an endpoint's token Secret again: a
+// tokenRecheck is how often each replica reads an endpoint's token Secret again: a
 // token rotated out or revoked is refused by every replica within it.
-var TokenRecheck = 10 * time.Second
+const tokenRecheck = 10 * time.Second
 
 // maxHeaderBytes bounds a request's headers: SCIM needs a bearer token and a filter of
 // at most scim.MaxFilterLength characters in the URL.
@@ -309,7 +309,7 @@ func (s *InboundSCIM) ensure(key types.NamespacedName, uid types.UID) *endpoint 
 
 // endpointFor returns the endpoint a request is for, on any replica: nil if no
 // DirectorySync with a scim source has that name. Its tokens are read again when they
-// are older than TokenRecheck.
+// are older than tokenRecheck.
 func (s *InboundSCIM) endpointFor(ctx context.Context, key types.NamespacedName) *endpoint {
 	ds := &identityv1alpha1.DirectorySync{}
 	if err := s.Client.Get(ctx, key, ds); err != nil || ds.Spec.SCIM == nil || ds.DeletionTimestamp != nil {
@@ -318,7 +318,7 @@ func (s *InboundSCIM) endpointFor(ctx context.Context, key types.NamespacedName)
 	}
 	ep := s.ensure(key, ds.UID)
 	s.mu.Lock()
-	stale := time.Since(ep.tokensRead) >= TokenRecheck
+	stale := time.Since(ep.tokensRead) >= tokenRecheck
 	if stale {
 		ep.tokensRead = time.Now()
 	}
