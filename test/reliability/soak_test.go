@@ -281,4 +281,3 @@ func TestSoak(t *testing.T) {
 		t.Errorf("the operator's goroutines grew from %.0f to %.0f while it worked", goroutines, goroutinesAtEnd)
 	}
 }
-
