@@ -103,6 +103,12 @@ func (e *Engine) appliedLocked(p plannedUser, o outcome) {
 	case actOrphan:
 		e.orphanedLocked(p.userPlan)
 	}
+	if e.version[user] != p.version {
+		// The User changed while this was on its way, and was planned again against the
+		// app as it was before it landed: plan them again against what the app holds now.
+		e.markLocked(user)
+		e.signal()
+	}
 	e.observeConvergedLocked(user)
 	e.announceIfDoneLocked(user)
 }

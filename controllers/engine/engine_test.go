@@ -408,3 +408,45 @@ func TestACreateWhoseAnswerWasLostIsLookedUpBeforeItIsSentAgain(t *testing.T) {
 			app.creates, len(app.Accounts()), app.Requests()[memory.OpLookup])
 	}
 }
+
+// slowCreates is an app whose creates wait until they are let go.
+type slowCreates struct {
+	*memory.App
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *slowCreates) Create(ctx context.Context, desired connectors.Account) (connectors.Account, error) {
+	s.started <- struct{}{}
+	<-s.release
+	return s.App.Create(ctx, desired)
+}
+
+// TestAUserWhoLeavesWhileTheirCreateIsInFlightLosesTheAccount: a User stops being
+// entitled (a Role's rule changed) while the create of their account is still on its
+// way; the engine plans them again when it lands, and deactivates it.
+func TestAUserWhoLeavesWhileTheirCreateIsInFlightLosesTheAccount(t *testing.T) {
+	app := &slowCreates{App: memory.NewApp(), started: make(chan struct{}, 1), release: make(chan struct{})}
+	cfg := testConfig(t, app.App)
+	cfg.Target = app
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	subjects.set("ada", func(*Subject) {})
+	e, _ := startEngine(t, cfg, subjects)
+	<-app.started
+	subjects.set("ada", func(s *Subject) { s.Assigned = false })
+	e.MarkDirty("ada")
+	eventually(t, "ada planned again while her create is in flight", func() bool {
+		e.inbox.Lock()
+		waiting := len(e.inbox.users)
+		e.inbox.Unlock()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		_, dirty := e.dirty["ada"]
+		return waiting == 0 && !dirty
+	})
+	close(app.release)
+	eventually(t, "ada's account, created after she left, is deactivated", func() bool {
+		accounts := app.Accounts()
+		return len(accounts) == 1 && !accounts[0].Active
+	})
+}
