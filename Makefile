@@ -7,7 +7,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # kubectl from PATH, else the one hack/setup-envtest.sh builds with the control plane.
 KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(LOCALBIN)/k8s/kubectl)
-GO_TEST_FLAGS ?=
+GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: all
 all: build
@@ -75,12 +75,8 @@ fuzz: ## Fuzz the SCIM filter parser and PATCH applier for FUZZ_TIME executions 
 	go test ./connectors/scim -run '^$$' -fuzz '^FuzzApplyPatch$$' -fuzztime $(FUZZ_TIME)
 
 .PHONY: reliability
-reliability: envtest test-tools ## Kill, fail over and starve the operator at full size: crashes, failover, faulty apps, sources and API server (test/reliability).
+reliability: envtest test-tools ## Kill, fail over and starve the operator at full size: crashes, failover, faulty apps and sources, API server, inbound SCIM, a 15-minute soak (test/reliability).
 	ROSTER_RELIABILITY=full KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test ./test/reliability -count=1 -timeout 80m -v
-
-.PHONY: soak
-soak: envtest test-tools ## Random changes for 15 minutes (ROSTER_SOAK=5m for less) while faults come and go and the operator is killed twice (test/reliability).
-	ROSTER_RELIABILITY=full KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test -tags soak ./test/reliability -run TestSoak -count=1 -timeout 60m -v
 
 .PHONY: bench
 bench: envtest test-tools ## Measure convergence, requests per account, rate budget, directory sync and memory; write bench/results.json (ARGS=--quick for 200 users).

@@ -1,8 +1,3 @@
-//go:build soak
-
-// The soak runs with `make soak` (ROSTER_SOAK sets its length); it is kept out of
-// `make test` until the two problems it found, in docs/reliability.md, are fixed.
-
 package reliability
 
 import (
