@@ -14,12 +14,13 @@ package inbound
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -91,7 +92,7 @@ type Store interface {
 
 // maxWriteAttempts bounds how often a write is tried again when another replica wrote
 // the same object meanwhile.
-const maxWriteAttempts = 5
+const maxWriteAttempts = 8
 
 // Endpoint is one DirectorySync's inbound SCIM users and groups.
 type Endpoint struct {
@@ -219,170 +220,6 @@ func Sanitize(o Object) (Object, bool) {
 	return o, false
 }
 
-// Observe takes an object as the store now keeps it, written by this replica or
-// another; what is newer than the endpoint's view is passed on to the watcher.
-func (st *Endpoint) Observe(o Object) {
-	o, ok := Sanitize(o)
-	if !ok {
-		return
-	}
-	st.mu.Lock()
-	set, changed := st.observeLocked(o)
-	watch := st.watch
-	st.mu.Unlock()
-	if changed && watch != nil {
-		watch(set)
-	}
-}
-
-// wroteLocked takes into the view an object this endpoint just kept (unless a newer
-// one arrived meanwhile) and returns the change from previous (nil: none) for the Sink.
-func (st *Endpoint) wroteLocked(saved Object, previous *Object) connectors.ChangeSet {
-	after := saved
-	if known, ok := st.objLocked(saved.Kind, saved.ID); ok && known.Version > saved.Version {
-		after = known
-	} else {
-		st.putLocked(saved)
-	}
-	if after.Kind == KindUser {
-		return connectors.ChangeSet{Changed: []connectors.Record{st.recordLocked(after.ID)}}
-	}
-	var before []string
-	if previous != nil {
-		before = previous.Members
-	}
-	set := st.membersChangedLocked(after.ID, before, after.Members)
-	set.Groups = []connectors.SourceGroup{{ID: after.ID, Name: displayNameOf(after.Resource)}}
-	return set
-}
-
-func (st *Endpoint) observeLocked(o Object) (connectors.ChangeSet, bool) {
-	if !st.loaded {
-		return connectors.ChangeSet{}, false // Load reads it
-	}
-	if known, ok := st.objLocked(o.Kind, o.ID); ok && known.Version >= o.Version {
-		return connectors.ChangeSet{}, false
-	}
-	set := st.putLocked(o)
-	return set, st.writing[writeKey(o.Kind, o.ID)] != o.Version
-}
-
-func writeKey(kind Kind, id string) string { return string(kind) + "/" + id }
-
-// writingNow marks the version of an object this endpoint writes until done is called.
-func (st *Endpoint) writingNow(kind Kind, id string, version int64) (done func()) {
-	key := writeKey(kind, id)
-	st.mu.Lock()
-	st.writing[key] = version
-	st.mu.Unlock()
-	return func() {
-		st.mu.Lock()
-		delete(st.writing, key)
-		st.mu.Unlock()
-	}
-}
-
-// Gone takes the removal of an object from the store, at the version it had.
-func (st *Endpoint) Gone(kind Kind, id string, version int64) {
-	st.mu.Lock()
-	known, ok := st.objLocked(kind, id)
-	if !ok || known.Version > version {
-		st.mu.Unlock()
-		return
-	}
-	set := st.dropLocked(known)
-	watch := st.watch
-	mine := st.writing[writeKey(kind, id)] == -1
-	st.mu.Unlock()
-	if watch != nil && !mine {
-		watch(set)
-	}
-}
-
-func (st *Endpoint) objLocked(kind Kind, id string) (Object, bool) {
-	if kind == KindGroup {
-		o, ok := st.groups[id]
-		return o, ok
-	}
-	o, ok := st.users[id]
-	return o, ok
-}
-
-// putLocked takes an object into the view and returns the change it makes to records.
-func (st *Endpoint) putLocked(o Object) connectors.ChangeSet {
-	if o.Kind == KindGroup {
-		return st.putGroupLocked(o)
-	}
-	if old, ok := st.users[o.ID]; ok {
-		delete(st.names, strings.ToLower(userNameOf(old.Resource)))
-	} else {
-		st.order = append(st.order, o.ID)
-	}
-	st.users[o.ID] = o
-	st.names[strings.ToLower(userNameOf(o.Resource))] = o.ID
-	return connectors.ChangeSet{Changed: []connectors.Record{st.recordLocked(o.ID)}}
-}
-
-func (st *Endpoint) putGroupLocked(g Object) connectors.ChangeSet {
-	var before []string
-	if old, ok := st.groups[g.ID]; ok {
-		before = old.Members
-	} else {
-		st.gorder = append(st.gorder, g.ID)
-	}
-	st.groups[g.ID] = g
-	set := st.membersChangedLocked(g.ID, before, g.Members)
-	set.Groups = []connectors.SourceGroup{{ID: g.ID, Name: displayNameOf(g.Resource)}}
-	return set
-}
-
-// membersChangedLocked updates who is in a group and returns the records of the users
-// who joined or left it.
-func (st *Endpoint) membersChangedLocked(gid string, before, after []string) connectors.ChangeSet {
-	var set connectors.ChangeSet
-	changed := func(uid string) {
-		if _, ok := st.users[uid]; ok {
-			set.Changed = append(set.Changed, st.recordLocked(uid))
-		}
-	}
-	for _, uid := range before {
-		if !slices.Contains(after, uid) {
-			st.memberOf[uid] = slices.DeleteFunc(st.memberOf[uid], func(x string) bool { return x == gid })
-			changed(uid)
-		}
-	}
-	for _, uid := range after {
-		if !slices.Contains(before, uid) {
-			if !slices.Contains(st.memberOf[uid], gid) {
-				st.memberOf[uid] = append(st.memberOf[uid], gid)
-			}
-			changed(uid)
-		}
-	}
-	return set
-}
-
-// dropLocked removes an object, as last known, from the view and returns the change
-// it makes.
-func (st *Endpoint) dropLocked(last Object) connectors.ChangeSet {
-	id := last.ID
-	if last.Kind == KindGroup {
-		if _, ok := st.groups[id]; ok {
-			delete(st.groups, id)
-			st.gorder = slices.DeleteFunc(st.gorder, func(x string) bool { return x == id })
-		}
-		set := st.membersChangedLocked(id, last.Members, nil)
-		set.Deleted = []string{id}
-		return set
-	}
-	if u, ok := st.users[id]; ok {
-		delete(st.names, strings.ToLower(userNameOf(u.Resource)))
-		delete(st.users, id)
-		st.order = slices.DeleteFunc(st.order, func(x string) bool { return x == id })
-	}
-	return connectors.ChangeSet{Deleted: []string{id}}
-}
-
 func userNameOf(r scim.Resource) string { s, _ := r["userName"].(string); return s }
 
 func displayNameOf(r scim.Resource) string { s, _ := r["displayName"].(string); return s }
@@ -423,47 +260,6 @@ func (st *Endpoint) Watch(ctx context.Context, changed func(connectors.ChangeSet
 	}
 	st.mu.Unlock()
 	return ctx.Err()
-}
-
-// recordLocked is a pushed user as a directory record.
-func (st *Endpoint) recordLocked(id string) connectors.Record {
-	u := st.users[id].Resource
-	rec := connectors.Record{ID: id, Attributes: u.Clone(), Disabled: !u.Active()}
-	for _, gid := range st.memberOf[id] {
-		if _, ok := st.groups[gid]; ok {
-			rec.Groups = append(rec.Groups, gid)
-		}
-	}
-	return rec
-}
-
-// userLocked is a user as the identity provider reads it: with its groups.
-func (st *Endpoint) userLocked(id string) scim.Resource {
-	out := st.users[id].Resource.Clone()
-	var groups []any
-	for _, gid := range st.memberOf[id] {
-		if g, ok := st.groups[gid]; ok {
-			groups = append(groups, map[string]any{"value": gid, "display": displayNameOf(g.Resource), "type": "direct"})
-		}
-	}
-	if groups != nil {
-		out["groups"] = groups
-	}
-	return out
-}
-
-// groupLocked is a group as the identity provider reads it: with its members.
-func (st *Endpoint) groupLocked(id string) scim.Resource {
-	g := st.groups[id]
-	out := g.Resource.Clone()
-	members := []any{}
-	for _, uid := range g.Members {
-		if u, ok := st.users[uid]; ok {
-			members = append(members, map[string]any{"value": uid, "display": userNameOf(u.Resource), "type": "User"})
-		}
-	}
-	out["members"] = members
-	return out
 }
 
 // Get returns a user with its groups, or a group with its members.
@@ -719,7 +515,7 @@ func (st *Endpoint) update(ctx context.Context, kind Kind, id string, change fun
 		saved, err := st.store.Put(ctx, next)
 		done()
 		if errors.Is(err, ErrStale) && attempt < maxWriteAttempts {
-			if err := st.refresh(ctx, kind, id); err != nil {
+			if err := st.readAgain(ctx, kind, id, attempt); err != nil {
 				return err
 			}
 			continue
@@ -743,6 +539,19 @@ func (st *Endpoint) update(ctx context.Context, kind Kind, id string, change fun
 		}
 		return nil
 	}
+}
+
+// readAgain waits a moment, longer each attempt and jittered, so that two replicas
+// writing one object in step do not keep colliding, then reads it as kept now.
+func (st *Endpoint) readAgain(ctx context.Context, kind Kind, id string, attempt int) error {
+	pause := time.Duration(attempt) * 10 * time.Millisecond
+	pause += rand.N(pause)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(pause):
+	}
+	return st.refresh(ctx, kind, id)
 }
 
 // refresh reads an object as kept now, after another replica changed it.
@@ -817,7 +626,7 @@ func (st *Endpoint) Delete(ctx context.Context, typ, id string) error {
 		err := st.store.Delete(ctx, current)
 		done()
 		if errors.Is(err, ErrStale) && attempt < maxWriteAttempts {
-			if err := st.refresh(ctx, kind, id); err != nil {
+			if err := st.readAgain(ctx, kind, id, attempt); err != nil {
 				return err
 			}
 			continue
@@ -873,7 +682,7 @@ func stripe(id string) int {
 
 func newUID() string {
 	b := make([]byte, 16)
-	_, _ = rand.Read(b)
+	_, _ = crand.Read(b)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
