@@ -168,29 +168,16 @@ func (s endpointStore) migrate(ctx context.Context) ([]inbound.Object, error) {
 	if err := s.live.Get(ctx, legacyKey, legacy); client.IgnoreNotFound(err) != nil {
 		return nil, err
 	}
-	objs, members := []inbound.Object{}, map[string][]string{}
+	var kept []string
 	for _, u := range users.Items {
-		var r scim.Resource
-		if json.Unmarshal([]byte(u.Annotations[AnnotationSCIMResource]), &r) != nil || r == nil {
-			continue
-		}
-		for _, g := range listOf(r["groups"]) {
-			if gid := valueOf(g); gid != "" {
-				members[gid] = append(members[gid], r.ID())
-			}
-		}
-		objs = append(objs, inbound.Object{Kind: inbound.KindUser, ID: r.ID(), Version: 1, Resource: r})
-	}
-	for id, data := range legacy.Data {
-		var g scim.Resource
-		if json.Unmarshal([]byte(data), &g) == nil && g != nil {
-			objs = append(objs, inbound.Object{Kind: inbound.KindGroup, ID: id, Version: 1, Resource: g, Members: members[id]})
+		if r := u.Annotations[AnnotationSCIMResource]; r != "" {
+			kept = append(kept, r)
 		}
 	}
-	var kept []inbound.Object
+	objs := inbound.Legacy(kept, legacy.Data)
+	moved := make([]inbound.Object, 0, len(objs))
 	for _, o := range objs {
-		o, ok := inbound.Sanitize(o)
-		if !ok || !validID.MatchString(o.ID) {
+		if !validID.MatchString(o.ID) {
 			continue
 		}
 		saved, err := s.Put(ctx, o)
@@ -200,26 +187,15 @@ func (s endpointStore) migrate(ctx context.Context) ([]inbound.Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keeping the inbound SCIM %s %s: %w", strings.ToLower(string(o.Kind)), o.ID, err)
 		}
-		kept = append(kept, saved)
+		moved = append(moved, saved)
 	}
 	if legacy.Name != "" {
 		if err := s.client.Delete(ctx, legacy); client.IgnoreNotFound(err) != nil {
 			return nil, err
 		}
 	}
-	slices.SortFunc(kept, func(a, b inbound.Object) int { return strings.Compare(a.ID, b.ID) })
-	return kept, nil
-}
-
-func listOf(v any) []any {
-	list, _ := v.([]any)
-	return list
-}
-
-func valueOf(entry any) string {
-	m, _ := entry.(map[string]any)
-	id, _ := m["value"].(string)
-	return id
+	slices.SortFunc(moved, func(a, b inbound.Object) int { return strings.Compare(a.ID, b.ID) })
+	return moved, nil
 }
 
 // syncerSink applies an endpoint's pushes through its DirectorySync's syncer, where it

@@ -17,6 +17,7 @@ import (
 	crand "crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -90,6 +91,9 @@ type Store interface {
 	Delete(ctx context.Context, obj Object) error
 }
 
+// deleting stands, among the versions being written, for a delete.
+const deleting = -1
+
 // maxWriteAttempts bounds how often a write is tried again when another replica wrote
 // the same object meanwhile.
 const maxWriteAttempts = 8
@@ -109,9 +113,9 @@ type Endpoint struct {
 	groups   map[string]Object
 	gorder   []string
 	memberOf map[string][]string // user id → group ids
-	// writing: the version of each object this endpoint is writing now, so that the
-	// store's word of it, which may come before the write returns, is not passed on as
-	// another replica's.
+	// writing: the version of each object this endpoint is writing now (deleting for a
+	// delete), so that the store's word of it, which may come before the write returns,
+	// is not passed on as another replica's.
 	writing  map[string]int64
 	watch    func(connectors.ChangeSet)
 	watchers int            // how many watches began
@@ -187,7 +191,7 @@ func (st *Endpoint) Load(ctx context.Context) error {
 	})
 	st.reset()
 	for _, o := range objs {
-		if o, ok := Sanitize(o); ok {
+		if o, ok := sanitize(o); ok {
 			st.putLocked(o)
 		}
 	}
@@ -201,9 +205,9 @@ func createdOf(r scim.Resource) string {
 	return s
 }
 
-// Sanitize checks an object read from the store and drops what must never be kept (a
+// sanitize checks an object read from the store and drops what must never be kept (a
 // password); false if it is not one the endpoint could have written.
-func Sanitize(o Object) (Object, bool) {
+func sanitize(o Object) (Object, bool) {
 	if o.ID == "" || o.Resource == nil || o.Version < 1 || o.Resource.ID() != o.ID {
 		return o, false
 	}
@@ -483,13 +487,10 @@ func (st *Endpoint) Update(ctx context.Context, typ, id, _ string, change func(s
 }
 
 // update writes one object changed by change from its view as the identity provider
-// reads it; when another replica wrote the object meanwhile, it reads it again and
-// changes that. Then it applies the change; a change the Sink refuses is taken back.
+// reads it (again, after another replica wrote it). Then it applies the change; a change
+// the Sink refuses is taken back.
 func (st *Endpoint) update(ctx context.Context, kind Kind, id string, change func(o *Object, current scim.Resource) error) error {
-	lock := &st.writeMu[stripe(id)]
-	lock.Lock()
-	defer lock.Unlock()
-	for attempt := 1; ; attempt++ {
+	return st.whileStale(ctx, kind, id, func() error {
 		st.mu.Lock()
 		current, ok := st.objLocked(kind, id)
 		if !ok {
@@ -514,18 +515,8 @@ func (st *Endpoint) update(ctx context.Context, kind Kind, id string, change fun
 		done := st.writingNow(kind, id, next.Version)
 		saved, err := st.store.Put(ctx, next)
 		done()
-		if errors.Is(err, ErrStale) && attempt < maxWriteAttempts {
-			if err := st.readAgain(ctx, kind, id, attempt); err != nil {
-				return err
-			}
-			continue
-		}
-		if errors.Is(err, ErrStale) {
-			return fmt.Errorf("%s %s kept changing while it was written; retry: %w", kind, id, err)
-		}
 		if errors.Is(err, connectors.ErrNotFound) {
 			st.forget(kind, id)
-			return err
 		}
 		if err != nil {
 			return err
@@ -538,34 +529,41 @@ func (st *Endpoint) update(ctx context.Context, kind Kind, id string, change fun
 			return err
 		}
 		return nil
-	}
+	})
 }
 
-// readAgain waits a moment, longer each attempt and jittered, so that two replicas
-// writing one object in step do not keep colliding, then reads it as kept now.
-func (st *Endpoint) readAgain(ctx context.Context, kind Kind, id string, attempt int) error {
-	pause := time.Duration(attempt) * 10 * time.Millisecond
-	pause += rand.N(pause)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(pause):
+// whileStale makes one write of an object at a time in this process, and makes it
+// again while the store refuses it as stale (another replica wrote the object since
+// the view last saw it), up to maxWriteAttempts: each time after a pause, longer each
+// attempt and jittered so that two replicas writing one object in step do not keep
+// colliding, and after reading the object as kept now.
+func (st *Endpoint) whileStale(ctx context.Context, kind Kind, id string, write func() error) error {
+	lock := &st.writeMu[stripe(id)]
+	lock.Lock()
+	defer lock.Unlock()
+	for attempt := 1; ; attempt++ {
+		err := write()
+		if !errors.Is(err, ErrStale) {
+			return err
+		}
+		if attempt == maxWriteAttempts {
+			return fmt.Errorf("%s %s kept changing while it was written; retry: %w", kind, id, err)
+		}
+		pause := time.Duration(attempt) * 10 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause + rand.N(pause)):
+		}
+		fresh, err := st.store.Get(ctx, kind, id)
+		if errors.Is(err, connectors.ErrNotFound) {
+			st.forget(kind, id)
+		}
+		if err != nil {
+			return err
+		}
+		st.Observe(fresh)
 	}
-	return st.refresh(ctx, kind, id)
-}
-
-// refresh reads an object as kept now, after another replica changed it.
-func (st *Endpoint) refresh(ctx context.Context, kind Kind, id string) error {
-	fresh, err := st.store.Get(ctx, kind, id)
-	if errors.Is(err, connectors.ErrNotFound) {
-		st.forget(kind, id)
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	st.Observe(fresh)
-	return nil
 }
 
 // forget drops from the view an object the store no longer keeps.
@@ -583,7 +581,7 @@ func (st *Endpoint) forget(kind Kind, id string) {
 // which reports it in the DirectorySync's status.
 func (st *Endpoint) takeBack(ctx context.Context, saved Object, previous *Object) {
 	if previous == nil {
-		done := st.writingNow(saved.Kind, saved.ID, -1)
+		done := st.writingNow(saved.Kind, saved.ID, deleting)
 		err := st.store.Delete(ctx, saved)
 		done()
 		if err == nil {
@@ -612,25 +610,16 @@ func (st *Endpoint) Delete(ctx context.Context, typ, id string) error {
 	if typ == scim.Groups {
 		kind = KindGroup
 	}
-	lock := &st.writeMu[stripe(id)]
-	lock.Lock()
-	defer lock.Unlock()
-	for attempt := 1; ; attempt++ {
+	return st.whileStale(ctx, kind, id, func() error {
 		st.mu.Lock()
 		current, ok := st.objLocked(kind, id)
 		st.mu.Unlock()
 		if !ok {
 			return connectors.ErrNotFound
 		}
-		done := st.writingNow(kind, id, -1)
+		done := st.writingNow(kind, id, deleting)
 		err := st.store.Delete(ctx, current)
 		done()
-		if errors.Is(err, ErrStale) && attempt < maxWriteAttempts {
-			if err := st.readAgain(ctx, kind, id, attempt); err != nil {
-				return err
-			}
-			continue
-		}
 		if err != nil && !errors.Is(err, connectors.ErrNotFound) {
 			return err
 		}
@@ -638,7 +627,41 @@ func (st *Endpoint) Delete(ctx context.Context, typ, id string) error {
 		set := st.dropLocked(current)
 		st.mu.Unlock()
 		return st.apply(ctx, set)
+	})
+}
+
+// Legacy reads what earlier versions kept: each pushed user's resource, as JSON, with
+// its groups in its "groups" attribute, and the groups by id, as JSON. It returns the
+// objects the endpoint keeps now (version 1), leaving out what does not have the shape
+// the endpoint wrote.
+func Legacy(users []string, groups map[string]string) []Object {
+	var objs []Object
+	members := map[string][]string{}
+	for _, data := range users {
+		var r scim.Resource
+		if json.Unmarshal([]byte(data), &r) != nil || r == nil {
+			continue
+		}
+		for _, g := range listOf(r["groups"]) {
+			if gid := valueOf(g); gid != "" {
+				members[gid] = append(members[gid], r.ID())
+			}
+		}
+		objs = append(objs, Object{Kind: KindUser, ID: r.ID(), Version: 1, Resource: r})
 	}
+	for id, data := range groups {
+		var g scim.Resource
+		if json.Unmarshal([]byte(data), &g) == nil && g != nil {
+			objs = append(objs, Object{Kind: KindGroup, ID: id, Version: 1, Resource: g, Members: members[id]})
+		}
+	}
+	kept := objs[:0]
+	for _, o := range objs {
+		if o, ok := sanitize(o); ok {
+			kept = append(kept, o)
+		}
+	}
+	return kept
 }
 
 func memberIDs(g scim.Resource) []string {

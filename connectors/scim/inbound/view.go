@@ -15,7 +15,7 @@ import (
 // Observe takes an object as the store now keeps it, written by this replica or
 // another; what is newer than the endpoint's view is passed on to the watcher.
 func (st *Endpoint) Observe(o Object) {
-	o, ok := Sanitize(o)
+	o, ok := sanitize(o)
 	if !ok {
 		return
 	}
@@ -85,7 +85,7 @@ func (st *Endpoint) Gone(kind Kind, id string, version int64) {
 	}
 	set := st.dropLocked(known)
 	watch := st.watch
-	mine := st.writing[writeKey(kind, id)] == -1
+	mine := st.writing[writeKey(kind, id)] == deleting
 	st.mu.Unlock()
 	if watch != nil && !mine {
 		watch(set)
