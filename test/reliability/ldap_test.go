@@ -17,34 +17,13 @@ import (
 	"github.com/rosterhq/roster/test/slapd"
 )
 
-// ldapFault is one way the LDAP server fails, and what the DirectorySync may say of it.
-type ldapFault struct {
-	name        string
-	start, stop func(t *testing.T, p *toxiproxy.Proxy)
-	says        []string
-}
-
-var ldapFaults = []ldapFault{
-	{name: "the LDAP server goes away",
-		start: func(_ *testing.T, p *toxiproxy.Proxy) { p.Stop() },
-		stop: func(t *testing.T, p *toxiproxy.Proxy) {
-			if err := p.Start(); err != nil {
-				t.Fatal(err)
-			}
-		},
-		says: []string{"refused", "connect"}},
-	{name: "the LDAP server hangs",
-		start: func(t *testing.T, p *toxiproxy.Proxy) {
-			addToxic(t, p, "hang", "timeout", "downstream", map[string]any{"timeout": 0})
-		},
-		stop: func(t *testing.T, p *toxiproxy.Proxy) { removeToxic(t, p, "hang") },
-		says: []string{"timeout", "deadline", "Timeout", "timed out"}},
-	{name: "the LDAP server resets every connection",
-		start: func(t *testing.T, p *toxiproxy.Proxy) {
-			addToxic(t, p, "reset", "reset_peer", "downstream", map[string]any{"timeout": 0})
-		},
-		stop: func(t *testing.T, p *toxiproxy.Proxy) { removeToxic(t, p, "reset") },
-		says: []string{"reset", "EOF", "closed", "Network Error"}},
+// ldapFaults are the LDAP server's faults: it goes away, hangs, or resets every
+// connection.
+func ldapFaults(p *toxiproxy.Proxy) []sourceFault {
+	return append(proxyFaults("the LDAP server", p), sourceFault{name: "the LDAP server resets every connection",
+		start: func(t *testing.T) { addToxic(t, p, "reset", "reset_peer", "downstream", map[string]any{"timeout": 0}) },
+		stop:  func(t *testing.T) { removeToxic(t, p, "reset") },
+		says:  []string{"reset", "EOF", "closed", "Network Error"}})
 }
 
 // TestFaultyLDAPServer: the directory's LDAP server, reached through a proxy, goes away,
@@ -73,30 +52,7 @@ func TestFaultyLDAPServer(t *testing.T) {
 					PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: "ldap", Key: "password"}}, BaseDN: slapd.BaseDN},
 				SafetyThreshold: &identityv1alpha1.SafetyThreshold{MaxPercent: &maxPercent}}})
 	startOperator(t, "a", suite.kubeconfig)
-	waitUntil(t, 2*time.Minute, "every person is a User", func() (bool, string) {
-		active, suspended := userStates(t, ns, "corp")
-		return active == people, fmt.Sprintf("%d active, %d suspended", active, suspended)
-	})
-	for i, f := range ldapFaults {
-		t.Run(f.name, func(t *testing.T) {
-			f.start(t, proxy)
-			resync(t, ns, "corp", fmt.Sprint(i))
-			waitUntil(t, 2*time.Minute, "the DirectorySync says why it did not sync", func() (bool, string) {
-				msg := dsReady(t, ns, "corp")
-				return containsAny(msg, f.says), msg
-			})
-			t.Logf("%s: the DirectorySync says %q", f.name, dsReady(t, ns, "corp"))
-			if active, suspended := userStates(t, ns, "corp"); active != people || suspended != 0 {
-				t.Fatalf("while %s: %d Users active and %d suspended, want all %d active", f.name, active, suspended, people)
-			}
-			f.stop(t, proxy)
-			resync(t, ns, "corp", fmt.Sprint(i)+"-after")
-			waitUntil(t, 2*time.Minute, "the DirectorySync Ready again", func() (bool, string) {
-				msg := dsReady(t, ns, "corp")
-				return strings.HasPrefix(msg, "True"), msg
-			})
-		})
-	}
+	survivesFaults(t, ns, "corp", people, ldapFaults(proxy))
 	srv.Modify(t, "uid=p0000,"+slapd.People, map[string][]string{"title": {"Principal Engineer"}})
 	changed := time.Now()
 	waitUntil(t, 3*time.Minute, "a change after the faults is followed", func() (bool, string) {

@@ -59,33 +59,39 @@ func newHRExport(t *testing.T, name string, people int) *hrExport {
 // sourceFault is one way a source fails, and what the DirectorySync may say of it.
 type sourceFault struct {
 	name        string
-	start, stop func(t *testing.T, h *hrExport)
+	start, stop func(t *testing.T)
 	says        []string
 }
 
-var sourceFaults = []sourceFault{
-	{name: "the export server goes away",
-		start: func(_ *testing.T, h *hrExport) { h.proxy.Stop() },
-		stop: func(t *testing.T, h *hrExport) {
-			if err := h.proxy.Start(); err != nil {
-				t.Fatal(err)
-			}
-		},
-		says: []string{"refused", "connect"}},
-	{name: "the export server hangs",
-		start: func(t *testing.T, h *hrExport) {
-			addToxic(t, h.proxy, "hang", "timeout", "downstream", map[string]any{"timeout": 0})
-		},
-		stop: func(t *testing.T, h *hrExport) { removeToxic(t, h.proxy, "hang") },
-		says: []string{"timeout", "deadline", "Timeout"}},
-	{name: "the export is cut off halfway",
-		start: func(_ *testing.T, h *hrExport) { h.setPartial(true) },
-		stop:  func(_ *testing.T, h *hrExport) { h.setPartial(false) },
-		says:  []string{"EOF", "unexpected", "short", "incomplete"}},
-	{name: "the export holds half the people",
-		start: func(_ *testing.T, h *hrExport) { h.setPeople(h.people / 2) },
-		stop:  func(_ *testing.T, h *hrExport) { h.setPeople(h.people * 2) },
-		says:  []string{identityv1alpha1.ReasonSafetyThresholdExceeded}},
+// proxyFaults are the faults of any source behind a proxy: it goes away, or it hangs.
+func proxyFaults(what string, p *toxiproxy.Proxy) []sourceFault {
+	return []sourceFault{
+		{name: what + " goes away",
+			start: func(*testing.T) { p.Stop() },
+			stop: func(t *testing.T) {
+				if err := p.Start(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			says: []string{"refused", "connect"}},
+		{name: what + " hangs",
+			start: func(t *testing.T) { addToxic(t, p, "hang", "timeout", "downstream", map[string]any{"timeout": 0}) },
+			stop:  func(t *testing.T) { removeToxic(t, p, "hang") },
+			says:  []string{"timeout", "deadline", "Timeout", "timed out"}},
+	}
+}
+
+// hrFaults are the HR export server's faults.
+func hrFaults(h *hrExport) []sourceFault {
+	return append(proxyFaults("the export server", h.proxy),
+		sourceFault{name: "the export is cut off halfway",
+			start: func(*testing.T) { h.setPartial(true) },
+			stop:  func(*testing.T) { h.setPartial(false) },
+			says:  []string{"EOF", "unexpected", "short", "incomplete"}},
+		sourceFault{name: "the export holds half the people",
+			start: func(*testing.T) { h.setPeople(h.people / 2) },
+			stop:  func(*testing.T) { h.setPeople(h.people * 2) },
+			says:  []string{identityv1alpha1.ReasonSafetyThresholdExceeded}})
 }
 
 func (h *hrExport) setPartial(on bool) {
@@ -114,33 +120,44 @@ func TestFaultySources(t *testing.T) {
 			// threshold is what holds it.
 			SafetyThreshold: &identityv1alpha1.SafetyThreshold{MaxPercent: &maxPercent}}})
 	startOperator(t, "a", suite.kubeconfig)
+	survivesFaults(t, ns, "hr", people, hrFaults(hr))
+}
+
+// survivesFaults waits until every person is an active User of the DirectorySync, then
+// puts each fault on its source: while it lasts the DirectorySync must say why it does
+// not sync and no User may be suspended or deleted; after it, the DirectorySync must be
+// Ready again.
+func survivesFaults(t *testing.T, ns, ds string, people int, faults []sourceFault) {
+	t.Helper()
+	allActive := func(when string) {
+		t.Helper()
+		if active, suspended := userStates(t, ns, ds); active != people || suspended != 0 {
+			t.Fatalf("%s: %d Users active and %d suspended, want all %d active", when, active, suspended, people)
+		}
+	}
 	waitUntil(t, 2*time.Minute, "every person is a User", func() (bool, string) {
-		active, suspended := userStates(t, ns, "hr")
+		active, suspended := userStates(t, ns, ds)
 		return active == people, fmt.Sprintf("%d active, %d suspended", active, suspended)
 	})
-	for i, f := range sourceFaults {
+	for i, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
-			f.start(t, hr)
-			resync(t, ns, "hr", fmt.Sprint(i))
+			f.start(t)
+			resync(t, ns, ds, fmt.Sprint(i))
 			waitUntil(t, 2*time.Minute, "the DirectorySync says why it did not sync", func() (bool, string) {
-				msg := dsReady(t, ns, "hr")
+				msg := dsReady(t, ns, ds)
 				return containsAny(msg, f.says), msg
 			})
-			t.Logf("%s: the DirectorySync says %q", f.name, dsReady(t, ns, "hr"))
-			if active, suspended := userStates(t, ns, "hr"); active != people || suspended != 0 {
-				t.Fatalf("while %s: %d Users active and %d suspended, want all %d active", f.name, active, suspended, people)
-			}
-			f.stop(t, hr)
-			resync(t, ns, "hr", fmt.Sprint(i)+"-after")
+			t.Logf("%s: the DirectorySync says %q", f.name, dsReady(t, ns, ds))
+			allActive("while " + f.name)
+			f.stop(t)
+			resync(t, ns, ds, fmt.Sprint(i)+"-after")
 			waitUntil(t, 2*time.Minute, "the DirectorySync Ready again", func() (bool, string) {
-				msg := dsReady(t, ns, "hr")
+				msg := dsReady(t, ns, ds)
 				return strings.HasPrefix(msg, "True"), msg
 			})
 		})
 	}
-	if active, suspended := userStates(t, ns, "hr"); active != people || suspended != 0 {
-		t.Fatalf("at the end: %d Users active and %d suspended, want all %d active", active, suspended, people)
-	}
+	allActive("at the end")
 }
 
 func resync(t *testing.T, ns, name, value string) {
