@@ -52,8 +52,14 @@ func TestAnAppThatAnswers429ToEveryWriteIsNotReady(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		return true
 	})
-	create(t, scimConnection(t, app, ns, "busy", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("busy")),
-		newUser(ns, "ada", "eng"), newUser(ns, "grace", "eng"))
+	// The app comes last, so that its engine's first run plans both people: a person
+	// planned after the first 429 would wait out its Retry-After instead of failing.
+	create(t, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("busy")), newUser(ns, "ada", "eng"), newUser(ns, "grace", "eng"))
+	waitFor(t, "the Role has both people", func() (bool, string) {
+		n := get(t, ns, "eng", &identityv1alpha1.Role{}).Status.MemberCount
+		return n == 2, fmt.Sprint(n)
+	})
+	create(t, scimConnection(t, app, ns, "busy", scimToken))
 	waitFor(t, "the AppConnection says it is rate limited, with counts", func() (bool, string) {
 		c := appReady(t, ns, "busy")
 		return strings.HasPrefix(c, "False/"+identityv1alpha1.ReasonRateLimited) && strings.Contains(c, "2 of 2 accounts failed (2 rate limited)"), c
