@@ -52,6 +52,13 @@ type GroupTarget interface {
 	ChangeMembers(ctx context.Context, group Group, add, remove []string) error
 }
 
+// DefaultMapper is a Target whose app holds its own part of the canonical account
+// schema: its defaults apply over Roster's default mapping and under the
+// AppConnection's own, so that what the app cannot hold (null) is never a difference.
+type DefaultMapper interface {
+	DefaultMapping() []identityv1alpha1.ExpressionMapping
+}
+
 // Source is a system Roster reads people from.
 type Source interface {
 	// Validate checks the endpoint and credentials.

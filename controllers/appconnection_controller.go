@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -126,20 +127,14 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 	b := &built{generation: conn.Generation}
 	secrets := newSecretReader(r.APIReader, conn.Namespace)
 	b.secrets = secrets.versions
-	env, err := mapping.NewEnv(mapping.AccountVars...)
+	factory, err := r.Registry.Target(conn.Spec.ConnectorName())
 	if err == nil {
-		b.mapping, err = env.CompileMappings(mapping.DefaultAccountMapping, conn.Spec.Mapping)
-		if err != nil {
-			err = fmt.Errorf("%w: %v", errInvalidSpec, err)
-		}
+		b.target, err = factory(ctx, conn, secrets)
+	} else {
+		err = fmt.Errorf("%w: %v", errInvalidSpec, err)
 	}
 	if err == nil {
-		var factory connectors.TargetFactory
-		if factory, err = r.Registry.Target(conn.Spec.ConnectorName()); err == nil {
-			b.target, err = factory(ctx, conn, secrets)
-		} else {
-			err = fmt.Errorf("%w: %v", errInvalidSpec, err)
-		}
+		b.mapping, err = compileMapping(b.target, conn.Spec.Mapping)
 	}
 	b.err = err
 	r.mu.Lock()
@@ -152,6 +147,24 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 }
 
 var errInvalidSpec = errors.New("invalid configuration")
+
+// compileMapping compiles Roster's default mapping, the target's own defaults and the
+// AppConnection's mapping, in that order.
+func compileMapping(target connectors.Target, overrides []identityv1alpha1.ExpressionMapping) (*mapping.Mappings, error) {
+	env, err := mapping.NewEnv(mapping.AccountVars...)
+	if err != nil {
+		return nil, err
+	}
+	defaults := mapping.DefaultAccountMapping
+	if m, ok := target.(connectors.DefaultMapper); ok {
+		defaults = append(slices.Clone(defaults), m.DefaultMapping()...)
+	}
+	compiled, err := env.CompileMappings(defaults, overrides)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errInvalidSpec, err)
+	}
+	return compiled, nil
+}
 
 // DefaultSecretRecheck is how often the Secrets an object reads are read again, by
 // name from the API server: Roster does not list or watch Secrets, and notices a

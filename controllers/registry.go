@@ -15,6 +15,7 @@ import (
 func Connectors(apps *memory.Apps, inbound *InboundSCIM) *connectors.Registry {
 	r := connectors.NewRegistry().
 		AddTarget("scim", scim.NewFactory()).
+		AddTarget("ldap", ldap.NewTargetFactory()).
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).
 		AddSource("hris", hris.NewFactory())

@@ -94,6 +94,112 @@ type SCIMConnector struct {
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
+// LDAPPasswordPolicy is what password a new directory account gets.
+// +kubebuilder:validation:Enum=Random;None
+type LDAPPasswordPolicy string
+
+const (
+	// LDAPPasswordRandom sets a long random password that nobody is told and that must
+	// be changed at first logon: the account can sign in only after a reset (helpdesk,
+	// self-service) or through single sign-on. Needs an encrypted connection.
+	LDAPPasswordRandom LDAPPasswordPolicy = "Random"
+	// LDAPPasswordNone sets no password. Active Directory then keeps the account
+	// disabled where its password policy demands one, and says so in the account's status.
+	LDAPPasswordNone LDAPPasswordPolicy = "None"
+)
+
+// LDAPConnector provisions accounts as entries in OpenLDAP or Active Directory.
+// +kubebuilder:validation:XValidation:rule="!has(self.upnSuffix) || self.flavor == 'ActiveDirectory'",message="upnSuffix is for flavor ActiveDirectory",fieldPath=".upnSuffix"
+// +kubebuilder:validation:XValidation:rule="!has(self.groupType) || self.flavor == 'ActiveDirectory'",message="groupType is for flavor ActiveDirectory",fieldPath=".groupType"
+// +kubebuilder:validation:XValidation:rule="!has(self.lockAttribute) || self.flavor == 'OpenLDAP'",message="lockAttribute is for flavor OpenLDAP; Active Directory disables with userAccountControl",fieldPath=".lockAttribute"
+type LDAPConnector struct {
+	LDAPConnection `json:",inline"`
+
+	// flavor is the kind of directory: OpenLDAP (inetOrgPerson named by uid,
+	// groupOfNames, locked with the ppolicy overlay) or ActiveDirectory (user named by
+	// cn, sAMAccountName, group, disabled with userAccountControl).
+	// +optional
+	// +kubebuilder:default=OpenLDAP
+	Flavor LDAPFlavor `json:"flavor,omitempty"`
+
+	// usersDN is the container new accounts are created in (below an OU the mapping's
+	// organizationalUnit names, if it names one), and where accounts are listed from.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=1024
+	UsersDN string `json:"usersDN"`
+
+	// groupsDN is where groups are listed and created. Unset means Roster manages no
+	// groups in this directory.
+	// +optional
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=1024
+	GroupsDN string `json:"groupsDN,omitempty"`
+
+	// disabledUsersDN, when set, is where a deactivated account is moved (a common
+	// Active Directory practice); reactivation moves it back. It must be below usersDN
+	// so that Roster still lists the account.
+	// +optional
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=1024
+	DisabledUsersDN string `json:"disabledUsersDN,omitempty"`
+
+	// initialPassword is the password a new account gets: Random (a random password no
+	// one is told, to be changed at first logon; needs ldaps:// or StartTLS) or None.
+	// Unset means Random for Active Directory and None for OpenLDAP.
+	// +optional
+	InitialPassword LDAPPasswordPolicy `json:"initialPassword,omitempty"`
+
+	// externalIDAttribute is the directory attribute that holds the account's
+	// externalId (for example employeeID in Active Directory, employeeNumber in
+	// OpenLDAP). Unset means Roster writes no externalId; matchBy ExternalID needs it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9-]*$`
+	ExternalIDAttribute string `json:"externalIDAttribute,omitempty"`
+
+	// upnSuffix is the part after @ of a userPrincipalName, for a userName without
+	// one (Active Directory). Unset means the domain of usersDN's DC components.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`
+	UPNSuffix string `json:"upnSuffix,omitempty"`
+
+	// groupType is the groupType of groups Roster creates in Active Directory.
+	// Unset means a global security group (-2147483646).
+	// +optional
+	GroupType *int32 `json:"groupType,omitempty"`
+
+	// lockAttribute is how a deactivated OpenLDAP account is marked. Unset means the
+	// ppolicy overlay's pwdAccountLockedTime set to 000001010000Z (locked until an
+	// administrator unlocks it).
+	// +optional
+	LockAttribute *LDAPLockAttribute `json:"lockAttribute,omitempty"`
+
+	// pageSize is the number of entries asked for per page when listing (RFC 2696).
+	// +optional
+	// +kubebuilder:default=500
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	PageSize int32 `json:"pageSize,omitempty"`
+}
+
+// LDAPLockAttribute is an attribute and the value that marks an account as locked; the
+// attribute is removed to unlock it.
+type LDAPLockAttribute struct {
+	// name of the attribute, for example pwdAccountLockedTime or nsAccountLock.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9-]*$`
+	Name string `json:"name"`
+
+	// value that locks the account, for example 000001010000Z or TRUE.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Value string `json:"value"`
+}
+
 // MemoryConnector provisions into an app that lives in the operator's memory: for
 // demos and tests. Its accounts are lost when the operator restarts.
 type MemoryConnector struct {
@@ -229,12 +335,17 @@ type RateLimit struct {
 }
 
 // AppConnectionSpec declares one app tenant to provision into.
-// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim or memory"
-// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap or memory"
+// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="!has(self.ldap) || self.matchBy != 'ExternalID' || has(self.ldap.externalIDAttribute)",message="matchBy ExternalID needs ldap.externalIDAttribute, the attribute that holds the external id",fieldPath=".matchBy"
 type AppConnectionSpec struct {
 	// scim provisions through the app's SCIM 2.0 API.
 	// +optional
 	SCIM *SCIMConnector `json:"scim,omitempty"`
+
+	// ldap provisions entries into OpenLDAP or Active Directory.
+	// +optional
+	LDAP *LDAPConnector `json:"ldap,omitempty"`
 
 	// memory provisions into an in-memory app (demos and tests).
 	// +optional
@@ -444,12 +555,14 @@ func init() {
 	register(&AppConnection{}, &AppConnectionList{})
 }
 
-// ConnectorName is the name of the connector block that is set ("scim", "memory"), or
-// "" when none is.
+// ConnectorName is the name of the connector block that is set ("scim", "ldap",
+// "memory"), or "" when none is.
 func (s *AppConnectionSpec) ConnectorName() string {
 	switch {
 	case s.SCIM != nil:
 		return "scim"
+	case s.LDAP != nil:
+		return "ldap"
 	case s.Memory != nil:
 		return "memory"
 	}

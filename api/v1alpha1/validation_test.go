@@ -154,17 +154,17 @@ validUntil: "2027-01-01T00:00:00Z"`),
 			reason: "an AppConnection with two connectors",
 			object: connection(`memory: {}
 scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {name: token}}}`),
-			want: "set exactly one connector: scim or memory",
+			want: "set exactly one connector: scim, ldap or memory",
 		},
 		{
 			reason: "a connector block Roster has no provider for is no part of the API",
 			object: connection(`github: {organization: example, tokenSecretRef: {name: gh, key: token}}`),
-			want:   "set exactly one connector: scim or memory",
+			want:   "set exactly one connector: scim, ldap or memory",
 		},
 		{
 			reason: "an AppConnection with no connector",
 			object: connection(`mode: Plan`),
-			want:   "set exactly one connector: scim or memory",
+			want:   "set exactly one connector: scim, ldap or memory",
 		},
 		{
 			reason: "a SCIM baseURL that is not http",

@@ -75,6 +75,17 @@ func newDialer(ctx context.Context, c identityv1alpha1.LDAPConnection, secrets c
 // on the connection times out after as long, and the connection closes when ctx ends,
 // which abandons whatever is in flight. Call close when done.
 func (d *dialer) dial(ctx context.Context) (*goldap.Conn, func(), error) {
+	conn, err := d.bound(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	abandon := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, func() { abandon(); conn.Close() }, nil
+}
+
+// bound connects, secures and binds within the dialer's timeout; each later operation
+// times out after as long. The connection outlives ctx: the caller closes it.
+func (d *dialer) bound(ctx context.Context) (*goldap.Conn, error) {
 	setup, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	timedOut := func(err error) error {
@@ -85,14 +96,14 @@ func (d *dialer) dial(ctx context.Context) (*goldap.Conn, func(), error) {
 	}
 	raw, err := d.connect(setup)
 	if err != nil {
-		return nil, nil, classify("connecting", timedOut(err))
+		return nil, classify("connecting", timedOut(err))
 	}
 	conn := goldap.NewConn(raw, d.security == identityv1alpha1.LDAPSecurityTLS)
 	conn.Start()
 	abandonSetup := context.AfterFunc(setup, func() { conn.Close() })
-	fail := func(what string, err error) (*goldap.Conn, func(), error) {
+	fail := func(what string, err error) (*goldap.Conn, error) {
 		conn.Close()
-		return nil, nil, classify(what, timedOut(err))
+		return nil, classify(what, timedOut(err))
 	}
 	if d.security == identityv1alpha1.LDAPSecurityStartTLS {
 		if err := conn.StartTLS(d.tls); err != nil {
@@ -106,8 +117,7 @@ func (d *dialer) dial(ctx context.Context) (*goldap.Conn, func(), error) {
 		return fail("binding as "+d.bindDN, setup.Err())
 	}
 	conn.SetTimeout(d.timeout) // each operation from now on; setup is bounded as a whole
-	abandon := context.AfterFunc(ctx, func() { conn.Close() })
-	return conn, func() { abandon(); conn.Close() }, nil
+	return conn, nil
 }
 
 // connect opens the TCP connection, and for ldaps:// the TLS session, before ctx ends.
@@ -153,6 +163,8 @@ func classify(what string, err error) error {
 			return &connectors.PermanentError{Message: what + ": " + result, Err: connectors.ErrUnauthorized}
 		case goldap.LDAPResultNoSuchObject:
 			return fmt.Errorf("%s: %w", what, connectors.ErrNotFound)
+		case goldap.LDAPResultEntryAlreadyExists:
+			return fmt.Errorf("%s: %w", what, connectors.ErrConflict)
 		case goldap.LDAPResultUnavailableCriticalExtension:
 			return &connectors.PermanentError{Message: what + ": the server does not support it", Err: connectors.ErrUnsupported}
 		case goldap.LDAPResultBusy, goldap.LDAPResultUnavailable, goldap.LDAPResultTimeLimitExceeded:

@@ -252,3 +252,18 @@ func guid(b []byte) string {
 		binary.LittleEndian.Uint32(b[0:4]), binary.LittleEndian.Uint16(b[4:6]), binary.LittleEndian.Uint16(b[6:8]),
 		hex.EncodeToString(b[8:10]), hex.EncodeToString(b[10:16]))
 }
+
+// guidBytes is the inverse of guid: the 16 bytes Active Directory stores.
+func guidBytes(s string) ([]byte, error) {
+	h := strings.ReplaceAll(s, "-", "")
+	raw, err := hex.DecodeString(h)
+	if err != nil || len(raw) != 16 || len(s) != 36 {
+		return nil, fmt.Errorf("%q is not an objectGUID", s)
+	}
+	out := make([]byte, 16)
+	binary.LittleEndian.PutUint32(out[0:4], binary.BigEndian.Uint32(raw[0:4]))
+	binary.LittleEndian.PutUint16(out[4:6], binary.BigEndian.Uint16(raw[4:6]))
+	binary.LittleEndian.PutUint16(out[6:8], binary.BigEndian.Uint16(raw[6:8]))
+	copy(out[8:], raw[8:])
+	return out, nil
+}
