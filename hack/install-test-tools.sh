@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the programs the tests start as real peers, from Debian's packages, when the
 # machine lacks them: Node.js and npm (the SCIMMY interop app), OpenLDAP's slapd and
-# client tools (the LDAP directory tests).
+# client tools (the LDAP directory tests), Samba's Active Directory domain controller
+# and its schema files (the Active Directory tests).
 set -euo pipefail
 
 declare -A package_for=(
@@ -9,11 +10,15 @@ declare -A package_for=(
   [npm]=npm
   [/usr/sbin/slapd]=slapd
   [ldapsearch]=ldap-utils
+  [/usr/sbin/samba]=samba
+  [/usr/share/doc/samba-ad-dc]=samba-ad-dc
+  [samba-tool]=samba-common-bin
+  [/usr/share/samba/setup/ad-schema]=samba-ad-provision
 )
 
 missing=()
 for cmd in "${!package_for[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "$cmd" ] || missing+=("${package_for[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 || [ -e "$cmd" ] || missing+=("${package_for[$cmd]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
