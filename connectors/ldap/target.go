@@ -589,13 +589,21 @@ func (t *Target) explain(what string, err error) error {
 	text := ldapErr.Error()
 	switch {
 	case t.ad && strings.Contains(text, "0000052D"):
-		return &connectors.PermanentError{Message: what + ": Active Directory's password policy refuses it " +
-			"(an enabled account needs a password that meets the domain's length, complexity and history rules): " +
-			"set initialPassword Random, or give the account a password in Active Directory"}
+		return &connectors.PermanentError{Message: what + ": Active Directory's password policy refuses the account's password " +
+			"(Roster sets a random 32-character one with every character class, or none with initialPassword None): " + serverText(ldapErr)}
 	case ldapErr.ResultCode == goldap.LDAPResultUnwillingToPerform && t.ad && strings.Contains(strings.ToLower(text), "password"):
-		return &connectors.PermanentError{Message: what + ": Active Directory refuses the password: " + text}
+		return &connectors.PermanentError{Message: what + ": Active Directory refuses the password: " + serverText(ldapErr)}
 	case ldapErr.ResultCode == goldap.LDAPResultObjectClassViolation || ldapErr.ResultCode == goldap.LDAPResultUndefinedAttributeType:
-		return &connectors.PermanentError{Message: what + ": the directory's schema refuses the entry (check the mapping's ldap: attributes): " + text}
+		return &connectors.PermanentError{Message: what + ": the directory's schema refuses the entry (check the mapping's ldap: attributes): " + serverText(ldapErr)}
 	}
 	return classified
+}
+
+// serverText is the directory's own explanation of a refusal, bounded.
+func serverText(err *goldap.Error) string {
+	text := err.Err.Error()
+	if len(text) > 300 {
+		text = text[:300] + "…"
+	}
+	return text
 }

@@ -3,6 +3,8 @@ package ldap
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -121,4 +123,258 @@ func entryOf(t *testing.T, target *Target, id string, attrs ...string) *goldap.E
 		t.Fatal(err)
 	}
 	return e
+}
+
+func person(userName, department string, extra map[string]any) connectors.Account {
+	attrs := map[string]any{
+		connectors.AttrUserName: userName, "displayName": userName + " Person", "name.givenName": userName, "name.familyName": "Person",
+		connectors.AttrEmails: []any{map[string]any{"value": userName + "@example.com", "primary": true}},
+		attrDepartment:        department, attrOU: "ou=" + department,
+	}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	return connectors.Account{Active: true, Attributes: attrs}
+}
+
+func TestActiveDirectoryJoinerMoverLeaverReturn(t *testing.T) {
+	ctx := context.Background()
+	d := activeDirectory(t)
+	target := d.target(t, nil)
+	for _, ou := range []string{"OU=eng", "OU=ops"} {
+		d.addOU(t, ou+","+target.usersDN)
+	}
+
+	ada, err := target.Create(ctx, person("ada", "eng", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := entryOf(t, target, ada.ID, "sAMAccountName", "userPrincipalName", "userAccountControl", "pwdLastSet", "department")
+	if want := "CN=ada,OU=eng," + target.usersDN; !strings.EqualFold(e.DN, want) {
+		t.Fatalf("ada's entry is %s, want %s", e.DN, want)
+	}
+	if e.GetAttributeValue("sAMAccountName") != "ada" || e.GetAttributeValue("userPrincipalName") != "ada@roster.test" ||
+		e.GetAttributeValue("userAccountControl") != "512" || e.GetAttributeValue("pwdLastSet") != "0" {
+		t.Fatalf("a joiner should be an enabled normal account with a password to change at first logon, named ada: %v", attributes(e))
+	}
+
+	// The helpdesk sets "password never expires" (0x10000); disabling keeps that bit.
+	setUAC(t, d, e.DN, 512|0x10000)
+	if _, err := target.Deactivate(ctx, ada); err != nil {
+		t.Fatal(err)
+	}
+	if uac := entryOf(t, target, ada.ID, "userAccountControl").GetAttributeValue("userAccountControl"); uac != strconv.Itoa(512|0x10000|2) {
+		t.Fatalf("after Deactivate userAccountControl = %s, want the disabled bit added to the others", uac)
+	}
+	found, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "ADA"})
+	if err != nil || found.Active || found.ID != ada.ID {
+		t.Fatalf("a leaver's account must be found, inactive: %+v %v", found, err)
+	}
+	back, err := target.Update(ctx, found, person("ada", "eng", nil))
+	if err != nil || !back.Active {
+		t.Fatalf("return: %+v %v", back, err)
+	}
+	if uac := entryOf(t, target, ada.ID, "userAccountControl").GetAttributeValue("userAccountControl"); uac != strconv.Itoa(512|0x10000) {
+		t.Fatalf("after the return userAccountControl = %s", uac)
+	}
+
+	// Mover and rename at once: a new OU and a new userName keep the objectGUID.
+	moved, err := target.Update(ctx, back, person("ada.lovelace", "ops", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = entryOf(t, target, ada.ID, "sAMAccountName", "userPrincipalName", "department")
+	if want := "CN=ada.lovelace,OU=ops," + target.usersDN; !strings.EqualFold(e.DN, want) || moved.ID != ada.ID {
+		t.Fatalf("after the move the entry is %s (id %s), want %s (id %s)", e.DN, moved.ID, want, ada.ID)
+	}
+	if e.GetAttributeValue("sAMAccountName") != "ada.lovelace" || e.GetAttributeValue("userPrincipalName") != "ada.lovelace@roster.test" || e.GetAttributeValue("department") != "ops" {
+		t.Fatalf("after the rename: %v", attributes(e))
+	}
+
+	// The manager is written as a DN and read back as the manager's id.
+	grace, err := target.Create(ctx, person("grace", "eng", map[string]any{attrManager: ada.ID}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := entryOf(t, target, grace.ID, "manager").GetAttributeValue("manager"); !strings.EqualFold(m, e.DN) {
+		t.Fatalf("grace's manager is %q, want %s", m, e.DN)
+	}
+	listed := listAll(t, target)
+	if got := listed[grace.ID].Attributes[attrManager]; got != ada.ID {
+		t.Fatalf("listed manager = %v, want %s", got, ada.ID)
+	}
+	if diff := connectors.Differences(person("grace", "eng", map[string]any{attrManager: ada.ID}).Attributes, listed[grace.ID].Attributes); len(diff) != 0 {
+		t.Fatalf("an account written as desired must list with no difference; differs in %v", diff)
+	}
+}
+
+func TestActiveDirectoryRefusalsAPersonCanActOn(t *testing.T) {
+	ctx := context.Background()
+	d := activeDirectory(t)
+
+	target := d.target(t, nil)
+	_, err := target.Create(ctx, person("a.very.long.user.name", "", map[string]any{attrOU: nil}))
+	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "at most 20 characters") || !strings.Contains(err.Error(), "ldap:sAMAccountName") {
+		t.Fatalf("a 21-character sAMAccountName: %v", err)
+	}
+
+	noPassword := d.target(t, func(s *identityv1alpha1.LDAPConnector) { s.InitialPassword = identityv1alpha1.LDAPPasswordNone })
+	created, err := noPassword.Create(ctx, person("nopass", "", map[string]any{attrOU: nil}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := entryOf(t, noPassword, created.ID, "userAccountControl", "pwdLastSet"); e.GetAttributeValue("pwdLastSet") != "0" {
+		t.Fatalf("an account created without a password has %v", attributes(e))
+	}
+
+	// A domain whose policy asks for more than the random password gives.
+	d.modify(t, samba.BaseDN, "minPwdLength", "40")
+	_, err = target.Create(ctx, person("strict", "", map[string]any{attrOU: nil}))
+	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "password policy") || !strings.Contains(err.Error(), "40 characters") {
+		t.Fatalf("a password the domain's policy refuses: %v", err)
+	}
+
+	plain := d.conn
+	plain.Security = identityv1alpha1.LDAPSecurityNone
+	_, err = NewTargetFactory()(ctx, &identityv1alpha1.AppConnection{Spec: identityv1alpha1.AppConnectionSpec{LDAP: &identityv1alpha1.LDAPConnector{
+		LDAPConnection: plain, Flavor: identityv1alpha1.LDAPFlavorActiveDirectory, UsersDN: "CN=Users," + samba.BaseDN,
+	}}}, d.secrets)
+	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "encrypted connection") {
+		t.Fatalf("random passwords over a plain connection: %v", err)
+	}
+}
+
+func TestDisabledUsersAreMovedAsideAndBack(t *testing.T) {
+	ctx := context.Background()
+	d := activeDirectory(t)
+	target := d.target(t, nil)
+	disabled := "OU=disabled," + target.usersDN
+	d.addOU(t, disabled)
+	target = d.target(t, func(s *identityv1alpha1.LDAPConnector) { s.UsersDN, s.DisabledUsersDN = target.usersDN, disabled })
+
+	acc, err := target.Create(ctx, person("linus", "", map[string]any{attrOU: nil}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := target.Deactivate(ctx, acc); err != nil {
+		t.Fatal(err)
+	}
+	if dn := entryOf(t, target, acc.ID).DN; !strings.EqualFold(dn, "CN=linus,"+disabled) {
+		t.Fatalf("a deactivated account is at %s, want it in %s", dn, disabled)
+	}
+	listed := listAll(t, target)[acc.ID]
+	if _, err := target.Update(ctx, listed, person("linus", "", map[string]any{attrOU: nil})); err != nil {
+		t.Fatal(err)
+	}
+	if dn := entryOf(t, target, acc.ID).DN; !strings.EqualFold(dn, "CN=linus,"+target.usersDN) {
+		t.Fatalf("a reactivated account is at %s, want it back in %s", dn, target.usersDN)
+	}
+}
+
+func TestOpenLDAPLockRenameAndEmptyGroups(t *testing.T) {
+	ctx := context.Background()
+	d := openLDAP(t)
+	target := d.target(t, nil)
+	acc, err := target.Create(ctx, person("ada", "", map[string]any{attrOU: nil}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := target.Deactivate(ctx, acc); err != nil {
+		t.Fatal(err)
+	}
+	if v := entryOf(t, target, acc.ID, "pwdAccountLockedTime").GetAttributeValue("pwdAccountLockedTime"); v != "000001010000Z" {
+		t.Fatalf("a deactivated OpenLDAP account has pwdAccountLockedTime %q", v)
+	}
+	listed := listAll(t, target)[acc.ID]
+	renamed, err := target.Update(ctx, listed, person("ada.lovelace", "", map[string]any{attrOU: nil}))
+	if err != nil || !renamed.Active {
+		t.Fatal(renamed, err)
+	}
+	e := entryOf(t, target, acc.ID, "pwdAccountLockedTime", "uid")
+	if !strings.EqualFold(e.DN, "uid=ada.lovelace,"+target.usersDN) || e.GetAttributeValue("pwdAccountLockedTime") != "" {
+		t.Fatalf("after rename and unlock: %s %v", e.DN, attributes(e))
+	}
+
+	group, err := target.EnsureGroup(ctx, "empty-soon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := target.ChangeMembers(ctx, group, []string{acc.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	group.Members = []string{acc.ID}
+	if err := target.ChangeMembers(ctx, group, nil, []string{acc.ID}); err != nil {
+		t.Fatalf("removing a groupOfNames' last member: %v", err)
+	}
+	if members := listedGroup(t, target, group.ID).Members; len(members) != 0 {
+		t.Fatalf("members after removing the last = %v", members)
+	}
+}
+
+func listAll(t *testing.T, target *Target) map[string]connectors.Account {
+	t.Helper()
+	out := map[string]connectors.Account{}
+	cursor := ""
+	for {
+		page, err := target.ListAccounts(context.Background(), cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range page.Accounts {
+			out[a.ID] = a
+		}
+		if cursor = page.Next; cursor == "" {
+			return out
+		}
+	}
+}
+
+func listedGroup(t *testing.T, target *Target, id string) connectors.Group {
+	t.Helper()
+	cursor := ""
+	for {
+		page, err := target.ListGroups(context.Background(), cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range page.Groups {
+			if g.ID == id {
+				return g
+			}
+		}
+		if cursor = page.Next; cursor == "" {
+			t.Fatalf("group %s not listed", id)
+		}
+	}
+}
+
+func attributes(e *goldap.Entry) map[string][]string {
+	out := map[string][]string{}
+	for _, a := range e.Attributes {
+		out[a.Name] = a.Values
+	}
+	return out
+}
+
+func setUAC(t *testing.T, d directory, dn string, uac int) {
+	t.Helper()
+	d.modify(t, dn, "userAccountControl", strconv.Itoa(uac))
+}
+
+// modify replaces one attribute of an entry, as the directory's administrator.
+func (d directory) modify(t *testing.T, dn, attr, value string) {
+	t.Helper()
+	conn, err := goldap.DialURL(d.conn.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Bind(d.conn.BindDN, d.secrets["ldap/password"]); err != nil {
+		t.Fatal(err)
+	}
+	req := goldap.NewModifyRequest(dn, nil)
+	req.Replace(attr, []string{value})
+	if err := conn.Modify(req); err != nil {
+		t.Fatal(err)
+	}
 }
