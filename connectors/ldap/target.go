@@ -88,8 +88,8 @@ func NewTarget(d *dialer, spec *identityv1alpha1.LDAPConnector, mapping []identi
 		usersDN: spec.UsersDN, usersDNDepth: len(users.RDNs), groupsDN: spec.GroupsDN, disabledUsersDN: spec.DisabledUsersDN,
 		password: spec.InitialPassword, externalIDAttr: spec.ExternalIDAttribute, upnSuffix: spec.UPNSuffix,
 		groupType: -2147483646, pageSize: 500,
-		lock:     identityv1alpha1.LDAPLockAttribute{Name: "pwdAccountLockedTime", Value: "000001010000Z"},
-		byID:     map[string]*known{}, byDN: map[string]string{},
+		lock: identityv1alpha1.LDAPLockAttribute{Name: "pwdAccountLockedTime", Value: "000001010000Z"},
+		byID: map[string]*known{}, byDN: map[string]string{},
 	}
 	if spec.PageSize > 0 {
 		t.pageSize = uint32(spec.PageSize)
