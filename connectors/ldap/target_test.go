@@ -3,6 +3,7 @@ package ldap
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/conformance"
+	"github.com/rosterhq/roster/connectors/mapping"
 	"github.com/rosterhq/roster/test/samba"
 	"github.com/rosterhq/roster/test/slapd"
 )
@@ -376,5 +378,47 @@ func (d directory) modify(t *testing.T, dn, attr, value string) {
 	req.Replace(attr, []string{value})
 	if err := conn.Modify(req); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAUserMappedByDefaultListsWithNoDifference: what Roster's default mapping and the
+// flavor's defaults make of a User is what the directory gives back, so that a resync
+// after a create writes nothing.
+func TestAUserMappedByDefaultListsWithNoDifference(t *testing.T) {
+	for name, start := range map[string]func(*testing.T) directory{"OpenLDAP": openLDAP, "ActiveDirectory": activeDirectory} {
+		t.Run(name, func(t *testing.T) {
+			target := start(t).target(t, nil)
+			env, err := mapping.NewEnv(mapping.AccountVars...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := env.CompileMappings(append(slices.Clone(mapping.DefaultAccountMapping), target.DefaultMapping()...), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range []*identityv1alpha1.User{
+				{ObjectMeta: metav1.ObjectMeta{Name: "ada"}, Spec: identityv1alpha1.UserSpec{
+					UserName: "Ada@roster.test", Name: &identityv1alpha1.PersonName{GivenName: "Ada", FamilyName: "Lovelace", MiddleName: "King"},
+					Emails: []identityv1alpha1.Email{{Value: "home@example.com", Type: "home"}, {Value: "ada@example.com", Type: "work", Primary: true}},
+					Title:  "Countess", Department: "eng", EmployeeType: "Employee",
+				}},
+				{ObjectMeta: metav1.ObjectMeta{Name: "bare"}, Spec: identityv1alpha1.UserSpec{UserName: "bare@elsewhere.example"}},
+			} {
+				desired, err := m.Apply(map[string]any{
+					"user": mapping.UserVars(u), "manager": mapping.ManagerVars("", "", ""), "entitlements": mapping.EntitlementVars(nil, "", ""),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				created, err := target.Create(context.Background(), connectors.Account{Active: true, Attributes: desired})
+				if err != nil {
+					t.Fatal(err)
+				}
+				listed := listAll(t, target)[created.ID]
+				if diff := connectors.Differences(desired, listed.Attributes); len(diff) != 0 {
+					t.Fatalf("%s: desired %v, listed %v: differences in %v", u.Spec.UserName, desired, listed.Attributes, diff)
+				}
+			}
+		})
 	}
 }
