@@ -167,6 +167,22 @@ scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {nam
 			want:   "set exactly one connector: scim, ldap or memory",
 		},
 		{
+			reason: "matching LDAP accounts by an external id no attribute holds",
+			object: connection(`ldap: {url: "ldaps://dc.example:636", bindDN: "CN=svc", passwordSecretRef: {name: ad, key: password}, flavor: ActiveDirectory, usersDN: "OU=Staff,DC=example"}
+matchBy: ExternalID`),
+			want: "spec.matchBy: Invalid value: matchBy ExternalID needs ldap.externalIDAttribute",
+		},
+		{
+			reason: "an Active Directory setting on an OpenLDAP target",
+			object: connection(`ldap: {url: "ldaps://ldap.example:636", bindDN: "cn=admin", passwordSecretRef: {name: ldap, key: password}, usersDN: "ou=people,dc=example", upnSuffix: example.com}`),
+			want:   "spec.ldap.upnSuffix: Invalid value: upnSuffix is for flavor ActiveDirectory",
+		},
+		{
+			reason: "a lock attribute on Active Directory",
+			object: connection(`ldap: {url: "ldaps://dc.example:636", bindDN: "CN=svc", passwordSecretRef: {name: ad, key: password}, flavor: ActiveDirectory, usersDN: "OU=Staff,DC=example", lockAttribute: {name: nsAccountLock, value: "TRUE"}}`),
+			want:   "spec.ldap.lockAttribute: Invalid value: lockAttribute is for flavor OpenLDAP",
+		},
+		{
 			reason: "a SCIM baseURL that is not http",
 			object: connection(`scim:
   baseURL: ftp://scim.example.com

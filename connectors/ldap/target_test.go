@@ -244,6 +244,14 @@ func TestActiveDirectoryRefusalsAPersonCanActOn(t *testing.T) {
 	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "encrypted connection") {
 		t.Fatalf("random passwords over a plain connection: %v", err)
 	}
+
+	_, err = NewTargetFactory()(ctx, &identityv1alpha1.AppConnection{Spec: identityv1alpha1.AppConnectionSpec{
+		LDAP: &identityv1alpha1.LDAPConnector{LDAPConnection: d.conn, Flavor: identityv1alpha1.LDAPFlavorActiveDirectory, UsersDN: "CN=Users," + samba.BaseDN},
+		Mapping: []identityv1alpha1.ExpressionMapping{{Target: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter", Expression: `"1"`}},
+	}}, d.secrets)
+	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "costCenter, which this directory does not hold") {
+		t.Fatalf("a mapping to what the directory cannot hold: %v", err)
+	}
 }
 
 func TestDisabledUsersAreMovedAsideAndBack(t *testing.T) {
