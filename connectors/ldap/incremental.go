@@ -80,10 +80,21 @@ func (s *Source) useDirSync(conn *goldap.Conn) bool {
 }
 
 // dirSyncChanges asks Active Directory for the objects changed since the cookie.
+// DirSync searches a whole naming context, so entries outside baseDN (deleted ones by
+// the parent they had) are left out.
 func (s *Source) dirSyncChanges(conn *goldap.Conn, watermark string) (connectors.ChangeSet, error) {
 	cookie, _ := base64.StdEncoding.DecodeString(watermark)
+	root, err := namingContext(conn, s.baseDN)
+	if err != nil {
+		return connectors.ChangeSet{}, err
+	}
+	base, _ := goldap.ParseDN(s.baseDN)
+	within := func(dn string) bool {
+		parsed, err := goldap.ParseDN(dn)
+		return err == nil && (base.AncestorOfFold(parsed) || base.EqualFold(parsed))
+	}
 	filter := "(|" + s.userFilter + s.groupFilter + "(isDeleted=TRUE))"
-	req := goldap.NewSearchRequest(s.baseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, filter, []string{"*"}, nil)
+	req := goldap.NewSearchRequest(root, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, filter, []string{"*"}, nil)
 	var set connectors.ChangeSet
 	for {
 		res, err := conn.DirSync(req, 0, 0, cookie)
@@ -95,8 +106,10 @@ func (s *Source) dirSyncChanges(conn *goldap.Conn, watermark string) (connectors
 			s.index[normalizeDN(e.DN)] = s.entryID(e)
 		}
 		for _, e := range res.Entries {
+			deleted := e.GetAttributeValue("isDeleted") == "TRUE"
 			switch {
-			case e.GetAttributeValue("isDeleted") == "TRUE":
+			case deleted && !within(e.GetAttributeValue("lastKnownParent")), !deleted && !within(e.DN):
+			case deleted:
 				set.Deleted = append(set.Deleted, s.entryID(e))
 			case slices.Contains(e.GetAttributeValues("objectClass"), "group"):
 				set.Groups = append(set.Groups, s.groupLocked(e))
@@ -115,6 +128,28 @@ func (s *Source) dirSyncChanges(conn *goldap.Conn, watermark string) (connectors
 			return set, nil
 		}
 	}
+}
+
+// namingContext is the naming context (partition root) that holds dn, from the root
+// DSE: DirSync searches start there.
+func namingContext(conn *goldap.Conn, dn string) (string, error) {
+	res, err := conn.Search(goldap.NewSearchRequest("", goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 30, false,
+		"(objectClass=*)", []string{"namingContexts"}, nil))
+	if err != nil {
+		return "", classify("reading the root DSE", err)
+	}
+	parsed, err := goldap.ParseDN(dn)
+	if err != nil || len(res.Entries) == 0 {
+		return dn, nil
+	}
+	best, depth := dn, -1
+	for _, nc := range res.Entries[0].GetAttributeValues("namingContexts") {
+		p, err := goldap.ParseDN(nc)
+		if err == nil && (p.AncestorOfFold(parsed) || p.EqualFold(parsed)) && len(p.RDNs) > depth {
+			best, depth = nc, len(p.RDNs)
+		}
+	}
+	return best, nil
 }
 
 // Watch follows changes with RFC 4533 refreshAndPersist, one search for users and one
