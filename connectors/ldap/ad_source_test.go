@@ -4,7 +4,6 @@ import (
 	"context"
 	"regexp"
 	"slices"
-	"strconv"
 	"testing"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -17,47 +16,6 @@ import (
 
 // adPeople is the OU the Active Directory source tests put their people and groups in.
 const adPeople = "OU=people," + samba.BaseDN
-
-func adPerson(t *testing.T, dc *samba.Server, sam, department string, uac int) string {
-	t.Helper()
-	dn := "CN=" + sam + "," + adPeople
-	dc.Do(t, func(c *goldap.Conn) error {
-		req := goldap.NewAddRequest(dn, nil)
-		req.Attribute("objectClass", []string{"user"})
-		req.Attribute("sAMAccountName", []string{sam})
-		req.Attribute("givenName", []string{sam})
-		req.Attribute("sn", []string{"Person"})
-		req.Attribute("mail", []string{sam + "@roster.test"})
-		req.Attribute("department", []string{department})
-		req.Attribute("userAccountControl", []string{strconv.Itoa(uac)})
-		return c.Add(req)
-	})
-	return dn
-}
-
-func adGroup(t *testing.T, dc *samba.Server, name string, members ...string) string {
-	t.Helper()
-	dn := "CN=" + name + "," + adPeople
-	dc.Do(t, func(c *goldap.Conn) error {
-		req := goldap.NewAddRequest(dn, nil)
-		req.Attribute("objectClass", []string{"group"})
-		req.Attribute("sAMAccountName", []string{name})
-		if len(members) > 0 {
-			req.Attribute("member", members)
-		}
-		return c.Add(req)
-	})
-	return dn
-}
-
-func adModify(t *testing.T, dc *samba.Server, dn string, change func(*goldap.ModifyRequest)) {
-	t.Helper()
-	dc.Do(t, func(c *goldap.Conn) error {
-		req := goldap.NewModifyRequest(dn, nil)
-		change(req)
-		return c.Modify(req)
-	})
-}
 
 func adSource(t *testing.T, dc *samba.Server, mode identityv1alpha1.LDAPIncrementalMode) *Source {
 	t.Helper()
@@ -88,12 +46,13 @@ func TestActiveDirectorySourceFullSyncAndDirSync(t *testing.T) {
 	ctx := context.Background()
 	dc := samba.Start(t)
 	dc.AddOU(t, adPeople)
-	ada := adPerson(t, dc, "ada", "eng", 512)
-	grace := adPerson(t, dc, "grace", "eng", 512)
-	linus := adPerson(t, dc, "linus", "ops", 512)
-	adPerson(t, dc, "gone", "ops", 514)
-	compilers := adGroup(t, dc, "compilers", ada, grace)
-	adGroup(t, dc, "engineering", compilers, linus)
+	ada := dc.AddPerson(t, adPeople, "ada", "eng")
+	grace := dc.AddPerson(t, adPeople, "grace", "eng")
+	linus := dc.AddPerson(t, adPeople, "linus", "ops")
+	gone := dc.AddPerson(t, adPeople, "gone", "ops")
+	dc.Modify(t, gone, func(r *goldap.ModifyRequest) { r.Replace("userAccountControl", []string{"514"}) })
+	compilers := dc.AddGroup(t, adPeople, "compilers", ada, grace)
+	dc.AddGroup(t, adPeople, "engineering", compilers, linus)
 
 	src := adSource(t, dc, identityv1alpha1.IncrementalDirSync)
 	snap, err := src.Snapshot(ctx)
@@ -126,9 +85,9 @@ func TestActiveDirectorySourceFullSyncAndDirSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adModify(t, dc, ada, func(r *goldap.ModifyRequest) { r.Replace("title", []string{"Countess"}) })
-	adModify(t, dc, linus, func(r *goldap.ModifyRequest) { r.Replace("userAccountControl", []string{"514"}) })
-	dc.Do(t, func(c *goldap.Conn) error { return c.Del(goldap.NewDelRequest(grace, nil)) })
+	dc.Modify(t, ada, func(r *goldap.ModifyRequest) { r.Replace("title", []string{"Countess"}) })
+	dc.Modify(t, linus, func(r *goldap.ModifyRequest) { r.Replace("userAccountControl", []string{"514"}) })
+	dc.Delete(t, grace)
 
 	set, err := src.Changes(ctx, first.Watermark)
 	if err != nil {

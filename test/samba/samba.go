@@ -255,3 +255,54 @@ func (s *Server) AddOU(t testing.TB, dn string) {
 		return c.Add(req)
 	})
 }
+
+// AddPerson adds an enabled user named sam to the OU at ou, and returns its DN.
+func (s *Server) AddPerson(t testing.TB, ou, sam, department string) string {
+	t.Helper()
+	dn := "CN=" + sam + "," + ou
+	s.Do(t, func(c *goldap.Conn) error {
+		req := goldap.NewAddRequest(dn, nil)
+		req.Attribute("objectClass", []string{"user"})
+		req.Attribute("sAMAccountName", []string{sam})
+		req.Attribute("givenName", []string{sam})
+		req.Attribute("sn", []string{"Person"})
+		req.Attribute("mail", []string{sam + "@roster.test"})
+		req.Attribute("department", []string{department})
+		req.Attribute("userAccountControl", []string{"512"})
+		return c.Add(req)
+	})
+	return dn
+}
+
+// AddGroup adds a global security group to the OU at ou with members by DN, and
+// returns its DN.
+func (s *Server) AddGroup(t testing.TB, ou, name string, members ...string) string {
+	t.Helper()
+	dn := "CN=" + name + "," + ou
+	s.Do(t, func(c *goldap.Conn) error {
+		req := goldap.NewAddRequest(dn, nil)
+		req.Attribute("objectClass", []string{"group"})
+		req.Attribute("sAMAccountName", []string{name})
+		if len(members) > 0 {
+			req.Attribute("member", members)
+		}
+		return c.Add(req)
+	})
+	return dn
+}
+
+// Modify changes an entry.
+func (s *Server) Modify(t testing.TB, dn string, change func(*goldap.ModifyRequest)) {
+	t.Helper()
+	s.Do(t, func(c *goldap.Conn) error {
+		req := goldap.NewModifyRequest(dn, nil)
+		change(req)
+		return c.Modify(req)
+	})
+}
+
+// Delete deletes an entry.
+func (s *Server) Delete(t testing.TB, dn string) {
+	t.Helper()
+	s.Do(t, func(c *goldap.Conn) error { return c.Del(goldap.NewDelRequest(dn, nil)) })
+}
