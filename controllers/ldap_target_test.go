@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/test/samba"
+	"github.com/rosterhq/roster/test/slapd"
 )
 
 // adEntry is what the domain controller holds for one account, read as its
@@ -59,26 +61,9 @@ func TestActiveDirectoryAsATarget(t *testing.T) {
 	for _, ou := range []string{"OU=staff", "OU=eng,OU=staff", "OU=ops,OU=staff", "OU=groups,OU=staff"} {
 		dc.AddOU(t, ou+","+samba.BaseDN)
 	}
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ad"},
-		StringData: map[string]string{"password": samba.Password, "ca": string(dc.CA)}})
-	burst := int32(100)
-	conn := &identityv1alpha1.AppConnection{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "corp-ad"},
-		Spec: identityv1alpha1.AppConnectionSpec{
-			LDAP: &identityv1alpha1.LDAPConnector{
-				LDAPConnection: identityv1alpha1.LDAPConnection{
-					URL: dc.URL, Security: identityv1alpha1.LDAPSecurityStartTLS, BindDN: samba.AdminDN,
-					PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: "ad", Key: "password"},
-					TLS:               &identityv1alpha1.TLSConfig{CASecretRef: &identityv1alpha1.SecretKeySelector{Name: "ad", Key: "ca"}},
-				},
-				Flavor:  identityv1alpha1.LDAPFlavorActiveDirectory,
-				UsersDN: "OU=staff," + samba.BaseDN, GroupsDN: "OU=groups,OU=staff," + samba.BaseDN,
-			},
-			Mapping:     []identityv1alpha1.ExpressionMapping{{Target: "organizationalUnit", Expression: `"ou=" + user.department`}},
-			Deprovision: identityv1alpha1.DeprovisionPolicy{OnRemoval: identityv1alpha1.RemovalDelete},
-			RateLimit:   &identityv1alpha1.RateLimit{Requests: 100, Burst: &burst},
-		},
-	}
+	conn := adConnection(t, ns, "corp-ad", dc)
+	conn.Spec.LDAP.GroupsDN = "OU=groups,OU=staff," + samba.BaseDN
+	conn.Spec.Deprovision = identityv1alpha1.DeprovisionPolicy{OnRemoval: identityv1alpha1.RemovalDelete}
 	ada, grace := newUser(ns, "ada", "eng"), newUser(ns, "grace", "eng")
 	create(t, conn, roleWithGrants(ns, "staff", "true", grant("corp-ad", "staff")), ada, grace)
 
@@ -148,19 +133,9 @@ func TestActiveDirectoryPasswordPolicyIsAnAccountMessage(t *testing.T) {
 		req.Replace("minPwdLength", []string{"40"})
 		return c.Modify(req)
 	})
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ad"},
-		StringData: map[string]string{"password": samba.Password, "ca": string(dc.CA)}})
-	conn := &identityv1alpha1.AppConnection{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "corp-ad"},
-		Spec: identityv1alpha1.AppConnectionSpec{LDAP: &identityv1alpha1.LDAPConnector{
-			LDAPConnection: identityv1alpha1.LDAPConnection{
-				URL: dc.LDAPSURL, BindDN: samba.AdminDN,
-				PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: "ad", Key: "password"},
-				TLS:               &identityv1alpha1.TLSConfig{CASecretRef: &identityv1alpha1.SecretKeySelector{Name: "ad", Key: "ca"}},
-			},
-			Flavor: identityv1alpha1.LDAPFlavorActiveDirectory, UsersDN: "OU=staff," + samba.BaseDN,
-		}},
-	}
+	conn := adConnection(t, ns, "corp-ad", dc)
+	conn.Spec.LDAP.URL, conn.Spec.LDAP.Security = dc.LDAPSURL, "" // LDAPS this time
+	conn.Spec.Mapping = nil
 	create(t, conn, roleWithGrants(ns, "staff", "true", grant("corp-ad")), newUser(ns, "ada", "eng"))
 	waitFor(t, "ada's account failed with the domain's reason", func() (bool, string) {
 		acc := accountOf(get(t, ns, "ada", &identityv1alpha1.User{}), "corp-ad")
@@ -170,4 +145,65 @@ func TestActiveDirectoryPasswordPolicyIsAnAccountMessage(t *testing.T) {
 	if _, ok := readAD(t, dc, "(sAMAccountName=ada)"); ok {
 		t.Fatal("an account whose password the domain refused exists anyway")
 	}
+}
+
+// adConnection connects an AppConnection to a Samba domain controller's OU=staff, with
+// the department's OU below it.
+func adConnection(t *testing.T, ns, name string, dc *samba.Server) *identityv1alpha1.AppConnection {
+	t.Helper()
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{"password": samba.Password, "ca": string(dc.CA)}})
+	burst := int32(100)
+	return &identityv1alpha1.AppConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: identityv1alpha1.AppConnectionSpec{
+			LDAP: &identityv1alpha1.LDAPConnector{
+				LDAPConnection: identityv1alpha1.LDAPConnection{
+					URL: dc.URL, Security: identityv1alpha1.LDAPSecurityStartTLS, BindDN: samba.AdminDN,
+					PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: name, Key: "password"},
+					TLS:               &identityv1alpha1.TLSConfig{CASecretRef: &identityv1alpha1.SecretKeySelector{Name: name, Key: "ca"}},
+				},
+				Flavor: identityv1alpha1.LDAPFlavorActiveDirectory, UsersDN: "OU=staff," + samba.BaseDN,
+			},
+			Mapping:   []identityv1alpha1.ExpressionMapping{{Target: "organizationalUnit", Expression: `"ou=" + user.department`}},
+			RateLimit: &identityv1alpha1.RateLimit{Requests: 100, Burst: &burst},
+		},
+	}
+}
+
+// TestAnHRDirectoryProvisionsTheDomain: an OpenLDAP directory (HR's) drives an Active
+// Directory domain through Roster; a leaver locked in OpenLDAP arrives by syncrepl and
+// is disabled in Active Directory within seconds, not at the next full sync.
+func TestAnHRDirectoryProvisionsTheDomain(t *testing.T) {
+	ns := namespace(t)
+	hr := slapd.Start(t)
+	ada := hr.AddPerson(t, "ada", "Ada", "Lovelace", "eng")
+	hr.AddPerson(t, "grace", "Grace", "Hopper", "eng")
+	dc := samba.Start(t)
+	for _, ou := range []string{"OU=staff", "OU=eng,OU=staff"} {
+		dc.AddOU(t, ou+","+samba.BaseDN)
+	}
+	ldapSync(t, ns, hr, nil)
+	create(t, adConnection(t, ns, "corp-ad", dc), roleWithGrants(ns, "staff", "true", grant("corp-ad")))
+
+	waitFor(t, "ada and grace enabled in the domain, in OU=eng", func() (bool, string) {
+		a, okA := readAD(t, dc, "(sAMAccountName=ada)")
+		g, okG := readAD(t, dc, "(sAMAccountName=grace)")
+		return okA && okG && a.uac == "512" && g.uac == "512" && strings.EqualFold(a.dn, "CN=ada,OU=eng,OU=staff,"+samba.BaseDN),
+			fmt.Sprintf("ada=%+v grace=%+v", a, g)
+	})
+
+	start := time.Now()
+	hr.Lock(t, ada)
+	waitFor(t, "ada disabled in the domain", func() (bool, string) {
+		a, _ := readAD(t, dc, "(sAMAccountName=ada)")
+		return a.uac == "514", a.uac
+	})
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("the leaver took %s to reach the domain: it waited for a full sync", took)
+	}
+	if g, _ := readAD(t, dc, "(sAMAccountName=grace)"); g.uac != "512" {
+		t.Fatalf("grace, who did not leave, has userAccountControl %s", g.uac)
+	}
+	t.Logf("leaver locked in OpenLDAP, disabled in Active Directory after %s", time.Since(start).Round(time.Millisecond))
 }
