@@ -27,6 +27,7 @@ func main() {
 	flag.IntVar(&opts.RateBudget, "rate-budget", 0, "writes a minute the rate-limited app allows (default 180)")
 	flag.DurationVar(&opts.RateDuration, "rate-duration", 0, "how long the rate budget scenario provisions for (default 2m, quick 20s)")
 	flag.IntVar(&opts.LDAPUsers, "ldap-users", 0, "users in the slapd directory (default 10000, quick 200)")
+	flag.IntVar(&opts.LDAPTargetUsers, "ldap-target-users", 0, "accounts provisioned into slapd and into Active Directory (default 10000, quick 200)")
 	flag.IntVar(&opts.InboundClients, "inbound-clients", 0, "identity-provider clients pushing at once (default 8)")
 	flag.DurationVar(&opts.InboundDuration, "inbound-duration", 0, "how long they push (default 15s, quick 3s)")
 	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json)")

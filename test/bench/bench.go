@@ -1,6 +1,6 @@
 // Package bench is make bench: it measures how fast Roster converges and what it costs,
 // on a real kube-apiserver and etcd, with the operator in this process and SCIM apps,
-// an HR export, slapd and identity-provider clients on loopback, and sets each figure
+// an HR export, slapd, Samba's Active Directory and identity-provider clients on loopback, and sets each figure
 // beside its target and, where there is one, the floor measured in the same run.
 package bench
 
@@ -40,6 +40,9 @@ type Options struct {
 	RateDuration time.Duration `json:"rateDuration"`
 	// LDAPUsers is the size of the slapd directory.
 	LDAPUsers int `json:"ldapUsers"`
+	// LDAPTargetUsers is how many accounts are provisioned into slapd and into Active
+	// Directory.
+	LDAPTargetUsers int `json:"ldapTargetUsers"`
 	// InboundClients push to the inbound SCIM endpoint for InboundDuration.
 	InboundClients  int           `json:"inboundClients"`
 	InboundDuration time.Duration `json:"inboundDuration"`
@@ -59,10 +62,10 @@ type Options struct {
 // Defaults fills in what is unset: the full run's sizes, or the quick run's.
 func (o Options) Defaults() Options {
 	full := Options{Users: 10000, Apps: 5, Concurrency: 8, Leavers: 100, RateBudget: 180, RateDuration: 2 * time.Minute,
-		LDAPUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,
+		LDAPUsers: 10000, LDAPTargetUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,
 		Out: filepath.Join(testenv.RepoRoot(), "bench", "results.json")}
 	if o.Quick {
-		full.Users, full.Leavers, full.LDAPUsers = 200, 10, 200
+		full.Users, full.Leavers, full.LDAPUsers, full.LDAPTargetUsers = 200, 10, 200, 200
 		full.RateDuration, full.InboundDuration = 20*time.Second, 3*time.Second
 		full.Out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "results-quick.json")
 	}
@@ -86,6 +89,9 @@ func (o Options) Defaults() Options {
 	}
 	if o.LDAPUsers == 0 {
 		o.LDAPUsers = full.LDAPUsers
+	}
+	if o.LDAPTargetUsers == 0 {
+		o.LDAPTargetUsers = full.LDAPTargetUsers
 	}
 	if o.InboundClients == 0 {
 		o.InboundClients = full.InboundClients
@@ -140,6 +146,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"leaver", "provisioning", b.leavers},
 		{"rate budget", "rate", b.rateBudget},
 		{"directory sync", "directory", b.directorySync},
+		{"LDAP targets", "directory", b.ldapTargets},
 	}
 	for _, s := range steps {
 		if s.part != "" && len(opts.Only) > 0 && !slices.Contains(opts.Only, s.part) {
