@@ -24,6 +24,8 @@ var countedFigures = []struct{ scenario, figure string }{
 	{"steady state", "API writes in all"},
 	{"rate budget", "429 answers, % of requests"},
 	{"rate budget", "accounts lost"},
+	{"LDAP target: OpenLDAP", "adds per account created"},
+	{"LDAP target: Active Directory", "adds per account created"},
 }
 
 // TestQuick is make bench --quick: every scenario at 200 users, so that the benchmark
