@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,17 @@ func readAD(t *testing.T, dc *samba.Server, filter string) (adEntry, bool) {
 	return out, found
 }
 
+// groupNames are the CNs of group DNs, sorted.
+func groupNames(dns []string) []string {
+	out := make([]string, 0, len(dns))
+	for _, dn := range dns {
+		cn, _, _ := strings.Cut(strings.TrimPrefix(dn, "CN="), ",")
+		out = append(out, cn)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func accountOf(u *identityv1alpha1.User, app string) identityv1alpha1.UserAccount {
 	for _, a := range u.Status.Accounts {
 		if a.App == app {
@@ -64,8 +76,14 @@ func TestActiveDirectoryAsATarget(t *testing.T) {
 	conn := adConnection(t, ns, "corp-ad", dc)
 	conn.Spec.LDAP.GroupsDN = "OU=groups,OU=staff," + samba.BaseDN
 	conn.Spec.Deprovision = identityv1alpha1.DeprovisionPolicy{OnRemoval: identityv1alpha1.RemovalDelete}
+	// linus has had an account since before Roster: it is adopted, not made twice.
+	existing := dc.AddPerson(t, "OU=ops,OU=staff,"+samba.BaseDN, "linus", "ops")
+	before, _ := readAD(t, dc, "(sAMAccountName=linus)")
+	linus := newUser(ns, "linus", "ops")
+	linus.Spec.UserName = "linus@roster.test"
 	ada, grace := newUser(ns, "ada", "eng"), newUser(ns, "grace", "eng")
-	create(t, conn, roleWithGrants(ns, "staff", "true", grant("corp-ad", "staff")), ada, grace)
+	create(t, conn, roleWithGrants(ns, "staff", "true", grant("corp-ad", "staff")),
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("corp-ad", "eng-team")), ada, grace, linus)
 
 	var joined adEntry
 	waitFor(t, "ada in OU=eng, enabled, in the staff group, her User Ready", func() (bool, string) {
@@ -73,26 +91,32 @@ func TestActiveDirectoryAsATarget(t *testing.T) {
 		acc := accountOf(u, "corp-ad")
 		e, ok := readAD(t, dc, "(sAMAccountName=ada)")
 		joined = e
-		inGroup := len(e.groups) == 1 && strings.HasPrefix(e.groups[0], "CN=staff,")
+		inGroup := slices.Equal(groupNames(e.groups), []string{"eng-team", "staff"})
 		rdy, why := ready(u.Status.Conditions)
 		return ok && rdy && acc.State == identityv1alpha1.AccountStateActive && e.uac == "512" && inGroup &&
 				strings.EqualFold(e.dn, "CN=ada,OU=eng,OU=staff,"+samba.BaseDN),
 			fmt.Sprintf("%s account=%+v entry=%+v", why, acc, e)
 	})
-	waitFor(t, "the AppConnection Ready with two managed accounts", func() (bool, string) {
+	waitFor(t, "the AppConnection Ready with three managed accounts", func() (bool, string) {
 		c := get(t, ns, "corp-ad", &identityv1alpha1.AppConnection{})
 		ok, why := ready(c.Status.Conditions)
-		return ok && c.Status.Accounts.Managed == 2, fmt.Sprintf("%s %+v", why, c.Status.Accounts)
+		return ok && c.Status.Accounts.Managed == 3, fmt.Sprintf("%s %+v", why, c.Status.Accounts)
 	})
+	adopted, _ := readAD(t, dc, "(sAMAccountName=linus)")
+	if acc := accountOf(get(t, ns, linus.Name, &identityv1alpha1.User{}), "corp-ad"); adopted.guid != before.guid || !strings.EqualFold(adopted.dn, existing) ||
+		acc.State != identityv1alpha1.AccountStateActive || acc.ExternalID == "" {
+		t.Fatalf("linus's existing account should be adopted as it is: before %+v, after %+v, status %+v", before, adopted, acc)
+	}
 
 	// Mover and rename: a new department and a new userName move and rename the entry,
 	// which keeps its objectGUID.
 	update(t, ada, func(u *identityv1alpha1.User) {
 		u.Spec.Department, u.Spec.UserName = "ops", "ada.lovelace@example.com"
 	})
-	waitFor(t, "ada.lovelace in OU=ops with the same objectGUID", func() (bool, string) {
+	waitFor(t, "ada.lovelace in OU=ops with the same objectGUID, out of eng-team", func() (bool, string) {
 		e, ok := readAD(t, dc, "(sAMAccountName=ada.lovelace)")
-		return ok && e.guid == joined.guid && strings.EqualFold(e.dn, "CN=ada.lovelace,OU=ops,OU=staff,"+samba.BaseDN), fmt.Sprintf("%+v", e)
+		return ok && e.guid == joined.guid && strings.EqualFold(e.dn, "CN=ada.lovelace,OU=ops,OU=staff,"+samba.BaseDN) &&
+			slices.Equal(groupNames(e.groups), []string{"staff"}), fmt.Sprintf("%+v", e)
 	})
 
 	// Leaver: the kill switch disables the account; return enables it.
@@ -116,9 +140,9 @@ func TestActiveDirectoryAsATarget(t *testing.T) {
 		_, ok := readAD(t, dc, "(sAMAccountName=grace)")
 		return !ok, "still there"
 	})
-	waitFor(t, "one managed account left", func() (bool, string) {
+	waitFor(t, "two managed accounts left", func() (bool, string) {
 		c := get(t, ns, "corp-ad", &identityv1alpha1.AppConnection{})
-		return c.Status.Accounts.Managed == 1, fmt.Sprintf("%+v", c.Status.Accounts)
+		return c.Status.Accounts.Managed == 2, fmt.Sprintf("%+v", c.Status.Accounts)
 	})
 }
 

@@ -80,16 +80,12 @@ func TestActiveDirectorySourceFullSyncAndDirSync(t *testing.T) {
 		t.Fatalf("engineering's members %v should be the compilers group and linus", eng.Members)
 	}
 
-	// DirSync from the start gives a cookie; changes after it come back alone.
-	first, err := src.Changes(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The full sync's watermark is a DirSync cookie: changes after it come back alone.
 	dc.Modify(t, ada, func(r *goldap.ModifyRequest) { r.Replace("title", []string{"Countess"}) })
 	dc.Modify(t, linus, func(r *goldap.ModifyRequest) { r.Replace("userAccountControl", []string{"514"}) })
 	dc.Delete(t, grace)
 
-	set, err := src.Changes(ctx, first.Watermark)
+	set, err := src.Changes(ctx, snap.Watermark)
 	if err != nil {
 		t.Fatal(err)
 	}

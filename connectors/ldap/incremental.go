@@ -130,6 +130,33 @@ func (s *Source) dirSyncChanges(conn *goldap.Conn, watermark string) (connectors
 	}
 }
 
+// dirSyncCookie is a DirSync cookie for the directory as it is now: a DirSync search
+// whose filter matches nothing still returns the cookie of everything it went past.
+func (s *Source) dirSyncCookie(conn *goldap.Conn) (string, error) {
+	root, err := namingContext(conn, s.baseDN)
+	if err != nil {
+		return "", err
+	}
+	req := goldap.NewSearchRequest(root, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
+		"(&(objectClass=user)(objectClass=group))", []string{"1.1"}, nil)
+	var cookie []byte
+	for {
+		res, err := conn.DirSync(req, 0, 0, cookie)
+		if err != nil {
+			return "", classify("DirSync", err)
+		}
+		c, ok := goldap.FindControl(res.Controls, goldap.ControlTypeDirSync).(*goldap.ControlDirSync)
+		if !ok {
+			return "", nil
+		}
+		cookie = c.Cookie
+		if c.Flags == 0 {
+			return base64.StdEncoding.EncodeToString(cookie), nil
+		}
+		req.Controls = nil
+	}
+}
+
 // namingContext is the naming context (partition root) that holds dn, from the root
 // DSE: DirSync searches start there.
 func namingContext(conn *goldap.Conn, dn string) (string, error) {

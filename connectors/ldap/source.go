@@ -135,6 +135,14 @@ func (s *Source) Snapshot(ctx context.Context) (connectors.Snapshot, error) {
 		return connectors.Snapshot{}, err
 	}
 	defer closeConn()
+	// With DirSync the watermark is its cookie, taken before the searches so that a
+	// change made while they run is reported again rather than lost.
+	var cookie string
+	if s.mode != identityv1alpha1.IncrementalNone && s.useDirSync(conn) {
+		if cookie, err = s.dirSyncCookie(conn); err != nil {
+			return connectors.Snapshot{}, err
+		}
+	}
 	users, err := s.search(conn, s.userFilter)
 	if err != nil {
 		return connectors.Snapshot{}, err
@@ -150,6 +158,9 @@ func (s *Source) Snapshot(ctx context.Context) (connectors.Snapshot, error) {
 		s.index[normalizeDN(e.DN)] = s.entryID(e)
 	}
 	snap := connectors.Snapshot{Watermark: latest(append(users, groups...), s.f.changed)}
+	if cookie != "" {
+		snap.Watermark = cookie
+	}
 	for _, e := range users {
 		snap.Records = append(snap.Records, s.recordLocked(e))
 	}

@@ -256,7 +256,8 @@ func (s *Server) AddOU(t testing.TB, dn string) {
 	})
 }
 
-// AddPerson adds an enabled user named sam to the OU at ou, and returns its DN.
+// AddPerson adds an enabled user named sam (userPrincipalName sam@roster.test) to the
+// OU at ou, and returns its DN.
 func (s *Server) AddPerson(t testing.TB, ou, sam, department string) string {
 	t.Helper()
 	dn := "CN=" + sam + "," + ou
@@ -264,6 +265,7 @@ func (s *Server) AddPerson(t testing.TB, ou, sam, department string) string {
 		req := goldap.NewAddRequest(dn, nil)
 		req.Attribute("objectClass", []string{"user"})
 		req.Attribute("sAMAccountName", []string{sam})
+		req.Attribute("userPrincipalName", []string{sam + "@" + strings.ToLower(Realm)})
 		req.Attribute("givenName", []string{sam})
 		req.Attribute("sn", []string{"Person"})
 		req.Attribute("mail", []string{sam + "@roster.test"})
