@@ -25,6 +25,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
+	"github.com/rosterhq/roster/test/ldapadmin"
 	"github.com/rosterhq/roster/test/testcert"
 )
 
@@ -221,29 +222,13 @@ func provisioned() (string, error) {
 }
 
 // Dial connects as the domain's Administrator over plain LDAP.
-func (s *Server) Dial() (*goldap.Conn, error) {
-	conn, err := goldap.DialURL(s.URL)
-	if err != nil {
-		return nil, err
-	}
-	if err := conn.Bind(AdminDN, Password); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
+func (s *Server) Dial() (*goldap.Conn, error) { return s.admin().Dial() }
 
 // Do runs op on a connection as the Administrator, failing the test on error.
-func (s *Server) Do(t testing.TB, op func(*goldap.Conn) error) {
-	t.Helper()
-	conn, err := s.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := op(conn); err != nil {
-		t.Fatal(err)
-	}
+func (s *Server) Do(t testing.TB, op func(*goldap.Conn) error) { t.Helper(); s.admin().Do(t, op) }
+
+func (s *Server) admin() ldapadmin.Admin {
+	return ldapadmin.Admin{URL: s.URL, DN: AdminDN, Password: Password}
 }
 
 // AddOU adds an organizational unit, such as "OU=people," + BaseDN.

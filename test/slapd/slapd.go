@@ -16,6 +16,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
+	"github.com/rosterhq/roster/test/ldapadmin"
 	"github.com/rosterhq/roster/test/testcert"
 )
 
@@ -181,28 +182,12 @@ func Person(uid, given, family, department string) *goldap.AddRequest {
 }
 
 // Dial connects as the admin.
-func (s *Server) Dial() (*goldap.Conn, error) {
-	conn, err := goldap.DialURL(s.URL)
-	if err != nil {
-		return nil, err
-	}
-	if err := conn.Bind(AdminDN, Password); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
+func (s *Server) Dial() (*goldap.Conn, error) { return s.admin().Dial() }
 
-func (s *Server) do(t testing.TB, op func(*goldap.Conn) error) {
-	t.Helper()
-	conn, err := s.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := op(conn); err != nil {
-		t.Fatal(err)
-	}
+func (s *Server) do(t testing.TB, op func(*goldap.Conn) error) { t.Helper(); s.admin().Do(t, op) }
+
+func (s *Server) admin() ldapadmin.Admin {
+	return ldapadmin.Admin{URL: s.URL, DN: AdminDN, Password: Password}
 }
 
 // Add adds an entry.
