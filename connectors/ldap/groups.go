@@ -19,6 +19,8 @@ const (
 	// oidPermissiveModify makes adding a value that is there, or deleting one that is
 	// not, a success, so that member changes are idempotent (OpenLDAP and AD).
 	oidPermissiveModify = "1.2.840.113556.1.4.1413"
+	// maxMembers bounds what Roster reads of one group's members.
+	maxMembers = 1_000_000
 )
 
 // ListGroups returns one page of the groups below groupsDN, members as account ids.
@@ -63,6 +65,7 @@ func (t *Target) group(e *goldap.Entry, memberDNs []string) connectors.Group {
 // splits a large group's members into ("member;range=0-1499").
 func (t *Target) members(conn *goldap.Conn, e *goldap.Entry) ([]string, error) {
 	var out []string
+	next := 0
 	for attr := e; ; {
 		more := ""
 		for _, a := range attr.Attributes {
@@ -72,13 +75,16 @@ func (t *Target) members(conn *goldap.Conn, e *goldap.Entry) ([]string, error) {
 			}
 			out = append(out, a.Values...)
 			if ranged {
+				// A range that does not move forward would never end: stop there.
 				if _, end, _ := strings.Cut(rng, "-"); end != "*" {
-					last, _ := strconv.Atoi(end)
-					more = fmt.Sprintf("member;range=%d-*", last+1)
+					if last, err := strconv.Atoi(end); err == nil && last >= next && len(a.Values) > 0 {
+						next = last + 1
+						more = fmt.Sprintf("member;range=%d-*", next)
+					}
 				}
 			}
 		}
-		if more == "" {
+		if more == "" || len(out) > maxMembers {
 			return out, nil
 		}
 		res, err := conn.Search(goldap.NewSearchRequest(e.DN, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 30, false, "(objectClass=*)", []string{more}, nil))
