@@ -430,3 +430,49 @@ func TestAUserMappedByDefaultListsWithNoDifference(t *testing.T) {
 		})
 	}
 }
+
+// TestActiveDirectoryMembersComeInRanges: Active Directory hands a large group's members
+// out in ranges ("member;range=0-1499"); the target asks for the rest until the range
+// ends with *. Here the first answer is a real ranged one of two members.
+func TestActiveDirectoryMembersComeInRanges(t *testing.T) {
+	ctx := context.Background()
+	target := activeDirectory(t).target(t, nil)
+	group, err := target.EnsureGroup(ctx, "ranged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 5 {
+		a, err := target.Create(ctx, person(fmt.Sprintf("ranged%d", i), "", map[string]any{attrOU: nil}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	if err := target.ChangeMembers(ctx, group, ids, nil); err != nil {
+		t.Fatal(err)
+	}
+	var members []string
+	err = target.pool.do(ctx, func(conn *goldap.Conn) error {
+		k, err := target.find(conn, target.groupsDN, group.ID)
+		if err != nil {
+			return err
+		}
+		res, err := conn.Search(goldap.NewSearchRequest(k.dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"member;range=0-1"}, nil))
+		if err != nil {
+			return err
+		}
+		if name := res.Entries[0].Attributes[0].Name; name != "member;range=0-1" {
+			return fmt.Errorf("the directory answered %s, not a range", name)
+		}
+		members, err = target.members(conn, res.Entries[0])
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(members)
+	if len(slices.Compact(members)) != 5 {
+		t.Fatalf("members read in ranges = %v, want the 5", members)
+	}
+}
