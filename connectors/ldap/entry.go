@@ -236,11 +236,7 @@ func (t *Target) userName(e *goldap.Entry) string {
 
 // dn is where an entry belongs.
 func (t *Target) dn(e entry) string {
-	parent := t.usersDN
-	if e.container != "" {
-		parent = e.container + "," + t.usersDN
-	}
-	return t.shape.rdn + "=" + goldap.EscapeDN(e.rdnValue) + "," + parent
+	return t.shape.rdn + "=" + goldap.EscapeDN(e.rdnValue) + "," + t.parentOf(e)
 }
 
 func stringValues(v any) ([]string, error) {

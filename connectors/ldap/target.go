@@ -415,7 +415,7 @@ func (t *Target) Update(ctx context.Context, current, desired connectors.Account
 		if err != nil {
 			return err
 		}
-		dn, err := t.move(conn, current.ID, k.dn, t.dn(want))
+		dn, err := t.move(conn, current.ID, k.dn, t.renamed(k.dn, had, want))
 		if err != nil {
 			return err
 		}
@@ -468,6 +468,34 @@ func nonEmpty(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// renamed is where an entry at dn belongs once current becomes desired: a new name
+// when the attribute that names it changes, a new parent when the OU does. Otherwise it
+// keeps what it has, so that an adopted entry named by someone else (CN=Ada Lovelace)
+// is not renamed by an unrelated update.
+func (t *Target) renamed(dn string, current, desired entry) string {
+	parsed, err := goldap.ParseDN(dn)
+	if err != nil || len(parsed.RDNs) == 0 {
+		return dn
+	}
+	rdn := parsed.RDNs[0].String()
+	if current.rdnValue != desired.rdnValue {
+		rdn = t.shape.rdn + "=" + goldap.EscapeDN(desired.rdnValue)
+	}
+	parent := (&goldap.DN{RDNs: parsed.RDNs[1:]}).String()
+	if !strings.EqualFold(current.container, desired.container) {
+		parent = t.parentOf(desired)
+	}
+	return rdn + "," + parent
+}
+
+// parentOf is the container an entry belongs in.
+func (t *Target) parentOf(e entry) string {
+	if e.container == "" {
+		return t.usersDN
+	}
+	return e.container + "," + t.usersDN
 }
 
 // move renames or moves an entry when its DN should change, and returns the DN it has.

@@ -16,6 +16,7 @@ import (
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/conformance"
 	"github.com/rosterhq/roster/connectors/mapping"
+	"github.com/rosterhq/roster/test/ldapadmin"
 	"github.com/rosterhq/roster/test/samba"
 	"github.com/rosterhq/roster/test/slapd"
 )
@@ -374,19 +375,29 @@ func setUAC(t *testing.T, d directory, dn string, uac int) {
 // modify replaces one attribute of an entry, as the directory's administrator.
 func (d directory) modify(t *testing.T, dn, attr, value string) {
 	t.Helper()
-	conn, err := goldap.DialURL(d.conn.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.Bind(d.conn.BindDN, d.secrets["ldap/password"]); err != nil {
-		t.Fatal(err)
-	}
-	req := goldap.NewModifyRequest(dn, nil)
-	req.Replace(attr, []string{value})
-	if err := conn.Modify(req); err != nil {
-		t.Fatal(err)
-	}
+	d.admin().Do(t, func(c *goldap.Conn) error {
+		req := goldap.NewModifyRequest(dn, nil)
+		req.Replace(attr, []string{value})
+		return c.Modify(req)
+	})
+}
+
+// add adds an entry with these attributes.
+func (d directory) add(t *testing.T, dn string, attrs map[string][]string) {
+	t.Helper()
+	d.admin().Do(t, func(c *goldap.Conn) error {
+		req := goldap.NewAddRequest(dn, nil)
+		for k, v := range attrs {
+			req.Attribute(k, v)
+		}
+		return c.Add(req)
+	})
+}
+
+// admin reaches the directory over plain LDAP as its administrator (Active Directory
+// tests only: the OpenLDAP ones reach slapd over LDAPS).
+func (d directory) admin() ldapadmin.Admin {
+	return ldapadmin.Admin{URL: d.conn.URL, DN: d.conn.BindDN, Password: d.secrets["ldap/password"]}
 }
 
 // TestAUserMappedByDefaultListsWithNoDifference: what Roster's default mapping and the
@@ -474,5 +485,25 @@ func TestActiveDirectoryMembersComeInRanges(t *testing.T) {
 	slices.Sort(members)
 	if len(slices.Compact(members)) != 5 {
 		t.Fatalf("members read in ranges = %v, want the 5", members)
+	}
+}
+
+// TestAnAdoptedEntryKeepsItsName: an account someone else named (CN=Ada Lovelace) is
+// updated in place; only a change of what names it, or of its OU, moves it.
+func TestAnAdoptedEntryKeepsItsName(t *testing.T) {
+	ctx := context.Background()
+	d := activeDirectory(t)
+	target := d.target(t, nil)
+	dn := "CN=Ada Lovelace," + target.usersDN
+	d.add(t, dn, map[string][]string{"objectClass": {"user"}, "sAMAccountName": {"ada"}, "userPrincipalName": {"ada@roster.test"}})
+	found, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := target.Update(ctx, found, person("ada", "", map[string]any{attrOU: nil, "title": "Countess"})); err != nil {
+		t.Fatal(err)
+	}
+	if e := entryOf(t, target, found.ID, "title"); !strings.EqualFold(e.DN, dn) || e.GetAttributeValue("title") != "Countess" {
+		t.Fatalf("after an update the entry is %s with %v, want it where it was with the new title", e.DN, attributes(e))
 	}
 }
