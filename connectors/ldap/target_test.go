@@ -17,6 +17,7 @@ import (
 	"github.com/rosterhq/roster/connectors/conformance"
 	"github.com/rosterhq/roster/connectors/mapping"
 	"github.com/rosterhq/roster/test/ldapadmin"
+	"github.com/rosterhq/roster/test/ldapcount"
 	"github.com/rosterhq/roster/test/samba"
 	"github.com/rosterhq/roster/test/slapd"
 )
@@ -506,4 +507,57 @@ func TestAnAdoptedEntryKeepsItsName(t *testing.T) {
 	if e := entryOf(t, target, found.ID, "title"); !strings.EqualFold(e.DN, dn) || e.GetAttributeValue("title") != "Countess" {
 		t.Fatalf("after an update the entry is %s with %v, want it where it was with the new title", e.DN, attributes(e))
 	}
+}
+
+// TestEachChangeIsOneRequest counts what the target sends, through a proxy in front of
+// slapd: a create is one add (and the read of its id), an attribute change one modify
+// with only that attribute, a leaver one modify, a member change one modify per group.
+func TestEachChangeIsOneRequest(t *testing.T) {
+	ctx := context.Background()
+	srv := slapd.Start(t)
+	counter, err := ldapcount.Start(strings.TrimPrefix(srv.URL, "ldap://"), nil, nil, "ou=groups,"+slapd.BaseDN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(counter.Stop)
+	d := directory{
+		flavor: identityv1alpha1.LDAPFlavorOpenLDAP, base: slapd.BaseDN,
+		conn: identityv1alpha1.LDAPConnection{URL: "ldap://" + counter.Addr(), Security: identityv1alpha1.LDAPSecurityNone, BindDN: slapd.AdminDN,
+			PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: "ldap", Key: "password"}},
+		secrets: secrets{"ldap/password": slapd.Password},
+		addOU:   func(t testing.TB, dn string) { srv.Add(t, dn, map[string][]string{"objectClass": {"organizationalUnit"}}) },
+	}
+	target := d.target(t, func(s *identityv1alpha1.LDAPConnector) { s.GroupsDN = "ou=groups," + slapd.BaseDN })
+	type counts struct{ adds, searches, modifies, renames, groupModifies int64 }
+	step := func(what string, want counts, do func() error) {
+		t.Helper()
+		counter.Reset()
+		if err := do(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got := counts{counter.Adds.Load(), counter.Searches.Load(), counter.Modifies.Load(), counter.Renames.Load(), counter.GroupModifies.Load()}
+		if got != want {
+			t.Fatalf("%s sent %+v, want %+v", what, got, want)
+		}
+	}
+	var ada connectors.Account
+	step("a create", counts{adds: 1, searches: 1}, func() (err error) {
+		ada, err = target.Create(ctx, person("ada", "", map[string]any{attrOU: nil}))
+		return err
+	})
+	step("a new title", counts{modifies: 1}, func() error {
+		_, err := target.Update(ctx, ada, person("ada", "", map[string]any{attrOU: nil, "title": "Countess"}))
+		return err
+	})
+	step("a leaver", counts{modifies: 1}, func() error { _, err := target.Deactivate(ctx, ada); return err })
+	step("a rename", counts{renames: 1, modifies: 1}, func() error {
+		_, err := target.Update(ctx, connectors.Account{ID: ada.ID, Active: true, Attributes: person("ada", "", map[string]any{attrOU: nil, "title": "Countess"}).Attributes},
+			person("ada.lovelace", "", map[string]any{attrOU: nil, "title": "Countess"}))
+		return err
+	})
+	group, err := target.EnsureGroup(ctx, "staff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("adding a member", counts{groupModifies: 1}, func() error { return target.ChangeMembers(ctx, group, []string{ada.ID}, nil) })
 }

@@ -23,13 +23,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/test/ldapcount"
 	"github.com/rosterhq/roster/test/samba"
 	"github.com/rosterhq/roster/test/slapd"
 	"github.com/rosterhq/roster/test/testcert"
 )
 
 // targetDirectory is a directory the LDAP target scenario provisions into, behind an
-// ldapCounter, with what the operator and the floor need to reach it.
+// counting proxy, with what the operator and the floor need to reach it.
 type targetDirectory struct {
 	name, short      string
 	flavor           identityv1alpha1.LDAPFlavor
@@ -37,7 +38,7 @@ type targetDirectory struct {
 	conn             identityv1alpha1.LDAPConnection // to the counter
 	password         identityv1alpha1.LDAPPasswordPolicy
 	secret           map[string]string
-	counter          *ldapCounter
+	counter          *ldapcount.Counter
 	tls              *tls.Config // the counter's client side, nil for plain LDAP
 	bindDN, bindPass string
 	direct           string // the directory's own URL, for checks that are not counted
@@ -107,14 +108,14 @@ func startSlapdTarget(dir string) (*targetDirectory, error) {
 			return req
 		},
 	}
-	if d.counter, err = startLDAPCounter(u.Host, nil, nil, d.groupsDN()); err != nil {
+	if d.counter, err = ldapcount.Start(u.Host, nil, nil, d.groupsDN()); err != nil {
 		srv.Stop()
 		return nil, err
 	}
-	d.conn = identityv1alpha1.LDAPConnection{URL: "ldap://" + d.counter.addr(), Security: identityv1alpha1.LDAPSecurityNone, BindDN: slapd.AdminDN,
+	d.conn = identityv1alpha1.LDAPConnection{URL: "ldap://" + d.counter.Addr(), Security: identityv1alpha1.LDAPSecurityNone, BindDN: slapd.AdminDN,
 		PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: "directory", Key: "password"}}
 	d.secret = map[string]string{"password": slapd.Password}
-	d.stop = func() { d.counter.stop(); srv.Stop() }
+	d.stop = func() { d.counter.Stop(); srv.Stop() }
 	return d, nil
 }
 
@@ -168,15 +169,15 @@ func startSambaTarget(dir string) (*targetDirectory, error) {
 			return req
 		},
 	}
-	if d.counter, err = startLDAPCounter(host+":636", upstream, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, d.groupsDN()); err != nil {
+	if d.counter, err = ldapcount.Start(host+":636", upstream, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, d.groupsDN()); err != nil {
 		srv.Stop()
 		return nil, err
 	}
-	d.conn = identityv1alpha1.LDAPConnection{URL: "ldaps://" + d.counter.addr(), BindDN: samba.AdminDN,
+	d.conn = identityv1alpha1.LDAPConnection{URL: "ldaps://" + d.counter.Addr(), BindDN: samba.AdminDN,
 		PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: "directory", Key: "password"},
 		TLS:               &identityv1alpha1.TLSConfig{CASecretRef: &identityv1alpha1.SecretKeySelector{Name: "directory", Key: "ca"}}}
 	d.secret = map[string]string{"password": samba.Password, "ca": string(ca)}
-	d.stop = func() { d.counter.stop(); srv.Stop() }
+	d.stop = func() { d.counter.Stop(); srv.Stop() }
 	return d, nil
 }
 
@@ -199,9 +200,9 @@ func (d *targetDirectory) dial(counted bool) (*goldap.Conn, error) {
 	case !counted:
 		conn, err = goldap.DialURL(d.direct)
 	case d.tls != nil:
-		conn, err = goldap.DialURL("ldaps://"+d.counter.addr(), goldap.DialWithTLSConfig(d.tls))
+		conn, err = goldap.DialURL("ldaps://"+d.counter.Addr(), goldap.DialWithTLSConfig(d.tls))
 	default:
-		conn, err = goldap.DialURL("ldap://" + d.counter.addr())
+		conn, err = goldap.DialURL("ldap://" + d.counter.Addr())
 	}
 	if err != nil {
 		return nil, err
@@ -243,21 +244,21 @@ func (b *bench) ldapTarget(ctx context.Context, d *targetDirectory) error {
 	}
 	apiFloor := measuredFloors.statusWrites
 	floor := max(dirFloor, apiFloor)
-	d.counter.reset()
+	d.counter.Reset()
 	org := people("T", 1, n)
 	took, err := b.provisionInto(ctx, d, org)
 	if err != nil {
 		return err
 	}
 	scenario := "LDAP target: " + d.name
-	adds, members := float64(d.counter.adds.Load()), float64(d.counter.memberValues.Load())
+	adds, members := float64(d.counter.Adds.Load()), float64(d.counter.MemberValues.Load())
 	details := map[string]float64{"accounts": float64(n), "directoryFloorSeconds": dirFloor.Seconds(), "apiFloorSeconds": apiFloor.Seconds(),
-		"directoryRatio": took.Seconds() / dirFloor.Seconds(), "searches": float64(d.counter.searches.Load()),
-		"modifies": float64(d.counter.modifies.Load()), "renames": float64(d.counter.renames.Load())}
+		"directoryRatio": took.Seconds() / dirFloor.Seconds(), "searches": float64(d.counter.Searches.Load()),
+		"modifies": float64(d.counter.Modifies.Load()), "renames": float64(d.counter.Renames.Load())}
 	b.report.add(againstFloor(scenario, fmt.Sprintf("%d accounts with a group", n), took.Seconds(), floor.Seconds(), 1.3, "s", details))
 	b.report.add(atMost(scenario, "adds per account created", adds/float64(n), 1, "", nil))
-	b.report.add(atMost(scenario, "member modifies per 1,000 members begun", float64(d.counter.groupModifies.Load())/math.Ceil(members/1000), 1, "",
-		map[string]float64{"memberValues": members, "groupModifies": float64(d.counter.groupModifies.Load())}))
+	b.report.add(atMost(scenario, "member modifies per 1,000 members begun", float64(d.counter.GroupModifies.Load())/math.Ceil(members/1000), 1, "",
+		map[string]float64{"memberValues": members, "groupModifies": float64(d.counter.GroupModifies.Load())}))
 	latencies, err := b.directoryLeavers(ctx, d, org)
 	if err != nil {
 		return err
@@ -265,8 +266,8 @@ func (b *bench) ldapTarget(ctx context.Context, d *targetDirectory) error {
 	b.report.add(atMost(scenario, "leaver p99 until disabled", percentile(latencies, 99).Seconds(), 1, "s",
 		map[string]float64{"leavers": float64(len(latencies)), "p50Seconds": percentile(latencies, 50).Seconds()}))
 	b.logf("  %s: %d accounts in %s (floor: directory %s, API %s), %.2f adds and %.2f searches per account, %d member modifies for %d members; leaver p99 %s\n",
-		d.name, n, took.Round(time.Millisecond), dirFloor.Round(time.Millisecond), apiFloor.Round(time.Millisecond), adds/float64(n), float64(d.counter.searches.Load())/float64(n),
-		d.counter.groupModifies.Load(), int(members), percentile(latencies, 99).Round(time.Millisecond))
+		d.name, n, took.Round(time.Millisecond), dirFloor.Round(time.Millisecond), apiFloor.Round(time.Millisecond), adds/float64(n), float64(d.counter.Searches.Load())/float64(n),
+		d.counter.GroupModifies.Load(), int(members), percentile(latencies, 99).Round(time.Millisecond))
 	return b.env.Client.Delete(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "directory-" + d.short, Name: "directory"}})
 }
 
@@ -375,7 +376,7 @@ func (b *bench) provisionInto(ctx context.Context, d *targetDirectory, org []per
 	}
 	n := int64(len(org))
 	err = b.waitFor(ctx, timeoutFor(len(org)*20), 20*time.Millisecond, "provisioning into "+d.name, func() (bool, string, error) {
-		added, members := d.counter.addsOK.Load(), d.counter.memberValues.Load()
+		added, members := d.counter.AddsOK.Load(), d.counter.MemberValues.Load()
 		return added >= n && members >= n, fmt.Sprintf("%d/%d accounts, %d/%d members", added, n, members, n), nil
 	})
 	return time.Since(start), err

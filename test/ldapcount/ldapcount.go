@@ -1,4 +1,6 @@
-package bench
+// Package ldapcount is a proxy in front of a directory that counts the LDAP requests
+// going through it, for tests and the bench that assert how many requests Roster sends.
+package ldapcount
 
 import (
 	"bytes"
@@ -21,23 +23,29 @@ const (
 	opModifyDN    = 12
 )
 
-// ldapCounter is a proxy in front of a directory that counts the requests going through
-// it by operation (adds and modifies of accounts apart from those of groups), reading each LDAP message whole and passing its bytes on unchanged.
-// With serverTLS it ends TLS from the client and opens its own to the directory, so that
-// the messages can be read.
-type ldapCounter struct {
+// Counter is a proxy in front of a directory that counts the requests going through it
+// by operation, reading each LDAP message whole and passing its bytes on unchanged. With
+// serverTLS it ends the clients' TLS and opens its own to the directory, so that the
+// messages can be read.
+type Counter struct {
 	ln       net.Listener
 	dial     func() (net.Conn, error)
 	groupsDN string // lower case
 
-	searches, modifies, adds, addsOK, renames atomic.Int64
-	groupAdds, groupModifies, memberValues    atomic.Int64
+	// Searches, Modifies, Adds and Renames count requests for entries outside groupsDN
+	// (searches for any); AddsOK the adds the directory answered with success.
+	Searches, Modifies, Adds, AddsOK, Renames atomic.Int64
+	// GroupAdds and GroupModifies count requests for entries below groupsDN, and
+	// MemberValues the member values those modifies add.
+	GroupAdds, GroupModifies, MemberValues atomic.Int64
 
 	mu    sync.Mutex
 	conns []net.Conn
 }
 
-func startLDAPCounter(upstream string, upstreamTLS *tls.Config, serverTLS *tls.Config, groupsDN string) (*ldapCounter, error) {
+// Start listens on loopback and passes connections on to upstream (host:port), over TLS
+// when upstreamTLS is set; serverTLS, when set, ends the clients' TLS.
+func Start(upstream string, upstreamTLS *tls.Config, serverTLS *tls.Config, groupsDN string) (*Counter, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -45,7 +53,7 @@ func startLDAPCounter(upstream string, upstreamTLS *tls.Config, serverTLS *tls.C
 	if serverTLS != nil {
 		ln = tls.NewListener(ln, serverTLS)
 	}
-	c := &ldapCounter{ln: ln, groupsDN: strings.ToLower(groupsDN), dial: func() (net.Conn, error) {
+	c := &Counter{ln: ln, groupsDN: strings.ToLower(groupsDN), dial: func() (net.Conn, error) {
 		if upstreamTLS != nil {
 			return tls.Dial("tcp", upstream, upstreamTLS)
 		}
@@ -55,9 +63,10 @@ func startLDAPCounter(upstream string, upstreamTLS *tls.Config, serverTLS *tls.C
 	return c, nil
 }
 
-func (c *ldapCounter) addr() string { return c.ln.Addr().String() }
+// Addr is the proxy's host:port.
+func (c *Counter) Addr() string { return c.ln.Addr().String() }
 
-func (c *ldapCounter) serve() {
+func (c *Counter) serve() {
 	for {
 		client, err := c.ln.Accept()
 		if err != nil {
@@ -79,7 +88,7 @@ func (c *ldapCounter) serve() {
 }
 
 // pipe copies whole LDAP messages from src to dst, showing each to see.
-func (c *ldapCounter) pipe(src, dst net.Conn, see func(*ber.Packet)) {
+func (c *Counter) pipe(src, dst net.Conn, see func(*ber.Packet)) {
 	defer src.Close()
 	defer dst.Close()
 	var raw bytes.Buffer
@@ -104,33 +113,32 @@ func protocolOp(p *ber.Packet) *ber.Packet {
 	return p.Children[1]
 }
 
-func (c *ldapCounter) request(p *ber.Packet, adds *sync.Map) {
+func (c *Counter) request(p *ber.Packet, adds *sync.Map) {
 	op := protocolOp(p)
 	if op == nil {
 		return
 	}
 	switch op.Tag {
 	case opSearch:
-		c.searches.Add(1)
+		c.Searches.Add(1)
 	case opAdd:
-		if dn, _ := op.Children[0].Value.(string); strings.HasSuffix(strings.ToLower(dn), c.groupsDN) {
-			c.groupAdds.Add(1)
+		if dn, _ := op.Children[0].Value.(string); c.inGroups(dn) {
+			c.GroupAdds.Add(1)
 			return
 		}
-		c.adds.Add(1)
+		c.Adds.Add(1)
 		adds.Store(p.Children[0].Value, true)
 	case opModifyDN:
-		c.renames.Add(1)
+		c.Renames.Add(1)
 	case opModify:
-		c.modifies.Add(1)
 		if len(op.Children) < 2 {
 			return
 		}
-		dn, _ := op.Children[0].Value.(string)
-		if !strings.HasSuffix(strings.ToLower(dn), c.groupsDN) {
+		if dn, _ := op.Children[0].Value.(string); !c.inGroups(dn) {
+			c.Modifies.Add(1)
 			return
 		}
-		c.groupModifies.Add(1)
+		c.GroupModifies.Add(1)
 		for _, change := range op.Children[1].Children {
 			if len(change.Children) < 2 || len(change.Children[1].Children) < 2 {
 				continue
@@ -140,7 +148,7 @@ func (c *ldapCounter) request(p *ber.Packet, adds *sync.Map) {
 			if operation == 0 && strings.EqualFold(attr, "member") { // add
 				for _, v := range change.Children[1].Children[1].Children {
 					if s, _ := v.Value.(string); s != "" {
-						c.memberValues.Add(1)
+						c.MemberValues.Add(1)
 					}
 				}
 			}
@@ -148,7 +156,11 @@ func (c *ldapCounter) request(p *ber.Packet, adds *sync.Map) {
 	}
 }
 
-func (c *ldapCounter) response(p *ber.Packet, adds *sync.Map) {
+func (c *Counter) inGroups(dn string) bool {
+	return c.groupsDN != "" && strings.HasSuffix(strings.ToLower(dn), c.groupsDN)
+}
+
+func (c *Counter) response(p *ber.Packet, adds *sync.Map) {
 	op := protocolOp(p)
 	if op == nil || op.Tag != opAddResponse || len(op.Children) == 0 {
 		return
@@ -157,18 +169,19 @@ func (c *ldapCounter) response(p *ber.Packet, adds *sync.Map) {
 		return
 	}
 	if code, _ := op.Children[0].Value.(int64); code == 0 {
-		c.addsOK.Add(1)
+		c.AddsOK.Add(1)
 	}
 }
 
-// reset zeroes the counts.
-func (c *ldapCounter) reset() {
-	for _, n := range []*atomic.Int64{&c.searches, &c.modifies, &c.adds, &c.addsOK, &c.renames, &c.groupAdds, &c.groupModifies, &c.memberValues} {
+// Reset zeroes the counts.
+func (c *Counter) Reset() {
+	for _, n := range []*atomic.Int64{&c.Searches, &c.Modifies, &c.Adds, &c.AddsOK, &c.Renames, &c.GroupAdds, &c.GroupModifies, &c.MemberValues} {
 		n.Store(0)
 	}
 }
 
-func (c *ldapCounter) stop() {
+// Stop closes the listener and every connection.
+func (c *Counter) Stop() {
 	c.ln.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
