@@ -450,3 +450,23 @@ func TestAUserWhoLeavesWhileTheirCreateIsInFlightLosesTheAccount(t *testing.T) {
 		return len(accounts) == 1 && !accounts[0].Active
 	})
 }
+
+// TestARenameDuringAnUnrecordedCreateRenamesTheAccount: Roster created ada's account and
+// was restarted before it recorded the account's id; meanwhile ada was renamed. Her
+// account still carries her name as its externalId: it is adopted and renamed, not
+// made a second time.
+func TestARenameDuringAnUnrecordedCreateRenamesTheAccount(t *testing.T) {
+	app := memory.NewApp()
+	if _, err := app.Create(context.Background(), connectors.Account{Active: true, Attributes: map[string]any{
+		connectors.AttrUserName: "ada@example.com", connectors.AttrExternalID: "ada",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	subjects.set("ada", func(s *Subject) { s.User.Spec.UserName = "ada.lovelace@example.com" })
+	startEngine(t, testConfig(t, app), subjects)
+	eventually(t, "ada's one account renamed", func() bool {
+		accounts := app.Accounts()
+		return len(accounts) == 1 && accounts[0].UserName() == "ada.lovelace@example.com"
+	})
+}

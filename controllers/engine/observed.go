@@ -36,6 +36,7 @@ type observed struct {
 	connectors.Account
 	packed   []byte // the attributes, as JSON
 	index    string // the account's entry in byKey, "" if it has no matching key
+	stamp    string // its entry in byKey by externalId, "" if it has none
 	userName string
 }
 
@@ -45,6 +46,9 @@ func pack(acc *connectors.Account, matchBy connectors.KeyKind) *observed {
 	o := &observed{Account: connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version}, userName: acc.UserName()}
 	if v := acc.KeyValue(matchBy); v != "" {
 		o.index = keyIndex(matchBy, v)
+	}
+	if v := acc.ExternalID(); v != "" {
+		o.stamp = keyIndex(connectors.KeyExternalID, v)
 	}
 	data, err := json.Marshal(acc.Attributes)
 	if err != nil {
@@ -128,17 +132,21 @@ func (a *observedApp) put(id string, o *observed) {
 	}
 }
 
-// index finds an account by the connection's matching key (only that one: rekey
-// follows a change of key).
+// index finds an account by the connection's matching key (rekey follows a change of
+// key) and by its externalId.
 func (a *observedApp) index(o *observed) {
-	if o.index != "" {
-		a.byKey[o.index] = o.ID
+	for _, k := range []string{o.index, o.stamp} {
+		if k != "" {
+			a.byKey[k] = o.ID
+		}
 	}
 }
 
 func (a *observedApp) unindex(o *observed) {
-	if o.index != "" && a.byKey[o.index] == o.ID {
-		delete(a.byKey, o.index)
+	for _, k := range []string{o.index, o.stamp} {
+		if k != "" && a.byKey[k] == o.ID {
+			delete(a.byKey, k)
+		}
 	}
 }
 

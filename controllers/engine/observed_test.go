@@ -36,8 +36,8 @@ func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
 
 	e.cfg.MatchBy = connectors.KeyEmail
 	e.app.rekey(e.cfg.MatchBy)
-	if e.app.byKey[keyIndex(connectors.KeyEmail, "Ada@Example.com")] != "42" || len(e.app.byKey) != 1 {
-		t.Fatalf("after the matching key changed to email, the index is %v", e.app.byKey)
+	if e.app.byKey[keyIndex(connectors.KeyEmail, "Ada@Example.com")] != "42" || e.app.byKey[keyIndex(connectors.KeyExternalID, "e1")] != "42" || len(e.app.byKey) != 2 {
+		t.Fatalf("after the matching key changed to email, the index is %v; want the email and the externalId", e.app.byKey)
 	}
 
 	e.app.put("42", nil)

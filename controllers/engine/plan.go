@@ -316,6 +316,14 @@ func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (
 	if acc := e.app.byMatchingKey(e.cfg.MatchBy, key); acc != nil {
 		return acc, true
 	}
+	// An account whose externalId is this User's own name was made by Roster for this
+	// User, whatever its key says now: a rename while the create was in flight, and a
+	// restart before its id was recorded, must not make a second account.
+	if stamp := (connectors.Account{Attributes: desired}).ExternalID(); stamp != "" && stamp == s.User.Name {
+		if acc := e.app.byMatchingKey(connectors.KeyExternalID, stamp); acc != nil {
+			return acc, true
+		}
+	}
 	return nil, false
 }
 
