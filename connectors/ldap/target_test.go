@@ -248,7 +248,7 @@ func TestActiveDirectoryRefusalsAPersonCanActOn(t *testing.T) {
 	}
 
 	_, err = NewTargetFactory()(ctx, &identityv1alpha1.AppConnection{Spec: identityv1alpha1.AppConnectionSpec{
-		LDAP: &identityv1alpha1.LDAPConnector{LDAPConnection: d.conn, Flavor: identityv1alpha1.LDAPFlavorActiveDirectory, UsersDN: "CN=Users," + samba.BaseDN},
+		LDAP:    &identityv1alpha1.LDAPConnector{LDAPConnection: d.conn, Flavor: identityv1alpha1.LDAPFlavorActiveDirectory, UsersDN: "CN=Users," + samba.BaseDN},
 		Mapping: []identityv1alpha1.ExpressionMapping{{Target: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter", Expression: `"1"`}},
 	}}, d.secrets)
 	if !connectors.IsPermanent(err) || !strings.Contains(err.Error(), "costCenter, which this directory does not hold") {
@@ -525,7 +525,9 @@ func TestEachChangeIsOneRequest(t *testing.T) {
 		conn: identityv1alpha1.LDAPConnection{URL: "ldap://" + counter.Addr(), Security: identityv1alpha1.LDAPSecurityNone, BindDN: slapd.AdminDN,
 			PasswordSecretRef: identityv1alpha1.SecretKeySelector{Name: "ldap", Key: "password"}},
 		secrets: secrets{"ldap/password": slapd.Password},
-		addOU:   func(t testing.TB, dn string) { srv.Add(t, dn, map[string][]string{"objectClass": {"organizationalUnit"}}) },
+		addOU: func(t testing.TB, dn string) {
+			srv.Add(t, dn, map[string][]string{"objectClass": {"organizationalUnit"}})
+		},
 	}
 	target := d.target(t, func(s *identityv1alpha1.LDAPConnector) { s.GroupsDN = "ou=groups," + slapd.BaseDN })
 	type counts struct{ adds, searches, modifies, renames, groupModifies int64 }
