@@ -136,7 +136,7 @@ type LDAPConnector struct {
 	// +kubebuilder:validation:MaxLength=1024
 	GroupsDN string `json:"groupsDN,omitempty"`
 
-	// disabledUsersDN, when set, is where a deactivated account is moved (a common
+	// disabledUsersDN is where a deactivated account is moved when set (a common
 	// Active Directory practice); reactivation moves it back. It must be below usersDN
 	// so that Roster still lists the account.
 	// +optional
