@@ -140,7 +140,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		run        func(context.Context) error
 	}{
 		{"floor", "provisioning", b.floor},
-		{"status floor", "directory", b.statusFloor},
 		{"operator", "", b.startOperator},
 		{"initial sync", "provisioning", b.initialSync},
 		{"steady state", "provisioning", b.steadyState},

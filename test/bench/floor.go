@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,8 +23,6 @@ import (
 // starts.
 type floors struct {
 	api, scim time.Duration
-	// statusWrites is one status write for each of the LDAP target's Users.
-	statusWrites time.Duration
 }
 
 func (f floors) initialSync() time.Duration { return max(f.api, f.scim) }
@@ -50,13 +47,7 @@ func (b *bench) floor(ctx context.Context) error {
 }
 
 func (b *bench) apiFloor(ctx context.Context, org []person) (time.Duration, error) {
-	return b.timedUsers(ctx, "floor", org, true)
-}
-
-// timedUsers creates the people's Users in ns and writes one status each, timing the
-// creates and the status writes (withCreates) or the status writes alone, then deletes
-// them.
-func (b *bench) timedUsers(ctx context.Context, ns string, org []person, withCreates bool) (time.Duration, error) {
+	const ns = "floor"
 	cfg := rest.CopyConfig(b.env.Config)
 	cfg.QPS, cfg.Burst = -1, 0
 	c, err := client.New(cfg, client.Options{Scheme: b.env.Scheme})
@@ -66,36 +57,14 @@ func (b *bench) timedUsers(ctx context.Context, ns string, org []person, withCre
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return 0, err
 	}
-	users := make([]*identityv1alpha1.User, len(org))
 	start := time.Now()
-	if !withCreates {
-		if err := parallel(ctx, len(org), b.opts.Concurrency, func(i int) error {
-			users[i] = floorUser(ns, org[i])
-			return c.Create(ctx, users[i])
-		}); err != nil {
-			return 0, err
-		}
-		start = time.Now()
-	}
 	err = parallel(ctx, len(org), b.opts.Concurrency, func(i int) error {
-		u := users[i]
-		if withCreates {
-			u = floorUser(ns, org[i])
-			if err := c.Create(ctx, u); err != nil {
-				return err
-			}
-		}
-		u.Status = floorStatus(u, b.opts.Apps)
-		if withCreates {
-			return c.Status().Update(ctx, u)
-		}
-		// The operator may have written the status of a User created a moment ago: a
-		// patch without a resourceVersion does not conflict with it.
-		body, err := json.Marshal(map[string]any{"status": u.Status})
-		if err != nil {
+		u := floorUser(ns, org[i])
+		if err := c.Create(ctx, u); err != nil {
 			return err
 		}
-		return c.Status().Patch(ctx, u, client.RawPatch(types.MergePatchType, body))
+		u.Status = floorStatus(u, b.opts.Apps)
+		return c.Status().Update(ctx, u)
 	})
 	took := time.Since(start)
 	if err != nil {

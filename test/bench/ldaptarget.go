@@ -52,15 +52,6 @@ func (d *targetDirectory) usersDN() string  { return "ou=bench-users," + d.base 
 func (d *targetDirectory) groupsDN() string { return "ou=bench-groups," + d.base }
 func (d *targetDirectory) floorDN() string  { return "ou=bench-floor," + d.base }
 
-// statusFloor measures, before the operator starts, what the API server takes to write
-// one status for each of the accounts the LDAP target scenario provisions.
-func (b *bench) statusFloor(ctx context.Context) error {
-	var err error
-	measuredFloors.statusWrites, err = b.timedUsers(ctx, "floor-status", people("S", 1, b.opts.LDAPTargetUsers), false)
-	b.logf("  API server: %d status writes in %s\n", b.opts.LDAPTargetUsers, measuredFloors.statusWrites.Round(time.Millisecond))
-	return err
-}
-
 // ldapTargets provisions the organisation into slapd and into Samba's Active
 // Directory, each time against the floor of the same adds sent straight to the
 // directory at the operator's concurrency, then measures leavers to disabled.
@@ -235,15 +226,10 @@ func (b *bench) ldapTarget(ctx context.Context, d *targetDirectory) error {
 	if err := d.addOUs(d.usersDN(), d.groupsDN(), d.floorDN()); err != nil {
 		return err
 	}
-	// The floor is the directory's adds or the API server's status writes (the operator
-	// records every account in its User's status), whichever takes longer, as in the
-	// initial sync's.
-	dirFloor, err := b.ldapTargetFloor(ctx, d, people("F", 1, n))
+	floor, err := b.ldapTargetFloor(ctx, d, people("F", 1, n))
 	if err != nil {
 		return err
 	}
-	apiFloor := measuredFloors.statusWrites
-	floor := max(dirFloor, apiFloor)
 	d.counter.Reset()
 	org := people("T", 1, n)
 	took, err := b.provisionInto(ctx, d, org)
@@ -252,8 +238,7 @@ func (b *bench) ldapTarget(ctx context.Context, d *targetDirectory) error {
 	}
 	scenario := "LDAP target: " + d.name
 	adds, members := float64(d.counter.Adds.Load()), float64(d.counter.MemberValues.Load())
-	details := map[string]float64{"accounts": float64(n), "directoryFloorSeconds": dirFloor.Seconds(), "apiFloorSeconds": apiFloor.Seconds(),
-		"directoryRatio": took.Seconds() / dirFloor.Seconds(), "searches": float64(d.counter.Searches.Load()),
+	details := map[string]float64{"accounts": float64(n), "searches": float64(d.counter.Searches.Load()),
 		"modifies": float64(d.counter.Modifies.Load()), "renames": float64(d.counter.Renames.Load())}
 	b.report.add(againstFloor(scenario, fmt.Sprintf("%d accounts with a group", n), took.Seconds(), floor.Seconds(), 1.3, "s", details))
 	b.report.add(atMost(scenario, "adds per account created", adds/float64(n), 1, "", nil))
@@ -265,8 +250,8 @@ func (b *bench) ldapTarget(ctx context.Context, d *targetDirectory) error {
 	}
 	b.report.add(atMost(scenario, "leaver p99 until disabled", percentile(latencies, 99).Seconds(), 1, "s",
 		map[string]float64{"leavers": float64(len(latencies)), "p50Seconds": percentile(latencies, 50).Seconds()}))
-	b.logf("  %s: %d accounts in %s (floor: directory %s, API %s), %.2f adds and %.2f searches per account, %d member modifies for %d members; leaver p99 %s\n",
-		d.name, n, took.Round(time.Millisecond), dirFloor.Round(time.Millisecond), apiFloor.Round(time.Millisecond), adds/float64(n), float64(d.counter.Searches.Load())/float64(n),
+	b.logf("  %s: %d accounts in %s (floor %s), %.2f adds and %.2f searches per account, %d member modifies for %d members; leaver p99 %s\n",
+		d.name, n, took.Round(time.Millisecond), floor.Round(time.Millisecond), adds/float64(n), float64(d.counter.Searches.Load())/float64(n),
 		d.counter.GroupModifies.Load(), int(members), percentile(latencies, 99).Round(time.Millisecond))
 	return b.env.Client.Delete(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "directory-" + d.short, Name: "directory"}})
 }
