@@ -70,9 +70,9 @@ const (
 	uacNormalAccount = 0x200
 )
 
-// defaultMapping is the flavor's part of the default mapping: what the directory
-// cannot hold is null, and the attributes only it has are derived from the User.
-func (t *Target) defaultMapping() []identityv1alpha1.ExpressionMapping {
+// DefaultMapping is the flavor's part of the default mapping, over Roster's: what the
+// directory cannot hold is null, and userName follows the flavor.
+func (t *Target) DefaultMapping() []identityv1alpha1.ExpressionMapping {
 	firstEmail := `user.emails.size() == 0 ? [] : [{"value": (user.emails.exists(e, e.primary) ? ` +
 		`user.emails.filter(e, e.primary)[0].value : user.emails[0].value), "primary": true}]`
 	m := []identityv1alpha1.ExpressionMapping{

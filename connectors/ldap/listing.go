@@ -117,7 +117,7 @@ func (t *Target) page(ctx context.Context, cursor, base, filter string, attrs []
 // ListAccounts returns one page of the accounts below usersDN.
 func (t *Target) ListAccounts(ctx context.Context, cursor string) (connectors.AccountPage, error) {
 	var page connectors.AccountPage
-	next, err := t.page(ctx, cursor, t.usersDN, t.shape.userFilter, t.readAttributes(), func(conn *goldap.Conn, e *goldap.Entry) {
+	next, err := t.page(ctx, cursor, t.usersDN, t.shape.userFilter, t.attrs, func(conn *goldap.Conn, e *goldap.Entry) {
 		page.Accounts = append(page.Accounts, t.remember(conn, e))
 	})
 	page.Next = next

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ type Target struct {
 	groupType       int32
 	lock            identityv1alpha1.LDAPLockAttribute
 	native          []string // directory attributes the mapping names with ldap:
+	attrs           []string // what a search for accounts asks for
 	pageSize        uint32
 
 	mu       sync.Mutex
@@ -112,11 +114,12 @@ func NewTarget(d *dialer, spec *identityv1alpha1.LDAPConnector, mapping []identi
 	if err := t.check(spec, mapping); err != nil {
 		return nil, err
 	}
-	for _, m := range append(t.defaultMapping(), mapping...) {
+	for _, m := range append(t.DefaultMapping(), mapping...) {
 		if name, ok := strings.CutPrefix(m.Target, nativePrefix); ok && !slices.Contains(t.native, name) {
 			t.native = append(t.native, name)
 		}
 	}
+	t.attrs = t.readAttributes()
 	return t, nil
 }
 
@@ -149,19 +152,9 @@ func (t *Target) check(spec *identityv1alpha1.LDAPConnector, mapping []identityv
 	}
 	if len(unkept) > 0 {
 		return &connectors.PermanentError{Message: fmt.Sprintf("the mapping sets %s, which this directory does not hold: map to %s, %s, %s, or a directory attribute as ldap:<name>",
-			strings.Join(unkept, ", "), attrOU, connectors.AttrUserName, strings.Join(slices.Sorted(mapsKeys(t.shape.plain)), ", "))}
+			strings.Join(unkept, ", "), attrOU, connectors.AttrUserName, strings.Join(slices.Sorted(maps.Keys(t.shape.plain)), ", "))}
 	}
 	return nil
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // domainOf is the DNS domain of a DN's DC components: dc=corp,dc=example → corp.example.
@@ -176,9 +169,6 @@ func domainOf(dn *goldap.DN) string {
 	}
 	return strings.ToLower(strings.Join(parts, "."))
 }
-
-// DefaultMapping is the flavor's defaults over Roster's default mapping.
-func (t *Target) DefaultMapping() []identityv1alpha1.ExpressionMapping { return t.defaultMapping() }
 
 // Validate binds and reads usersDN (and groupsDN).
 func (t *Target) Validate(ctx context.Context) (connectors.Capabilities, error) {
@@ -204,34 +194,30 @@ func (t *Target) Validate(ctx context.Context) (connectors.Capabilities, error) 
 
 // Lookup finds an account by key below usersDN.
 func (t *Target) Lookup(ctx context.Context, key connectors.Key) (connectors.Account, error) {
-	var terms []string
+	eq := func(attr, value string) string { return "(" + attr + "=" + goldap.EscapeFilter(value) + ")" }
+	var filter string
 	switch key.Kind {
 	case connectors.KeyEmail:
-		terms = []string{"mail=" + key.Value}
+		filter = eq("mail", key.Value)
 	case connectors.KeyExternalID:
 		if t.externalIDAttr == "" {
 			return connectors.Account{}, &connectors.PermanentError{Message: "matching by ExternalID needs externalIDAttribute", Err: connectors.ErrUnsupported}
 		}
-		terms = []string{t.externalIDAttr + "=" + key.Value}
+		filter = eq(t.externalIDAttr, key.Value)
 	case connectors.KeyUserName:
-		terms = []string{t.shape.login + "=" + key.Value}
+		filter = eq(t.shape.login, key.Value)
 		if t.ad {
 			upn := key.Value
 			if !strings.Contains(upn, "@") {
 				upn += "@" + t.upnSuffix
 			}
-			terms = []string{"userPrincipalName=" + upn, "sAMAccountName=" + key.Value}
+			filter = "(|" + eq("userPrincipalName", upn) + eq("sAMAccountName", key.Value) + ")"
 		}
 	}
-	filter := ""
-	for _, term := range terms {
-		attr, value, _ := strings.Cut(term, "=")
-		filter += "(" + attr + "=" + goldap.EscapeFilter(value) + ")"
-	}
-	filter = "(&" + t.shape.userFilter + "(|" + filter + "))"
+	filter = "(&" + t.shape.userFilter + filter + ")"
 	var found []connectors.Account
 	err := t.pool.do(ctx, func(conn *goldap.Conn) error {
-		res, err := conn.Search(goldap.NewSearchRequest(t.usersDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 2, 30, false, filter, t.readAttributes(), nil))
+		res, err := conn.Search(goldap.NewSearchRequest(t.usersDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 2, 30, false, filter, t.attrs, nil))
 		if err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) {
 			return classify("looking up "+key.Value, err)
 		}
@@ -322,7 +308,7 @@ func (t *Target) forget(id string) {
 
 // read reads one entry by DN.
 func (t *Target) read(conn *goldap.Conn, dn string) (connectors.Account, error) {
-	res, err := conn.Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 30, false, "(objectClass=*)", t.readAttributes(), nil))
+	res, err := conn.Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 1, 30, false, "(objectClass=*)", t.attrs, nil))
 	if err != nil {
 		return connectors.Account{}, classify("reading "+dn, err)
 	}
