@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,30 @@ func TestAnAppThatRefusesGroupChangesIsNotReady(t *testing.T) {
 	waitFor(t, "the AppConnection says provisioning failed, with the app's answer", func() (bool, string) {
 		c := appReady(t, ns, "picky")
 		return strings.HasPrefix(c, "False/"+identityv1alpha1.ReasonProvisioningFailed) && strings.Contains(c, "1 of") && strings.Contains(c, "linus: "), c
+	})
+}
+
+func TestTheAppConnectionNamesAFailuresLatestError(t *testing.T) {
+	ns := namespace(t)
+	var answer atomic.Value
+	answer.Store("disk full")
+	app := quirkySCIMApp(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost {
+			return false
+		}
+		http.Error(w, answer.Load().(string), http.StatusInternalServerError)
+		return true
+	})
+	create(t, scimConnection(t, app, ns, "flaky", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("flaky")),
+		newUser(ns, "linus", "eng"))
+	waitFor(t, "the AppConnection names the first error", func() (bool, string) {
+		c := appReady(t, ns, "flaky")
+		return strings.Contains(c, "linus: ") && strings.Contains(c, "disk full"), c
+	})
+	answer.Store("database locked")
+	waitFor(t, "the AppConnection names the error the retries now meet", func() (bool, string) {
+		c := appReady(t, ns, "flaky")
+		return strings.Contains(c, "linus: ") && strings.Contains(c, "database locked"), c
 	})
 }
 

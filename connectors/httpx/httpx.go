@@ -189,8 +189,13 @@ func newTransport(opts Options) (*http.Transport, error) {
 // never made, or the app answered 429 or 503). After a reset, a timeout or another 5xx
 // the app may have done it, and the error comes back at once for the caller to look
 // before it creates again: not every app refuses a second account of the same name.
+//
+// An attempt the app does not answer within the timeout is tried once more, not up to
+// MaxAttempts times: an app that stays silent is reported after two timeouts, and its
+// requests go back to the caller's own retry schedule rather than holding a slot.
 func (c *Client) Do(ctx context.Context, method, url string, header http.Header, body []byte) (*Response, error) {
 	var lastErr error
+	timeouts := 0
 	for attempt := 0; attempt < c.opts.MaxAttempts; attempt++ {
 		if attempt > 0 {
 			if err := sleep(ctx, c.backoff(attempt)); err != nil {
@@ -215,7 +220,11 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 					Message: "the token endpoint refused the client credentials", Err: connectors.ErrUnauthorized}
 			}
 			lastErr = &connectors.TransientError{Err: err}
-			if method == http.MethodPost && !neverSent(err) {
+			if timedOut(err) {
+				timeouts++
+				lastErr = &connectors.TransientError{Err: fmt.Errorf("no answer within %s: %w", c.opts.Timeout, err)}
+			}
+			if method == http.MethodPost && !neverSent(err) || timeouts == 2 {
 				return nil, lastErr
 			}
 			continue
@@ -248,6 +257,12 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 func neverSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// timedOut reports whether an attempt failed for want of an answer in time.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (c *Client) attempt(ctx context.Context, method, url string, header http.Header, body []byte) (*Response, error) {

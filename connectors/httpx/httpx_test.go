@@ -3,9 +3,11 @@ package httpx
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,6 +159,23 @@ func TestTimesOutAHungAttemptAndRetries(t *testing.T) {
 	}
 	if calls.Load() != 2 {
 		t.Fatalf("server saw %d attempts, want 2", calls.Load())
+	}
+}
+
+func TestAnAppSilentTwiceIsReportedAfterTwoAttempts(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client going away
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	_, err := newClient(t, Options{Timeout: 100 * time.Millisecond, MaxAttempts: 5}).Do(context.Background(), http.MethodPatch, srv.URL, nil, []byte("{}"))
+	if err == nil || connectors.IsPermanent(err) || !strings.Contains(err.Error(), "no answer within 100ms") {
+		t.Fatalf("got %v; want a temporary failure saying the app did not answer within 100ms", err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("server saw %d attempts, want 2: a silent app is reported, not tried 5 times", calls.Load())
 	}
 }
 
