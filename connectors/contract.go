@@ -59,6 +59,23 @@ type DefaultMapper interface {
 	DefaultMapping() []identityv1alpha1.ExpressionMapping
 }
 
+// Journal keeps a target's own records across restarts, in the API server beside its
+// AppConnection: what Roster sent to an app that cannot list its accounts.
+type Journal interface {
+	// Entries returns every record kept, by key.
+	Entries(ctx context.Context) (map[string][]byte, error)
+	// Put keeps a record under a key, replacing what the key held.
+	Put(ctx context.Context, key string, value []byte) error
+	// Remove forgets a key; a key not kept is no error.
+	Remove(ctx context.Context, key string) error
+}
+
+// JournalKeeper is implemented by the SecretReader handed to a TargetFactory where the
+// operator can keep a Journal for the AppConnection.
+type JournalKeeper interface {
+	Journal() Journal
+}
+
 // Source is a system Roster reads people from.
 type Source interface {
 	// Validate checks the endpoint and credentials.

@@ -129,7 +129,8 @@ func (r *AppConnectionReconciler) build(ctx context.Context, conn *identityv1alp
 	b.secrets = secrets.versions
 	factory, err := r.Registry.Target(conn.Spec.ConnectorName())
 	if err == nil {
-		b.target, err = factory(ctx, conn, secrets)
+		journal := appJournal{client: r.Client, live: r.APIReader, key: key, uid: conn.UID}
+		b.target, err = factory(ctx, conn, journaledSecrets{secrets, journal})
 	} else {
 		err = fmt.Errorf("%w: %v", errInvalidSpec, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/connectors/webhook"
 )
 
 // Connectors is the one list of the connectors Roster speaks, used alike by main.go,
@@ -16,6 +17,7 @@ func Connectors(apps *memory.Apps, inbound *InboundSCIM) *connectors.Registry {
 	r := connectors.NewRegistry().
 		AddTarget("scim", scim.NewFactory()).
 		AddTarget("ldap", ldap.NewTargetFactory()).
+		AddTarget("webhook", webhook.NewFactory()).
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).
 		AddSource("hris", hris.NewFactory())

@@ -94,6 +94,41 @@ type SCIMConnector struct {
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
+// WebhookConnector provisions through a receiver the company runs: every change is one
+// signed HTTPS request in Roster's webhook protocol (docs/connectors/webhook.md).
+type WebhookConnector struct {
+	// url receives every request: https, or http only to a loopback address.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="url must be an https URL (http only to localhost, 127.0.0.1 or ::1): requests carry people's details"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="url must not carry a user name or password: put credentials in a Secret"
+	URL string `json:"url"`
+
+	// signingSecretRef names the Secret whose key "secret" signs every request
+	// (HMAC-SHA256); while the key "previousSecret" is also set, requests carry a second
+	// signature made with it, so that a receiver still on the old secret accepts them
+	// during a rotation.
+	// +required
+	SigningSecretRef LocalObjectReference `json:"signingSecretRef"`
+
+	// headers are sent with every request.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// tls adjusts certificate verification.
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
+
+	// requestTimeout bounds each request.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="requestTimeout must be a duration from 1s to 5m, such as 30s"
+	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
+}
+
 // LDAPPasswordPolicy is what password a new directory account gets.
 // +kubebuilder:validation:Enum=Random;None
 type LDAPPasswordPolicy string
@@ -335,8 +370,8 @@ type RateLimit struct {
 }
 
 // AppConnectionSpec declares one app tenant to provision into.
-// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap or memory"
-// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, webhook or memory"
+// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
 // +kubebuilder:validation:XValidation:rule="!has(self.ldap) || self.matchBy != 'ExternalID' || has(self.ldap.externalIDAttribute)",message="matchBy ExternalID needs ldap.externalIDAttribute, the attribute that holds the external id",fieldPath=".matchBy"
 type AppConnectionSpec struct {
 	// scim provisions through the app's SCIM 2.0 API.
@@ -346,6 +381,11 @@ type AppConnectionSpec struct {
 	// ldap provisions entries into OpenLDAP or Active Directory.
 	// +optional
 	LDAP *LDAPConnector `json:"ldap,omitempty"`
+
+	// webhook provisions through a receiver the company runs, for apps without an API
+	// Roster speaks.
+	// +optional
+	Webhook *WebhookConnector `json:"webhook,omitempty"`
 
 	// memory provisions into an in-memory app (demos and tests).
 	// +optional
@@ -563,6 +603,8 @@ func (s *AppConnectionSpec) ConnectorName() string {
 		return "scim"
 	case s.LDAP != nil:
 		return "ldap"
+	case s.Webhook != nil:
+		return "webhook"
 	case s.Memory != nil:
 		return "memory"
 	}

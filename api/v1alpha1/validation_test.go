@@ -154,17 +154,27 @@ validUntil: "2027-01-01T00:00:00Z"`),
 			reason: "an AppConnection with two connectors",
 			object: connection(`memory: {}
 scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {name: token}}}`),
-			want: "set exactly one connector: scim, ldap or memory",
+			want: "set exactly one connector: scim, ldap, webhook or memory",
 		},
 		{
 			reason: "a connector block Roster has no provider for is no part of the API",
 			object: connection(`github: {organization: example, tokenSecretRef: {name: gh, key: token}}`),
-			want:   "set exactly one connector: scim, ldap or memory",
+			want:   "set exactly one connector: scim, ldap, webhook or memory",
 		},
 		{
 			reason: "an AppConnection with no connector",
 			object: connection(`mode: Plan`),
-			want:   "set exactly one connector: scim, ldap or memory",
+			want:   "set exactly one connector: scim, ldap, webhook or memory",
+		},
+		{
+			reason: "a webhook over plain http to another host",
+			object: connection(`webhook: {url: "http://receiver.example.com/roster", signingSecretRef: {name: hook}}`),
+			want:   "spec.webhook.url: Invalid value: \"http://receiver.example.com/roster\": url must be an https URL (http only to localhost, 127.0.0.1 or ::1)",
+		},
+		{
+			reason: "a webhook URL with a password in it",
+			object: connection(`webhook: {url: "https://roster:hunter2@receiver.example.com/", signingSecretRef: {name: hook}}`),
+			want:   "url must not carry a user name or password",
 		},
 		{
 			reason: "matching LDAP accounts by an external id no attribute holds",

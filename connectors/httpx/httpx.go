@@ -186,9 +186,11 @@ func newTransport(opts Options) (*http.Transport, error) {
 // that outlast the retries come back as RateLimitedError and TransientError.
 //
 // A POST creates: it is sent again only when it surely did nothing (the connection was
-// never made, or the app answered 429 or 503). After a reset, a timeout or another 5xx
-// the app may have done it, and the error comes back at once for the caller to look
-// before it creates again: not every app refuses a second account of the same name.
+// never made, or the app answered 429 or 503), or when it carries an Idempotency-Key
+// header, which makes a second delivery the same change to the app. After a reset, a
+// timeout or another 5xx the app may have done it, and the error comes back at once for
+// the caller to look before it creates again: not every app refuses a second account of
+// the same name.
 //
 // An attempt the app does not answer within the timeout is tried once more, not up to
 // MaxAttempts times: an app that stays silent is reported after two timeouts, and its
@@ -196,6 +198,7 @@ func newTransport(opts Options) (*http.Transport, error) {
 func (c *Client) Do(ctx context.Context, method, url string, header http.Header, body []byte) (*Response, error) {
 	var lastErr error
 	timeouts := 0
+	once := method == http.MethodPost && header.Get("Idempotency-Key") == ""
 	for attempt := 0; attempt < c.opts.MaxAttempts; attempt++ {
 		if attempt > 0 {
 			if err := sleep(ctx, c.backoff(attempt)); err != nil {
@@ -224,7 +227,7 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 				timeouts++
 				lastErr = &connectors.TransientError{Err: fmt.Errorf("no answer within %s: %w", c.opts.Timeout, err)}
 			}
-			if method == http.MethodPost && !neverSent(err) || timeouts == 2 {
+			if once && !neverSent(err) || timeouts == 2 {
 				return nil, lastErr
 			}
 			continue
@@ -242,7 +245,7 @@ func (c *Client) Do(ctx context.Context, method, url string, header http.Header,
 			lastErr = &connectors.RateLimitedError{RetryAfter: wait, Message: summary(resp)}
 		case resp.Status >= 500 && resp.Status != http.StatusNotImplemented:
 			lastErr = &connectors.TransientError{Status: resp.Status, Err: errors.New(summary(resp))}
-			if method == http.MethodPost && resp.Status != http.StatusServiceUnavailable {
+			if once && resp.Status != http.StatusServiceUnavailable {
 				return nil, lastErr
 			}
 		default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -60,50 +59,12 @@ func httpOptions(ctx context.Context, conn *identityv1alpha1.AppConnection, p Pr
 		WritesPerSecond: p.WritesPerSecond, WriteBurst: p.WriteBurst,
 		Header: http.Header{},
 	}
-	if rl := conn.Spec.RateLimit; rl != nil {
-		opts.RequestsPerSecond, opts.Burst = RateOf(rl)
-		opts.WritesPerSecond, opts.WriteBurst = WriteRateOf(rl)
-		opts.RequestBudget = httpx.Budget{N: int(rl.Requests), Per: periodOf(rl)}
-		if rl.Writes != nil {
-			opts.WriteBudget = httpx.Budget{N: int(*rl.Writes), Per: periodOf(rl)}
-		}
-		if rl.MaxConcurrency != nil {
-			opts.MaxConcurrency = int(*rl.MaxConcurrency)
-		}
-	}
+	httpx.ApplyRateLimit(&opts, conn.Spec.RateLimit)
 	if spec.RequestTimeout != nil {
 		opts.Timeout = spec.RequestTimeout.Duration
 	}
 	err := httpx.FromSpec(ctx, &opts, spec.Headers, spec.TLS, secrets)
 	return opts, err
-}
-
-// RateOf turns a RateLimit into requests per second and a burst (one period's worth,
-// at most 100, unless set).
-func RateOf(rl *identityv1alpha1.RateLimit) (float64, int) {
-	burst := min(100, max(1, int(rl.Requests)))
-	if rl.Burst != nil {
-		burst = int(*rl.Burst)
-	}
-	return float64(rl.Requests) / periodOf(rl).Seconds(), burst
-}
-
-// WriteRateOf turns a RateLimit's writes into writes per second and a burst (the
-// requests' burst, at most one period's writes); 0 when writes have no budget of their
-// own.
-func WriteRateOf(rl *identityv1alpha1.RateLimit) (float64, int) {
-	if rl.Writes == nil {
-		return 0, 0
-	}
-	_, burst := RateOf(rl)
-	return float64(*rl.Writes) / periodOf(rl).Seconds(), min(burst, int(*rl.Writes))
-}
-
-func periodOf(rl *identityv1alpha1.RateLimit) time.Duration {
-	if rl.Period != nil && rl.Period.Duration > 0 {
-		return rl.Period.Duration
-	}
-	return time.Second
 }
 
 // authenticator puts the credentials on each request: a header for Bearer and Basic, a

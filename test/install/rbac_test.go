@@ -77,10 +77,24 @@ func TestOperatorWritesOnlyTheConfigMapsItOwns(t *testing.T) {
 		_ = env.Client.Delete(ctx, probe.DeepCopy())
 		time.Sleep(100 * time.Millisecond)
 	}
+	journal := func(name string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{"identity.roster.dev/journal": "true"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "identity.roster.dev/v1alpha1", Kind: "AppConnection", Name: "payroll", UID: "0d5c4b0e-7f49-4c1e-9a41-6f0f4f0e1c11"}}}}
+	}
+	record := journal("payroll-journal-0a1b2c")
+	if err := op.Create(ctx, record); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("the operator cannot keep what it sent to a webhook receiver: %v", err)
+	}
+	if err := op.Delete(ctx, record); err != nil {
+		t.Fatalf("the operator cannot forget what it sent to a webhook receiver: %v", err)
+	}
 	cases := []struct {
 		reason string
 		write  func() error
 	}{
+		{"a journal ConfigMap named after another AppConnection than its owner", func() error {
+			return op.Create(ctx, journal("payments-journal-0a1b2c"))
+		}},
 		{"a ConfigMap in kube-system", func() error {
 			return op.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "coredns-override"}})
 		}},
