@@ -377,6 +377,19 @@ func (r *Receiver) Accounts() []Account {
 	return out
 }
 
+// Groups returns a copy of the groups held, for tests and tools.
+func (r *Receiver) Groups() []Group {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Group, 0, len(r.st.Groups))
+	for _, g := range r.st.Groups {
+		c := *g
+		c.Members = slices.Clone(g.Members)
+		out = append(out, c)
+	}
+	return out
+}
+
 func reply(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
