@@ -124,4 +124,3 @@ func periodOf(rl *identityv1alpha1.RateLimit) time.Duration {
 	}
 	return time.Second
 }
-

@@ -63,9 +63,9 @@ type state struct {
 
 // Receiver is an http.Handler for Roster's webhook requests.
 type Receiver struct {
-	opts Options
-	mu   sync.Mutex
-	st   state
+	opts    Options
+	mu      sync.Mutex
+	st      state
 	applied int
 }
 
