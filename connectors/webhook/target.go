@@ -272,11 +272,14 @@ func (t *Target) Deactivate(ctx context.Context, current connectors.Account) (co
 }
 
 func (t *Target) accountChange(ctx context.Context, req Request, want connectors.Account) (connectors.Account, error) {
-	if err := t.change(ctx, req, nil); err != nil {
-		return connectors.Account{}, err
-	}
-	sent, err := t.observed(ctx)
-	if err != nil {
+	err := t.change(ctx, req, nil)
+	sent, oerr := t.observed(ctx)
+	switch {
+	case oerr != nil:
+		return connectors.Account{}, oerr
+	case errors.Is(err, connectors.ErrNotFound):
+		return connectors.Account{}, errors.Join(err, sent.remove(ctx, accountKey(want.ID))) // gone from the app: made again if still wanted
+	case err != nil:
 		return connectors.Account{}, err
 	}
 	return want, sent.put(ctx, want)

@@ -405,3 +405,23 @@ func TestAReceiversAnswersBecomeTheRightErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestAnAccountGoneFromANoListReceiverIsForgotten(t *testing.T) {
+	ctx := context.Background()
+	r := newReceiver(t, receiver.Options{NoList: true})
+	target := serve(t, r, webhook.Config{Journal: &memoryJournal{entries: map[string][]byte{}}})
+	ada, err := target.Create(ctx, account("ada"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHand := serve(t, r, webhook.Config{}) // someone deletes it in the app
+	if err := byHand.Delete(ctx, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := target.Deactivate(ctx, ada); !errors.Is(err, connectors.ErrNotFound) {
+		t.Fatalf("deactivating an account the app no longer has = %v, want ErrNotFound", err)
+	}
+	if page, err := target.ListAccounts(ctx, ""); err != nil || len(page.Accounts) != 0 {
+		t.Fatalf("the account the app answered 404 for is still listed: %+v, %v", page.Accounts, err)
+	}
+}
