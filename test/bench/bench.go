@@ -43,13 +43,15 @@ type Options struct {
 	// LDAPTargetUsers is how many accounts are provisioned into slapd and into Active
 	// Directory.
 	LDAPTargetUsers int `json:"ldapTargetUsers"`
+	// WebhookUsers is how many accounts are provisioned through the webhook connector.
+	WebhookUsers int `json:"webhookUsers"`
 	// InboundClients push to the inbound SCIM endpoint for InboundDuration.
 	InboundClients  int           `json:"inboundClients"`
 	InboundDuration time.Duration `json:"inboundDuration"`
 	// Quick is the small run make test makes.
 	Quick bool `json:"quick"`
 	// Only, when set, runs these parts alone: provisioning (the floor, initial sync,
-	// steady state and leavers), rate, directory.
+	// steady state and leavers), rate, directory, apps.
 	Only []string `json:"only,omitempty"`
 	// Out is where the JSON report goes; ProfileDir where the pprof profiles go.
 	Out        string `json:"-"`
@@ -62,10 +64,10 @@ type Options struct {
 // Defaults fills in what is unset: the full run's sizes, or the quick run's.
 func (o Options) Defaults() Options {
 	full := Options{Users: 10000, Apps: 5, Concurrency: 8, Leavers: 100, RateBudget: 180, RateDuration: 2 * time.Minute,
-		LDAPUsers: 10000, LDAPTargetUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,
+		LDAPUsers: 10000, LDAPTargetUsers: 10000, WebhookUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,
 		Out: filepath.Join(testenv.RepoRoot(), "bench", "results.json")}
 	if o.Quick {
-		full.Users, full.Leavers, full.LDAPUsers, full.LDAPTargetUsers = 200, 10, 200, 200
+		full.Users, full.Leavers, full.LDAPUsers, full.LDAPTargetUsers, full.WebhookUsers = 200, 10, 200, 200, 200
 		full.RateDuration, full.InboundDuration = 20*time.Second, 3*time.Second
 		full.Out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "results-quick.json")
 	}
@@ -92,6 +94,9 @@ func (o Options) Defaults() Options {
 	}
 	if o.LDAPTargetUsers == 0 {
 		o.LDAPTargetUsers = full.LDAPTargetUsers
+	}
+	if o.WebhookUsers == 0 {
+		o.WebhookUsers = full.WebhookUsers
 	}
 	if o.InboundClients == 0 {
 		o.InboundClients = full.InboundClients
@@ -147,6 +152,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"rate budget", "rate", b.rateBudget},
 		{"directory sync", "directory", b.directorySync},
 		{"LDAP targets", "directory", b.ldapTargets},
+		{"webhook", "apps", b.webhookScenario},
 	}
 	for _, s := range steps {
 		if s.part != "" && len(opts.Only) > 0 && !slices.Contains(opts.Only, s.part) {

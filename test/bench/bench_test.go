@@ -26,6 +26,7 @@ var countedFigures = []struct{ scenario, figure string }{
 	{"rate budget", "accounts lost"},
 	{"LDAP target: OpenLDAP", "adds per account created"},
 	{"LDAP target: Active Directory", "adds per account created"},
+	{"webhook", "change requests per account created"},
 }
 
 // TestQuick is make bench --quick: every scenario at 200 users, so that the benchmark
