@@ -470,3 +470,37 @@ func TestARenameDuringAnUnrecordedCreateRenamesTheAccount(t *testing.T) {
 		return len(accounts) == 1 && accounts[0].UserName() == "ada.lovelace@example.com"
 	})
 }
+
+// TestAnUnrecordedCreateForSomeoneNoLongerEntitledIsDeprovisioned: Roster created ada's
+// account and was restarted before it recorded the account's id; meanwhile a Role's
+// rule stopped granting her the app. Her account carries her name as its externalId: it
+// is hers, and deactivated, not left active as an unmanaged account. An account with
+// another User's name is theirs, not hers; one without the stamp stays unmanaged.
+func TestAnUnrecordedCreateForSomeoneNoLongerEntitledIsDeprovisioned(t *testing.T) {
+	app := memory.NewApp()
+	for _, a := range []struct{ userName, stamp string }{{"ada@example.com", "ada"}, {"grace@example.com", "grace-in-another-system"}} {
+		if _, err := app.Create(context.Background(), connectors.Account{Active: true, Attributes: map[string]any{
+			connectors.AttrUserName: a.userName, connectors.AttrExternalID: a.stamp,
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	subjects.set("ada", func(s *Subject) { s.Assigned = false })
+	subjects.set("grace", func(s *Subject) { s.Assigned = false })
+	cfg := testConfig(t, app)
+	cfg.OnRemoval = identityv1alpha1.RemovalDeactivate
+	e, _ := startEngine(t, cfg, subjects)
+	eventually(t, "ada's account deactivated as hers", func() bool {
+		v := e.User("ada")
+		return v.Known && v.Account.State == identityv1alpha1.AccountStateDeactivated
+	})
+	for _, a := range app.Accounts() {
+		if a.UserName() == "ada@example.com" && a.Active {
+			t.Fatal("ada's account is still active")
+		}
+		if a.UserName() == "grace@example.com" && !a.Active {
+			t.Fatal("an account without grace's stamp was deactivated as hers")
+		}
+	}
+}

@@ -261,7 +261,7 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 	if exists && s.Assigned && s.Active && !s.Deleting {
 		desired, mapErr = e.cfg.Mapping.Apply(mapVars(s, e.app.links[s.Manager]))
 	}
-	seen, adopted := e.currentLocked(user, s, desired)
+	seen, adopted := e.currentLocked(user, s, exists, desired)
 	current := seen.unpack()
 	in := planInput{
 		subject: s, exists: exists, cfg: &e.cfg, current: current, adopted: adopted,
@@ -292,8 +292,9 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 }
 
 // currentLocked finds the User's account: the one linked, the one its status recorded,
-// or, for a User who should have one, an unlinked account with the same matching key.
-func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (*observed, bool) {
+// an unlinked account with the User's stamp, or, for a User who should have one, an
+// unlinked account with the same matching key.
+func (e *Engine) currentLocked(user string, s Subject, exists bool, desired map[string]any) (*observed, bool) {
 	if _, ok := e.app.links[user]; ok {
 		if acc := e.app.accountOf(user); acc != nil {
 			return acc, false
@@ -307,6 +308,9 @@ func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (
 		}
 	}
 	if desired == nil {
+		if acc := e.stampedAccountLocked(s, exists); acc != nil {
+			return acc, true
+		}
 		return e.unsureAccountLocked(user), false
 	}
 	key := connectors.Account{Attributes: desired}.KeyValue(e.cfg.MatchBy)
@@ -325,6 +329,26 @@ func (e *Engine) currentLocked(user string, s Subject, desired map[string]any) (
 		}
 	}
 	return nil, false
+}
+
+// stampedAccountLocked finds, for a User who should have no account, an unlinked
+// account that carries the User's stamp (an externalId that is the User's own name, as
+// the mapping writes it): Roster created it for this User, and a restart before its id
+// was recorded lost the link while the User stopped being entitled. It is the User's to
+// deprovision, not an unmanaged account to leave active.
+func (e *Engine) stampedAccountLocked(s Subject, exists bool) *observed {
+	if !exists {
+		return nil
+	}
+	acc := e.app.byMatchingKey(connectors.KeyExternalID, s.User.Name)
+	if acc == nil {
+		return nil
+	}
+	stamped, err := e.cfg.Mapping.Apply(mapVars(s, e.app.links[s.Manager]))
+	if err != nil || (connectors.Account{Attributes: stamped}).ExternalID() != s.User.Name {
+		return nil // this mapping writes other externalIds: the match is another system's
+	}
+	return acc
 }
 
 // unsureAccountLocked finds, for a User who should have no account (a leaver), the
