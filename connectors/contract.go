@@ -152,6 +152,9 @@ type Account struct {
 	Version string
 	// Attributes are the account's attributes by canonical path.
 	Attributes map[string]any
+	// Note is what the app says of the account that a person should know, shown as the
+	// account's status message (an invitation not accepted yet).
+	Note string
 }
 
 // Canonical attribute paths the engine reads.

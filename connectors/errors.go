@@ -29,6 +29,17 @@ func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("rate limited, retry after %s: %s", e.RetryAfter, e.Message)
 }
 
+// PendingError: the account cannot be made yet, for a reason a person resolves (a login
+// the User does not have yet, an invitation limit reached). The account is Pending with
+// the message, not Failed; it is tried again after RetryAfter if set, else when the
+// User, the assignment or the AppConnection changes.
+type PendingError struct {
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *PendingError) Error() string { return e.Message }
+
 // PermanentError: the app refused the request and will refuse it again until something
 // changes (a 4xx answer). Err, when set, is a sentinel such as ErrUnauthorized.
 type PermanentError struct {

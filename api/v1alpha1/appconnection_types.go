@@ -94,6 +94,82 @@ type SCIMConnector struct {
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
+// GitHubLeaverPolicy is what a leaver's organization membership becomes.
+// +kubebuilder:validation:Enum=Remove;OutsideCollaborator
+type GitHubLeaverPolicy string
+
+const (
+	// GitHubLeaverRemove removes the member from the organization (and cancels a pending
+	// invitation); their forks of private repositories are deleted by GitHub.
+	GitHubLeaverRemove GitHubLeaverPolicy = "Remove"
+	// GitHubLeaverOutsideCollaborator converts the member to an outside collaborator:
+	// they keep access to the repositories they were given one by one, and lose what
+	// membership and teams gave them.
+	GitHubLeaverOutsideCollaborator GitHubLeaverPolicy = "OutsideCollaborator"
+)
+
+// GitHubApp is a GitHub App installed on the organization, the way organizations
+// prefer to grant access: its installation token is short-lived and scoped.
+type GitHubApp struct {
+	// appID is the GitHub App's id.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	AppID int64 `json:"appID"`
+
+	// installationID is the id of the app's installation on the organization.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	InstallationID int64 `json:"installationID"`
+
+	// privateKeySecretRef names the Secret key that holds the app's private key (PEM).
+	// +required
+	PrivateKeySecretRef SecretKeySelector `json:"privateKeySecretRef"`
+}
+
+// GitHubConnector provisions the members and teams of a GitHub organization.
+// +kubebuilder:validation:XValidation:rule="has(self.tokenSecretRef) != has(self.app)",message="set exactly one of tokenSecretRef or app"
+type GitHubConnector struct {
+	// organization is the organization's login.
+	// +required
+	// +kubebuilder:validation:MaxLength=39
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`
+	Organization string `json:"organization"`
+
+	// apiURL is GitHub's REST API: unset for GitHub.com, https://<host>/api/v3 for
+	// GitHub Enterprise Server.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="apiURL must be an https URL (http only to localhost, 127.0.0.1 or ::1)"
+	APIURL string `json:"apiURL,omitempty"`
+
+	// tokenSecretRef names the Secret key that holds a token of an organization owner
+	// (fine-grained: the organization's Members permission, read and write; classic:
+	// admin:org).
+	// +optional
+	TokenSecretRef *SecretKeySelector `json:"tokenSecretRef,omitempty"`
+
+	// app authenticates as a GitHub App installed on the organization, with the
+	// organization's Members permission (read and write).
+	// +optional
+	App *GitHubApp `json:"app,omitempty"`
+
+	// leavers is what a deprovisioned member's membership becomes: Remove (default)
+	// or OutsideCollaborator. Pending invitations are cancelled either way.
+	// +optional
+	// +kubebuilder:default=Remove
+	Leavers GitHubLeaverPolicy `json:"leavers,omitempty"`
+
+	// tls adjusts certificate verification (GitHub Enterprise Server with a private CA).
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
+
+	// requestTimeout bounds each request.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="requestTimeout must be a duration from 1s to 5m, such as 30s"
+	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
+}
+
 // WebhookConnector provisions through a receiver the company runs: every change is one
 // signed HTTPS request in Roster's webhook protocol (docs/connectors/webhook.md).
 type WebhookConnector struct {
@@ -370,8 +446,8 @@ type RateLimit struct {
 }
 
 // AppConnectionSpec declares one app tenant to provision into.
-// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, webhook or memory"
-// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, webhook or memory"
+// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
 // +kubebuilder:validation:XValidation:rule="!has(self.ldap) || self.matchBy != 'ExternalID' || has(self.ldap.externalIDAttribute)",message="matchBy ExternalID needs ldap.externalIDAttribute, the attribute that holds the external id",fieldPath=".matchBy"
 type AppConnectionSpec struct {
 	// scim provisions through the app's SCIM 2.0 API.
@@ -381,6 +457,10 @@ type AppConnectionSpec struct {
 	// ldap provisions entries into OpenLDAP or Active Directory.
 	// +optional
 	LDAP *LDAPConnector `json:"ldap,omitempty"`
+
+	// github provisions the members and teams of a GitHub organization.
+	// +optional
+	GitHub *GitHubConnector `json:"github,omitempty"`
 
 	// webhook provisions through a receiver the company runs, for apps without an API
 	// Roster speaks.
@@ -603,6 +683,8 @@ func (s *AppConnectionSpec) ConnectorName() string {
 		return "scim"
 	case s.LDAP != nil:
 		return "ldap"
+	case s.GitHub != nil:
+		return "github"
 	case s.Webhook != nil:
 		return "webhook"
 	case s.Memory != nil:

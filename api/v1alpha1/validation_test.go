@@ -154,17 +154,27 @@ validUntil: "2027-01-01T00:00:00Z"`),
 			reason: "an AppConnection with two connectors",
 			object: connection(`memory: {}
 scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {name: token}}}`),
-			want: "set exactly one connector: scim, ldap, webhook or memory",
+			want: "set exactly one connector: scim, ldap, github, webhook or memory",
 		},
 		{
 			reason: "a connector block Roster has no provider for is no part of the API",
-			object: connection(`github: {organization: example, tokenSecretRef: {name: gh, key: token}}`),
-			want:   "set exactly one connector: scim, ldap, webhook or memory",
+			object: connection(`googleWorkspace: {domain: example.com}`),
+			want:   "set exactly one connector: scim, ldap, github, webhook or memory",
+		},
+		{
+			reason: "a GitHub connection with both a token and an app",
+			object: connection(`github: {organization: example, tokenSecretRef: {name: gh, key: token}, app: {appID: 1, installationID: 2, privateKeySecretRef: {name: gh, key: key.pem}}}`),
+			want:   "set exactly one of tokenSecretRef or app",
+		},
+		{
+			reason: "a GitHub organization that is not a login",
+			object: connection(`github: {organization: "acme corp", tokenSecretRef: {name: gh, key: token}}`),
+			want:   "spec.github.organization: Invalid value",
 		},
 		{
 			reason: "an AppConnection with no connector",
 			object: connection(`mode: Plan`),
-			want:   "set exactly one connector: scim, ldap, webhook or memory",
+			want:   "set exactly one connector: scim, ldap, github, webhook or memory",
 		},
 		{
 			reason: "a webhook over plain http to another host",

@@ -122,7 +122,7 @@ func (e *Engine) createdLocked(p userPlan, o outcome) {
 	user, acc := p.user, o.account
 	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
 	e.app.link(user, acc.ID)
-	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, "")
+	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, acc.Note)
 	if o.adopted {
 		e.userEventLocked(user, "Normal", identityv1alpha1.EventAdopted, fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), e.cfg.App))
 		e.markLocked(user) // it may differ from what is declared: plan it again
@@ -142,7 +142,7 @@ func (e *Engine) createdLocked(p userPlan, o outcome) {
 func (e *Engine) updatedLocked(p userPlan, acc connectors.Account) {
 	user := p.user
 	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
-	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, "")
+	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, acc.Note)
 	e.lastSent[user] = sentValues(p.desired.Attributes, p.current.Attributes)
 	if !e.lastSent[user].keptBy(acc.Attributes) {
 		e.markLocked(user) // the app answered without what was sent: plan again, to say so
@@ -209,6 +209,8 @@ func (e *Engine) applyFailedLocked(p userPlan, err error) {
 		e.app.unlink(user)
 		e.markLocked(user)
 		e.signal()
+	case errors.As(err, new(*connectors.PendingError)):
+		e.waitingLocked(user, err)
 	case errUnauthorized(err):
 		e.health, e.err = HealthFailing, err
 		e.appChanged = true
@@ -220,6 +222,20 @@ func (e *Engine) applyFailedLocked(p userPlan, err error) {
 		if b := e.retry[user]; b != nil {
 			b.deprovision = p.deprovision()
 		}
+	}
+}
+
+// waitingLocked records an account that cannot be made yet, and when to try again.
+func (e *Engine) waitingLocked(user string, err error) {
+	var pending *connectors.PendingError
+	errors.As(err, &pending)
+	e.setAccountStateLocked(user, identityv1alpha1.AccountStatePending, e.app.links[user], pending.Message)
+	e.releaseReportsLocked(user)
+	delete(e.planned, user)
+	if pending.RetryAfter > 0 {
+		b := &backoff{delay: pending.RetryAfter, next: e.now().Add(pending.RetryAfter)}
+		e.retry[user] = b
+		e.timers.schedule(user, b.next)
 	}
 }
 
@@ -308,7 +324,7 @@ func (e *Engine) settleLocked(user string, p userPlan) {
 		e.setAccountStateLocked(user, stateOf(p.current), p.current.ID, msg)
 	case p.current != nil && e.app.links[user] == p.current.ID:
 		delete(e.lastSent, user)
-		e.setAccountStateLocked(user, stateOf(p.current), p.current.ID, "")
+		e.setAccountStateLocked(user, stateOf(p.current), p.current.ID, p.current.Note)
 	case e.accountStates[user] != nil && e.accountStates[user].status.State == identityv1alpha1.AccountStateDeleted:
 	default:
 		e.dropAccountStateLocked(user)
