@@ -12,10 +12,39 @@ import (
 	"github.com/rosterhq/roster/connectors"
 )
 
-// Target runs the suite. newTarget returns a Target over an empty app; prefix keeps
-// the names the suite creates apart from anything else in it.
+// Target runs the suite. newTarget returns a Target over an empty app.
 func Target(t *testing.T, newTarget func(t *testing.T) connectors.Target) {
+	TargetOf(t, newTarget, App{})
+}
+
+// App says what an app holds where it holds less than an account directory does.
+type App struct {
+	// Keys are the matching keys it can find accounts by; nil is every key.
+	Keys []connectors.KeyKind
+	// Attribute is a path an update changes and the app keeps, with its new value;
+	// "" is title.
+	Attribute string
+	Value     any
+	// OneAccountPerKey: a create of a key that has an account is that account (a GitHub
+	// membership), never a second one, so there is no conflict to adopt from.
+	OneAccountPerKey bool
+	// DeactivateRemoves: the app has no inactive accounts, and deactivation takes the
+	// account away (a GitHub organization removes the member).
+	DeactivateRemoves bool
+}
+
+// TargetOf runs the suite on an app that holds what app says.
+func TargetOf(t *testing.T, newTarget func(t *testing.T) connectors.Target, app App) {
 	ctx := context.Background()
+	if app.Attribute == "" {
+		app.Attribute, app.Value = "title", "Admiral"
+	}
+	if app.Keys == nil {
+		app.Keys = []connectors.KeyKind{connectors.KeyUserName, connectors.KeyEmail, connectors.KeyExternalID}
+	}
+	keeps := func(a connectors.Account) bool {
+		return len(connectors.Differences(map[string]any{app.Attribute: app.Value}, a.Attributes)) == 0
+	}
 	account := func(userName, email string) connectors.Account {
 		return connectors.Account{Active: true, Attributes: map[string]any{
 			connectors.AttrUserName: userName, connectors.AttrExternalID: "ext-" + userName,
@@ -44,17 +73,26 @@ func Target(t *testing.T, newTarget func(t *testing.T) connectors.Target) {
 			{Kind: connectors.KeyEmail, Value: "conf.ada@example.com"},
 			{Kind: connectors.KeyExternalID, Value: "ext-Conf.Ada"},
 		} {
+			if !slices.Contains(app.Keys, key.Kind) {
+				continue
+			}
 			found, err := target.Lookup(ctx, key)
 			if err != nil || found.ID != created.ID {
 				t.Fatalf("Lookup(%v %q) = %q, %v; want %q", key.Kind, key.Value, found.ID, err, created.ID)
 			}
 		}
-		if _, err := target.Create(ctx, account("CONF.ADA", "other@example.com")); !errors.Is(err, connectors.ErrConflict) {
+		again, err := target.Create(ctx, account("CONF.ADA", "other@example.com"))
+		switch {
+		case app.OneAccountPerKey && (err != nil || again.ID != created.ID):
+			t.Fatalf("creating the same userName in other letters = %q, %v; want the same account, %q", again.ID, err, created.ID)
+		case !app.OneAccountPerKey && !errors.Is(err, connectors.ErrConflict):
 			t.Fatalf("creating the same userName in other letters = %v, want ErrConflict", err)
 		}
-		adopted, wasAdopted, err := connectors.CreateOrAdopt(ctx, target, account("conf.ada", "conf.ada@example.com"), connectors.KeyUserName)
-		if err != nil || !wasAdopted || adopted.ID != created.ID {
-			t.Fatalf("CreateOrAdopt = %q adopted=%v %v; want %q adopted", adopted.ID, wasAdopted, err, created.ID)
+		if !app.OneAccountPerKey {
+			adopted, wasAdopted, err := connectors.CreateOrAdopt(ctx, target, account("conf.ada", "conf.ada@example.com"), connectors.KeyUserName)
+			if err != nil || !wasAdopted || adopted.ID != created.ID {
+				t.Fatalf("CreateOrAdopt = %q adopted=%v %v; want %q adopted", adopted.ID, wasAdopted, err, created.ID)
+			}
 		}
 		if _, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "conf.nobody"}); !errors.Is(err, connectors.ErrNotFound) {
 			t.Fatalf("Lookup of nobody = %v, want ErrNotFound", err)
@@ -68,26 +106,35 @@ func Target(t *testing.T, newTarget func(t *testing.T) connectors.Target) {
 			t.Fatal(err)
 		}
 		desired := created
-		desired.Attributes = map[string]any{connectors.AttrUserName: "conf.grace", "title": "Admiral"}
+		desired.Attributes = map[string]any{connectors.AttrUserName: "conf.grace", app.Attribute: app.Value}
 		updated, err := target.Update(ctx, created, desired)
 		if err != nil {
 			t.Fatalf("Update: %v", err)
 		}
 		found, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "conf.grace"})
-		if err != nil || found.Attributes["title"] != "Admiral" {
-			t.Fatalf("after update the app has title %v (%v)", found.Attributes["title"], err)
+		if err != nil || !keeps(found) {
+			t.Fatalf("after update the app has %s %v (%v)", app.Attribute, found.Attributes[app.Attribute], err)
 		}
 		deactivated, err := target.Deactivate(ctx, updated)
 		if err != nil || deactivated.Active {
 			t.Fatalf("Deactivate = active %v, %v", deactivated.Active, err)
 		}
 		found, err = target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "conf.grace"})
-		if err != nil || found.Active || found.Attributes["title"] != "Admiral" {
-			t.Fatalf("a deactivated account must stay, inactive, with its attributes; got %+v, %v", found, err)
-		}
-		reactivated, err := target.Update(ctx, found, connectors.Account{Active: true, Attributes: found.Attributes})
-		if err != nil || !reactivated.Active {
-			t.Fatalf("Update to reactivate = active %v, %v", reactivated.Active, err)
+		if app.DeactivateRemoves {
+			if err == nil && found.Active {
+				t.Fatalf("a deactivated account is still active: %+v", found)
+			}
+			if _, err := target.Create(ctx, desired); err != nil {
+				t.Fatalf("creating a deactivated account again: %v", err)
+			}
+		} else {
+			if err != nil || found.Active || !keeps(found) {
+				t.Fatalf("a deactivated account must stay, inactive, with its attributes; got %+v, %v", found, err)
+			}
+			reactivated, err := target.Update(ctx, found, connectors.Account{Active: true, Attributes: found.Attributes})
+			if err != nil || !reactivated.Active {
+				t.Fatalf("Update to reactivate = active %v, %v", reactivated.Active, err)
+			}
 		}
 		if err := target.Delete(ctx, created.ID); err != nil {
 			t.Fatalf("Delete: %v", err)

@@ -151,7 +151,7 @@ func (s *installationTokens) Token(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tok, _, err := client.Apps.CreateInstallationToken(ctx, s.installationID, nil)
+	tok, _, err := client.Apps.CreateInstallationToken(ctx, s.installationID, &gh.InstallationTokenOptions{})
 	if err != nil {
 		return "", fmt.Errorf("getting the GitHub App installation's token: %w", classify(err))
 	}

@@ -53,7 +53,9 @@ type Server struct {
 	opts Options
 
 	mu            sync.Mutex
-	users         map[string]int64 // GitHub accounts that exist, by login
+	users         map[string]int64  // GitHub accounts' ids, by login in lower case
+	logins        map[string]string // their logins as their owners spell them
+	missing       map[string]bool  // logins with no GitHub account
 	members       map[string]*member
 	collaborators map[string]bool
 	teams         map[string]*team // by slug
@@ -77,17 +79,17 @@ func Start(opts Options) (*Server, error) {
 	if opts.InvitationsPerDay == 0 {
 		opts.InvitationsPerDay = 50
 	}
-	s := &Server{opts: opts, users: map[string]int64{}, members: map[string]*member{}, collaborators: map[string]bool{},
+	s := &Server{opts: opts, users: map[string]int64{}, logins: map[string]string{}, missing: map[string]bool{}, members: map[string]*member{}, collaborators: map[string]bool{},
 		teams: map[string]*team{}, nextID: 1000, reset: time.Now().Add(time.Hour), requests: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s, nil
 }
 
-// AddUser makes a GitHub account exist, and returns its id.
-func (s *Server) AddUser(login string) int64 {
+// NoSuchUser makes a login one GitHub has no account for; every other login has one.
+func (s *Server) NoSuchUser(login string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.userLocked(login)
+	s.missing[strings.ToLower(login)] = true
 }
 
 func (s *Server) userLocked(login string) int64 {
@@ -96,7 +98,7 @@ func (s *Server) userLocked(login string) int64 {
 		return id
 	}
 	s.nextID++
-	s.users[key] = s.nextID
+	s.users[key], s.logins[key] = s.nextID, login
 	return s.nextID
 }
 
@@ -229,7 +231,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		var out []any
 		for _, l := range s.sortedMembersLocked() {
 			if m := s.members[l]; m.state == "active" && (role == "" || role == "all" || role == m.role) {
-				out = append(out, simpleUser(l, m.id))
+				out = append(out, simpleUser(s.logins[l], m.id))
 			}
 		}
 		s.page(w, r, out)
@@ -244,7 +246,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 	case "GET /orgs/{org}/outside_collaborators":
 		var out []any
 		for _, l := range sortedKeys(s.collaborators) {
-			out = append(out, simpleUser(l, s.users[l]))
+			out = append(out, simpleUser(s.logins[l], s.users[l]))
 		}
 		s.page(w, r, out)
 	case "GET /orgs/{org}/memberships/{username}":
@@ -254,7 +256,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		}
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
 	case "PUT /orgs/{org}/memberships/{username}":
-		s.setMembershipLocked(w, login, body)
+		s.setMembershipLocked(w, login, params, body)
 	case "DELETE /orgs/{org}/memberships/{username}":
 		if s.members[login] == nil {
 			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
@@ -309,7 +311,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		var out []any
 		for _, l := range sortedKeys(t.members) {
 			if role == "" || role == "all" || role == t.members[l] {
-				out = append(out, simpleUser(l, s.users[l]))
+				out = append(out, simpleUser(s.logins[l], s.users[l]))
 			}
 		}
 		s.page(w, r, out)
@@ -369,7 +371,7 @@ func (s *Server) rateLimitLocked(w http.ResponseWriter, method string) bool {
 	return true
 }
 
-func (s *Server) setMembershipLocked(w http.ResponseWriter, login string, body []byte) {
+func (s *Server) setMembershipLocked(w http.ResponseWriter, login string, params map[string]string, body []byte) {
 	var req struct {
 		Role string `json:"role"`
 	}
@@ -377,11 +379,11 @@ func (s *Server) setMembershipLocked(w http.ResponseWriter, login string, body [
 	if req.Role == "" {
 		req.Role = "member"
 	}
-	id, exists := s.users[login]
-	if !exists {
+	if s.missing[login] {
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
 		return
 	}
+	id := s.userLocked(params["username"])
 	m := s.members[login]
 	if m == nil {
 		day := time.Now().Add(-24 * time.Hour)
@@ -469,7 +471,7 @@ func (s *Server) orgLocked() map[string]any {
 
 func (s *Server) membershipLocked(login string, m *member) map[string]any {
 	return map[string]any{"url": s.url("/orgs/" + s.opts.Org + "/memberships/" + login), "state": m.state, "role": m.role,
-		"organization_url": s.url("/orgs/" + s.opts.Org), "user": simpleUser(login, m.id),
+		"organization_url": s.url("/orgs/" + s.opts.Org), "user": simpleUser(s.logins[login], m.id),
 		"organization": map[string]any{"login": s.opts.Org, "id": 1, "node_id": "O_1", "url": s.url("/orgs/" + s.opts.Org),
 			"repos_url": s.url("/orgs/" + s.opts.Org + "/repos"), "events_url": s.url("/orgs/" + s.opts.Org + "/events"),
 			"hooks_url": s.url("/orgs/" + s.opts.Org + "/hooks"), "issues_url": s.url("/orgs/" + s.opts.Org + "/issues"),
@@ -482,7 +484,7 @@ func (s *Server) invitationLocked(login string, m *member) map[string]any {
 	if m.role == "admin" {
 		role = "admin"
 	}
-	return map[string]any{"id": m.id, "login": login, "email": nil, "role": role, "created_at": m.since.UTC().Format(time.RFC3339),
+	return map[string]any{"id": m.id, "login": s.logins[login], "email": nil, "role": role, "created_at": m.since.UTC().Format(time.RFC3339),
 		"inviter": simpleUser("roster-bot", 1), "team_count": 0, "node_id": fmt.Sprintf("OI_%d", m.id),
 		"invitation_teams_url": s.url(fmt.Sprintf("/organizations/1/invitations/%d/teams", m.id))}
 }
