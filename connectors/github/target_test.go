@@ -63,7 +63,9 @@ var githubApp = conformance.App{Keys: []connectors.KeyKind{connectors.KeyUserNam
 	Value: []any{map[string]any{"value": "admin", "primary": true}}, OneAccountPerKey: true, DeactivateRemoves: true}
 
 func TestConformance(t *testing.T) {
-	conformance.TargetOf(t, func(t *testing.T) connectors.Target { return target(t, serve(t, githubapi.Options{InvitationsPerDay: 1000})) }, githubApp)
+	conformance.TargetOf(t, func(t *testing.T) connectors.Target {
+		return target(t, serve(t, githubapi.Options{InvitationsPerDay: 1000}))
+	}, githubApp)
 }
 
 func TestJoinerIsInvitedAndPendingUntilTheyAccept(t *testing.T) {

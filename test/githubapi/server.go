@@ -55,7 +55,7 @@ type Server struct {
 	mu            sync.Mutex
 	users         map[string]int64  // GitHub accounts' ids, by login in lower case
 	logins        map[string]string // their logins as their owners spell them
-	missing       map[string]bool  // logins with no GitHub account
+	missing       map[string]bool   // logins with no GitHub account
 	members       map[string]*member
 	collaborators map[string]bool
 	teams         map[string]*team // by slug
@@ -390,7 +390,7 @@ func (s *Server) setMembershipLocked(w http.ResponseWriter, login string, params
 		s.invitedAt = slices.DeleteFunc(s.invitedAt, func(t time.Time) bool { return t.Before(day) })
 		if len(s.invitedAt) >= s.opts.InvitationsPerDay {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
-				"errors": []any{map[string]any{"resource": "OrganizationInvitation", "code": "unprocessable", "field": "data", "message": "Over invitation rate limit"}},
+				"errors":            []any{map[string]any{"resource": "OrganizationInvitation", "code": "unprocessable", "field": "data", "message": "Over invitation rate limit"}},
 				"documentation_url": "https://docs.github.com/rest/orgs/members#set-organization-membership-for-a-user"})
 			return
 		}
