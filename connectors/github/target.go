@@ -249,6 +249,9 @@ func (t *Target) Lookup(ctx context.Context, key connectors.Key) (connectors.Acc
 	if key.Kind != connectors.KeyUserName {
 		return connectors.Account{}, &connectors.PermanentError{Message: "GitHub accounts are matched by login: set matchBy UserName"}
 	}
+	if key.Value == "" {
+		return connectors.Account{}, connectors.ErrNotFound // an empty login would ask for Roster's own membership
+	}
 	m, _, err := t.client.Organizations.GetOrgMembership(ctx, key.Value, t.org)
 	if err != nil {
 		return connectors.Account{}, classify(err)
