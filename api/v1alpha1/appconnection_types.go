@@ -448,6 +448,7 @@ type RateLimit struct {
 // AppConnectionSpec declares one app tenant to provision into.
 // +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, webhook or memory"
 // +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="!has(self.github) || self.matchBy == 'UserName'",message="GitHub finds people by login: matchBy must be UserName",fieldPath=".matchBy"
 // +kubebuilder:validation:XValidation:rule="!has(self.ldap) || self.matchBy != 'ExternalID' || has(self.ldap.externalIDAttribute)",message="matchBy ExternalID needs ldap.externalIDAttribute, the attribute that holds the external id",fieldPath=".matchBy"
 type AppConnectionSpec struct {
 	// scim provisions through the app's SCIM 2.0 API.

@@ -167,6 +167,12 @@ scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {nam
 			want:   "set exactly one of tokenSecretRef or app",
 		},
 		{
+			reason: "GitHub matched by email",
+			object: connection(`github: {organization: acme, tokenSecretRef: {name: gh, key: token}}
+matchBy: Email`),
+			want: "spec.matchBy: Invalid value: GitHub finds people by login: matchBy must be UserName",
+		},
+		{
 			reason: "a GitHub organization that is not a login",
 			object: connection(`github: {organization: "acme corp", tokenSecretRef: {name: gh, key: token}}`),
 			want:   "spec.github.organization: Invalid value",

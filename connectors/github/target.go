@@ -188,8 +188,6 @@ func transport(cfg Config) (http.RoundTripper, error) {
 		g.requests = rate.NewLimiter(rate.Limit(opts.RequestsPerSecond), opts.Burst)
 		if opts.WritesPerSecond > 0 {
 			g.writes = rate.NewLimiter(rate.Limit(opts.WritesPerSecond), opts.WriteBurst)
-		} else {
-			g.writes = rate.NewLimiter(rate.Inf, 1)
 		}
 		if opts.MaxConcurrency > 0 {
 			g.slots = make(chan struct{}, opts.MaxConcurrency)
