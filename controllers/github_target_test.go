@@ -27,12 +27,12 @@ func TestGitHubJoinerMoverLeaverReturn(t *testing.T) {
 			t.Errorf("GitHub's description: %s", p)
 		}
 	})
-	burst := int32(100)
+	burst, writes := int32(100), int32(1000)
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "github"}, StringData: map[string]string{"token": githubToken}},
 		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "github"}, Spec: identityv1alpha1.AppConnectionSpec{
 			GitHub: &identityv1alpha1.GitHubConnector{Organization: "acme", APIURL: srv.URL,
 				TokenSecretRef: &identityv1alpha1.SecretKeySelector{Name: "github", Key: "token"}},
-			RateLimit:   &identityv1alpha1.RateLimit{Requests: 1000, Burst: &burst},
+			RateLimit:   &identityv1alpha1.RateLimit{Requests: 1000, Burst: &burst, Writes: &writes},
 			Deprovision: identityv1alpha1.DeprovisionPolicy{OnSuspend: identityv1alpha1.SuspendDeactivate, OnRemoval: identityv1alpha1.RemovalDeactivate},
 		}},
 		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("github", "Platform")),

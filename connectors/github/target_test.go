@@ -41,9 +41,9 @@ func serve(t *testing.T, opts githubapi.Options) *githubapi.Server {
 
 func target(t *testing.T, srv *githubapi.Server, change ...func(*github.Config)) *github.Target {
 	t.Helper()
-	burst := int32(1000)
+	burst, writes := int32(1000), int32(10000)
 	cfg := github.Config{Org: "acme", APIURL: srv.URL, Token: token, Timeout: 5 * time.Second,
-		RateLimit: &identityv1alpha1.RateLimit{Requests: 10000, Burst: &burst}}
+		RateLimit: &identityv1alpha1.RateLimit{Requests: 10000, Burst: &burst, Writes: &writes}}
 	for _, c := range change {
 		c(&cfg)
 	}
