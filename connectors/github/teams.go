@@ -100,12 +100,11 @@ func copyRoles(m map[string]string) map[string]string {
 // there is none; a maintainers group is its team's.
 func (t *Target) EnsureGroup(ctx context.Context, displayName string) (connectors.Group, error) {
 	name, maintainers := strings.CutSuffix(displayName, maintainerSuffix)
-	team, err := t.teamNamed(ctx, name)
-	if errors.Is(err, connectors.ErrNotFound) {
-		team, _, err = t.client.Teams.CreateTeam(ctx, t.org, gh.NewTeam{Name: name, Privacy: gh.Ptr("closed")})
-		if err = classify(err); errors.Is(err, connectors.ErrConflict) {
-			team, err = t.teamNamed(ctx, name) // made meanwhile
-		}
+	// The engine ensures a group it did not list: creating it first costs one request,
+	// and a team made meanwhile (a conflict) is then looked for.
+	team, _, err := t.client.Teams.CreateTeam(ctx, t.org, gh.NewTeam{Name: name, Privacy: gh.Ptr("closed")})
+	if err = classify(err); errors.Is(err, connectors.ErrConflict) {
+		team, err = t.teamNamed(ctx, name)
 	}
 	if err != nil {
 		return connectors.Group{}, fmt.Errorf("team %s: %w", name, err)

@@ -27,6 +27,7 @@ var countedFigures = []struct{ scenario, figure string }{
 	{"LDAP target: OpenLDAP", "adds per account created"},
 	{"LDAP target: Active Directory", "adds per account created"},
 	{"webhook", "change requests per account created"},
+	{"GitHub", "requests per member, the teams' creation apart"},
 }
 
 // TestQuick is make bench --quick: every scenario at 200 users, so that the benchmark

@@ -167,7 +167,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	route, params, err := router.FindRoute(r)
 	if err != nil {
 		s.problem("%s %s: no such route in GitHub's description: %v", r.Method, r.URL.Path, err)
-		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		writeJSON(w, http.StatusNotFound, notFound)
 		return
 	}
 	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
@@ -219,7 +219,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		return
 	}
 	if params["org"] != s.opts.Org {
-		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		writeJSON(w, http.StatusNotFound, notFound)
 		return
 	}
 	login := strings.ToLower(params["username"])
@@ -254,12 +254,12 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 			writeJSON(w, http.StatusOK, s.membershipLocked(login, m))
 			return
 		}
-		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		writeJSON(w, http.StatusNotFound, notFound)
 	case "PUT /orgs/{org}/memberships/{username}":
 		s.setMembershipLocked(w, login, params, body)
 	case "DELETE /orgs/{org}/memberships/{username}":
 		if s.members[login] == nil {
-			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+			writeJSON(w, http.StatusNotFound, notFound)
 			return
 		}
 		delete(s.members, login)
@@ -269,7 +269,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		w.WriteHeader(http.StatusNoContent)
 	case "PUT /orgs/{org}/outside_collaborators/{username}":
 		if m := s.members[login]; m == nil || m.state != "active" {
-			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+			writeJSON(w, http.StatusNotFound, notFound)
 			return
 		}
 		delete(s.members, login)
@@ -295,7 +295,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		slug := slugOf(req.Name)
 		if s.teams[slug] != nil {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
-				"errors": []any{map[string]any{"resource": "Team", "code": "already_exists", "field": "name"}}})
+				"errors":            []any{map[string]any{"resource": "Team", "code": "already_exists", "field": "name"}},
+				"documentation_url": "https://docs.github.com/rest/teams/teams#create-a-team"})
 			return
 		}
 		s.nextID++
@@ -304,7 +305,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 	case "GET /orgs/{org}/teams/{team_slug}/members":
 		t := s.teams[params["team_slug"]]
 		if t == nil {
-			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+			writeJSON(w, http.StatusNotFound, notFound)
 			return
 		}
 		role := r.URL.Query().Get("role")
@@ -319,7 +320,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		t := s.teams[params["team_slug"]]
 		m := s.members[login]
 		if t == nil || m == nil {
-			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+			writeJSON(w, http.StatusNotFound, notFound)
 			return
 		}
 		var req struct {
@@ -338,7 +339,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, pa
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		writeJSON(w, http.StatusNotFound, notFound)
 	}
 }
 
@@ -380,7 +381,7 @@ func (s *Server) setMembershipLocked(w http.ResponseWriter, login string, params
 		req.Role = "member"
 	}
 	if s.missing[login] {
-		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		writeJSON(w, http.StatusNotFound, notFound)
 		return
 	}
 	id := s.userLocked(params["username"])
@@ -503,6 +504,8 @@ func (s *Server) teamJSON(slug string, t *team, full bool) map[string]any {
 	}
 	return out
 }
+
+var notFound = map[string]any{"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
