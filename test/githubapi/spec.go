@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
@@ -89,11 +90,21 @@ func install() (string, error) {
 	}
 	dir := filepath.Join(cache, "roster", "npm", "github-openapi-"+hex.EncodeToString(sum[:6]))
 	file := filepath.Join(dir, "node_modules", "@octokit", "openapi", "generated", "api.github.com.json")
-	if _, err := os.Stat(file); err == nil {
-		return file, nil
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
+	}
+	// Test binaries of several packages may install at once: one does, the others wait.
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	if _, err := os.Stat(file); err == nil {
+		return file, nil
 	}
 	for _, f := range []string{"package.json", "package-lock.json"} {
 		data, err := os.ReadFile(filepath.Join(src, f))
