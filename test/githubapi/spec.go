@@ -94,15 +94,15 @@ func install() (string, error) {
 		return "", err
 	}
 	// Test binaries of several packages may install at once: one does, the others wait.
-	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	guard, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	defer guard.Close()
+	if err := syscall.Flock(int(guard.Fd()), syscall.LOCK_EX); err != nil {
 		return "", err
 	}
-	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	defer func() { _ = syscall.Flock(int(guard.Fd()), syscall.LOCK_UN) }()
 	if _, err := os.Stat(file); err == nil {
 		return file, nil
 	}
