@@ -236,7 +236,8 @@ func (t *Target) Create(ctx context.Context, desired connectors.Account) (connec
 		return connectors.Account{}, oerr
 	}
 	if errors.Is(err, connectors.ErrConflict) && a.Account != nil && a.Account.ID != "" && sent != nil {
-		sent.put(ctx, fromAccount(*a.Account)) // the receiver named what holds the key: it is found next
+		// The receiver named what holds the key: kept, the engine's lookup finds it next.
+		return connectors.Account{}, errors.Join(err, sent.put(ctx, fromAccount(*a.Account)))
 	}
 	if err != nil {
 		return connectors.Account{}, err

@@ -164,9 +164,10 @@ func (r *Receiver) verify(header string, body []byte, now time.Time) error {
 	var sigs []string
 	for _, part := range strings.Split(header, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if k == "t" {
+		switch k {
+		case "t":
 			ts = v
-		} else if k == "v1" {
+		case "v1":
 			sigs = append(sigs, v)
 		}
 	}
