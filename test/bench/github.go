@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -83,27 +82,9 @@ func (b *bench) provisionGitHub(ctx context.Context, srv *githubapi.Server, org 
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "github"}, StringData: map[string]string{"token": githubToken}}, conn); err != nil {
 		return 0, err
 	}
-	cfg := rest.CopyConfig(b.env.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	c, err := client.New(cfg, client.Options{Scheme: b.env.Scheme})
-	if err != nil {
-		return 0, err
-	}
-	if err := parallel(ctx, len(org), b.opts.Concurrency, func(i int) error {
-		u := floorUser(ns, org[i])
-		u.Labels = nil
+	if err := b.createUnassigned(ctx, ns, org, func(i int, u *identityv1alpha1.User) {
 		u.Spec.Department = fmt.Sprintf("team-%02d", i%githubTeams)
 		u.Spec.Attributes = map[string]string{"github": "gh-" + org[i].id}
-		return c.Create(ctx, u)
-	}); err != nil {
-		return 0, err
-	}
-	if err := b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "the operator seeing the Users", func() (bool, string, error) {
-		var users identityv1alpha1.UserList
-		if err := b.op.cache.List(ctx, &users, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-			return false, "", err
-		}
-		return len(users.Items) == len(org), fmt.Sprintf("%d/%d Users", len(users.Items), len(org)), nil
 	}); err != nil {
 		return 0, err
 	}
@@ -119,7 +100,7 @@ func (b *bench) provisionGitHub(ctx context.Context, srv *githubapi.Server, org 
 		return 0, err
 	}
 	n := len(org)
-	err = b.waitFor(ctx, timeoutFor(n*20), 50*time.Millisecond, "inviting into GitHub", func() (bool, string, error) {
+	err := b.waitFor(ctx, timeoutFor(n*20), 50*time.Millisecond, "inviting into GitHub", func() (bool, string, error) {
 		req := srv.Requests()
 		invited, inTeams := req["PUT /orgs/{org}/memberships/{username}"], req["PUT /orgs/{org}/teams/{team_slug}/memberships/{username}"]
 		return invited >= n && inTeams >= n, fmt.Sprintf("%d/%d invited, %d/%d team memberships", invited, n, inTeams, n), nil

@@ -329,38 +329,15 @@ func (b *bench) provisionInto(ctx context.Context, d *targetDirectory, org []per
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "directory"}, StringData: d.secret}, conn); err != nil {
 		return 0, err
 	}
-	cfg := rest.CopyConfig(b.env.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	c, err := client.New(cfg, client.Options{Scheme: b.env.Scheme})
-	if err != nil {
-		return 0, err
-	}
-	if err := parallel(ctx, len(org), b.opts.Concurrency, func(i int) error {
-		u := floorUser(ns, org[i])
-		u.Labels = nil
-		return c.Create(ctx, u)
-	}); err != nil {
-		return 0, err
-	}
-	if err := b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "the operator seeing the Users", func() (bool, string, error) {
-		var users identityv1alpha1.UserList
-		if err := b.op.cache.List(ctx, &users, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-			return false, "", err
-		}
-		return len(users.Items) == len(org), fmt.Sprintf("%d/%d Users", len(users.Items), len(org)), nil
-	}); err != nil {
+	if err := b.createUnassigned(ctx, ns, org, nil); err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	if err := b.createAll(ctx, &identityv1alpha1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "staff"},
-		Spec: identityv1alpha1.RoleSpec{Members: identityv1alpha1.RoleMembers{Rule: "true"},
-			Grants: []identityv1alpha1.RoleGrant{{App: "directory", Entitlements: identityv1alpha1.Entitlements{Groups: []string{"staff"}}}}},
-	}); err != nil {
+	if err := b.createAll(ctx, staffRole(ns, "directory")); err != nil {
 		return 0, err
 	}
 	n := int64(len(org))
-	err = b.waitFor(ctx, timeoutFor(len(org)*20), 20*time.Millisecond, "provisioning into "+d.name, func() (bool, string, error) {
+	err := b.waitFor(ctx, timeoutFor(len(org)*20), 20*time.Millisecond, "provisioning into "+d.name, func() (bool, string, error) {
 		added, members := d.counter.AddsOK.Load(), d.counter.MemberValues.Load()
 		return added >= n && members >= n, fmt.Sprintf("%d/%d accounts, %d/%d members", added, n, members, n), nil
 	})
@@ -403,4 +380,42 @@ func (b *bench) directoryLeavers(ctx context.Context, d *targetDirectory, org []
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// createUnassigned creates the organisation's Users in a namespace, assigned to
+// nothing yet (change, when set, adjusts each), straight through the API server at the
+// bench's concurrency, and waits until the operator's cache holds them all.
+func (b *bench) createUnassigned(ctx context.Context, ns string, org []person, change func(i int, u *identityv1alpha1.User)) error {
+	cfg := rest.CopyConfig(b.env.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	c, err := client.New(cfg, client.Options{Scheme: b.env.Scheme})
+	if err != nil {
+		return err
+	}
+	if err := parallel(ctx, len(org), b.opts.Concurrency, func(i int) error {
+		u := floorUser(ns, org[i])
+		u.Labels = nil
+		if change != nil {
+			change(i, u)
+		}
+		return c.Create(ctx, u)
+	}); err != nil {
+		return err
+	}
+	return b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "the operator seeing the Users", func() (bool, string, error) {
+		var users identityv1alpha1.UserList
+		if err := b.op.cache.List(ctx, &users, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+			return false, "", err
+		}
+		return len(users.Items) == len(org), fmt.Sprintf("%d/%d Users", len(users.Items), len(org)), nil
+	})
+}
+
+// staffRole grants an app, with the group staff, to everyone in the namespace.
+func staffRole(ns, app string) *identityv1alpha1.Role {
+	return &identityv1alpha1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "staff"},
+		Spec: identityv1alpha1.RoleSpec{Members: identityv1alpha1.RoleMembers{Rule: "true"},
+			Grants: []identityv1alpha1.RoleGrant{{App: app, Entitlements: identityv1alpha1.Entitlements{Groups: []string{"staff"}}}}},
+	}
 }

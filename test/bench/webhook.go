@@ -15,8 +15,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/webhook"
@@ -180,38 +178,15 @@ func (b *bench) provisionThroughWebhook(ctx context.Context, url string, recv *s
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "receiver"}, Data: map[string][]byte{webhook.KeySecret: webhookSecret}}, conn); err != nil {
 		return 0, err
 	}
-	cfg := rest.CopyConfig(b.env.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	c, err := client.New(cfg, client.Options{Scheme: b.env.Scheme})
-	if err != nil {
-		return 0, err
-	}
-	if err := parallel(ctx, len(org), b.opts.Concurrency, func(i int) error {
-		u := floorUser(ns, org[i])
-		u.Labels = nil
-		return c.Create(ctx, u)
-	}); err != nil {
-		return 0, err
-	}
-	if err := b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "the operator seeing the Users", func() (bool, string, error) {
-		var users identityv1alpha1.UserList
-		if err := b.op.cache.List(ctx, &users, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-			return false, "", err
-		}
-		return len(users.Items) == len(org), fmt.Sprintf("%d/%d Users", len(users.Items), len(org)), nil
-	}); err != nil {
+	if err := b.createUnassigned(ctx, ns, org, nil); err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	if err := b.createAll(ctx, &identityv1alpha1.Role{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "staff"},
-		Spec: identityv1alpha1.RoleSpec{Members: identityv1alpha1.RoleMembers{Rule: "true"},
-			Grants: []identityv1alpha1.RoleGrant{{App: "receiver", Entitlements: identityv1alpha1.Entitlements{Groups: []string{"staff"}}}}},
-	}); err != nil {
+	if err := b.createAll(ctx, staffRole(ns, "receiver")); err != nil {
 		return 0, err
 	}
 	n := int64(len(org))
-	err = b.waitFor(ctx, timeoutFor(len(org)*20), 20*time.Millisecond, "provisioning through the webhook", func() (bool, string, error) {
+	err := b.waitFor(ctx, timeoutFor(len(org)*20), 20*time.Millisecond, "provisioning through the webhook", func() (bool, string, error) {
 		accounts, members := int64(recv.counts()[webhook.TypeAccountCreate]), recv.members.Load()
 		return accounts >= n && members >= n, fmt.Sprintf("%d/%d accounts, %d/%d members", accounts, n, members, n), nil
 	})
