@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -423,5 +424,44 @@ func TestAnAccountGoneFromANoListReceiverIsForgotten(t *testing.T) {
 	}
 	if page, err := target.ListAccounts(ctx, ""); err != nil || len(page.Accounts) != 0 {
 		t.Fatalf("the account the app answered 404 for is still listed: %+v, %v", page.Accounts, err)
+	}
+}
+
+// TestAReceiverThatDoesNotDeduplicateStillHoldsOneAccount: a receiver that ignores
+// idempotency keys applies a create whose answer was lost, then meets the delivery
+// again as a second create of the same userName; its 409 names the account, which is
+// adopted: one account.
+func TestAReceiverThatDoesNotDeduplicateStillHoldsOneAccount(t *testing.T) {
+	r := newReceiver(t, receiver.Options{})
+	var mu sync.Mutex
+	deliveries := 0
+	careless := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var msg map[string]any
+		_ = json.Unmarshal(body, &msg)
+		mu.Lock()
+		deliveries++
+		n := deliveries
+		mu.Unlock()
+		if msg["type"] == webhook.TypeAccountCreate {
+			msg["idempotencyKey"] = fmt.Sprintf("%032x", n) // as if it kept no keys
+			body, _ = json.Marshal(msg)
+			req.Header.Set(webhook.HeaderSignature, webhook.Sign(time.Now(), body, secret))
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if msg["type"] == webhook.TypeAccountCreate && r.Applied() == 0 {
+			r.ServeHTTP(httptest.NewRecorder(), req)
+			http.Error(w, `{"error":"gateway timeout"}`, http.StatusGatewayTimeout)
+			return
+		}
+		r.ServeHTTP(w, req)
+	})
+	target := serve(t, careless, webhook.Config{})
+	adopted, wasAdopted, err := connectors.CreateOrAdopt(context.Background(), target, account("ada"), connectors.KeyUserName)
+	if err != nil || !wasAdopted {
+		t.Fatalf("CreateOrAdopt = %+v adopted=%v, %v; want the account the first delivery made, adopted", adopted, wasAdopted, err)
+	}
+	if got := r.Accounts(); len(got) != 1 || got[0].ID != adopted.ID {
+		t.Fatalf("the receiver holds %+v; want one account, the adopted one", got)
 	}
 }
