@@ -176,9 +176,18 @@ func (s *sentState) changeMembers(ctx context.Context, group connectors.Group, a
 	if !ok {
 		g = connectors.Group{ID: group.ID, DisplayName: group.DisplayName}
 	}
-	members := slices.DeleteFunc(slices.Clone(g.Members), func(m string) bool { return slices.Contains(remove, m) })
+	gone := make(map[string]bool, len(remove))
+	for _, m := range remove {
+		gone[m] = true
+	}
+	members := slices.DeleteFunc(slices.Clone(g.Members), func(m string) bool { return gone[m] })
+	held := make(map[string]bool, len(members)+len(add))
+	for _, m := range members {
+		held[m] = true
+	}
 	for _, m := range add {
-		if !slices.Contains(members, m) {
+		if !held[m] {
+			held[m] = true
 			members = append(members, m)
 		}
 	}
