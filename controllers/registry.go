@@ -3,6 +3,7 @@ package controllers
 import (
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/github"
+	"github.com/rosterhq/roster/connectors/googleworkspace"
 	"github.com/rosterhq/roster/connectors/hris"
 	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
@@ -19,6 +20,7 @@ func Connectors(apps *memory.Apps, inbound *InboundSCIM) *connectors.Registry {
 		AddTarget("scim", scim.NewFactory()).
 		AddTarget("ldap", ldap.NewTargetFactory()).
 		AddTarget("github", github.NewFactory()).
+		AddTarget("googleWorkspace", googleworkspace.NewFactory()).
 		AddTarget("webhook", webhook.NewFactory()).
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).

@@ -170,6 +170,81 @@ type GitHubConnector struct {
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
+// GoogleWorkspacePasswordPolicy is what password a new Google account gets. Google
+// requires one at creation; Roster never tells it to anyone.
+// +kubebuilder:validation:Enum=Random;RandomMustChange
+type GoogleWorkspacePasswordPolicy string
+
+const (
+	// GoogleWorkspacePasswordRandom sets a long random password: people sign in through
+	// single sign-on, or an admin resets the password for them.
+	GoogleWorkspacePasswordRandom GoogleWorkspacePasswordPolicy = "Random"
+	// GoogleWorkspacePasswordRandomMustChange sets a long random password and
+	// changePasswordAtNextLogin, so that the password an admin resets it to must be
+	// changed at the first sign-in.
+	GoogleWorkspacePasswordRandomMustChange GoogleWorkspacePasswordPolicy = "RandomMustChange"
+)
+
+// GoogleWorkspaceConnector provisions the users and groups of a Google Workspace (or
+// Cloud Identity) account through the Admin SDK Directory API, as a service account
+// with domain-wide delegation acting for an admin.
+type GoogleWorkspaceConnector struct {
+	// domain is the account's primary domain: a group named without "@" is the group
+	// <name>@<domain>. A user's primary email (the account's userName) must be in one of
+	// the account's verified domains.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$`
+	Domain string `json:"domain"`
+
+	// customer is the Google Workspace customer id whose users are listed; unset is the
+	// admin's own account (my_customer).
+	// +optional
+	// +kubebuilder:default=my_customer
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_]+$`
+	Customer string `json:"customer,omitempty"`
+
+	// adminEmail is the admin the service account acts for (domain-wide delegation):
+	// an admin with the User Management and Groups admin privileges.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=320
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+	AdminEmail string `json:"adminEmail"`
+
+	// serviceAccountKeySecretRef names the Secret key that holds the service account's
+	// JSON key. The service account's client id must be granted domain-wide delegation
+	// for the scopes admin.directory.user and admin.directory.group.
+	// +required
+	ServiceAccountKeySecretRef SecretKeySelector `json:"serviceAccountKeySecretRef"`
+
+	// initialPassword is the password a new account gets: Random (default) or
+	// RandomMustChange (changePasswordAtNextLogin). Nobody is told either.
+	// +optional
+	// +kubebuilder:default=Random
+	InitialPassword GoogleWorkspacePasswordPolicy `json:"initialPassword,omitempty"`
+
+	// apiURL is the Admin SDK's base URL: unset for Google's; https, or http only to a
+	// loopback address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="apiURL must be an https URL (http only to localhost, 127.0.0.1 or ::1)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="apiURL must not carry a user name or password: put credentials in a Secret"
+	APIURL string `json:"apiURL,omitempty"`
+
+	// tls adjusts certificate verification (an apiURL behind a private CA).
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
+
+	// requestTimeout bounds each request.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="requestTimeout must be a duration from 1s to 5m, such as 30s"
+	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
+}
+
 // WebhookConnector provisions through a receiver the company runs: every change is one
 // signed HTTPS request in Roster's webhook protocol (docs/connectors/webhook.md).
 type WebhookConnector struct {
@@ -446,8 +521,8 @@ type RateLimit struct {
 }
 
 // AppConnectionSpec declares one app tenant to provision into.
-// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, webhook or memory"
-// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.googleWorkspace), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory"
+// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.googleWorkspace) == has(oldSelf.googleWorkspace) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
 // +kubebuilder:validation:XValidation:rule="!has(self.github) || self.matchBy == 'UserName'",message="GitHub finds people by login: matchBy must be UserName",fieldPath=".matchBy"
 // +kubebuilder:validation:XValidation:rule="!has(self.ldap) || self.matchBy != 'ExternalID' || has(self.ldap.externalIDAttribute)",message="matchBy ExternalID needs ldap.externalIDAttribute, the attribute that holds the external id",fieldPath=".matchBy"
 type AppConnectionSpec struct {
@@ -462,6 +537,10 @@ type AppConnectionSpec struct {
 	// github provisions the members and teams of a GitHub organization.
 	// +optional
 	GitHub *GitHubConnector `json:"github,omitempty"`
+
+	// googleWorkspace provisions the users and groups of a Google Workspace account.
+	// +optional
+	GoogleWorkspace *GoogleWorkspaceConnector `json:"googleWorkspace,omitempty"`
 
 	// webhook provisions through a receiver the company runs, for apps without an API
 	// Roster speaks.
@@ -686,6 +765,8 @@ func (s *AppConnectionSpec) ConnectorName() string {
 		return "ldap"
 	case s.GitHub != nil:
 		return "github"
+	case s.GoogleWorkspace != nil:
+		return "googleWorkspace"
 	case s.Webhook != nil:
 		return "webhook"
 	case s.Memory != nil:

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -31,6 +32,11 @@ type App struct {
 	// DeactivateRemoves: the app has no inactive accounts, and deactivation takes the
 	// account away (a GitHub organization removes the member).
 	DeactivateRemoves bool
+	// UserName turns the suite's user names into ones the app takes (an email in the
+	// app's domain); nil takes them as they are.
+	UserName func(string) string
+	// Attributes are added to every account the suite creates (names an app requires).
+	Attributes map[string]any
 }
 
 // TargetOf runs the suite on an app that holds what app says.
@@ -42,15 +48,21 @@ func TargetOf(t *testing.T, newTarget func(t *testing.T) connectors.Target, app 
 	if app.Keys == nil {
 		app.Keys = []connectors.KeyKind{connectors.KeyUserName, connectors.KeyEmail, connectors.KeyExternalID}
 	}
+	if app.UserName == nil {
+		app.UserName = func(s string) string { return s }
+	}
+	un := app.UserName
 	keeps := func(a connectors.Account) bool {
 		return len(connectors.Differences(map[string]any{app.Attribute: app.Value}, a.Attributes)) == 0
 	}
 	account := func(userName, email string) connectors.Account {
-		return connectors.Account{Active: true, Attributes: map[string]any{
-			connectors.AttrUserName: userName, connectors.AttrExternalID: "ext-" + userName,
+		attrs := map[string]any{
+			connectors.AttrUserName: un(userName), connectors.AttrExternalID: "ext-" + userName,
 			connectors.AttrEmails: []any{map[string]any{"value": email, "type": "work", "primary": true}},
 			"title":               "Engineer",
-		}}
+		}
+		maps.Copy(attrs, app.Attributes)
+		return connectors.Account{Active: true, Attributes: attrs}
 	}
 
 	t.Run("validate", func(t *testing.T) {
@@ -65,11 +77,11 @@ func TargetOf(t *testing.T, newTarget func(t *testing.T) connectors.Target, app 
 		if err != nil {
 			t.Fatalf("Create: %v", err)
 		}
-		if created.ID == "" || !created.Active || created.UserName() != "Conf.Ada" {
+		if created.ID == "" || !created.Active || created.UserName() != un("Conf.Ada") {
 			t.Fatalf("created %+v", created)
 		}
 		for _, key := range []connectors.Key{
-			{Kind: connectors.KeyUserName, Value: "conf.ada"},
+			{Kind: connectors.KeyUserName, Value: un("conf.ada")},
 			{Kind: connectors.KeyEmail, Value: "conf.ada@example.com"},
 			{Kind: connectors.KeyExternalID, Value: "ext-Conf.Ada"},
 		} {
@@ -94,7 +106,7 @@ func TargetOf(t *testing.T, newTarget func(t *testing.T) connectors.Target, app 
 				t.Fatalf("CreateOrAdopt = %q adopted=%v %v; want %q adopted", adopted.ID, wasAdopted, err, created.ID)
 			}
 		}
-		if _, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "conf.nobody"}); !errors.Is(err, connectors.ErrNotFound) {
+		if _, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: un("conf.nobody")}); !errors.Is(err, connectors.ErrNotFound) {
 			t.Fatalf("Lookup of nobody = %v, want ErrNotFound", err)
 		}
 	})
@@ -106,12 +118,12 @@ func TargetOf(t *testing.T, newTarget func(t *testing.T) connectors.Target, app 
 			t.Fatal(err)
 		}
 		desired := created
-		desired.Attributes = map[string]any{connectors.AttrUserName: "conf.grace", app.Attribute: app.Value}
+		desired.Attributes = map[string]any{connectors.AttrUserName: un("conf.grace"), app.Attribute: app.Value}
 		updated, err := target.Update(ctx, created, desired)
 		if err != nil {
 			t.Fatalf("Update: %v", err)
 		}
-		found, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "conf.grace"})
+		found, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: un("conf.grace")})
 		if err != nil || !keeps(found) {
 			t.Fatalf("after update the app has %s %v (%v)", app.Attribute, found.Attributes[app.Attribute], err)
 		}
@@ -119,7 +131,7 @@ func TargetOf(t *testing.T, newTarget func(t *testing.T) connectors.Target, app 
 		if err != nil || deactivated.Active {
 			t.Fatalf("Deactivate = active %v, %v", deactivated.Active, err)
 		}
-		found, err = target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "conf.grace"})
+		found, err = target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: un("conf.grace")})
 		if app.DeactivateRemoves {
 			if err == nil && found.Active {
 				t.Fatalf("a deactivated account is still active: %+v", found)
@@ -142,7 +154,7 @@ func TargetOf(t *testing.T, newTarget func(t *testing.T) connectors.Target, app 
 		if err := target.Delete(ctx, created.ID); err != nil {
 			t.Fatalf("Delete of a deleted account = %v, want success", err)
 		}
-		if _, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: "conf.grace"}); !errors.Is(err, connectors.ErrNotFound) {
+		if _, err := target.Lookup(ctx, connectors.Key{Kind: connectors.KeyUserName, Value: un("conf.grace")}); !errors.Is(err, connectors.ErrNotFound) {
 			t.Fatalf("Lookup after Delete = %v, want ErrNotFound", err)
 		}
 	})
