@@ -8,6 +8,7 @@ package connectors
 import (
 	"context"
 	"strings"
+	"time"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
@@ -155,6 +156,9 @@ type Account struct {
 	// Note is what the app says of the account that a person should know, shown as the
 	// account's status message (an invitation not accepted yet).
 	Note string
+	// LastLogin is when the person last signed in to the app, where the app tells;
+	// zero when it does not, or they never have.
+	LastLogin time.Time
 }
 
 // Canonical attribute paths the engine reads.

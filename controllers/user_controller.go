@@ -167,6 +167,7 @@ func userAccount(app string, st engine.AccountStatus, prev identityv1alpha1.User
 	a := identityv1alpha1.UserAccount{App: app, State: st.State, ExternalID: st.ExternalID, Message: truncate(st.Message, 1024)}
 	a.LastSyncTime = timeOrPrevious(st.LastSyncTime, prev.LastSyncTime)
 	a.LastTransitionTime = timeOrPrevious(st.LastTransitionTime, prev.LastTransitionTime)
+	a.LastLoginTime = timeOrPrevious(st.LastLogin, prev.LastLoginTime)
 	return a
 }
 

@@ -211,6 +211,11 @@ type UserAccount struct {
 	// +optional
 	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 
+	// lastLoginTime is when the person last signed in to the app, where the app tells
+	// (Google Workspace): what a review of unused accounts reads.
+	// +optional
+	LastLoginTime *metav1.Time `json:"lastLoginTime,omitempty"`
+
 	// message explains a Failed state.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024

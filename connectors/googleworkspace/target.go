@@ -363,7 +363,11 @@ func (t *Target) account(u *admin.User) connectors.Account {
 	t.mu.Lock()
 	t.emails[u.Id] = u.PrimaryEmail
 	t.mu.Unlock()
-	return connectors.Account{ID: u.Id, Active: !u.Suspended, Version: u.Etag, Attributes: attrs}
+	acc := connectors.Account{ID: u.Id, Active: !u.Suspended, Version: u.Etag, Attributes: attrs}
+	if at, err := time.Parse(time.RFC3339, u.LastLoginTime); err == nil && at.Year() > 1970 {
+		acc.LastLogin = at // Google gives 1970-01-01 for a user who never signed in
+	}
+	return acc
 }
 
 func str(attrs map[string]any, path string) string {

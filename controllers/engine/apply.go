@@ -123,6 +123,7 @@ func (e *Engine) createdLocked(p userPlan, o outcome) {
 	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
 	e.app.link(user, acc.ID)
 	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, acc.Note)
+	e.setLastLoginLocked(user, acc.LastLogin)
 	if o.adopted {
 		e.userEventLocked(user, "Normal", identityv1alpha1.EventAdopted, fmt.Sprintf("Adopted the existing account %s in %s", acc.UserName(), e.cfg.App))
 		e.markLocked(user) // it may differ from what is declared: plan it again
@@ -143,6 +144,7 @@ func (e *Engine) updatedLocked(p userPlan, acc connectors.Account) {
 	user := p.user
 	e.app.put(acc.ID, pack(&acc, e.cfg.MatchBy))
 	e.setAccountStateLocked(user, stateOf(&acc), acc.ID, acc.Note)
+	e.setLastLoginLocked(user, acc.LastLogin)
 	e.lastSent[user] = sentValues(p.desired.Attributes, p.current.Attributes)
 	if !e.lastSent[user].keptBy(acc.Attributes) {
 		e.markLocked(user) // the app answered without what was sent: plan again, to say so
@@ -322,9 +324,11 @@ func (e *Engine) settleLocked(user string, p userPlan) {
 			e.userEventLocked(user, "Warning", identityv1alpha1.EventDrifting, fmt.Sprintf("%s in %s", msg, e.cfg.App))
 		}
 		e.setAccountStateLocked(user, stateOf(p.current), p.current.ID, msg)
+		e.setLastLoginLocked(user, p.current.LastLogin)
 	case p.current != nil && e.app.links[user] == p.current.ID:
 		delete(e.lastSent, user)
 		e.setAccountStateLocked(user, stateOf(p.current), p.current.ID, p.current.Note)
+		e.setLastLoginLocked(user, p.current.LastLogin)
 	case e.accountStates[user] != nil && e.accountStates[user].status.State == identityv1alpha1.AccountStateDeleted:
 	default:
 		e.dropAccountStateLocked(user)
@@ -371,6 +375,17 @@ func (e *Engine) setAccountStateLocked(user string, state identityv1alpha1.Accou
 	e.changedUsers[user] = true
 }
 
+// setLastLoginLocked records when the person last signed in to the app, where the app
+// tells; a time the app no longer gives keeps the last one known.
+func (e *Engine) setLastLoginLocked(user string, at time.Time) {
+	r := e.accountStates[user]
+	if r == nil || at.IsZero() || r.status.LastLogin.Equal(at) {
+		return
+	}
+	r.status.LastLogin = at
+	e.changedUsers[user] = true
+}
+
 func (e *Engine) dropAccountStateLocked(user string) {
 	if _, ok := e.accountStates[user]; ok {
 		delete(e.accountStates, user)
@@ -385,6 +400,9 @@ func (e *Engine) seedAccountStateLocked(user string, recorded *identityv1alpha1.
 		return
 	}
 	st := AccountStatus{State: recorded.State, ExternalID: recorded.ExternalID, Message: recorded.Message}
+	if recorded.LastLoginTime != nil {
+		st.LastLogin = recorded.LastLoginTime.Time
+	}
 	if recorded.LastSyncTime != nil {
 		st.LastSyncTime = recorded.LastSyncTime.Time
 	}

@@ -43,7 +43,7 @@ type observed struct {
 // pack keeps an account with all its attributes, as an app showed it, indexed by the
 // matching key matchBy.
 func pack(acc *connectors.Account, matchBy connectors.KeyKind) *observed {
-	o := &observed{Account: connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version, Note: acc.Note}, userName: acc.UserName()}
+	o := &observed{Account: connectors.Account{ID: acc.ID, Active: acc.Active, Version: acc.Version, Note: acc.Note, LastLogin: acc.LastLogin}, userName: acc.UserName()}
 	if v := acc.KeyValue(matchBy); v != "" {
 		o.index = keyIndex(matchBy, v)
 	}

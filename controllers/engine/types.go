@@ -104,6 +104,8 @@ type AccountStatus struct {
 	LastSyncTime       time.Time
 	LastTransitionTime time.Time
 	Message            string
+	// LastLogin is when the person last signed in to the app, where the app tells.
+	LastLogin time.Time
 }
 
 // Health is how the engine's connection to the app stands.

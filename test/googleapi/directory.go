@@ -306,3 +306,12 @@ func str(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// SignIn records that a user signed in at a time, as Google's lastLoginTime shows it.
+func (s *Server) SignIn(key string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.findUser(key); u != nil {
+		u["lastLoginTime"] = at.UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+}
