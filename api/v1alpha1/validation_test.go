@@ -154,12 +154,12 @@ validUntil: "2027-01-01T00:00:00Z"`),
 			reason: "an AppConnection with two connectors",
 			object: connection(`memory: {}
 scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {name: token}}}`),
-			want: "set exactly one connector: scim, ldap, github, webhook or memory",
+			want: "set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory",
 		},
 		{
 			reason: "a connector block Roster has no provider for is no part of the API",
-			object: connection(`googleWorkspace: {domain: example.com}`),
-			want:   "set exactly one connector: scim, ldap, github, webhook or memory",
+			object: connection(`okta: {domain: example.okta.com}`),
+			want:   "set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory",
 		},
 		{
 			reason: "a GitHub connection with both a token and an app",
@@ -178,9 +178,24 @@ matchBy: Email`),
 			want:   "spec.github.organization: Invalid value",
 		},
 		{
+			reason: "a Google Workspace API over plain http to another host",
+			object: connection(`googleWorkspace: {domain: example.com, adminEmail: admin@example.com, serviceAccountKeySecretRef: {name: google, key: key.json}, apiURL: "http://google.example.com/"}`),
+			want:   "apiURL must be an https URL (http only to localhost, 127.0.0.1 or ::1)",
+		},
+		{
+			reason: "a Google Workspace domain that is not a domain",
+			object: connection(`googleWorkspace: {domain: "Example Corp", adminEmail: admin@example.com, serviceAccountKeySecretRef: {name: google, key: key.json}}`),
+			want:   "spec.googleWorkspace.domain: Invalid value",
+		},
+		{
+			reason: "a Google Workspace admin that is not an email address",
+			object: connection(`googleWorkspace: {domain: example.com, adminEmail: admin, serviceAccountKeySecretRef: {name: google, key: key.json}}`),
+			want:   "spec.googleWorkspace.adminEmail: Invalid value",
+		},
+		{
 			reason: "an AppConnection with no connector",
 			object: connection(`mode: Plan`),
-			want:   "set exactly one connector: scim, ldap, github, webhook or memory",
+			want:   "set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory",
 		},
 		{
 			reason: "a webhook over plain http to another host",
