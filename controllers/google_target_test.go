@@ -29,8 +29,8 @@ func TestGoogleWorkspaceJoinerMoverLeaverReturnDelete(t *testing.T) {
 	burst := int32(100)
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "google"}, Data: map[string][]byte{"key.json": srv.Key}},
 		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "google"}, Spec: identityv1alpha1.AppConnectionSpec{
-			GoogleWorkspace: &identityv1alpha1.GoogleWorkspaceConnector{Domain: "example.com", AdminEmail: "admin@example.com", APIURL: srv.URL,
-				ServiceAccountKeySecretRef: identityv1alpha1.SecretKeySelector{Name: "google", Key: "key.json"}},
+			GoogleWorkspace: &identityv1alpha1.GoogleWorkspaceConnector{Domain: "example.com", GoogleServiceAccount: identityv1alpha1.GoogleServiceAccount{
+				AdminEmail: "admin@example.com", APIURL: srv.URL, ServiceAccountKeySecretRef: identityv1alpha1.SecretKeySelector{Name: "google", Key: "key.json"}}},
 			Mapping:     []identityv1alpha1.ExpressionMapping{{Target: "orgUnitPath", Expression: `"/" + user.department`}},
 			RateLimit:   &identityv1alpha1.RateLimit{Requests: 1000, Burst: &burst},
 			Deprovision: identityv1alpha1.DeprovisionPolicy{OnSuspend: identityv1alpha1.SuspendDeactivate, OnRemoval: identityv1alpha1.RemovalDelete},

@@ -24,7 +24,8 @@ func Connectors(apps *memory.Apps, inbound *InboundSCIM) *connectors.Registry {
 		AddTarget("webhook", webhook.NewFactory()).
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).
-		AddSource("hris", hris.NewFactory())
+		AddSource("hris", hris.NewFactory()).
+		AddSource("googleWorkspace", googleworkspace.NewSourceFactory())
 	if inbound != nil {
 		r.AddSource("scim", inbound.SourceFactory())
 	}

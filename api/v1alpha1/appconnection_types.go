@@ -185,29 +185,20 @@ const (
 	GoogleWorkspacePasswordRandomMustChange GoogleWorkspacePasswordPolicy = "RandomMustChange"
 )
 
-// GoogleWorkspaceConnector provisions the users and groups of a Google Workspace (or
-// Cloud Identity) account through the Admin SDK Directory API, as a service account
-// with domain-wide delegation acting for an admin.
-type GoogleWorkspaceConnector struct {
-	// domain is the account's primary domain: a group named without "@" is the group
-	// <name>@<domain>. A user's primary email (the account's userName) must be in one of
-	// the account's verified domains.
-	// +required
-	// +kubebuilder:validation:MinLength=3
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$`
-	Domain string `json:"domain"`
-
-	// customer is the Google Workspace customer id whose users are listed; unset is the
-	// admin's own account (my_customer).
+// GoogleServiceAccount is how Roster reaches a Google Workspace account: a service
+// account with domain-wide delegation, acting for an admin.
+type GoogleServiceAccount struct {
+	// customer is the Google Workspace customer id whose users and groups are read;
+	// unset is the admin's own account (my_customer).
 	// +optional
 	// +kubebuilder:default=my_customer
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_]+$`
 	Customer string `json:"customer,omitempty"`
 
-	// adminEmail is the admin the service account acts for (domain-wide delegation):
-	// an admin with the User Management and Groups admin privileges.
+	// adminEmail is the admin the service account acts for (domain-wide delegation),
+	// with the admin privileges what Roster does needs: User Management and Groups to
+	// provision, read-only user and group privileges for a DirectorySync.
 	// +required
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=320
@@ -215,16 +206,10 @@ type GoogleWorkspaceConnector struct {
 	AdminEmail string `json:"adminEmail"`
 
 	// serviceAccountKeySecretRef names the Secret key that holds the service account's
-	// JSON key. The service account's client id must be granted domain-wide delegation
-	// for the scopes admin.directory.user and admin.directory.group.
+	// JSON key. Its client id must be granted domain-wide delegation for the scopes the
+	// connector's or source's documentation lists.
 	// +required
 	ServiceAccountKeySecretRef SecretKeySelector `json:"serviceAccountKeySecretRef"`
-
-	// initialPassword is the password a new account gets: Random (default) or
-	// RandomMustChange (changePasswordAtNextLogin). Nobody is told either.
-	// +optional
-	// +kubebuilder:default=Random
-	InitialPassword GoogleWorkspacePasswordPolicy `json:"initialPassword,omitempty"`
 
 	// apiURL is the Admin SDK's base URL: unset for Google's; https, or http only to a
 	// loopback address.
@@ -243,6 +228,29 @@ type GoogleWorkspaceConnector struct {
 	// +kubebuilder:default="30s"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="requestTimeout must be a duration from 1s to 5m, such as 30s"
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
+}
+
+// GoogleWorkspaceConnector provisions the users and groups of a Google Workspace (or
+// Cloud Identity) account through the Admin SDK Directory API, as a service account
+// with domain-wide delegation acting for an admin (scopes admin.directory.user and
+// admin.directory.group).
+type GoogleWorkspaceConnector struct {
+	// domain is the account's primary domain: a group named without "@" is the group
+	// <name>@<domain>. A user's primary email (the account's userName) must be in one of
+	// the account's verified domains.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$`
+	Domain string `json:"domain"`
+
+	GoogleServiceAccount `json:",inline"`
+
+	// initialPassword is the password a new account gets: Random (default) or
+	// RandomMustChange (changePasswordAtNextLogin). Nobody is told either.
+	// +optional
+	// +kubebuilder:default=Random
+	InitialPassword GoogleWorkspacePasswordPolicy `json:"initialPassword,omitempty"`
 }
 
 // WebhookConnector provisions through a receiver the company runs: every change is one

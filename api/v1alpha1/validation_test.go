@@ -293,7 +293,17 @@ rateLimit: {requests: 0}`),
 			reason: "a DirectorySync with two sources",
 			object: directorySync(`scim: {tokenSecretRef: {name: okta, key: token}}
 hris: {format: CSV, configMapRef: {name: people, key: people.csv}}`),
-			want: "set exactly one source: ldap, scim or hris",
+			want: "set exactly one source: ldap, scim, hris or googleWorkspace",
+		},
+		{
+			reason: "a Google Workspace source read through a URL with a password in it",
+			object: directorySync(`googleWorkspace: {adminEmail: admin@example.com, serviceAccountKeySecretRef: {name: google, key: key.json}, apiURL: "https://roster:hunter2@admin.example.com/"}`),
+			want:   "apiURL must not carry a user name or password",
+		},
+		{
+			reason: "a Google Workspace source limited to a domain that is no domain",
+			object: directorySync(`googleWorkspace: {adminEmail: admin@example.com, serviceAccountKeySecretRef: {name: google, key: key.json}, domain: "-"}`),
+			want:   "spec.googleWorkspace.domain: Invalid value",
 		},
 		{
 			reason: "an HRIS source with both url and ConfigMap",

@@ -19,7 +19,7 @@ import (
 const quotaWait = 10 * time.Second
 
 // classify turns the Admin SDK client's errors into the errors the engine decides on.
-func classify(err error) error {
+func (s *session) classify(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -27,10 +27,10 @@ func classify(err error) error {
 	var token *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &answer):
-		return answerError(answer.Code, answer.Header, reasonOf(answer), answer.Message)
+		return s.answerError(answer.Code, answer.Header, reasonOf(answer), answer.Message)
 	case errors.As(err, &token) && token.Response != nil && token.Response.StatusCode < 500:
 		return &connectors.PermanentError{Status: token.Response.StatusCode, Err: connectors.ErrUnauthorized,
-			Message: fmt.Sprintf("Google's token endpoint refused the service account (%s): check the key, and that its client id has domain-wide delegation for %v and adminEmail is an admin", token.ErrorCode, Scopes)}
+			Message: fmt.Sprintf("Google's token endpoint refused the service account (%s): check the key, and that its client id has domain-wide delegation for %v and adminEmail is an admin", token.ErrorCode, s.scopes)}
 	case connectors.IsPermanent(err):
 		return err // an answer larger than the bound
 	}
@@ -47,7 +47,7 @@ func reasonOf(e *googleapi.Error) string {
 }
 
 // answerError reads an answer's status and Google's reason for it.
-func answerError(status int, header http.Header, reason, message string) error {
+func (s *session) answerError(status int, header http.Header, reason, message string) error {
 	if len(message) > 300 {
 		message = message[:300] + "…"
 	}
@@ -58,7 +58,7 @@ func answerError(status int, header http.Header, reason, message string) error {
 		return &connectors.PermanentError{Status: status, Err: connectors.ErrUnauthorized, Message: "Google refused the credentials: " + message}
 	case status == http.StatusForbidden:
 		return &connectors.PermanentError{Status: status, Err: connectors.ErrUnauthorized,
-			Message: fmt.Sprintf("Google refused the request (%s): %s (adminEmail needs the admin privileges to manage users and groups, and the service account domain-wide delegation for %v)", reason, message, Scopes)}
+			Message: fmt.Sprintf("Google refused the request (%s): %s (adminEmail needs the admin privileges for it, and the service account domain-wide delegation for %v)", reason, message, s.scopes)}
 	case status == http.StatusNotFound:
 		return fmt.Errorf("the Directory API answered 404: %s: %w", message, connectors.ErrNotFound)
 	case status == http.StatusConflict:

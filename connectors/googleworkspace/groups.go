@@ -36,7 +36,7 @@ var groupLocalPart = regexp.MustCompile(`^[a-z0-9]([a-z0-9._'+-]{0,62}[a-z0-9])?
 func (t *Target) ListGroups(ctx context.Context, cursor string) (connectors.GroupPage, error) {
 	groups, err := t.svc.Groups.List().Customer(t.customer).MaxResults(groupPageSize).PageToken(cursor).Context(ctx).Do()
 	if err != nil {
-		return connectors.GroupPage{}, classify(err)
+		return connectors.GroupPage{}, t.classify(err)
 	}
 	page := connectors.GroupPage{Next: groups.NextPageToken}
 	for _, g := range groups.Groups {
@@ -54,7 +54,7 @@ func (t *Target) members(ctx context.Context, groupID string) ([]string, error) 
 	return connectors.ListAll(ctx, "the members of group "+groupID, func(ctx context.Context, cursor string) ([]string, string, error) {
 		page, err := t.svc.Members.List(groupID).MaxResults(memberPage).PageToken(cursor).Context(ctx).Do()
 		if err != nil {
-			return nil, "", classify(err)
+			return nil, "", t.classify(err)
 		}
 		var ids []string
 		for _, m := range page.Members {
@@ -99,11 +99,11 @@ func (t *Target) EnsureGroup(ctx context.Context, name string) (connectors.Group
 		return connectors.Group{}, err
 	}
 	g, err := t.svc.Groups.Get(email).Context(ctx).Do()
-	if err = classify(err); errors.Is(err, connectors.ErrNotFound) {
+	if err = t.classify(err); errors.Is(err, connectors.ErrNotFound) {
 		g, err = t.svc.Groups.Insert(&admin.Group{Email: email, Name: name}).Context(ctx).Do()
-		if err = classify(err); errors.Is(err, connectors.ErrConflict) {
+		if err = t.classify(err); errors.Is(err, connectors.ErrConflict) {
 			g, err = t.svc.Groups.Get(email).Context(ctx).Do()
-			err = classify(err)
+			err = t.classify(err)
 		}
 	}
 	if err != nil {
@@ -165,7 +165,7 @@ func (t *Target) emailOf(ctx context.Context, id string) (string, error) {
 	}
 	u, err := t.svc.Users.Get(id).Context(ctx).Do()
 	if err != nil {
-		return "", fmt.Errorf("reading member %s: %w", id, classify(err))
+		return "", fmt.Errorf("reading member %s: %w", id, t.classify(err))
 	}
 	t.remember(u.Id, u.PrimaryEmail)
 	return u.PrimaryEmail, nil
@@ -202,19 +202,19 @@ func (t *Target) batch(ctx context.Context, calls []memberCall) error {
 	req.Header.Set("Content-Type", "multipart/mixed; boundary="+w.Boundary())
 	resp, err := t.http.Do(req)
 	if err != nil {
-		return classify(err)
+		return t.classify(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return answerError(resp.StatusCode, resp.Header, "", strings.TrimSpace(string(msg)))
+		return t.answerError(resp.StatusCode, resp.Header, "", strings.TrimSpace(string(msg)))
 	}
-	return readBatch(resp, calls)
+	return t.readBatch(resp, calls)
 }
 
 // readBatch reads a batch's answers, one part per call, and returns the first failure
 // that matters: a rate limit before anything else, since the engine then waits.
-func readBatch(resp *http.Response, calls []memberCall) error {
+func (t *Target) readBatch(resp *http.Response, calls []memberCall) error {
 	mediaType, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mediaType, "multipart/") {
 		return &connectors.TransientError{Err: fmt.Errorf("the batch answer is %q, not multipart", resp.Header.Get("Content-Type"))}
@@ -239,7 +239,7 @@ func readBatch(resp *http.Response, calls []memberCall) error {
 		if err != nil {
 			return &connectors.TransientError{Err: fmt.Errorf("reading Google's batch answer: %w", err)}
 		}
-		err = callError(inner, calls[index])
+		err = t.callError(inner, calls[index])
 		inner.Body.Close()
 		var rate *connectors.RateLimitedError
 		switch {
@@ -275,7 +275,7 @@ func callIndex(contentID string, order int) int {
 }
 
 // callError is one call's outcome: a member already added, or already gone, is done.
-func callError(resp *http.Response, call memberCall) error {
+func (t *Target) callError(resp *http.Response, call memberCall) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
@@ -300,5 +300,5 @@ func callError(resp *http.Response, call memberCall) error {
 		// A user just created can be unknown to the groups service for a moment.
 		return &connectors.TransientError{Status: resp.StatusCode, Err: fmt.Errorf("adding a member: Google answered 404: %s", answer.Error.Message)}
 	}
-	return answerError(resp.StatusCode, resp.Header, reason, answer.Error.Message)
+	return t.answerError(resp.StatusCode, resp.Header, reason, answer.Error.Message)
 }

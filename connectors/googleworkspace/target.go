@@ -12,18 +12,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/oauth2"
 	admin "google.golang.org/api/admin/directory/v1"
-	"google.golang.org/api/option"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
-	"github.com/rosterhq/roster/connectors/httpx"
 )
 
 // Google's documented default quota for the Directory API: 2,400 queries a minute per
@@ -55,57 +51,29 @@ func NewFactory() connectors.TargetFactory {
 		if spec == nil {
 			return nil, &connectors.PermanentError{Message: "the AppConnection has no googleWorkspace block"}
 		}
-		key, err := secrets.SecretValue(ctx, spec.ServiceAccountKeySecretRef.Name, spec.ServiceAccountKeySecretRef.Key)
+		access, err := accessOf(ctx, spec.GoogleServiceAccount, secrets, conn.Spec.RateLimit, conn.Namespace+"/"+conn.Name)
 		if err != nil {
 			return nil, err
 		}
-		cfg := Config{Domain: spec.Domain, Customer: spec.Customer, AdminEmail: spec.AdminEmail, ServiceAccountKey: key,
-			APIURL: spec.APIURL, MustChangePassword: spec.InitialPassword == identityv1alpha1.GoogleWorkspacePasswordRandomMustChange,
-			RateLimit: conn.Spec.RateLimit, App: conn.Namespace + "/" + conn.Name}
-		if spec.RequestTimeout != nil {
-			cfg.Timeout = spec.RequestTimeout.Duration
-		}
-		if spec.TLS != nil && spec.TLS.CASecretRef != nil {
-			ca, err := secrets.SecretValue(ctx, spec.TLS.CASecretRef.Name, spec.TLS.CASecretRef.Key)
-			if err != nil {
-				return nil, fmt.Errorf("CA certificate: %w", err)
-			}
-			cfg.RootCAs, cfg.ServerName = ca, spec.TLS.ServerName
-		}
-		return New(ctx, cfg)
+		return New(ctx, Config{Access: access, Domain: spec.Domain,
+			MustChangePassword: spec.InitialPassword == identityv1alpha1.GoogleWorkspacePasswordRandomMustChange})
 	}
 }
 
 // Config configures a Target.
 type Config struct {
+	Access
 	// Domain names groups given without a domain.
 	Domain string
-	// Customer is the customer id; "" is my_customer.
-	Customer   string
-	AdminEmail string
-	// ServiceAccountKey is the service account's JSON key.
-	ServiceAccountKey []byte
-	// APIURL is the Admin SDK's base; "" is Google's.
-	APIURL string
 	// MustChangePassword sets changePasswordAtNextLogin on new users.
 	MustChangePassword bool
-	// RateLimit is the AppConnection's; nil is Google's documented default quota.
-	RateLimit  *identityv1alpha1.RateLimit
-	Timeout    time.Duration
-	RootCAs    []byte
-	ServerName string
-	// App names the AppConnection in metrics.
-	App string
 }
 
 // Target provisions a Google Workspace account.
 type Target struct {
+	*session
 	svc        *admin.Service
-	http       *http.Client
-	budget     *httpx.Client
-	apiURL     string
 	domain     string
-	customer   string
 	mustChange bool
 
 	// emails are users' primary emails by id: Google adds a member by email.
@@ -120,37 +88,16 @@ var (
 
 // New returns a Target.
 func New(ctx context.Context, cfg Config) (*Target, error) {
-	apiURL := cfg.APIURL
-	if apiURL == "" {
-		apiURL = defaultAPIURL
-	}
-	if err := safeURL(apiURL); err != nil {
-		return nil, &connectors.PermanentError{Message: "apiURL " + err.Error()}
-	}
-	apiURL = strings.TrimSuffix(apiURL, "/") + "/"
-	opts := httpx.Options{RequestsPerSecond: defaultRequestsPerSecond, Burst: 40, Timeout: cfg.Timeout,
-		RootCAs: cfg.RootCAs, ServerName: cfg.ServerName, App: cfg.App}
-	httpx.ApplyRateLimit(&opts, cfg.RateLimit)
-	budget, err := httpx.New(opts)
+	s, err := connect(ctx, cfg.Access, Scopes)
 	if err != nil {
 		return nil, err
 	}
-	tokenClient := &http.Client{Timeout: budget.Timeout(), Transport: budget.Unbudgeted(), CheckRedirect: httpx.SameOrigin}
-	tokens, err := tokenSource(ctx, cfg.ServiceAccountKey, cfg.AdminEmail, Scopes, tokenClient)
-	if err != nil {
-		return nil, err
-	}
-	client := &http.Client{Transport: &oauth2.Transport{Source: tokens, Base: budget.Transport()}, CheckRedirect: httpx.SameOrigin}
-	svc, err := admin.NewService(ctx, option.WithHTTPClient(client), option.WithEndpoint(apiURL), option.WithUserAgent(httpx.UserAgent))
+	svc, err := admin.NewService(ctx, s.options()...)
 	if err != nil {
 		return nil, &connectors.PermanentError{Message: err.Error()}
 	}
-	customer := cfg.Customer
-	if customer == "" {
-		customer = "my_customer"
-	}
-	return &Target{svc: svc, http: client, budget: budget, apiURL: apiURL, domain: strings.ToLower(cfg.Domain),
-		customer: customer, mustChange: cfg.MustChangePassword, emails: map[string]string{}}, nil
+	return &Target{session: s, svc: svc, domain: strings.ToLower(cfg.Domain), mustChange: cfg.MustChangePassword,
+		emails: map[string]string{}}, nil
 }
 
 // DefaultMapping: a Google user is its primary email (the User's primary email, else
@@ -175,7 +122,7 @@ func (t *Target) DefaultMapping() []identityv1alpha1.ExpressionMapping {
 // customer.
 func (t *Target) Validate(ctx context.Context) (connectors.Capabilities, error) {
 	if _, err := t.svc.Users.List().Customer(t.customer).MaxResults(1).Context(ctx).Do(); err != nil {
-		return connectors.Capabilities{}, fmt.Errorf("listing the account's users: %w", classify(err))
+		return connectors.Capabilities{}, fmt.Errorf("listing the account's users: %w", t.classify(err))
 	}
 	return connectors.Capabilities{Groups: true, Patch: true, Filter: true, ETag: true, Bulk: true, CursorPaging: true,
 		MaxResults: pageSize, MemberBatch: maxBatchCalls}, nil
@@ -191,7 +138,7 @@ func (t *Target) Lookup(ctx context.Context, key connectors.Key) (connectors.Acc
 	case connectors.KeyExternalID:
 		users, err := t.svc.Users.List().Customer(t.customer).Query("externalId:" + quote(key.Value)).MaxResults(pageSize).Context(ctx).Do()
 		if err != nil {
-			return connectors.Account{}, classify(err)
+			return connectors.Account{}, t.classify(err)
 		}
 		found = users.Users
 	default:
@@ -200,7 +147,7 @@ func (t *Target) Lookup(ctx context.Context, key connectors.Key) (connectors.Acc
 		}
 		u, err := t.svc.Users.Get(key.Value).Context(ctx).Do()
 		if err != nil {
-			return connectors.Account{}, classify(err)
+			return connectors.Account{}, t.classify(err)
 		}
 		found = []*admin.User{u}
 	}
@@ -222,7 +169,7 @@ func quote(v string) string {
 func (t *Target) ListAccounts(ctx context.Context, cursor string) (connectors.AccountPage, error) {
 	users, err := t.svc.Users.List().Customer(t.customer).MaxResults(pageSize).PageToken(cursor).Context(ctx).Do()
 	if err != nil {
-		return connectors.AccountPage{}, classify(err)
+		return connectors.AccountPage{}, t.classify(err)
 	}
 	page := connectors.AccountPage{Next: users.NextPageToken}
 	for _, u := range users.Users {
@@ -239,7 +186,7 @@ func (t *Target) Create(ctx context.Context, desired connectors.Account) (connec
 	}
 	created, err := t.svc.Users.Insert(u).Context(ctx).Do()
 	if err != nil {
-		return connectors.Account{}, classify(err)
+		return connectors.Account{}, t.classify(err)
 	}
 	return t.account(created), nil
 }
@@ -303,7 +250,7 @@ func (t *Target) Update(ctx context.Context, current, desired connectors.Account
 	}
 	updated, err := t.svc.Users.Patch(current.ID, patch).Context(ctx).Do()
 	if err != nil {
-		return connectors.Account{}, classify(err)
+		return connectors.Account{}, t.classify(err)
 	}
 	return t.account(updated), nil
 }
@@ -325,7 +272,7 @@ func merged(current, desired map[string]any, paths ...string) map[string]any {
 func (t *Target) Deactivate(ctx context.Context, current connectors.Account) (connectors.Account, error) {
 	updated, err := t.svc.Users.Patch(current.ID, &admin.User{Suspended: true}).Context(ctx).Do()
 	if err != nil {
-		return connectors.Account{}, classify(err)
+		return connectors.Account{}, t.classify(err)
 	}
 	return t.account(updated), nil
 }
@@ -333,7 +280,7 @@ func (t *Target) Deactivate(ctx context.Context, current connectors.Account) (co
 // Delete deletes the user; Google keeps a deleted user restorable for 20 days.
 func (t *Target) Delete(ctx context.Context, id string) error {
 	err := t.svc.Users.Delete(id).Context(ctx).Do()
-	if err = classify(err); errors.Is(err, connectors.ErrNotFound) {
+	if err = t.classify(err); errors.Is(err, connectors.ErrNotFound) {
 		return nil
 	}
 	return err

@@ -35,8 +35,8 @@ func serve(t *testing.T, opts googleapi.Options) *googleapi.Server {
 func target(t *testing.T, srv *googleapi.Server, change ...func(*googleworkspace.Config)) *googleworkspace.Target {
 	t.Helper()
 	burst := int32(1000)
-	cfg := googleworkspace.Config{Domain: "example.com", AdminEmail: "admin@example.com", ServiceAccountKey: srv.Key,
-		APIURL: srv.URL, Timeout: 5 * time.Second, RateLimit: &identityv1alpha1.RateLimit{Requests: 10000, Burst: &burst}}
+	cfg := googleworkspace.Config{Domain: "example.com", Access: googleworkspace.Access{AdminEmail: "admin@example.com", ServiceAccountKey: srv.Key,
+		APIURL: srv.URL, Timeout: 5 * time.Second, RateLimit: &identityv1alpha1.RateLimit{Requests: 10000, Burst: &burst}}}
 	for _, c := range change {
 		c(&cfg)
 	}
@@ -243,11 +243,11 @@ func TestCredentialsGoogleRefusesAreSaidPlainly(t *testing.T) {
 	if _, err := target(t, narrow).Validate(ctx); !errors.Is(err, connectors.ErrUnauthorized) {
 		t.Fatalf("a delegation without the scopes = %v", err)
 	}
-	if _, err := googleworkspace.New(ctx, googleworkspace.Config{Domain: "example.com", AdminEmail: "admin@example.com", ServiceAccountKey: []byte(`{"type":"authorized_user"}`)}); !connectors.IsPermanent(err) {
+	if _, err := googleworkspace.New(ctx, googleworkspace.Config{Domain: "example.com", Access: googleworkspace.Access{AdminEmail: "admin@example.com", ServiceAccountKey: []byte(`{"type":"authorized_user"}`)}}); !connectors.IsPermanent(err) {
 		t.Fatalf("a key that is no service account's = %v", err)
 	}
 	key := strings.Replace(string(srv.Key), `"token_uri":"http://127.0.0.1`, `"token_uri":"http://evil.example`, 1)
-	if _, err := googleworkspace.New(ctx, googleworkspace.Config{Domain: "example.com", AdminEmail: "admin@example.com", ServiceAccountKey: []byte(key)}); !connectors.IsPermanent(err) {
+	if _, err := googleworkspace.New(ctx, googleworkspace.Config{Domain: "example.com", Access: googleworkspace.Access{AdminEmail: "admin@example.com", ServiceAccountKey: []byte(key)}}); !connectors.IsPermanent(err) {
 		t.Fatalf("a key whose token_uri is plain http to another host = %v, want refused", err)
 	}
 }

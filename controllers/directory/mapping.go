@@ -51,6 +51,24 @@ var (
 		"state":                     `record.disabled ? "Suspended" : "Active"`,
 		"labels." + LabelDepartment: scimEnterprise("department"),
 	})
+	googleMapping = mappings(map[string]string{
+		"userName":                  `record.userName`,
+		"externalID":                `record.id`,
+		"name.givenName":            `has(record.givenName) ? record.givenName : ""`,
+		"name.familyName":           `has(record.familyName) ? record.familyName : ""`,
+		"displayName":               `has(record.displayName) ? record.displayName : ""`,
+		"emails":                    `[record.email]`,
+		"title":                     `has(record.title) ? record.title : ""`,
+		"department":                `has(record.department) ? record.department : ""`,
+		"location":                  `has(record.location) ? record.location : ""`,
+		"employeeType":              `has(record.employeeType) ? record.employeeType : ""`,
+		"manager":                   `has(record.manager) ? record.manager : ""`,
+		"groups":                    `record.groups`,
+		"state":                     `record.disabled ? "Suspended" : "Active"`,
+		"attributes.orgUnitPath":    `record.orgUnitPath`,
+		"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,
+		"labels." + LabelLocation:   `has(record.location) ? record.location : ""`,
+	})
 	hrisMapping = mappings(map[string]string{
 		"userName":                  `has(record.userName) ? record.userName : (has(record.email) ? record.email : "")`,
 		"externalID":                `record.id`,
@@ -104,6 +122,8 @@ func DefaultMapping(source string) []identityv1alpha1.ExpressionMapping {
 		return scimMapping
 	case "hris":
 		return hrisMapping
+	case "googleWorkspace":
+		return googleMapping
 	}
 	return nil
 }

@@ -27,10 +27,10 @@ func (s *Server) serve(method string, params map[string]string, query map[string
 		}
 		return apiError(http.StatusNotFound, "notFound", "Resource Not Found: userKey")
 	case "directory.users.list":
-		if c := get("customer"); c != "my_customer" && c != customerID {
+		if c := get("customer"); get("domain") == "" && c != "my_customer" && c != customerID {
 			return apiError(http.StatusBadRequest, "badRequest", "Bad Request")
 		}
-		return s.listUsers(get("query"), get("pageToken"), get("maxResults"))
+		return s.listUsers(get("domain"), get("query"), get("pageToken"), get("maxResults"))
 	case "directory.users.patch":
 		return s.patchUser(params["userKey"], in)
 	case "directory.users.delete":
@@ -38,6 +38,7 @@ func (s *Server) serve(method string, params map[string]string, query map[string
 		if u == nil {
 			return apiError(http.StatusNotFound, "notFound", "Resource Not Found: userKey")
 		}
+		s.audit("USER_SETTINGS", "DELETE_USER", "USER_EMAIL", str(u["primaryEmail"]))
 		s.users = slices.DeleteFunc(s.users, func(x map[string]any) bool { return x["id"] == u["id"] })
 		for g, ids := range s.members {
 			s.members[g] = slices.DeleteFunc(ids, func(id string) bool { return id == u["id"] })
@@ -53,7 +54,9 @@ func (s *Server) serve(method string, params map[string]string, query map[string
 	case "directory.groups.list":
 		var all []any
 		for _, g := range s.groups {
-			all = append(all, s.groupView(g))
+			if d := get("domain"); d == "" || strings.HasSuffix(str(g["email"]), "@"+strings.ToLower(d)) {
+				all = append(all, s.groupView(g))
+			}
 		}
 		items, next := s.page(all, get("pageToken"), get("maxResults"))
 		return http.StatusOK, map[string]any{"kind": "admin#directory#groups", "groups": items, "nextPageToken": next}
@@ -64,21 +67,23 @@ func (s *Server) serve(method string, params map[string]string, query map[string
 		}
 		var all []any
 		for _, id := range s.members[g["id"].(string)] {
-			u := s.findUser(id)
-			all = append(all, map[string]any{"kind": "admin#directory#member", "id": id, "email": u["primaryEmail"], "role": "MEMBER", "type": "USER", "status": "ACTIVE"})
+			all = append(all, s.member(id))
 		}
 		items, next := s.page(all, get("pageToken"), get("maxResults"))
 		return http.StatusOK, map[string]any{"kind": "admin#directory#members", "members": items, "nextPageToken": next}
 	case "directory.members.insert":
 		return s.insertMember(params["groupKey"], in)
 	case "directory.members.delete":
-		g, u := s.findGroup(params["groupKey"]), s.findUser(params["memberKey"])
+		g, u := s.findGroup(params["groupKey"]), s.findMember(params["memberKey"])
 		if g == nil || u == nil || !slices.Contains(s.members[g["id"].(string)], u["id"].(string)) {
 			return apiError(http.StatusNotFound, "notFound", "Resource Not Found: memberKey")
 		}
 		gid := g["id"].(string)
 		s.members[gid] = slices.DeleteFunc(s.members[gid], func(id string) bool { return id == u["id"] })
+		s.audit("GROUP_SETTINGS", "REMOVE_GROUP_MEMBER", "GROUP_EMAIL", str(g["email"]), "USER_EMAIL", str(u["primaryEmail"]))
 		return http.StatusNoContent, nil
+	case "reports.activities.list":
+		return s.listActivities(params, get)
 	}
 	s.problems = append(s.problems, method+" is not served by the test account")
 	return apiError(http.StatusNotImplemented, "notImplemented", "Not Implemented")
@@ -116,6 +121,7 @@ func (s *Server) newUser(in map[string]any) map[string]any {
 	name := u["name"].(map[string]any)
 	name["fullName"] = strings.TrimSpace(str(name["givenName"]) + " " + str(name["familyName"]))
 	u["kind"], u["id"], u["etag"] = "admin#directory#user", s.newID(), `"`+randomID()+`"`
+	s.audit("USER_SETTINGS", "CREATE_USER", "USER_EMAIL", str(u["primaryEmail"]))
 	u["customerId"], u["creationTime"], u["lastLoginTime"] = customerID, time.Now().UTC().Format(time.RFC3339), "1970-01-01T00:00:00.000Z"
 	u["isAdmin"], u["isDelegatedAdmin"], u["agreedToTerms"], u["isMailboxSetup"] = false, false, false, true
 	if _, ok := u["suspended"]; !ok {
@@ -146,6 +152,7 @@ func (s *Server) patchUser(key string, in map[string]any) (int, any) {
 		aliases, _ := u["aliases"].([]any)
 		u["aliases"] = append(aliases, u["primaryEmail"]) // the old address keeps reaching the user
 	}
+	s.auditPatch(u, in)
 	merge(u, in)
 	delete(u, "password")
 	if suspended, _ := u["suspended"].(bool); suspended {
@@ -171,11 +178,14 @@ func merge(into, patch map[string]any) {
 	}
 }
 
-func (s *Server) listUsers(query, token, max string) (int, any) {
+func (s *Server) listUsers(domain, query, token, max string) (int, any) {
 	field, value, _ := strings.Cut(query, ":")
 	value = strings.Trim(strings.ReplaceAll(value, `\'`, `'`), "'")
 	var all []any
 	for _, u := range s.users {
+		if domain != "" && !strings.HasSuffix(strings.ToLower(str(u["primaryEmail"])), "@"+strings.ToLower(domain)) {
+			continue
+		}
 		switch field {
 		case "":
 		case "externalId":
@@ -219,6 +229,7 @@ func (s *Server) insertGroup(in map[string]any) (int, any) {
 		g["name"] = email
 	}
 	s.groups = append(s.groups, g)
+	s.audit("GROUP_SETTINGS", "CREATE_GROUP", "GROUP_EMAIL", email)
 	return http.StatusOK, s.groupView(g)
 }
 
@@ -237,7 +248,7 @@ func (s *Server) insertMember(groupKey string, in map[string]any) (int, any) {
 	if email == "" {
 		return apiError(http.StatusBadRequest, "required", "Missing required field: email")
 	}
-	u := s.findUser(email)
+	u := s.findMember(email)
 	if u == nil {
 		return apiError(http.StatusNotFound, "notFound", "Resource Not Found: memberKey")
 	}
@@ -246,7 +257,27 @@ func (s *Server) insertMember(groupKey string, in map[string]any) (int, any) {
 		return apiError(http.StatusConflict, "duplicate", "Member already exists.")
 	}
 	s.members[gid] = append(s.members[gid], uid)
-	return http.StatusOK, map[string]any{"kind": "admin#directory#member", "id": uid, "email": u["primaryEmail"], "role": "MEMBER", "type": "USER", "status": "ACTIVE", "etag": `"` + randomID() + `"`}
+	s.audit("GROUP_SETTINGS", "ADD_GROUP_MEMBER", "GROUP_EMAIL", str(g["email"]), "USER_EMAIL", email)
+	m := s.member(uid)
+	m["etag"] = `"` + randomID() + `"`
+	return http.StatusOK, m
+}
+
+// findMember finds a user, else a group (a group may be a member of another).
+func (s *Server) findMember(key string) map[string]any {
+	if u := s.findUser(key); u != nil {
+		return u
+	}
+	return s.findGroup(key)
+}
+
+// member is a group's member as members.list shows it.
+func (s *Server) member(id string) map[string]any {
+	if u := s.findUser(id); u != nil {
+		return map[string]any{"kind": "admin#directory#member", "id": id, "email": u["primaryEmail"], "role": "MEMBER", "type": "USER", "status": "ACTIVE"}
+	}
+	g := s.findGroup(id)
+	return map[string]any{"kind": "admin#directory#member", "id": id, "email": g["email"], "role": "MEMBER", "type": "GROUP"}
 }
 
 // findUser finds a user by id, primary email or alias, ignoring letter case.

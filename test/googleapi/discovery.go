@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -43,6 +44,7 @@ type Parameter struct {
 	Enum     []string `json:"enum"`
 	Minimum  string   `json:"minimum"`
 	Maximum  string   `json:"maximum"`
+	Pattern  string   `json:"pattern"`
 }
 
 type Schema struct {
@@ -62,11 +64,20 @@ type Schema struct {
 // DirectoryDiscovery reads the Admin SDK Directory API's discovery document that
 // Google ships with its Go client, from the module the build uses.
 func DirectoryDiscovery() (*Discovery, error) {
+	return readDiscovery("admin", "directory", "v1", "admin-api.json")
+}
+
+// ReportsDiscovery reads the Admin SDK Reports API's discovery document, the same way.
+func ReportsDiscovery() (*Discovery, error) {
+	return readDiscovery("admin", "reports", "v1", "admin-api.json")
+}
+
+func readDiscovery(path ...string) (*Discovery, error) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "google.golang.org/api").Output()
 	if err != nil {
 		return nil, fmt.Errorf("finding google.golang.org/api: %w", err)
 	}
-	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "admin", "directory", "v1", "admin-api.json"))
+	data, err := os.ReadFile(filepath.Join(append([]string{strings.TrimSpace(string(out))}, path...)...))
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +176,9 @@ func (p Parameter) check(v string) string {
 	}
 	if len(p.Enum) > 0 && !slices.Contains(p.Enum, v) {
 		return fmt.Sprintf("is not one of %v", p.Enum)
+	}
+	if p.Pattern != "" && !regexp.MustCompile("^(?:"+p.Pattern+")$").MatchString(v) {
+		return "does not match " + p.Pattern
 	}
 	return ""
 }

@@ -51,6 +51,23 @@ func TestTheDiscoveryDocumentCatchesWhatGoogleWouldRefuse(t *testing.T) {
 			t.Errorf("%s: problems %q, want %q", query, problems, want)
 		}
 	}
+	reports, err := ReportsDiscovery()
+	if err != nil {
+		t.Fatal(err)
+	}
+	activities, params, ok := reports.Find("GET", "admin/reports/v1/activity/users/all/applications/admin")
+	if !ok || activities.ID != "reports.activities.list" || params["applicationName"] != "admin" {
+		t.Fatalf("Find(GET activities) = %v %v %v", activities, params, ok)
+	}
+	for query, want := range map[string]string{"startTime=yesterday": "does not match", "maxResults=1001": "above the maximum 1000"} {
+		q, _ := url.ParseQuery(query)
+		if problems := strings.Join(reports.CheckQuery(activities, q), "; "); !strings.Contains(problems, want) {
+			t.Errorf("%s: problems %q, want %q", query, problems, want)
+		}
+	}
+	if p := reports.CheckQuery(activities, url.Values{"startTime": {"2026-12-03T06:00:00.123456789Z"}}); len(p) != 0 {
+		t.Errorf("an RFC 3339 startTime: %v", p)
+	}
 	if p := d.CheckResponse(list, []byte(`{"kind":"admin#directory#users","users":[{"id":"1","primaryEmail":"a@example.com","suspended":"no"}]}`)); len(p) != 1 {
 		t.Errorf("an answer with a string for a boolean: %v", p)
 	}

@@ -1,10 +1,11 @@
 // Package googleapi is a Google Workspace account on loopback for tests: the Admin SDK
-// Directory API's users, groups, members and batch requests, and Google's OAuth 2.0
-// token endpoint for service accounts (a JWT signed with the service account's key,
-// acting for an admin). Every request and answer is checked against the Directory
-// API's discovery document that ships with Google's Go client, and every call against
-// the scopes the token was granted; what departs from it is kept as a problem for the
-// test to fail on.
+// Directory API's users, groups, members and batch requests, the Reports API's admin
+// activity (every change made to the account, by Roster or by an admin), and Google's
+// OAuth 2.0 token endpoint for service accounts (a JWT signed with the service
+// account's key, acting for an admin). Every request and answer is checked against the
+// APIs' discovery documents that ship with Google's Go client, and every call against
+// the scopes the token was granted; what departs from them is kept as a problem for
+// the test to fail on.
 package googleapi
 
 import (
@@ -62,7 +63,8 @@ type Server struct {
 	Key []byte
 
 	opts      Options
-	discovery *Discovery
+	directory *Discovery
+	reports   *Discovery
 	public    *rsa.PublicKey
 	http      *httptest.Server
 
@@ -78,7 +80,8 @@ type Server struct {
 		left   int
 		status int
 	}
-	nextID int
+	nextID     int
+	activities []activity // oldest first
 }
 
 type grant struct {
@@ -104,16 +107,21 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reports, err := ReportsDiscovery()
+	if err != nil {
+		return nil, err
+	}
 	private, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, discovery: d, public: &private.PublicKey, members: map[string][]string{},
+	s := &Server{opts: opts, directory: d, reports: reports, public: &private.PublicKey, members: map[string][]string{},
 		tokens: map[string]grant{}, calls: map[string]int{}, nextID: 100000000000000000}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.token)
 	mux.HandleFunc("POST /batch", s.batch)
 	mux.HandleFunc(apiPrefix, s.api)
+	mux.HandleFunc("/admin/reports/v1/", s.api)
 	s.http = httptest.NewServer(mux)
 	s.URL = s.http.URL + "/"
 	der, err := x509.MarshalPKCS8PrivateKey(private)
@@ -268,14 +276,18 @@ func writeJSON(w http.ResponseWriter, status int, answer any) {
 
 // call checks a call against the discovery document and the token, and answers it.
 func (s *Server) call(method, path string, query map[string][]string, authorization string, body []byte) (int, any) {
-	m, params, ok := s.discovery.Find(method, strings.TrimPrefix(path, "/"))
+	d := s.directory
+	if strings.HasPrefix(path, "/admin/reports/") {
+		d = s.reports
+	}
+	m, params, ok := d.Find(method, strings.TrimPrefix(path, "/"))
 	if !ok {
-		s.problem("%s %s is no method of the Directory API", method, path)
+		s.problem("%s %s is no method of the Directory or Reports API", method, path)
 		return apiError(http.StatusNotFound, "notFound", "Not Found")
 	}
 	var problems []string
-	problems = append(problems, s.discovery.CheckQuery(m, query)...)
-	problems = append(problems, s.discovery.CheckRequest(m, body)...)
+	problems = append(problems, d.CheckQuery(m, query)...)
+	problems = append(problems, d.CheckRequest(m, body)...)
 	for _, p := range problems {
 		s.problem("%s", p)
 	}
@@ -301,7 +313,7 @@ func (s *Server) call(method, path string, query map[string][]string, authorizat
 	status, answer := s.serve(m.ID, params, query, in)
 	if status/100 == 2 && answer != nil {
 		data, _ := json.Marshal(answer)
-		s.problems = append(s.problems, s.discovery.CheckResponse(m, data)...)
+		s.problems = append(s.problems, d.CheckResponse(m, data)...)
 	}
 	return status, answer
 }
