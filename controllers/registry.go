@@ -7,6 +7,7 @@ import (
 	"github.com/rosterhq/roster/connectors/hris"
 	"github.com/rosterhq/roster/connectors/ldap"
 	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/connectors/microsoftgraph"
 	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/connectors/webhook"
 )
@@ -21,6 +22,7 @@ func Connectors(apps *memory.Apps, inbound *InboundSCIM) *connectors.Registry {
 		AddTarget("ldap", ldap.NewTargetFactory()).
 		AddTarget("github", github.NewFactory()).
 		AddTarget("googleWorkspace", googleworkspace.NewFactory()).
+		AddTarget("microsoftGraph", microsoftgraph.NewFactory()).
 		AddTarget("webhook", webhook.NewFactory()).
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).

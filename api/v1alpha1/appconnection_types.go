@@ -170,19 +170,19 @@ type GitHubConnector struct {
 	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
-// GoogleWorkspacePasswordPolicy is what password a new Google account gets. Google
-// requires one at creation; Roster never tells it to anyone.
+// InitialPasswordPolicy is what password a new account gets where the app requires
+// one at creation (Google Workspace, Entra ID); Roster never tells it to anyone.
 // +kubebuilder:validation:Enum=Random;RandomMustChange
-type GoogleWorkspacePasswordPolicy string
+type InitialPasswordPolicy string
 
 const (
-	// GoogleWorkspacePasswordRandom sets a long random password: people sign in through
+	// InitialPasswordRandom sets a long random password: people sign in through
 	// single sign-on, or an admin resets the password for them.
-	GoogleWorkspacePasswordRandom GoogleWorkspacePasswordPolicy = "Random"
-	// GoogleWorkspacePasswordRandomMustChange sets a long random password and
-	// changePasswordAtNextLogin, so that the password an admin resets it to must be
-	// changed at the first sign-in.
-	GoogleWorkspacePasswordRandomMustChange GoogleWorkspacePasswordPolicy = "RandomMustChange"
+	InitialPasswordRandom InitialPasswordPolicy = "Random"
+	// InitialPasswordRandomMustChange sets a long random password that must be changed
+	// at the first sign-in (Google's changePasswordAtNextLogin, Entra ID's
+	// forceChangePasswordNextSignIn), so that the one an admin resets it to is changed.
+	InitialPasswordRandomMustChange InitialPasswordPolicy = "RandomMustChange"
 )
 
 // GoogleServiceAccount is how Roster reaches a Google Workspace account: a service
@@ -250,8 +250,102 @@ type GoogleWorkspaceConnector struct {
 	// RandomMustChange (changePasswordAtNextLogin). Nobody is told either.
 	// +optional
 	// +kubebuilder:default=Random
-	InitialPassword GoogleWorkspacePasswordPolicy `json:"initialPassword,omitempty"`
+	InitialPassword InitialPasswordPolicy `json:"initialPassword,omitempty"`
 }
+
+// MicrosoftGraphApp is how Roster reaches a Microsoft Entra ID tenant: an app
+// registration's client credentials (a client secret or a certificate) for Microsoft
+// Graph's application permissions.
+// +kubebuilder:validation:XValidation:rule="has(self.clientSecretRef) != has(self.clientCertificateSecretRef)",message="set exactly one of clientSecretRef or clientCertificateSecretRef"
+type MicrosoftGraphApp struct {
+	// tenantID is the Entra ID tenant: its id (a GUID) or one of its verified domains.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+)$`
+	TenantID string `json:"tenantID"`
+
+	// clientID is the app registration's application (client) id.
+	// +required
+	// +kubebuilder:validation:MaxLength=36
+	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+	ClientID string `json:"clientID"`
+
+	// clientSecretRef names the Secret key holding a client secret of the app.
+	// +optional
+	ClientSecretRef *SecretKeySelector `json:"clientSecretRef,omitempty"`
+
+	// clientCertificateSecretRef names the Secret key holding a certificate of the app
+	// and its private key, both PEM (the certificate uploaded to the app registration):
+	// Roster signs a client assertion with it, and no secret travels.
+	// +optional
+	ClientCertificateSecretRef *SecretKeySelector `json:"clientCertificateSecretRef,omitempty"`
+
+	// authorityURL is the Microsoft identity platform's base URL: unset for the global
+	// cloud's; https, or http only to a loopback address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="authorityURL must be an https URL (http only to localhost, 127.0.0.1 or ::1)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="authorityURL must not carry a user name or password: put credentials in a Secret"
+	AuthorityURL string `json:"authorityURL,omitempty"`
+
+	// graphURL is Microsoft Graph's base URL: unset for the global cloud's; https, or
+	// http only to a loopback address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1', '::1']))",message="graphURL must be an https URL (http only to localhost, 127.0.0.1 or ::1)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[^:/?#]+://[^/?#]*@')",message="graphURL must not carry a user name or password: put credentials in a Secret"
+	GraphURL string `json:"graphURL,omitempty"`
+
+	// tls adjusts certificate verification (URLs behind a private CA).
+	// +optional
+	TLS *TLSConfig `json:"tls,omitempty"`
+
+	// requestTimeout bounds each request.
+	// +optional
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="requestTimeout must be a duration from 1s to 5m, such as 30s"
+	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
+}
+
+// MicrosoftGraphConnector provisions the users, groups and licences of a Microsoft
+// Entra ID tenant (Microsoft 365) through Microsoft Graph v1.0, with the application
+// permissions User.ReadWrite.All and Group.ReadWrite.All (and, to read last sign-ins,
+// AuditLog.Read.All).
+type MicrosoftGraphConnector struct {
+	MicrosoftGraphApp `json:",inline"`
+
+	// initialPassword is the password a new account gets: Random (default) or
+	// RandomMustChange (forceChangePasswordNextSignIn). Nobody is told either.
+	// +optional
+	// +kubebuilder:default=Random
+	InitialPassword InitialPasswordPolicy `json:"initialPassword,omitempty"`
+
+	// usageLocation is the two-letter country code new users get unless the mapping
+	// sets usageLocation: a licence can only be assigned to a user who has one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2
+	// +kubebuilder:validation:Pattern=`^[A-Z]{2}$`
+	UsageLocation string `json:"usageLocation,omitempty"`
+
+	// leaverSessions is what happens to a leaver's sign-in sessions when the account is
+	// disabled: Revoke (default) ends them (revokeSignInSessions), so that sessions open
+	// in other apps end too; Keep lets them run out.
+	// +optional
+	// +kubebuilder:default=Revoke
+	LeaverSessions LeaverSessionPolicy `json:"leaverSessions,omitempty"`
+}
+
+// LeaverSessionPolicy is what happens to a leaver's open sign-in sessions.
+// +kubebuilder:validation:Enum=Revoke;Keep
+type LeaverSessionPolicy string
+
+const (
+	// LeaverSessionsRevoke ends them when the account is disabled.
+	LeaverSessionsRevoke LeaverSessionPolicy = "Revoke"
+	// LeaverSessionsKeep lets them run out.
+	LeaverSessionsKeep LeaverSessionPolicy = "Keep"
+)
 
 // WebhookConnector provisions through a receiver the company runs: every change is one
 // signed HTTPS request in Roster's webhook protocol (docs/connectors/webhook.md).
@@ -529,8 +623,8 @@ type RateLimit struct {
 }
 
 // AppConnectionSpec declares one app tenant to provision into.
-// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.googleWorkspace), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory"
-// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.googleWorkspace) == has(oldSelf.googleWorkspace) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
+// +kubebuilder:validation:XValidation:rule="[has(self.scim), has(self.ldap), has(self.github), has(self.googleWorkspace), has(self.microsoftGraph), has(self.webhook), has(self.memory)].filter(x, x).size() == 1",message="set exactly one connector: scim, ldap, github, googleWorkspace, microsoftGraph, webhook or memory"
+// +kubebuilder:validation:XValidation:rule="has(self.scim) == has(oldSelf.scim) && has(self.ldap) == has(oldSelf.ldap) && has(self.github) == has(oldSelf.github) && has(self.googleWorkspace) == has(oldSelf.googleWorkspace) && has(self.microsoftGraph) == has(oldSelf.microsoftGraph) && has(self.webhook) == has(oldSelf.webhook) && has(self.memory) == has(oldSelf.memory)",message="the connector cannot be changed; create a new AppConnection"
 // +kubebuilder:validation:XValidation:rule="!has(self.github) || self.matchBy == 'UserName'",message="GitHub finds people by login: matchBy must be UserName",fieldPath=".matchBy"
 // +kubebuilder:validation:XValidation:rule="!has(self.ldap) || self.matchBy != 'ExternalID' || has(self.ldap.externalIDAttribute)",message="matchBy ExternalID needs ldap.externalIDAttribute, the attribute that holds the external id",fieldPath=".matchBy"
 type AppConnectionSpec struct {
@@ -549,6 +643,11 @@ type AppConnectionSpec struct {
 	// googleWorkspace provisions the users and groups of a Google Workspace account.
 	// +optional
 	GoogleWorkspace *GoogleWorkspaceConnector `json:"googleWorkspace,omitempty"`
+
+	// microsoftGraph provisions the users, groups and licences of a Microsoft Entra ID
+	// tenant (Microsoft 365).
+	// +optional
+	MicrosoftGraph *MicrosoftGraphConnector `json:"microsoftGraph,omitempty"`
 
 	// webhook provisions through a receiver the company runs, for apps without an API
 	// Roster speaks.
@@ -775,6 +874,8 @@ func (s *AppConnectionSpec) ConnectorName() string {
 		return "github"
 	case s.GoogleWorkspace != nil:
 		return "googleWorkspace"
+	case s.MicrosoftGraph != nil:
+		return "microsoftGraph"
 	case s.Webhook != nil:
 		return "webhook"
 	case s.Memory != nil:

@@ -154,12 +154,12 @@ validUntil: "2027-01-01T00:00:00Z"`),
 			reason: "an AppConnection with two connectors",
 			object: connection(`memory: {}
 scim: {baseURL: "https://scim.example.com", auth: {type: Bearer, secretRef: {name: token}}}`),
-			want: "set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory",
+			want: "set exactly one connector: scim, ldap, github, googleWorkspace, microsoftGraph, webhook or memory",
 		},
 		{
 			reason: "a connector block Roster has no provider for is no part of the API",
 			object: connection(`okta: {domain: example.okta.com}`),
-			want:   "set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory",
+			want:   "set exactly one connector: scim, ldap, github, googleWorkspace, microsoftGraph, webhook or memory",
 		},
 		{
 			reason: "a GitHub connection with both a token and an app",
@@ -193,9 +193,24 @@ matchBy: Email`),
 			want:   "spec.googleWorkspace.adminEmail: Invalid value",
 		},
 		{
+			reason: "a Microsoft Graph app with both a secret and a certificate",
+			object: connection(`microsoftGraph: {tenantID: contoso.com, clientID: 0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a, clientSecretRef: {name: graph, key: secret}, clientCertificateSecretRef: {name: graph, key: tls.pem}}`),
+			want:   "set exactly one of clientSecretRef or clientCertificateSecretRef",
+		},
+		{
+			reason: "a Microsoft Graph client id that is no GUID",
+			object: connection(`microsoftGraph: {tenantID: contoso.com, clientID: roster, clientSecretRef: {name: graph, key: secret}}`),
+			want:   "spec.microsoftGraph.clientID: Invalid value",
+		},
+		{
+			reason: "Microsoft Graph over plain http to another host",
+			object: connection(`microsoftGraph: {tenantID: contoso.com, clientID: 0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a, clientSecretRef: {name: graph, key: secret}, graphURL: "http://graph.example.com/"}`),
+			want:   "graphURL must be an https URL (http only to localhost, 127.0.0.1 or ::1)",
+		},
+		{
 			reason: "an AppConnection with no connector",
 			object: connection(`mode: Plan`),
-			want:   "set exactly one connector: scim, ldap, github, googleWorkspace, webhook or memory",
+			want:   "set exactly one connector: scim, ldap, github, googleWorkspace, microsoftGraph, webhook or memory",
 		},
 		{
 			reason: "a webhook over plain http to another host",

@@ -7,14 +7,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"net"
 	"net/http"
-	"net/url"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/jwt"
 
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/httpx"
 )
 
 // Scopes are the least the target needs: users, and groups with their members (Roster
@@ -51,7 +50,7 @@ func tokenSource(ctx context.Context, keyJSON []byte, admin string, scopes []str
 	if tokenURL == "" {
 		tokenURL = googleTokenURL
 	}
-	if err := safeURL(tokenURL); err != nil {
+	if err := httpx.SafeURL(tokenURL); err != nil {
 		return nil, &connectors.PermanentError{Message: "the key's token_uri " + err.Error()}
 	}
 	cfg := &jwt.Config{Email: key.ClientEmail, PrivateKey: []byte(key.PrivateKey), PrivateKeyID: key.PrivateKeyID,
@@ -80,29 +79,4 @@ func canSign(pemKey string) error {
 		return errors.New("not an RSA key")
 	}
 	return nil
-}
-
-// safeURL admits https, and http only to a loopback address: the URL is sent a signed
-// assertion or a token.
-func safeURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return &connectors.PermanentError{Message: "is not a URL: " + err.Error()}
-	case u.User != nil:
-		return &connectors.PermanentError{Message: "must not carry a user name or password"}
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-		return nil
-	}
-	return &connectors.PermanentError{Message: "must be https (http only to a loopback address): " + raw}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -69,7 +69,7 @@ func connect(ctx context.Context, a Access, scopes []string) (*session, error) {
 	if apiURL == "" {
 		apiURL = defaultAPIURL
 	}
-	if err := safeURL(apiURL); err != nil {
+	if err := httpx.SafeURL(apiURL); err != nil {
 		return nil, &connectors.PermanentError{Message: "apiURL " + err.Error()}
 	}
 	opts := httpx.Options{RequestsPerSecond: defaultRequestsPerSecond, Burst: 40, Timeout: a.Timeout,

@@ -56,7 +56,7 @@ func NewFactory() connectors.TargetFactory {
 			return nil, err
 		}
 		return New(ctx, Config{Access: access, Domain: spec.Domain,
-			MustChangePassword: spec.InitialPassword == identityv1alpha1.GoogleWorkspacePasswordRandomMustChange})
+			MustChangePassword: spec.InitialPassword == identityv1alpha1.InitialPasswordRandomMustChange})
 	}
 }
 
