@@ -120,7 +120,7 @@ func (t *Target) DefaultMapping() []identityv1alpha1.ExpressionMapping {
 		{Target: "displayName", Expression: `user.displayName != "" ? user.displayName : (user.name.givenName + " " + user.name.familyName).trim() != "" ? (user.name.givenName + " " + user.name.familyName).trim() : user.userName`},
 		{Target: attrGivenName, Expression: `user.name.givenName != "" ? user.name.givenName : null`},
 		{Target: attrFamilyName, Expression: `user.name.familyName != "" ? user.name.familyName : null`},
-		{Target: AttrLicenses, Expression: `entitlements.license != "" ? [entitlements.license] : null`},
+		{Target: AttrLicenses, Expression: `entitlements.license != "" ? dyn([entitlements.license]) : null`},
 	}
 	for _, path := range []string{"name.middleName", "userType", "roles",
 		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"} {
