@@ -27,7 +27,8 @@ func Connectors(apps *memory.Apps, inbound *InboundSCIM) *connectors.Registry {
 		AddTarget("memory", apps.TargetFactory()).
 		AddSource("ldap", ldap.NewFactory()).
 		AddSource("hris", hris.NewFactory()).
-		AddSource("googleWorkspace", googleworkspace.NewSourceFactory())
+		AddSource("googleWorkspace", googleworkspace.NewSourceFactory()).
+		AddSource("microsoftGraph", microsoftgraph.NewSourceFactory())
 	if inbound != nil {
 		r.AddSource("scim", inbound.SourceFactory())
 	}

@@ -38,6 +38,14 @@ type GoogleWorkspaceSource struct {
 	Domain string `json:"domain,omitempty"`
 }
 
+// MicrosoftGraphSource reads the users and groups of a Microsoft Entra ID tenant through
+// Microsoft Graph's delta queries, with the application permission Directory.Read.All
+// (or User.Read.All and GroupMember.Read.All): a full read, then every 30 seconds only
+// what changed since.
+type MicrosoftGraphSource struct {
+	MicrosoftGraphApp `json:",inline"`
+}
+
 // LDAPSource reads people and groups from OpenLDAP or Active Directory.
 type LDAPSource struct {
 	LDAPConnection `json:",inline"`
@@ -224,8 +232,8 @@ type GroupRoleMirror struct {
 }
 
 // DirectorySyncSpec declares one source of truth for people.
-// +kubebuilder:validation:XValidation:rule="[has(self.ldap), has(self.scim), has(self.hris), has(self.googleWorkspace)].filter(x, x).size() == 1",message="set exactly one source: ldap, scim, hris or googleWorkspace"
-// +kubebuilder:validation:XValidation:rule="has(self.ldap) == has(oldSelf.ldap) && has(self.scim) == has(oldSelf.scim) && has(self.hris) == has(oldSelf.hris) && has(self.googleWorkspace) == has(oldSelf.googleWorkspace)",message="the source cannot be changed; create a new DirectorySync"
+// +kubebuilder:validation:XValidation:rule="[has(self.ldap), has(self.scim), has(self.hris), has(self.googleWorkspace), has(self.microsoftGraph)].filter(x, x).size() == 1",message="set exactly one source: ldap, scim, hris, googleWorkspace or microsoftGraph"
+// +kubebuilder:validation:XValidation:rule="has(self.ldap) == has(oldSelf.ldap) && has(self.scim) == has(oldSelf.scim) && has(self.hris) == has(oldSelf.hris) && has(self.googleWorkspace) == has(oldSelf.googleWorkspace) && has(self.microsoftGraph) == has(oldSelf.microsoftGraph)",message="the source cannot be changed; create a new DirectorySync"
 type DirectorySyncSpec struct {
 	// ldap reads from OpenLDAP or Active Directory.
 	// +optional
@@ -242,6 +250,10 @@ type DirectorySyncSpec struct {
 	// googleWorkspace reads a Google Workspace account's users and groups.
 	// +optional
 	GoogleWorkspace *GoogleWorkspaceSource `json:"googleWorkspace,omitempty"`
+
+	// microsoftGraph reads a Microsoft Entra ID tenant's users and groups.
+	// +optional
+	MicrosoftGraph *MicrosoftGraphSource `json:"microsoftGraph,omitempty"`
 
 	// mapping sets User fields and labels from each source record with CEL expressions
 	// over `record`; it adds to and overrides the source's defaults. Targets are User
@@ -458,7 +470,7 @@ func init() {
 }
 
 // SourceName is the name of the source block that is set ("ldap", "scim", "hris",
-// "googleWorkspace"), or "" when none is.
+// "googleWorkspace", "microsoftGraph"), or "" when none is.
 func (s *DirectorySyncSpec) SourceName() string {
 	switch {
 	case s.LDAP != nil:
@@ -469,6 +481,8 @@ func (s *DirectorySyncSpec) SourceName() string {
 		return "hris"
 	case s.GoogleWorkspace != nil:
 		return "googleWorkspace"
+	case s.MicrosoftGraph != nil:
+		return "microsoftGraph"
 	}
 	return ""
 }

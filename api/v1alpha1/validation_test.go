@@ -308,7 +308,7 @@ rateLimit: {requests: 0}`),
 			reason: "a DirectorySync with two sources",
 			object: directorySync(`scim: {tokenSecretRef: {name: okta, key: token}}
 hris: {format: CSV, configMapRef: {name: people, key: people.csv}}`),
-			want: "set exactly one source: ldap, scim, hris or googleWorkspace",
+			want: "set exactly one source: ldap, scim, hris, googleWorkspace or microsoftGraph",
 		},
 		{
 			reason: "a Google Workspace source read through a URL with a password in it",

@@ -180,7 +180,7 @@ func answerError(status int, body []byte) error {
 		return &connectors.PermanentError{Status: status, Err: connectors.ErrUnauthorized, Message: what}
 	case status == http.StatusForbidden:
 		return &connectors.PermanentError{Status: status, Err: connectors.ErrUnauthorized,
-			Message: what + " (the app registration needs the application permissions User.ReadWrite.All and Group.ReadWrite.All, with admin consent)"}
+			Message: what + " (the app registration needs the application permissions Roster's documentation lists, granted with admin consent: User.ReadWrite.All and Group.ReadWrite.All to provision, Directory.Read.All to read)"}
 	case status >= 500 || status == http.StatusPreconditionFailed:
 		return &connectors.TransientError{Status: status, Err: errors.New(what)}
 	}

@@ -69,6 +69,22 @@ var (
 		"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,
 		"labels." + LabelLocation:   `has(record.location) ? record.location : ""`,
 	})
+	entraMapping = mappings(map[string]string{
+		"userName":                  `record.userName`,
+		"externalID":                `record.id`,
+		"name.givenName":            `has(record.givenName) ? record.givenName : ""`,
+		"name.familyName":           `has(record.familyName) ? record.familyName : ""`,
+		"displayName":               `has(record.displayName) ? record.displayName : ""`,
+		"emails":                    `has(record.email) ? [record.email] : []`,
+		"title":                     `has(record.title) ? record.title : ""`,
+		"department":                `has(record.department) ? record.department : ""`,
+		"location":                  `has(record.location) ? record.location : ""`,
+		"employeeType":              `has(record.employeeType) ? record.employeeType : ""`,
+		"groups":                    `record.groups`,
+		"state":                     `record.disabled ? "Suspended" : "Active"`,
+		"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,
+		"labels." + LabelLocation:   `has(record.location) ? record.location : ""`,
+	})
 	hrisMapping = mappings(map[string]string{
 		"userName":                  `has(record.userName) ? record.userName : (has(record.email) ? record.email : "")`,
 		"externalID":                `record.id`,
@@ -124,6 +140,8 @@ func DefaultMapping(source string) []identityv1alpha1.ExpressionMapping {
 		return hrisMapping
 	case "googleWorkspace":
 		return googleMapping
+	case "microsoftGraph":
+		return entraMapping
 	}
 	return nil
 }

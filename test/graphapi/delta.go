@@ -42,9 +42,11 @@ func (s *Server) delta(kind string, query url.Values) (int, http.Header, any) {
 	}
 	if tok := query.Get("$skiptoken"); tok != "" {
 		raw, _ := base64.RawURLEncoding.DecodeString(tok)
-		if _, err := fmt.Sscanf(string(raw), "%d,%d", &offset, &since); err != nil {
+		var r int
+		if _, err := fmt.Sscanf(string(raw), "%d,%d,%d", &offset, &since, &r); err != nil {
 			return bad("BadRequest", "Invalid skip token.")
 		}
+		round = r == 1
 	}
 	var all []any
 	if round {
@@ -60,15 +62,20 @@ func (s *Server) delta(kind string, query url.Values) (int, http.Header, any) {
 	if sel := query.Get("$select"); sel != "" {
 		keep.Set("$select", sel)
 	}
-	if end < len(all) && !round {
-		keep.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d,%d", end, since))))
-		answer["@odata.nextLink"] = path + keep.Encode()
-	} else {
-		// What changed while the first round was read is given by the next round.
-		keep.Set("$deltatoken", strconv.Itoa(min(since, len(s.changes))))
+	switch {
+	case end < len(all):
+		r := 0
 		if round {
-			keep.Set("$deltatoken", strconv.Itoa(len(s.changes)))
+			r = 1
 		}
+		keep.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d,%d,%d", end, since, r))))
+		answer["@odata.nextLink"] = path + keep.Encode()
+	case round:
+		keep.Set("$deltatoken", strconv.Itoa(len(s.changes)))
+		answer["@odata.deltaLink"] = path + keep.Encode()
+	default:
+		// What changed while the first round was read is given by the next round.
+		keep.Set("$deltatoken", strconv.Itoa(since))
 		answer["@odata.deltaLink"] = path + keep.Encode()
 	}
 	return http.StatusOK, nil, answer

@@ -1,0 +1,112 @@
+package microsoftgraph_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/microsoftgraph"
+	"github.com/rosterhq/roster/test/graphapi"
+)
+
+// entraAdmin changes the tenant as an admin in the Entra admin center would.
+func entraAdmin(t *testing.T, srv *graphapi.Server, method, path, body string) map[string]any {
+	t.Helper()
+	status, answer := srv.Do(method, path, body)
+	if status/100 != 2 {
+		t.Fatalf("%s %s: %d %v", method, path, status, answer)
+	}
+	m, _ := answer.(map[string]any)
+	return m
+}
+
+func entraUser(t *testing.T, srv *graphapi.Server, upn, department string) string {
+	t.Helper()
+	u := entraAdmin(t, srv, "POST", "/users", fmt.Sprintf(`{"accountEnabled":true,"displayName":%q,"mailNickname":"x","userPrincipalName":%q,
+		"passwordProfile":{"password":"a-long-password"},"department":%q,"givenName":"Given"}`, upn, upn, department))
+	return u["id"].(string)
+}
+
+func bindMember(t *testing.T, srv *graphapi.Server, group, member string) {
+	t.Helper()
+	entraAdmin(t, srv, "PATCH", "/groups/"+group, fmt.Sprintf(`{"members@odata.bind":[%q]}`, srv.URL+"v1.0/directoryObjects/"+member))
+}
+
+// The first read lists every user and group page by page, with nested groups as
+// members; each later read follows the deltaLinks and gives only what changed: a user
+// edited, one disabled, one deleted, one joined to a group (the group whole), and then
+// nothing.
+func TestEntraSourceDelta(t *testing.T) {
+	ctx := context.Background()
+	srv := serve(t, graphapi.Options{MaxPage: 2})
+	ada, grace, bob := entraUser(t, srv, "ada@example.com", "eng"), entraUser(t, srv, "grace@example.com", "eng"), entraUser(t, srv, "bob@example.com", "ops")
+	eng := entraAdmin(t, srv, "POST", "/groups", `{"displayName":"Engineering","mailEnabled":false,"mailNickname":"eng","securityEnabled":true}`)["id"].(string)
+	platform := entraAdmin(t, srv, "POST", "/groups", `{"displayName":"Platform","mailEnabled":false,"mailNickname":"platform","securityEnabled":true}`)["id"].(string)
+	bindMember(t, srv, eng, platform)
+	bindMember(t, srv, platform, ada)
+
+	src, err := microsoftgraph.NewSource(ctx, access(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Validate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := map[string]connectors.Record{}
+	for _, r := range snap.Records {
+		records[r.ID] = r
+	}
+	if len(records) != 3 || records[ada].Attributes["userName"] != "ada@example.com" || records[bob].Attributes["department"] != "ops" || records[ada].Disabled {
+		t.Fatalf("records: %+v", records)
+	}
+	groups := map[string]connectors.SourceGroup{}
+	for _, g := range snap.Groups {
+		groups[g.ID] = g
+	}
+	if !slices.Equal(groups[eng].Members, []string{platform}) || !slices.Equal(groups[platform].Members, []string{ada}) || groups[eng].Name != "Engineering" {
+		t.Fatalf("groups: %+v", groups)
+	}
+
+	entraAdmin(t, srv, "PATCH", "/users/"+ada, `{"jobTitle":"Principal Engineer"}`)
+	entraAdmin(t, srv, "PATCH", "/users/"+grace, `{"accountEnabled":false}`)
+	entraAdmin(t, srv, "DELETE", "/users/"+bob, "")
+	carol := entraUser(t, srv, "carol@example.com", "eng")
+	bindMember(t, srv, platform, carol)
+	listed := srv.Calls("GET /users/delta")
+	set, err := src.Changes(ctx, snap.Watermark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := map[string]connectors.Record{}
+	for _, r := range set.Changed {
+		changed[r.ID] = r
+	}
+	if len(changed) != 3 || changed[ada].Attributes["title"] != "Principal Engineer" || !changed[grace].Disabled || changed[carol].Attributes["userName"] != "carol@example.com" {
+		t.Errorf("changed: %+v", changed)
+	}
+	if !slices.Equal(set.Deleted, []string{bob}) {
+		t.Errorf("deleted: %v, want bob %s", set.Deleted, bob)
+	}
+	want := []string{ada, carol}
+	slices.Sort(want)
+	if len(set.Groups) != 1 || set.Groups[0].ID != platform || set.Groups[0].Name != "Platform" || !slices.Equal(set.Groups[0].Members, want) {
+		t.Errorf("groups: %+v, want Platform with %v", set.Groups, want)
+	}
+	if n := srv.Calls("GET /users/delta") - listed; n != 2 {
+		t.Errorf("%d pages read for 4 changed users at 2 a page, want 2", n)
+	}
+
+	again, err := src.Changes(ctx, set.Watermark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Changed)+len(again.Deleted)+len(again.Groups) != 0 {
+		t.Errorf("nothing changed, yet: %+v", again)
+	}
+}
