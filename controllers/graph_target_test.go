@@ -71,7 +71,7 @@ func TestMicrosoftGraphJoinerMoverLeaverReturnDelete(t *testing.T) {
 		}
 		id, _ = u["id"].(string)
 		return u["accountEnabled"] == true && sku(u) == graphapi.SkuE3 && u["usageLocation"] == "GB" &&
-			slices.Equal(srv.Members("Platform"), []string{"ada@example.com"}) && a.State == identityv1alpha1.AccountStateActive && a.ExternalID == id,
+				slices.Equal(srv.Members("Platform"), []string{"ada@example.com"}) && a.State == identityv1alpha1.AccountStateActive && a.ExternalID == id,
 			fmt.Sprintf("%v %+v", u, a)
 	})
 

@@ -399,4 +399,3 @@ func str(v any) string {
 	s, _ := v.(string)
 	return s
 }
-
