@@ -30,7 +30,7 @@ func startGraph(t *testing.T, opts graphapi.Options) *graphapi.Server {
 
 func licensed(app, license string, groups ...string) identityv1alpha1.RoleGrant {
 	g := grant(app, groups...)
-	g.Entitlements.License = license
+	g.License = license
 	return g
 }
 
