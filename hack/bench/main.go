@@ -30,6 +30,7 @@ func main() {
 	flag.IntVar(&opts.LDAPTargetUsers, "ldap-target-users", 0, "accounts provisioned into slapd and into Active Directory (default 10000, quick 200)")
 	flag.IntVar(&opts.WebhookUsers, "webhook-users", 0, "accounts provisioned through the webhook connector (default 10000, quick 200)")
 	flag.IntVar(&opts.GitHubMembers, "github-members", 0, "people invited into the GitHub organization, in 50 teams (default 5000, quick 200)")
+	flag.IntVar(&opts.SuiteUsers, "suite-users", 0, "people provisioned into Google Workspace and into Entra ID, in 50 groups (default 10000, quick 200)")
 	flag.IntVar(&opts.InboundClients, "inbound-clients", 0, "identity-provider clients pushing at once (default 8)")
 	flag.DurationVar(&opts.InboundDuration, "inbound-duration", 0, "how long they push (default 15s, quick 3s)")
 	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json)")

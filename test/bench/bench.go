@@ -47,6 +47,9 @@ type Options struct {
 	WebhookUsers int `json:"webhookUsers"`
 	// GitHubMembers is how many people are invited into the GitHub organization.
 	GitHubMembers int `json:"githubMembers"`
+	// SuiteUsers is how many people are provisioned into Google Workspace and into
+	// Entra ID (and, up to 2,000, read from Google Workspace).
+	SuiteUsers int `json:"suiteUsers"`
 	// InboundClients push to the inbound SCIM endpoint for InboundDuration.
 	InboundClients  int           `json:"inboundClients"`
 	InboundDuration time.Duration `json:"inboundDuration"`
@@ -66,10 +69,10 @@ type Options struct {
 // Defaults fills in what is unset: the full run's sizes, or the quick run's.
 func (o Options) Defaults() Options {
 	full := Options{Users: 10000, Apps: 5, Concurrency: 8, Leavers: 100, RateBudget: 180, RateDuration: 2 * time.Minute,
-		LDAPUsers: 10000, LDAPTargetUsers: 10000, WebhookUsers: 10000, GitHubMembers: 5000, InboundClients: 8, InboundDuration: 15 * time.Second,
+		LDAPUsers: 10000, LDAPTargetUsers: 10000, WebhookUsers: 10000, GitHubMembers: 5000, SuiteUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,
 		Out: filepath.Join(testenv.RepoRoot(), "bench", "results.json")}
 	if o.Quick {
-		full.Users, full.Leavers, full.LDAPUsers, full.LDAPTargetUsers, full.WebhookUsers, full.GitHubMembers = 200, 10, 200, 200, 200, 200
+		full.Users, full.Leavers, full.LDAPUsers, full.LDAPTargetUsers, full.WebhookUsers, full.GitHubMembers, full.SuiteUsers = 200, 10, 200, 200, 200, 200, 200
 		full.RateDuration, full.InboundDuration = 20*time.Second, 3*time.Second
 		full.Out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "results-quick.json")
 	}
@@ -102,6 +105,9 @@ func (o Options) Defaults() Options {
 	}
 	if o.GitHubMembers == 0 {
 		o.GitHubMembers = full.GitHubMembers
+	}
+	if o.SuiteUsers == 0 {
+		o.SuiteUsers = full.SuiteUsers
 	}
 	if o.InboundClients == 0 {
 		o.InboundClients = full.InboundClients
@@ -159,6 +165,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{"LDAP targets", "directory", b.ldapTargets},
 		{"webhook", "apps", b.webhookScenario},
 		{"GitHub", "apps", b.githubScenario},
+		{"Google Workspace and Entra ID", "apps", b.suitesScenario},
 	}
 	for _, s := range steps {
 		if s.part != "" && len(opts.Only) > 0 && !slices.Contains(opts.Only, s.part) {

@@ -28,6 +28,8 @@ var countedFigures = []struct{ scenario, figure string }{
 	{"LDAP target: Active Directory", "adds per account created"},
 	{"webhook", "change requests per account created"},
 	{"GitHub", "requests per member, the teams' creation apart"},
+	{"Google Workspace target", "inserts per account created"},
+	{"Microsoft Graph target", "creates per account created"},
 }
 
 // TestQuick is make bench --quick: every scenario at 200 users, so that the benchmark

@@ -144,6 +144,17 @@ func (s *Server) Batches() int {
 	return s.batches
 }
 
+// Memberships is how many members all groups hold together.
+func (s *Server) Memberships() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ids := range s.members {
+		n += len(ids)
+	}
+	return n
+}
+
 // Revocations is how many times a user's sign-in sessions were revoked.
 func (s *Server) Revocations(key string) int {
 	s.mu.Lock()
