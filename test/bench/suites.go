@@ -32,10 +32,10 @@ const (
 // suite reach the Users when it is the source.
 func (b *bench) suitesScenario(ctx context.Context) error {
 	if err := b.googleTarget(ctx); err != nil {
-		return fmt.Errorf("Google Workspace: %w", err)
+		return fmt.Errorf("the Google Workspace target: %w", err)
 	}
 	if err := b.graphTarget(ctx); err != nil {
-		return fmt.Errorf("Microsoft Graph: %w", err)
+		return fmt.Errorf("the Microsoft Graph target: %w", err)
 	}
 	return b.googleSource(ctx)
 }
