@@ -13,14 +13,6 @@ import (
 	"github.com/rosterhq/roster/test/googleapi"
 )
 
-// googleAdmin changes the test account as an admin in the Admin console would.
-func googleAdmin(t *testing.T, srv *googleapi.Server, method string, params map[string]string, body map[string]any) {
-	t.Helper()
-	if status, answer := srv.Do(method, params, body); status/100 != 2 {
-		t.Fatalf("%s %v: %d %v", method, params, status, answer)
-	}
-}
-
 func googlePerson(email, given string, more map[string]any) map[string]any {
 	u := map[string]any{"primaryEmail": email, "name": map[string]any{"givenName": given, "familyName": "Tester"}, "password": "a-long-password"}
 	for k, v := range more {
@@ -36,26 +28,17 @@ func googlePerson(email, given string, more map[string]any) map[string]any {
 // API's admin activity, without waiting for the next full sync.
 func TestGoogleWorkspaceSourceDrivesASCIMApp(t *testing.T) {
 	ns := namespace(t)
-	srv, err := googleapi.Start(googleapi.Options{Delegated: append(slices.Clone(googleworkspace.SourceScopes), googleworkspace.ReportsScope)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		for _, p := range srv.Problems() {
-			t.Errorf("Google's discovery document: %s", p)
-		}
-	})
-	googleAdmin(t, srv, "directory.users.insert", nil, googlePerson("grace@example.com", "Grace", nil))
-	googleAdmin(t, srv, "directory.users.insert", nil, googlePerson("ada@example.com", "Ada", map[string]any{"orgUnitPath": "/Engineering",
+	srv := googleapi.StartTest(t, googleapi.Options{Delegated: append(slices.Clone(googleworkspace.SourceScopes), googleworkspace.ReportsScope)})
+	srv.Admin(t, "directory.users.insert", nil, googlePerson("grace@example.com", "Grace", nil))
+	srv.Admin(t, "directory.users.insert", nil, googlePerson("ada@example.com", "Ada", map[string]any{"orgUnitPath": "/Engineering",
 		"relations": []any{map[string]any{"type": "manager", "value": "grace@example.com"}}}))
 	for _, g := range []string{"eng@example.com", "platform@example.com"} {
-		googleAdmin(t, srv, "directory.groups.insert", nil, map[string]any{"email": g})
+		srv.Admin(t, "directory.groups.insert", nil, map[string]any{"email": g})
 	}
 	for group, member := range map[string]string{"eng@example.com": "platform@example.com", "platform@example.com": "ada@example.com"} {
-		googleAdmin(t, srv, "directory.members.insert", map[string]string{"groupKey": group}, map[string]any{"email": member})
+		srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": group}, map[string]any{"email": member})
 	}
-	googleAdmin(t, srv, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "grace@example.com"})
+	srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "grace@example.com"})
 
 	app := newSCIMApp(t)
 	create(t, scimConnection(t, app, ns, "slack", scimToken),
@@ -76,9 +59,9 @@ func TestGoogleWorkspaceSourceDrivesASCIMApp(t *testing.T) {
 	})
 	ada := app.user("ada@example.com").ID()
 
-	googleAdmin(t, srv, "directory.users.insert", nil, googlePerson("carol@example.com", "Carol", nil))
-	googleAdmin(t, srv, "directory.members.insert", map[string]string{"groupKey": "platform@example.com"}, map[string]any{"email": "carol@example.com"})
-	googleAdmin(t, srv, "directory.users.patch", map[string]string{"userKey": "ada@example.com"}, map[string]any{"suspended": true})
+	srv.Admin(t, "directory.users.insert", nil, googlePerson("carol@example.com", "Carol", nil))
+	srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": "platform@example.com"}, map[string]any{"email": "carol@example.com"})
+	srv.Admin(t, "directory.users.patch", map[string]string{"userKey": "ada@example.com"}, map[string]any{"suspended": true})
 	waitFor(t, "carol joined the app through the nested group and ada's account is deactivated, from the admin activity", func() (bool, string) {
 		carol, a := app.user("carol@example.com"), app.user("ada@example.com")
 		return carol != nil && carol.Active() && a.ID() == ada && !a.Active(), fmt.Sprintf("carol %v; ada %v", carol, a)

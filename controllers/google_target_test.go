@@ -16,16 +16,7 @@ import (
 
 func TestGoogleWorkspaceJoinerMoverLeaverReturnDelete(t *testing.T) {
 	ns := namespace(t)
-	srv, err := googleapi.Start(googleapi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		for _, p := range srv.Problems() {
-			t.Errorf("Google's discovery document: %s", p)
-		}
-	})
+	srv := googleapi.StartTest(t, googleapi.Options{})
 	burst := int32(100)
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "google"}, Data: map[string][]byte{"key.json": srv.Key}},
 		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "google"}, Spec: identityv1alpha1.AppConnectionSpec{

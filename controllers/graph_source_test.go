@@ -13,25 +13,15 @@ import (
 	"github.com/rosterhq/roster/test/samba"
 )
 
-func entraDo(t *testing.T, srv *graphapi.Server, method, path, body string) map[string]any {
-	t.Helper()
-	status, answer := srv.Do(method, path, body)
-	if status/100 != 2 {
-		t.Fatalf("%s %s: %d %v", method, path, status, answer)
-	}
-	m, _ := answer.(map[string]any)
-	return m
-}
-
 func entraPerson(t *testing.T, srv *graphapi.Server, name, department string) string {
 	t.Helper()
-	return entraDo(t, srv, "POST", "/users", fmt.Sprintf(`{"accountEnabled":true,"displayName":%q,"mailNickname":%q,"userPrincipalName":"%s@example.com",
+	return srv.Admin(t, "POST", "/users", fmt.Sprintf(`{"accountEnabled":true,"displayName":%q,"mailNickname":%q,"userPrincipalName":"%s@example.com",
 		"passwordProfile":{"password":"a-long-password"},"givenName":%q,"surname":"Tester","department":%q}`, name, name, name, name, department))["id"].(string)
 }
 
 func entraBind(t *testing.T, srv *graphapi.Server, group, member string) {
 	t.Helper()
-	entraDo(t, srv, "PATCH", "/groups/"+group, fmt.Sprintf(`{"members@odata.bind":[%q]}`, srv.URL+"v1.0/directoryObjects/"+member))
+	srv.Admin(t, "PATCH", "/groups/"+group, fmt.Sprintf(`{"members@odata.bind":[%q]}`, srv.URL+"v1.0/directoryObjects/"+member))
 }
 
 // Entra ID drives Active Directory: the tenant's users become Users, a Role of the
@@ -40,10 +30,10 @@ func entraBind(t *testing.T, srv *graphapi.Server, group, member string) {
 // leaver disabled) reaches the domain through the delta query, without a full read.
 func TestEntraIDDrivesActiveDirectory(t *testing.T) {
 	ns := namespace(t)
-	srv := startGraph(t, graphapi.Options{})
+	srv := graphapi.StartTest(t, graphapi.Options{})
 	ada, grace := entraPerson(t, srv, "ada", "eng"), entraPerson(t, srv, "grace", "eng")
-	eng := entraDo(t, srv, "POST", "/groups", `{"displayName":"Engineering","mailEnabled":false,"mailNickname":"eng","securityEnabled":true}`)["id"].(string)
-	platform := entraDo(t, srv, "POST", "/groups", `{"displayName":"Platform","mailEnabled":false,"mailNickname":"platform","securityEnabled":true}`)["id"].(string)
+	eng := srv.Admin(t, "POST", "/groups", `{"displayName":"Engineering","mailEnabled":false,"mailNickname":"eng","securityEnabled":true}`)["id"].(string)
+	platform := srv.Admin(t, "POST", "/groups", `{"displayName":"Platform","mailEnabled":false,"mailNickname":"platform","securityEnabled":true}`)["id"].(string)
 	entraBind(t, srv, eng, platform)
 	entraBind(t, srv, platform, ada)
 	entraBind(t, srv, eng, grace)
@@ -71,7 +61,7 @@ func TestEntraIDDrivesActiveDirectory(t *testing.T) {
 			slices.Equal(groupNames(g.groups), []string{"eng-team"}), fmt.Sprintf("ada %+v grace %+v", a, g)
 	})
 
-	entraDo(t, srv, "PATCH", "/users/"+grace, `{"accountEnabled":false}`)
+	srv.Admin(t, "PATCH", "/users/"+grace, `{"accountEnabled":false}`)
 	entraBind(t, srv, platform, entraPerson(t, srv, "carol", "eng"))
 	waitFor(t, "grace disabled in the domain and carol there, from the delta query", func() (bool, string) {
 		g, _ := readAD(t, dc, "(sAMAccountName=grace)")

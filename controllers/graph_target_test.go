@@ -13,21 +13,6 @@ import (
 	"github.com/rosterhq/roster/test/graphapi"
 )
 
-func startGraph(t *testing.T, opts graphapi.Options) *graphapi.Server {
-	t.Helper()
-	srv, err := graphapi.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		for _, p := range srv.Problems() {
-			t.Errorf("Microsoft Graph's documentation: %s", p)
-		}
-	})
-	return srv
-}
-
 func licensed(app, license string, groups ...string) identityv1alpha1.RoleGrant {
 	g := grant(app, groups...)
 	g.License = license
@@ -39,7 +24,7 @@ func licensed(app, license string, groups ...string) identityv1alpha1.RoleGrant 
 // revoked, a return enables the same user, and the User's deletion deletes it.
 func TestMicrosoftGraphJoinerMoverLeaverReturnDelete(t *testing.T) {
 	ns := namespace(t)
-	srv := startGraph(t, graphapi.Options{})
+	srv := graphapi.StartTest(t, graphapi.Options{})
 	burst := int32(100)
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "entra"}, StringData: map[string]string{"tls.pem": string(srv.Certificate)}},
 		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "entra"}, Spec: identityv1alpha1.AppConnectionSpec{

@@ -211,57 +211,56 @@ func (s *Source) Changes(ctx context.Context, watermark string) (connectors.Chan
 	return set, nil
 }
 
-// readUser reads a user an activity named, by the id last read for that email (a
-// renamed user is found by it), else by the email; one no longer there is deleted.
+// readUser reads a user an activity named.
 func (s *Source) readUser(ctx context.Context, email string, set *connectors.ChangeSet) error {
-	id, known := s.idOf(email)
-	key := email
-	if known {
-		key = id
-	}
-	u, err := s.svc.Users.Get(key).Projection("full").Context(ctx).Do()
-	switch err = s.classify(err); {
-	case errors.Is(err, connectors.ErrNotFound) && known:
-		set.Deleted = append(set.Deleted, id)
-		s.forget(email)
+	return s.reread(email, set, func(key string) error {
+		u, err := s.svc.Users.Get(key).Projection("full").Context(ctx).Do()
+		if err != nil {
+			return err
+		}
+		if s.domain == "" || strings.HasSuffix(strings.ToLower(u.PrimaryEmail), "@"+s.domain) {
+			s.remember(u.PrimaryEmail, u.Id)
+			set.Changed = append(set.Changed, record(u))
+		}
 		return nil
-	case errors.Is(err, connectors.ErrNotFound):
-		return nil // created and deleted between two reads
-	case err != nil:
-		return fmt.Errorf("reading user %s: %w", email, err)
-	}
-	if s.domain != "" && !strings.HasSuffix(strings.ToLower(u.PrimaryEmail), "@"+s.domain) {
-		return nil
-	}
-	s.remember(u.PrimaryEmail, u.Id)
-	set.Changed = append(set.Changed, record(u))
-	return nil
+	})
 }
 
 // readGroup reads a group an activity named, whole, with its members.
 func (s *Source) readGroup(ctx context.Context, email string, set *connectors.ChangeSet) error {
+	return s.reread(email, set, func(key string) error {
+		g, err := s.svc.Groups.Get(key).Context(ctx).Do()
+		if err != nil {
+			return err
+		}
+		group, err := s.group(ctx, g)
+		if err != nil {
+			return err
+		}
+		s.remember(g.Email, g.Id)
+		set.Groups = append(set.Groups, group)
+		return nil
+	})
+}
+
+// reread reads again what an activity named by email: by the id last read for that
+// email (a renamed user or group is found by it), else by the email. What is no
+// longer there is deleted, if it was read before.
+func (s *Source) reread(email string, set *connectors.ChangeSet, read func(key string) error) error {
 	id, known := s.idOf(email)
 	key := email
 	if known {
 		key = id
 	}
-	g, err := s.svc.Groups.Get(key).Context(ctx).Do()
-	switch err = s.classify(err); {
+	switch err := s.classify(read(key)); {
 	case errors.Is(err, connectors.ErrNotFound) && known:
 		set.Deleted = append(set.Deleted, id)
 		s.forget(email)
-		return nil
 	case errors.Is(err, connectors.ErrNotFound):
-		return nil
+		// created and deleted between two reads
 	case err != nil:
-		return fmt.Errorf("reading group %s: %w", email, err)
+		return fmt.Errorf("reading %s again: %w", email, err)
 	}
-	group, err := s.group(ctx, g)
-	if err != nil {
-		return err
-	}
-	s.remember(g.Email, g.Id)
-	set.Groups = append(set.Groups, group)
 	return nil
 }
 

@@ -31,14 +31,6 @@ func source(t *testing.T, srv *googleapi.Server) *googleworkspace.Source {
 	return src
 }
 
-// admin changes the account as an admin in the Admin console would.
-func admin(t *testing.T, srv *googleapi.Server, method string, params map[string]string, body map[string]any) {
-	t.Helper()
-	if status, answer := srv.Do(method, params, body); status/100 != 2 {
-		t.Fatalf("%s %v: %d %v", method, params, status, answer)
-	}
-}
-
 func googleUser(email, given, family string, more map[string]any) map[string]any {
 	u := map[string]any{"primaryEmail": email, "name": map[string]any{"givenName": given, "familyName": family}, "password": "a-long-password"}
 	for k, v := range more {
@@ -54,20 +46,20 @@ func googleUser(email, given, family string, more map[string]any) map[string]any
 func TestGoogleSourceSnapshot(t *testing.T) {
 	srv := serve(t, googleapi.Options{MaxPage: 2, Delegated: readOnly(false)})
 	ctx := context.Background()
-	admin(t, srv, "directory.users.insert", nil, googleUser("grace@example.com", "Grace", "Hopper", nil))
-	admin(t, srv, "directory.users.insert", nil, googleUser("ada@example.com", "Ada", "Lovelace", map[string]any{
+	srv.Admin(t, "directory.users.insert", nil, googleUser("grace@example.com", "Grace", "Hopper", nil))
+	srv.Admin(t, "directory.users.insert", nil, googleUser("ada@example.com", "Ada", "Lovelace", map[string]any{
 		"orgUnitPath":   "/Engineering/Platform",
 		"organizations": []any{map[string]any{"primary": true, "title": "Engineer", "department": "Platform", "costCenter": "CC-7", "description": "Contractor"}},
 		"relations":     []any{map[string]any{"type": "manager", "value": "grace@example.com"}},
 		"externalIds":   []any{map[string]any{"type": "organization", "value": "E-1"}},
 	}))
-	admin(t, srv, "directory.users.insert", nil, googleUser("bob@example.com", "Bob", "Leaver", map[string]any{"suspended": true}))
+	srv.Admin(t, "directory.users.insert", nil, googleUser("bob@example.com", "Bob", "Leaver", map[string]any{"suspended": true}))
 	for _, g := range []string{"eng@example.com", "platform@example.com"} {
-		admin(t, srv, "directory.groups.insert", nil, map[string]any{"email": g})
+		srv.Admin(t, "directory.groups.insert", nil, map[string]any{"email": g})
 	}
-	admin(t, srv, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "ada@example.com"})
-	admin(t, srv, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "platform@example.com"})
-	admin(t, srv, "directory.members.insert", map[string]string{"groupKey": "platform@example.com"}, map[string]any{"email": "grace@example.com"})
+	srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "ada@example.com"})
+	srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "platform@example.com"})
+	srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": "platform@example.com"}, map[string]any{"email": "grace@example.com"})
 
 	src := source(t, srv)
 	if err := src.Validate(ctx); err != nil {
@@ -140,20 +132,20 @@ func TestGoogleSourceChangesFromTheAdminActivity(t *testing.T) {
 	srv := serve(t, googleapi.Options{Delegated: readOnly(true)})
 	ctx := context.Background()
 	for _, email := range []string{"ada@example.com", "grace@example.com", "bob@example.com", "dan@example.com"} {
-		admin(t, srv, "directory.users.insert", nil, googleUser(email, "A", "B", nil))
+		srv.Admin(t, "directory.users.insert", nil, googleUser(email, "A", "B", nil))
 	}
-	admin(t, srv, "directory.groups.insert", nil, map[string]any{"email": "eng@example.com"})
+	srv.Admin(t, "directory.groups.insert", nil, map[string]any{"email": "eng@example.com"})
 	src := source(t, srv)
 	snap, err := src.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob := srv.User("bob@example.com")["id"].(string)
-	admin(t, srv, "directory.users.insert", nil, googleUser("carol@example.com", "Carol", "New", nil))
-	admin(t, srv, "directory.users.patch", map[string]string{"userKey": "ada@example.com"}, map[string]any{"primaryEmail": "ada.l@example.com"})
-	admin(t, srv, "directory.users.patch", map[string]string{"userKey": "grace@example.com"}, map[string]any{"suspended": true})
-	admin(t, srv, "directory.users.delete", map[string]string{"userKey": "bob@example.com"}, nil)
-	admin(t, srv, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "carol@example.com"})
+	srv.Admin(t, "directory.users.insert", nil, googleUser("carol@example.com", "Carol", "New", nil))
+	srv.Admin(t, "directory.users.patch", map[string]string{"userKey": "ada@example.com"}, map[string]any{"primaryEmail": "ada.l@example.com"})
+	srv.Admin(t, "directory.users.patch", map[string]string{"userKey": "grace@example.com"}, map[string]any{"suspended": true})
+	srv.Admin(t, "directory.users.delete", map[string]string{"userKey": "bob@example.com"}, nil)
+	srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "carol@example.com"})
 	gets := srv.Calls("directory.users.get")
 
 	set, err := src.Changes(ctx, snap.Watermark)

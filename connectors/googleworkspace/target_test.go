@@ -18,18 +18,7 @@ import (
 )
 
 func serve(t *testing.T, opts googleapi.Options) *googleapi.Server {
-	t.Helper()
-	srv, err := googleapi.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		for _, p := range srv.Problems() {
-			t.Errorf("Google's discovery document: %s", p)
-		}
-	})
-	return srv
+	return googleapi.StartTest(t, opts)
 }
 
 func target(t *testing.T, srv *googleapi.Server, change ...func(*googleworkspace.Config)) *googleworkspace.Target {

@@ -51,13 +51,11 @@ func accessOf(ctx context.Context, spec identityv1alpha1.MicrosoftGraphApp, secr
 	if spec.RequestTimeout != nil {
 		a.Timeout = spec.RequestTimeout.Duration
 	}
-	if spec.TLS != nil && spec.TLS.CASecretRef != nil {
-		ca, err := secrets.SecretValue(ctx, spec.TLS.CASecretRef.Name, spec.TLS.CASecretRef.Key)
-		if err != nil {
-			return Access{}, fmt.Errorf("CA certificate: %w", err)
-		}
-		a.RootCAs, a.ServerName = ca, spec.TLS.ServerName
+	var tls httpx.Options
+	if err := httpx.FromSpec(ctx, &tls, nil, spec.TLS, secrets); err != nil {
+		return Access{}, err
 	}
+	a.RootCAs, a.ServerName = tls.RootCAs, tls.ServerName
 	return a, nil
 }
 

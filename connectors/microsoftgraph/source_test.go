@@ -11,27 +11,16 @@ import (
 	"github.com/rosterhq/roster/test/graphapi"
 )
 
-// entraAdmin changes the tenant as an admin in the Entra admin center would.
-func entraAdmin(t *testing.T, srv *graphapi.Server, method, path, body string) map[string]any {
-	t.Helper()
-	status, answer := srv.Do(method, path, body)
-	if status/100 != 2 {
-		t.Fatalf("%s %s: %d %v", method, path, status, answer)
-	}
-	m, _ := answer.(map[string]any)
-	return m
-}
-
 func entraUser(t *testing.T, srv *graphapi.Server, upn, department string) string {
 	t.Helper()
-	u := entraAdmin(t, srv, "POST", "/users", fmt.Sprintf(`{"accountEnabled":true,"displayName":%q,"mailNickname":"x","userPrincipalName":%q,
+	u := srv.Admin(t, "POST", "/users", fmt.Sprintf(`{"accountEnabled":true,"displayName":%q,"mailNickname":"x","userPrincipalName":%q,
 		"passwordProfile":{"password":"a-long-password"},"department":%q,"givenName":"Given"}`, upn, upn, department))
 	return u["id"].(string)
 }
 
 func bindMember(t *testing.T, srv *graphapi.Server, group, member string) {
 	t.Helper()
-	entraAdmin(t, srv, "PATCH", "/groups/"+group, fmt.Sprintf(`{"members@odata.bind":[%q]}`, srv.URL+"v1.0/directoryObjects/"+member))
+	srv.Admin(t, "PATCH", "/groups/"+group, fmt.Sprintf(`{"members@odata.bind":[%q]}`, srv.URL+"v1.0/directoryObjects/"+member))
 }
 
 // The first read lists every user and group page by page, with nested groups as
@@ -42,8 +31,8 @@ func TestEntraSourceDelta(t *testing.T) {
 	ctx := context.Background()
 	srv := serve(t, graphapi.Options{MaxPage: 2})
 	ada, grace, bob := entraUser(t, srv, "ada@example.com", "eng"), entraUser(t, srv, "grace@example.com", "eng"), entraUser(t, srv, "bob@example.com", "ops")
-	eng := entraAdmin(t, srv, "POST", "/groups", `{"displayName":"Engineering","mailEnabled":false,"mailNickname":"eng","securityEnabled":true}`)["id"].(string)
-	platform := entraAdmin(t, srv, "POST", "/groups", `{"displayName":"Platform","mailEnabled":false,"mailNickname":"platform","securityEnabled":true}`)["id"].(string)
+	eng := srv.Admin(t, "POST", "/groups", `{"displayName":"Engineering","mailEnabled":false,"mailNickname":"eng","securityEnabled":true}`)["id"].(string)
+	platform := srv.Admin(t, "POST", "/groups", `{"displayName":"Platform","mailEnabled":false,"mailNickname":"platform","securityEnabled":true}`)["id"].(string)
 	bindMember(t, srv, eng, platform)
 	bindMember(t, srv, platform, ada)
 
@@ -73,9 +62,9 @@ func TestEntraSourceDelta(t *testing.T) {
 		t.Fatalf("groups: %+v", groups)
 	}
 
-	entraAdmin(t, srv, "PATCH", "/users/"+ada, `{"jobTitle":"Principal Engineer"}`)
-	entraAdmin(t, srv, "PATCH", "/users/"+grace, `{"accountEnabled":false}`)
-	entraAdmin(t, srv, "DELETE", "/users/"+bob, "")
+	srv.Admin(t, "PATCH", "/users/"+ada, `{"jobTitle":"Principal Engineer"}`)
+	srv.Admin(t, "PATCH", "/users/"+grace, `{"accountEnabled":false}`)
+	srv.Admin(t, "DELETE", "/users/"+bob, "")
 	carol := entraUser(t, srv, "carol@example.com", "eng")
 	bindMember(t, srv, platform, carol)
 	listed := srv.Calls("GET /users/delta")

@@ -16,18 +16,7 @@ import (
 )
 
 func serve(t *testing.T, opts graphapi.Options) *graphapi.Server {
-	t.Helper()
-	srv, err := graphapi.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		for _, p := range srv.Problems() {
-			t.Errorf("Microsoft Graph's documentation: %s", p)
-		}
-	})
-	return srv
+	return graphapi.StartTest(t, opts)
 }
 
 func access(srv *graphapi.Server) microsoftgraph.Access {
