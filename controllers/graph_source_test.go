@@ -24,7 +24,8 @@ func entraBind(t *testing.T, srv *graphapi.Server, group, member string) {
 	srv.Admin(t, "PATCH", "/groups/"+group, fmt.Sprintf(`{"members@odata.bind":[%q]}`, srv.URL+"v1.0/directoryObjects/"+member))
 }
 
-// Entra ID drives Active Directory: the tenant's users become Users, a Role of the
+// Entra ID drives Active Directory: the tenant's users become Users (the manager
+// resolved to the manager's User), a Role of the
 // Engineering group (ada in it through the nested Platform group) gives them an
 // account in the domain, and what an admin changes later in Entra ID (a joiner, a
 // leaver disabled) reaches the domain through the delta query, without a full read.
@@ -37,6 +38,7 @@ func TestEntraIDDrivesActiveDirectory(t *testing.T) {
 	entraBind(t, srv, eng, platform)
 	entraBind(t, srv, platform, ada)
 	entraBind(t, srv, eng, grace)
+	srv.Admin(t, "PUT", "/users/"+ada+"/manager/$ref", fmt.Sprintf(`{"@odata.id":%q}`, srv.URL+"v1.0/users/"+grace))
 
 	dc := samba.Start(t)
 	for _, ou := range []string{"OU=staff", "OU=eng,OU=staff", "OU=groups,OU=staff"} {
@@ -54,7 +56,11 @@ func TestEntraIDDrivesActiveDirectory(t *testing.T) {
 				ClientSecretRef: &identityv1alpha1.SecretKeySelector{Name: "entra", Key: "secret"}}},
 		}})
 
-	waitFor(t, "ada and grace have enabled accounts in OU=eng, in eng-team", func() (bool, string) {
+	waitFor(t, "ada and grace have enabled accounts in OU=eng, in eng-team, and ada's User names grace's as her manager", func() (bool, string) {
+		users := syncedUsers(t, ns, "entra")
+		if m := users["ada@example.com"].Spec.Manager; m == nil || m.Name != users["grace@example.com"].Name {
+			return false, fmt.Sprintf("ada's manager %+v", m)
+		}
 		a, okA := readAD(t, dc, "(sAMAccountName=ada)")
 		g, okG := readAD(t, dc, "(sAMAccountName=grace)")
 		return okA && okG && a.uac == "512" && g.uac == "512" && slices.Equal(groupNames(a.groups), []string{"eng-team"}) &&

@@ -13,7 +13,7 @@ import (
 )
 
 const (
-	selectSourceUsers  = "id,userPrincipalName,mail,displayName,givenName,surname,jobTitle,department,employeeId,employeeType,officeLocation,companyName,usageLocation,accountEnabled"
+	selectSourceUsers  = "id,userPrincipalName,mail,displayName,givenName,surname,jobTitle,department,employeeId,employeeType,officeLocation,companyName,usageLocation,accountEnabled,manager"
 	selectSourceGroups = "displayName,members"
 	// maxDeltaPages bounds one read: 1,000,000 objects at Graph's largest pages.
 	maxDeltaPages = 10_000
@@ -44,6 +44,9 @@ type Source struct {
 	// members added and removed, the name when it changed.
 	mu     sync.Mutex
 	groups map[string]*groupState
+	// managers are each user's manager's id as last read: a delta gives the manager
+	// only when it changed.
+	managers map[string]string
 }
 
 type groupState struct {
@@ -59,7 +62,7 @@ func NewSource(ctx context.Context, a Access) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{session: s, groups: map[string]*groupState{}}, nil
+	return &Source{session: s, groups: map[string]*groupState{}, managers: map[string]string{}}, nil
 }
 
 // Validate reads one user, which checks the credentials and the permission.
@@ -76,7 +79,7 @@ type watermark struct {
 // Snapshot reads every user and group through the first round of both delta queries.
 func (s *Source) Snapshot(ctx context.Context) (connectors.Snapshot, error) {
 	s.mu.Lock()
-	s.groups = map[string]*groupState{}
+	s.groups, s.managers = map[string]*groupState{}, map[string]string{}
 	s.mu.Unlock()
 	set, err := s.read(ctx, watermark{
 		Users:  "v1.0/users/delta?$select=" + selectSourceUsers,
@@ -107,9 +110,13 @@ func (s *Source) read(ctx context.Context, w watermark) (connectors.ChangeSet, e
 		}
 		if u.Removed != nil {
 			set.Deleted = append(set.Deleted, u.ID)
-		} else {
-			set.Changed = append(set.Changed, u.record())
+			return nil
 		}
+		r := u.record()
+		if m := s.managerOf(u); m != "" {
+			r.Attributes["manager"] = m
+		}
+		set.Changed = append(set.Changed, r)
 		return nil
 	})
 	if err != nil {
@@ -191,6 +198,10 @@ type sourceUser struct {
 	UsageLocation     string   `json:"usageLocation"`
 	AccountEnabled    *bool    `json:"accountEnabled"`
 	Removed           *removed `json:"@removed"`
+	Manager           []struct {
+		ID      string   `json:"id"`
+		Removed *removed `json:"@removed"`
+	} `json:"manager@delta"`
 }
 
 // record is an Entra ID user as a source record, its attributes named as the default
@@ -207,6 +218,21 @@ func (u sourceUser) record() connectors.Record {
 	enabled := u.AccountEnabled == nil || *u.AccountEnabled
 	attrs["accountEnabled"] = enabled
 	return connectors.Record{ID: u.ID, Attributes: attrs, Disabled: !enabled}
+}
+
+// managerOf applies a user's manager change, if the delta gives one, and returns the
+// manager's id as now known.
+func (s *Source) managerOf(u sourceUser) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range u.Manager {
+		if m.Removed != nil {
+			delete(s.managers, u.ID)
+		} else {
+			s.managers[u.ID] = m.ID
+		}
+	}
+	return s.managers[u.ID]
 }
 
 type sourceGroup struct {

@@ -23,8 +23,8 @@ func bindMember(t *testing.T, srv *graphapi.Server, group, member string) {
 	srv.Admin(t, "PATCH", "/groups/"+group, fmt.Sprintf(`{"members@odata.bind":[%q]}`, srv.URL+"v1.0/directoryObjects/"+member))
 }
 
-// The first read lists every user and group page by page, with nested groups as
-// members; each later read follows the deltaLinks and gives only what changed: a user
+// The first read lists every user (with their manager) and group page by page, with
+// nested groups as members; each later read follows the deltaLinks and gives only what changed: a user
 // edited, one disabled, one deleted, one joined to a group (the group whole), and then
 // nothing.
 func TestEntraSourceDelta(t *testing.T) {
@@ -35,6 +35,7 @@ func TestEntraSourceDelta(t *testing.T) {
 	platform := srv.Admin(t, "POST", "/groups", `{"displayName":"Platform","mailEnabled":false,"mailNickname":"platform","securityEnabled":true}`)["id"].(string)
 	bindMember(t, srv, eng, platform)
 	bindMember(t, srv, platform, ada)
+	srv.Admin(t, "PUT", "/users/"+ada+"/manager/$ref", fmt.Sprintf(`{"@odata.id":%q}`, srv.URL+"v1.0/users/"+grace))
 
 	src, err := microsoftgraph.NewSource(ctx, access(srv))
 	if err != nil {
@@ -51,7 +52,8 @@ func TestEntraSourceDelta(t *testing.T) {
 	for _, r := range snap.Records {
 		records[r.ID] = r
 	}
-	if len(records) != 3 || records[ada].Attributes["userName"] != "ada@example.com" || records[bob].Attributes["department"] != "ops" || records[ada].Disabled {
+	if len(records) != 3 || records[ada].Attributes["userName"] != "ada@example.com" || records[bob].Attributes["department"] != "ops" || records[ada].Disabled ||
+		records[ada].Attributes["manager"] != grace || records[grace].Attributes["manager"] != nil {
 		t.Fatalf("records: %+v", records)
 	}
 	groups := map[string]connectors.SourceGroup{}
@@ -76,7 +78,7 @@ func TestEntraSourceDelta(t *testing.T) {
 	for _, r := range set.Changed {
 		changed[r.ID] = r
 	}
-	if len(changed) != 3 || changed[ada].Attributes["title"] != "Principal Engineer" || !changed[grace].Disabled || changed[carol].Attributes["userName"] != "carol@example.com" {
+	if len(changed) != 3 || changed[ada].Attributes["title"] != "Principal Engineer" || changed[ada].Attributes["manager"] != grace || !changed[grace].Disabled || changed[carol].Attributes["userName"] != "carol@example.com" {
 		t.Errorf("changed: %+v", changed)
 	}
 	if !slices.Equal(set.Deleted, []string{bob}) {

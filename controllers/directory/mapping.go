@@ -80,6 +80,7 @@ var (
 		"department":                `has(record.department) ? record.department : ""`,
 		"location":                  `has(record.location) ? record.location : ""`,
 		"employeeType":              `has(record.employeeType) ? record.employeeType : ""`,
+		"manager":                   `has(record.manager) ? record.manager : ""`,
 		"groups":                    `record.groups`,
 		"state":                     `record.disabled ? "Suspended" : "Active"`,
 		"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,

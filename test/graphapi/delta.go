@@ -85,7 +85,7 @@ func (s *Server) everything(kind string, query url.Values) []any {
 	var all []any
 	if kind == "user" {
 		for _, u := range s.users {
-			all = append(all, s.selected(u, query))
+			all = append(all, s.deltaUser(u, query))
 		}
 		return all
 	}
@@ -122,7 +122,7 @@ func (s *Server) changedSince(kind string, since int, query url.Values) []any {
 	for _, id := range order {
 		if kind == "user" {
 			if u := s.findUser(id); u != nil {
-				all = append(all, s.selected(u, query))
+				all = append(all, s.deltaUser(u, query))
 			} else {
 				all = append(all, map[string]any{"id": id, "@removed": map[string]any{"reason": "changed"}})
 			}
@@ -148,6 +148,19 @@ func (s *Server) changedSince(kind string, since int, query url.Values) []any {
 		all = append(all, v)
 	}
 	return all
+}
+
+// deltaUser is a user as a delta shows it: with $select=manager, its manager as
+// manager@delta.
+func (s *Server) deltaUser(u map[string]any, query url.Values) map[string]any {
+	v := s.selected(u, query)
+	if slices.Contains(strings.Split(query.Get("$select"), ","), "manager") {
+		delete(v, "manager")
+		if m, ok := u[managerKey].(string); ok {
+			v["manager@delta"] = []any{map[string]any{"@odata.type": "#microsoft.graph.user", "id": m}}
+		}
+	}
+	return v
 }
 
 func (s *Server) memberRef(id string) map[string]any {

@@ -70,6 +70,8 @@ func (s *Server) serve(method, path, rawQuery string, body []byte) (int, http.He
 		return http.StatusOK, nil, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true}
 	case "POST /users/{id}/assignLicense":
 		return s.assignLicense(parts[1], in)
+	case "PUT /users/{id}/manager/$ref": // https://learn.microsoft.com/graph/api/user-post-manager
+		return s.setManager(parts[1], in)
 	case "GET /users/delta":
 		return s.delta("user", query)
 	case "GET /groups":
@@ -151,7 +153,7 @@ func (s *Server) selected(u map[string]any, query url.Values) map[string]any {
 	out := map[string]any{}
 	sel := query.Get("$select")
 	for k, v := range u {
-		if k == "signInActivity" && !strings.Contains(sel, "signInActivity") {
+		if k == managerKey || k == "signInActivity" && !strings.Contains(sel, "signInActivity") {
 			continue
 		}
 		if sel == "" || slices.Contains(strings.Split(sel, ","), k) {
@@ -302,6 +304,22 @@ func (s *Server) deleteUser(key string) (int, http.Header, any) {
 	s.record("user", id)
 	return http.StatusNoContent, nil, nil
 }
+
+// setManager sets a user's manager by reference.
+func (s *Server) setManager(key string, in map[string]any) (int, http.Header, any) {
+	u := s.findUser(key)
+	ref := str(in["@odata.id"])
+	m := s.findUser(ref[strings.LastIndex(ref, "/")+1:])
+	if u == nil || m == nil || !strings.HasPrefix(ref, s.URL+"v1.0/") {
+		return notFound()
+	}
+	u[managerKey] = m["id"]
+	s.record("user", u["id"].(string))
+	return http.StatusNoContent, nil, nil
+}
+
+// managerKey holds a user's manager's id; Graph shows it only as a relation.
+const managerKey = "@manager"
 
 // assignLicense is POST /users/{id}/assignLicense:
 // https://learn.microsoft.com/graph/api/user-assignlicense (both lists required; a
