@@ -40,6 +40,11 @@ func (s *Server) serve(method string, params map[string]string, query map[string
 		}
 		s.audit("USER_SETTINGS", "DELETE_USER", "USER_EMAIL", str(u["primaryEmail"]))
 		s.users = slices.DeleteFunc(s.users, func(x map[string]any) bool { return x["id"] == u["id"] })
+		for k, x := range s.userKeys {
+			if x["id"] == u["id"] {
+				delete(s.userKeys, k)
+			}
+		}
 		for g, ids := range s.members {
 			s.members[g] = slices.DeleteFunc(ids, func(id string) bool { return id == u["id"] })
 		}
@@ -134,6 +139,7 @@ func (s *Server) newUser(in map[string]any) map[string]any {
 		u["changePasswordAtNextLogin"] = false
 	}
 	s.users = append(s.users, u)
+	s.userKeys[u["id"].(string)], s.userKeys[strings.ToLower(str(u["primaryEmail"]))] = u, u
 	return u
 }
 
@@ -154,6 +160,7 @@ func (s *Server) patchUser(key string, in map[string]any) (int, any) {
 	}
 	s.auditPatch(u, in)
 	merge(u, in)
+	s.userKeys[strings.ToLower(str(u["primaryEmail"]))] = u
 	delete(u, "password")
 	if suspended, _ := u["suspended"].(bool); suspended {
 		u["suspensionReason"] = "ADMIN"
@@ -282,18 +289,7 @@ func (s *Server) member(id string) map[string]any {
 
 // findUser finds a user by id, primary email or alias, ignoring letter case.
 func (s *Server) findUser(key string) map[string]any {
-	for _, u := range s.users {
-		if u["id"] == key || strings.EqualFold(str(u["primaryEmail"]), key) {
-			return u
-		}
-		aliases, _ := u["aliases"].([]any)
-		for _, a := range aliases {
-			if strings.EqualFold(str(a), key) {
-				return u
-			}
-		}
-	}
-	return nil
+	return s.userKeys[strings.ToLower(key)]
 }
 
 func (s *Server) findGroup(key string) map[string]any {

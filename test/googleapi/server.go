@@ -69,7 +69,8 @@ type Server struct {
 	http      *httptest.Server
 
 	mu       sync.Mutex
-	users    []map[string]any // in creation order
+	users    []map[string]any          // in creation order
+	userKeys map[string]map[string]any // by lower-cased id, primary email and alias
 	groups   []map[string]any
 	members  map[string][]string // group id → user ids
 	tokens   map[string]grant
@@ -115,7 +116,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, directory: d, reports: reports, public: &private.PublicKey, members: map[string][]string{},
+	s := &Server{opts: opts, directory: d, reports: reports, public: &private.PublicKey, members: map[string][]string{}, userKeys: map[string]map[string]any{},
 		tokens: map[string]grant{}, calls: map[string]int{}, nextID: 100000000000000000}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.token)

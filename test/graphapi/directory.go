@@ -130,12 +130,7 @@ func (s *Server) checkQuery(route string, query url.Values) {
 }
 
 func (s *Server) findUser(key string) map[string]any {
-	for _, u := range s.users {
-		if u["id"] == key || strings.EqualFold(str(u["userPrincipalName"]), key) {
-			return u
-		}
-	}
-	return nil
+	return s.userKeys[strings.ToLower(key)]
 }
 
 func (s *Server) findGroup(id string) map[string]any {
@@ -258,6 +253,7 @@ func (s *Server) createUser(in map[string]any) (int, http.Header, any) {
 	u["id"] = s.newID()
 	u["assignedLicenses"] = []any{}
 	s.users = append(s.users, u)
+	s.userKeys[u["id"].(string)], s.userKeys[strings.ToLower(upn)] = u, u
 	s.record("user", u["id"].(string))
 	return http.StatusCreated, http.Header{"Location": {s.URL + "v1.0/users/" + u["id"].(string)}}, clone(u)
 }
@@ -274,6 +270,10 @@ func (s *Server) patchUser(key string, in map[string]any) (int, http.Header, any
 		if other := s.findUser(upn); other != nil && other["id"] != u["id"] {
 			return bad("Request_BadRequest", "Another object with the same value for property userPrincipalName already exists.")
 		}
+	}
+	if upn, ok := in["userPrincipalName"].(string); ok {
+		delete(s.userKeys, strings.ToLower(str(u["userPrincipalName"])))
+		s.userKeys[strings.ToLower(upn)] = u
 	}
 	for k, v := range in {
 		if k == "passwordProfile" {
@@ -298,6 +298,8 @@ func (s *Server) deleteUser(key string) (int, http.Header, any) {
 	}
 	id := u["id"].(string)
 	s.users = slices.DeleteFunc(s.users, func(x map[string]any) bool { return x["id"] == id })
+	delete(s.userKeys, id)
+	delete(s.userKeys, strings.ToLower(str(u["userPrincipalName"])))
 	for g, ids := range s.members {
 		s.members[g] = slices.DeleteFunc(ids, func(m string) bool { return m == id })
 	}

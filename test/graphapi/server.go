@@ -65,6 +65,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	users    []map[string]any
+	userKeys map[string]map[string]any // by lower-cased id and userPrincipalName
 	groups   []map[string]any
 	members  map[string][]string // group id → member ids
 	revoked  map[string]int      // user id → revocations
@@ -86,7 +87,7 @@ func Start(opts Options) (*Server, error) {
 	if opts.MaxPage == 0 {
 		opts.MaxPage = 100
 	}
-	s := &Server{opts: opts, members: map[string][]string{}, revoked: map[string]int{}, tokens: map[string]time.Time{},
+	s := &Server{opts: opts, members: map[string][]string{}, userKeys: map[string]map[string]any{}, revoked: map[string]int{}, tokens: map[string]time.Time{},
 		calls: map[string]int{}, jtis: map[string]bool{}}
 	if err := s.makeCertificate(); err != nil {
 		return nil, err
