@@ -51,42 +51,10 @@ var (
 		"state":                     `record.disabled ? "Suspended" : "Active"`,
 		"labels." + LabelDepartment: scimEnterprise("department"),
 	})
-	googleMapping = mappings(map[string]string{
-		"userName":                  `record.userName`,
-		"externalID":                `record.id`,
-		"name.givenName":            `has(record.givenName) ? record.givenName : ""`,
-		"name.familyName":           `has(record.familyName) ? record.familyName : ""`,
-		"displayName":               `has(record.displayName) ? record.displayName : ""`,
-		"emails":                    `[record.email]`,
-		"title":                     `has(record.title) ? record.title : ""`,
-		"department":                `has(record.department) ? record.department : ""`,
-		"location":                  `has(record.location) ? record.location : ""`,
-		"employeeType":              `has(record.employeeType) ? record.employeeType : ""`,
-		"manager":                   `has(record.manager) ? record.manager : ""`,
-		"groups":                    `record.groups`,
-		"state":                     `record.disabled ? "Suspended" : "Active"`,
-		"attributes.orgUnitPath":    `record.orgUnitPath`,
-		"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,
-		"labels." + LabelLocation:   `has(record.location) ? record.location : ""`,
-	})
-	entraMapping = mappings(map[string]string{
-		"userName":                  `record.userName`,
-		"externalID":                `record.id`,
-		"name.givenName":            `has(record.givenName) ? record.givenName : ""`,
-		"name.familyName":           `has(record.familyName) ? record.familyName : ""`,
-		"displayName":               `has(record.displayName) ? record.displayName : ""`,
-		"emails":                    `has(record.email) ? [record.email] : []`,
-		"title":                     `has(record.title) ? record.title : ""`,
-		"department":                `has(record.department) ? record.department : ""`,
-		"location":                  `has(record.location) ? record.location : ""`,
-		"employeeType":              `has(record.employeeType) ? record.employeeType : ""`,
-		"manager":                   `has(record.manager) ? record.manager : ""`,
-		"groups":                    `record.groups`,
-		"state":                     `record.disabled ? "Suspended" : "Active"`,
-		"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,
-		"labels." + LabelLocation:   `has(record.location) ? record.location : ""`,
-	})
-	hrisMapping = mappings(map[string]string{
+	// Google Workspace and Entra ID records name their attributes as Users do.
+	googleMapping = mappings(suiteMapping, map[string]string{"attributes.orgUnitPath": `record.orgUnitPath`})
+	entraMapping  = mappings(suiteMapping)
+	hrisMapping   = mappings(map[string]string{
 		"userName":                  `has(record.userName) ? record.userName : (has(record.email) ? record.email : "")`,
 		"externalID":                `record.id`,
 		"name.givenName":            `has(record.firstName) ? record.firstName : (has(record.givenName) ? record.givenName : "")`,
@@ -107,6 +75,26 @@ var (
 	})
 )
 
+// suiteMapping is the default mapping of the sources whose records name attributes as
+// Users do.
+var suiteMapping = map[string]string{
+	"userName":                  `record.userName`,
+	"externalID":                `record.id`,
+	"name.givenName":            `has(record.givenName) ? record.givenName : ""`,
+	"name.familyName":           `has(record.familyName) ? record.familyName : ""`,
+	"displayName":               `has(record.displayName) ? record.displayName : ""`,
+	"emails":                    `has(record.email) ? [record.email] : []`,
+	"title":                     `has(record.title) ? record.title : ""`,
+	"department":                `has(record.department) ? record.department : ""`,
+	"location":                  `has(record.location) ? record.location : ""`,
+	"employeeType":              `has(record.employeeType) ? record.employeeType : ""`,
+	"manager":                   `has(record.manager) ? record.manager : ""`,
+	"groups":                    `record.groups`,
+	"state":                     `record.disabled ? "Suspended" : "Active"`,
+	"labels." + LabelDepartment: `has(record.department) ? record.department : ""`,
+	"labels." + LabelLocation:   `has(record.location) ? record.location : ""`,
+}
+
 const (
 	ldapDepartment = `has(record.department) ? record.department : (has(record.departmentNumber) ? record.departmentNumber : "")`
 	enterpriseUser = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -122,9 +110,17 @@ func scimEnterprise(attr string) string {
 	return fmt.Sprintf(`"%s" in record && "%s" in record["%s"] ? record["%s"].%s : ""`, enterpriseUser, attr, enterpriseUser, enterpriseUser, attr)
 }
 
-func mappings(m map[string]string) []identityv1alpha1.ExpressionMapping {
-	out := make([]identityv1alpha1.ExpressionMapping, 0, len(m))
-	for target, expr := range m {
+// mappings turns target → expression maps into a mapping, a later map's entries
+// overriding an earlier one's.
+func mappings(maps ...map[string]string) []identityv1alpha1.ExpressionMapping {
+	merged := map[string]string{}
+	for _, m := range maps {
+		for target, expr := range m {
+			merged[target] = expr
+		}
+	}
+	out := make([]identityv1alpha1.ExpressionMapping, 0, len(merged))
+	for target, expr := range merged {
 		out = append(out, identityv1alpha1.ExpressionMapping{Target: target, Expression: expr})
 	}
 	return out
