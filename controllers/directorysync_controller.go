@@ -203,8 +203,8 @@ func (r *DirectorySyncReconciler) deleteWritten(ctx context.Context, ds *identit
 	}
 	if len(users) > 0 && safety.Exceeds(made+len(users), len(users)+made, maxCount, maxPercent) && ds.Annotations[identityv1alpha1.AnnotationApprovePlan] != id {
 		msg := fmt.Sprintf("deleting this DirectorySync would delete its %d Users (deletionPolicy Delete), with %d already suspended or deleted in the last %s, over the safety threshold; "+
-			"none was deleted. Approve it with: kubectl annotate directorysync %s %s=%s, or set deletionPolicy: Orphan to keep them",
-			len(users), made, window.Span(), ds.Name, identityv1alpha1.AnnotationApprovePlan, id)
+			"none was deleted. Approve it with: %s, or set deletionPolicy: Orphan to keep them",
+			len(users), made, window.Span(), fmt.Sprintf(identityv1alpha1.ApproveCommand, "directorysync", ds.Name, id))
 		cond.stalled(identityv1alpha1.ReasonSafetyThresholdExceeded, msg)
 		if !meta.IsStatusConditionTrue(before.Status.Conditions, identityv1alpha1.ConditionStalled) {
 			r.Recorder.Eventf(ds, nil, corev1.EventTypeWarning, identityv1alpha1.ReasonSafetyThresholdExceeded, "Delete", "%s", msg)

@@ -157,7 +157,7 @@ func TestDirectorySyncSafetyThreshold(t *testing.T) {
 			t.Fatal("a User was suspended while the sync waited for approval")
 		}
 	}
-	planID := message[strings.LastIndex(message, "=")+1:]
+	planID := strings.Fields(message[strings.Index(message, identityv1alpha1.AnnotationApprovePlan+"=")+len(identityv1alpha1.AnnotationApprovePlan+"="):])[0]
 	update(t, ds, func(d *identityv1alpha1.DirectorySync) {
 		d.Annotations = map[string]string{identityv1alpha1.AnnotationApprovePlan: planID}
 	})

@@ -86,6 +86,13 @@ const (
 	// AnnotationApprovePlan, set to the id of a plan blocked by the safety threshold
 	// (status.plan.id), lets that one plan be applied.
 	AnnotationApprovePlan = "identity.roster.dev/approve-plan"
+	// AnnotationPlanApprovedBy is set with AnnotationApprovePlan to the approver's own
+	// Kubernetes user name; the plan-approvals admission policy refuses an approval by
+	// anyone else, or by someone without the approve verb on <kind>/approval.
+	AnnotationPlanApprovedBy = "identity.roster.dev/plan-approved-by"
+	// ApproveCommand is how a message tells a person to approve a held plan: the
+	// annotations, the approver's own user name filled in by kubectl.
+	ApproveCommand = "kubectl annotate %s %s " + AnnotationApprovePlan + "=%s " + AnnotationPlanApprovedBy + `="$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"`
 	// AnnotationResync, set to a new value (a timestamp is customary), makes an
 	// AppConnection list its app and a DirectorySync read its source in full now,
 	// instead of at the next interval.

@@ -307,8 +307,8 @@ func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 		why = "because the source returned no record at all"
 	}
 	s.status.BlockedMessage = fmt.Sprintf("this sync would suspend or delete %d of %d Users, %s; %d are held and nothing of it was applied. "+
-		"Check the source and the filter, then approve it with: kubectl annotate directorysync %s %s=%s",
-		len(names), owned, why, len(names), s.cfg.Name, identityv1alpha1.AnnotationApprovePlan, id)
+		"Check the source and the filter, then approve it with: %s",
+		len(names), owned, why, len(names), fmt.Sprintf(identityv1alpha1.ApproveCommand, "directorysync", s.cfg.Name, id))
 	if s.heldPlan != id {
 		s.log.Info("Directory sync blocked by the safety threshold", "directorysync", s.cfg.Name, "plan", id, "users", len(names), "madeInWindow", made)
 		s.heldPlan = id

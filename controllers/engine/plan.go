@@ -393,8 +393,8 @@ func blockedMessage(app, id string, n, sent int, window time.Duration, managed i
 	}
 	name := app[strings.Index(app, "/")+1:]
 	return fmt.Sprintf("plan %s would deprovision %d accounts, with %d already deprovisioned in the last %s over the safety threshold (%s); "+
-		"%d deprovisions are held and were not sent. Check status.plan, then approve it with: kubectl annotate appconnection %s %s=%s",
-		id, n, sent, window, strings.Join(limits, ", "), n, name, identityv1alpha1.AnnotationApprovePlan, id)
+		"%d deprovisions are held and were not sent. Check status.plan, then approve it with: %s",
+		id, n, sent, window, strings.Join(limits, ", "), n, fmt.Sprintf(identityv1alpha1.ApproveCommand, "appconnection", name, id))
 }
 
 // planID identifies a set of deprovisions, so that an approval covers exactly it.
