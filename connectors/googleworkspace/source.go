@@ -271,14 +271,11 @@ func (s *Source) idOf(email string) (string, bool) {
 	return id, ok
 }
 
+// remember keeps an email's id. A renamed user's old email keeps naming the same id,
+// which is right: Google keeps it as the user's alias.
 func (s *Source) remember(email, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for e, known := range s.ids {
-		if known == id && e != strings.ToLower(email) {
-			delete(s.ids, e) // renamed
-		}
-	}
 	s.ids[strings.ToLower(email)] = id
 }
 

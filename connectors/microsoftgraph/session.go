@@ -1,6 +1,7 @@
 package microsoftgraph
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,7 +69,7 @@ type session struct {
 // connect checks the URLs and the credentials' form and builds the clients; it sends
 // nothing.
 func connect(ctx context.Context, a Access) (*session, error) {
-	authority, graph := cmpOr(a.AuthorityURL, defaultAuthorityURL), cmpOr(a.GraphURL, defaultGraphURL)
+	authority, graph := cmp.Or(a.AuthorityURL, defaultAuthorityURL), cmp.Or(a.GraphURL, defaultGraphURL)
 	for name, u := range map[string]string{"authorityURL": authority, "graphURL": graph} {
 		if err := httpx.SafeURL(u); err != nil {
 			return nil, &connectors.PermanentError{Message: name + " " + err.Error()}
@@ -100,13 +101,6 @@ func connect(ctx context.Context, a Access) (*session, error) {
 }
 
 type tokenHolder struct{ source oauth2.TokenSource }
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
 
 // send sends a request to a path below the Graph URL, with a JSON body unless nil,
 // and reads a JSON answer into out unless nil.

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -293,7 +294,7 @@ func (t *Target) Update(ctx context.Context, current, desired connectors.Account
 		patch["accountEnabled"] = desired.Active
 	}
 	updated := current
-	updated.Attributes = maps(current.Attributes)
+	updated.Attributes = maps.Clone(current.Attributes)
 	if len(patch) > 0 {
 		if err := t.send(ctx, http.MethodPatch, "v1.0/users/"+url.PathEscape(current.ID), patch, nil); err != nil {
 			return connectors.Account{}, err
@@ -319,14 +320,6 @@ func (t *Target) Update(ctx context.Context, current, desired connectors.Account
 		}
 	}
 	return updated, nil
-}
-
-func maps(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func difference(a, b []string) []string {
