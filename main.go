@@ -38,6 +38,10 @@ type options struct {
 	enableHTTP2    bool
 	leaderElection string
 	concurrency    int
+	// access requests: the API server's prefix before a person's userName, and how long
+	// ended requests are kept.
+	identityPrefix  string
+	requestsKeptFor time.Duration
 	// lease timing of leader election.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
@@ -69,6 +73,10 @@ func main() {
 		"Serve metrics over HTTP/2 (off by default, against HTTP/2 rapid-reset attacks).")
 	flag.IntVar(&opts.concurrency, "concurrent-reconciles", controllers.DefaultConcurrentReconciles,
 		"How many objects of each kind are reconciled at once.")
+	flag.StringVar(&opts.identityPrefix, "kubernetes-username-prefix", "",
+		"What the API server puts before a person's userName in their Kubernetes user name (its OIDC username prefix), so that approvers of access requests are known by their User.")
+	flag.DurationVar(&opts.requestsKeptFor, "access-request-retention", controllers.DefaultAccessRequestRetention,
+		"How long an ended access request is kept, for audit, before it is deleted.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -100,7 +108,8 @@ func main() {
 		os.Exit(1)
 	}
 	registry := controllers.Connectors(memory.NewApps(), inbound)
-	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound,
+		IdentityPrefix: opts.identityPrefix, AccessRequestRetention: opts.requestsKeptFor}); err != nil {
 		log.Error(err, "Could not set up the controllers")
 		os.Exit(1)
 	}

@@ -18,6 +18,7 @@ const (
 	indexUserManager    = "spec.manager.name"
 	indexUserName       = "userName.lower"
 	indexConfigMaps     = "configMapRefs"
+	indexRequestUser    = "spec.userRef.name"
 	labelRole           = "identity.roster.dev/role"
 )
 
@@ -42,6 +43,9 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 				return []string{ref.Name}
 			}
 			return nil
+		}},
+		{&identityv1alpha1.AccessRequest{}, indexRequestUser, func(o client.Object) []string {
+			return []string{o.(*identityv1alpha1.AccessRequest).Spec.UserRef.Name}
 		}},
 		{&identityv1alpha1.User{}, indexUserManager, func(o client.Object) []string {
 			if m := o.(*identityv1alpha1.User).Spec.Manager; m != nil {

@@ -61,6 +61,12 @@ type Options struct {
 	// SecretRecheck is how often referenced Secrets are read again; 0 means
 	// DefaultSecretRecheck.
 	SecretRecheck time.Duration
+	// IdentityPrefix is what the API server puts before a person's userName in their
+	// Kubernetes user name (its OIDC username prefix).
+	IdentityPrefix string
+	// AccessRequestRetention is how long an ended AccessRequest is kept; 0 means
+	// DefaultAccessRequestRetention.
+	AccessRequestRetention time.Duration
 }
 
 // Setup adds Roster's indexes, engines and controllers to a manager.
@@ -106,6 +112,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster")},
 		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership},
 		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership},
+		&AccessRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Membership: membership,
+			Recorder: mgr.GetEventRecorder("roster"), IdentityPrefix: opts.IdentityPrefix, Retention: opts.AccessRequestRetention},
 		&AppConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry,
 			Engines: engines, Recorder: mgr.GetEventRecorder("roster")},
 	}

@@ -700,6 +700,11 @@ type AppConnectionSpec struct {
 	// +kubebuilder:default=Enforce
 	Mode ConnectionMode `json:"mode,omitempty"`
 
+	// requestable lets people ask for this app with an AccessRequest, and says who
+	// approves and for how long at most. Unset: the app cannot be requested.
+	// +optional
+	Requestable *AppRequestPolicy `json:"requestable,omitempty"`
+
 	// resyncInterval is how often Roster lists the whole app to catch changes made
 	// there; changes declared in Kubernetes are applied at once regardless.
 	// +optional

@@ -60,6 +60,11 @@ const (
 	// ReasonProvisioningFailed: some accounts could not be provisioned; the message
 	// and status list which.
 	ReasonProvisioningFailed = "ProvisioningFailed"
+	// ReasonAwaitingApproval: an AccessRequest waits for its approvers; the message
+	// names them and gives the command.
+	ReasonAwaitingApproval = "AwaitingApproval"
+	// ReasonGranting: an approved AccessRequest's accounts are being provisioned.
+	ReasonGranting = "Granting"
 )
 
 // Event reasons, beside the condition reasons: what Roster records in Events.
@@ -93,6 +98,10 @@ const (
 	// ApproveCommand is how a message tells a person to approve a held plan: the
 	// annotations, the approver's own user name filled in by kubectl.
 	ApproveCommand = "kubectl annotate %s %s " + AnnotationApprovePlan + "=%s " + AnnotationPlanApprovedBy + `="$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"`
+	// DecideCommand is how a message tells a person to decide on an AccessRequest
+	// (namespace, name, decision): a decision appended under their own user name, filled
+	// in by kubectl.
+	DecideCommand = `kubectl patch accessrequest -n %s %s --type=json -p '[{"op":"add","path":"/spec/decisions/-","value":{"decision":"%s","by":"'"$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"'"}}]'`
 	// AnnotationResync, set to a new value (a timestamp is customary), makes an
 	// AppConnection list its app and a DirectorySync read its source in full now,
 	// instead of at the next interval.

@@ -68,6 +68,11 @@ type RoleSpec struct {
 	// +listMapKey=app
 	// +kubebuilder:validation:MaxItems=64
 	Grants []RoleGrant `json:"grants,omitempty"`
+
+	// requestable lets people ask for the Role's grants for a time with an
+	// AccessRequest, and says who approves. Unset: the Role cannot be requested.
+	// +optional
+	Requestable *RequestPolicy `json:"requestable,omitempty"`
 }
 
 // RoleStatus is what Roster observed about a Role.
