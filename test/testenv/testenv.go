@@ -79,6 +79,16 @@ func (e *Env) AdminKubeConfig() ([]byte, error) {
 	return user.KubeConfig()
 }
 
+// UserConfig is a client config of a person the API server authenticates by a client
+// certificate of their own, with their user name and groups.
+func (e *Env) UserConfig(name string, groups ...string) (*rest.Config, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return user.Config(), nil
+}
+
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
 
