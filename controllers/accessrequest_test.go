@@ -115,6 +115,10 @@ func TestAManagerApprovesAndTheAccessExpires(t *testing.T) {
 	if !ar.Status.EndTime.Equal(ar.Status.ExpiryTime) {
 		t.Fatalf("ended %v, expiry %v", ar.Status.EndTime, ar.Status.ExpiryTime)
 	}
+	assertEvents(t, ns, "ada-wiki", "AccessPending", "AccessApproved", "AccessActive", "AccessExpired")
+	if msg := eventMessage(t, ns, "ada-wiki", "AccessApproved"); msg != "wiki for ada, 6s approved by grace@example.com" {
+		t.Errorf("the approval's Event says %q", msg)
+	}
 	for _, obj := range []client.Object{&rbacv1.RoleBinding{}, &rbacv1.Role{}} {
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "roster-access-request-ada-wiki"}, obj); !apierrors.IsNotFound(err) {
 			t.Errorf("the approvers' %T is still there after the request ended: %v", obj, err)
@@ -169,7 +173,7 @@ func TestRequestPolicies(t *testing.T) {
 	week := metav1.Duration{Duration: 168 * time.Hour}
 	create(t, ada, linus, grace, ken, roleWithGrants(ns, "security", `user.department == "sec"`),
 		requestableApp(ns, "wiki", identityv1alpha1.RequestPolicy{Approvals: 2, MaxDuration: &week,
-			Approvers: identityv1alpha1.RequestApprovers{Manager: identityv1alpha1.ManagerNone, Roles: []string{"security"}},
+			Approvers:   identityv1alpha1.RequestApprovers{Manager: identityv1alpha1.ManagerNone, Roles: []string{"security"}},
 			AutoApprove: `request.duration <= duration("1h") && user.department == "eng" && request.groups.size() == 0`}),
 		accessRequest(ns, "not-offered", "ada", "wiki", time.Hour, "admins"),
 		accessRequest(ns, "too-long", "ada", "wiki", 169*time.Hour),

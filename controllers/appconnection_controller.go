@@ -242,6 +242,7 @@ func configOf(conn *identityv1alpha1.AppConnection, b *built) engine.Config {
 		Paused:     conn.Annotations[identityv1alpha1.AnnotationPaused] == "true",
 		// An approval annotation names the plan it approves; a stale one matches nothing.
 		ApprovedPlan:  conn.Annotations[identityv1alpha1.AnnotationApprovePlan],
+		PlanApprover:  conn.Annotations[identityv1alpha1.AnnotationPlanApprovedBy],
 		ResyncRequest: conn.Annotations[identityv1alpha1.AnnotationResync],
 		Resync:        time.Hour,
 		Workers:       4,

@@ -304,6 +304,7 @@ func (r *DirectorySyncReconciler) configOf(ds *identityv1alpha1.DirectorySync, b
 		Interval:       15 * time.Minute,
 		VanishedAction: s.VanishedUsers.Action,
 		ApprovedPlan:   ds.Annotations[identityv1alpha1.AnnotationApprovePlan],
+		PlanApprover:   ds.Annotations[identityv1alpha1.AnnotationPlanApprovedBy],
 		ResyncRequest:  ds.Annotations[identityv1alpha1.AnnotationResync],
 		Window:         s.SafetyThreshold.WindowOrDefault(),
 		Counted:        ds.Status.RecentDeprovisions,

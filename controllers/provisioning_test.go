@@ -353,7 +353,7 @@ func TestSafetyThresholdHoldsAMassDeprovision(t *testing.T) {
 		}
 	}
 	update(t, conn, func(c *identityv1alpha1.AppConnection) {
-		c.Annotations = map[string]string{identityv1alpha1.AnnotationApprovePlan: planID}
+		c.Annotations = map[string]string{identityv1alpha1.AnnotationApprovePlan: planID, identityv1alpha1.AnnotationPlanApprovedBy: "alice@example.com"}
 	})
 	waitFor(t, "the approved plan deprovisions all 8", func() (bool, string) {
 		n := 0
@@ -367,7 +367,25 @@ func TestSafetyThresholdHoldsAMassDeprovision(t *testing.T) {
 	waitFor(t, "the AppConnection is Ready again", func() (bool, string) {
 		return ready(get(t, ns, "memapp", &identityv1alpha1.AppConnection{}).Status.Conditions)
 	})
-	assertEvents(t, ns, "memapp", "PlanBlocked")
+	assertEvents(t, ns, "memapp", "PlanBlocked", identityv1alpha1.EventPlanApproved)
+	if msg := eventMessage(t, ns, "memapp", identityv1alpha1.EventPlanApproved); msg != "plan "+planID+" applied as approved by alice@example.com: 8 deprovisions" {
+		t.Fatalf("the approval's Event says %q", msg)
+	}
+}
+
+// eventMessage is the message of the Event with reason about the named object.
+func eventMessage(t *testing.T, ns, name, reason string) string {
+	t.Helper()
+	var events corev1.EventList
+	if err := env.Client.List(context.Background(), &events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.InvolvedObject.Name == name && e.Reason == reason {
+			return e.Message
+		}
+	}
+	return ""
 }
 
 // TestDeletionsLeaveTheAppAsDeclared: deleting a User, an AppAssignment and an

@@ -77,6 +77,7 @@ const (
 	EventDeleted          = "Deleted"          // a DirectorySync's Users were deleted with it
 	EventDrifting         = "Drifting"         // the app does not keep attributes Roster sent
 	EventPlanBlocked      = "PlanBlocked"      // deprovisions are held by the safety threshold
+	EventPlanApproved     = "PlanApproved"     // a held plan was applied, as approved by the person named
 	EventAccountsOrphaned = "AccountsOrphaned" // a User was deleted with its accounts left as they are
 	EventSourceProblems   = "SourceProblems"   // source records a DirectorySync could not take as they are
 	EventSuspensionHeld   = "SuspensionHeld"   // a person's suspension holds against the source

@@ -297,6 +297,9 @@ func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 	made := s.window.Count(now)
 	id := safety.PlanID(names)
 	if !empty && !safety.Exceeds(made+len(names), owned+made, s.cfg.MaxCount, s.cfg.MaxPercent) || s.cfg.ApprovedPlan == id {
+		if s.cfg.ApprovedPlan == id {
+			s.log.Info("Approved directory sync plan applied", "directorysync", s.cfg.Name, "plan", id, "approvedBy", s.cfg.PlanApprover, "users", len(names))
+		}
 		s.status.Blocked, s.status.BlockedMessage, s.status.PlanID = false, "", ""
 		s.window.Add(now, len(names))
 		return nil

@@ -43,6 +43,8 @@ type Config struct {
 	Window       time.Duration
 	Counted      []identityv1alpha1.DeprovisionCount
 	ApprovedPlan string
+	// PlanApprover is who approved it, as the API server authenticated them.
+	PlanApprover string
 	// ResyncRequest is the DirectorySync's resync annotation; a new value syncs in full
 	// now.
 	ResyncRequest string
@@ -125,7 +127,7 @@ func New(cfg Config, c client.Client, log logr.Logger, notify func()) *Syncer {
 // Configure replaces the configuration; a change makes the syncer sync in full.
 func (s *Syncer) Configure(cfg Config) {
 	s.mu.Lock()
-	changed := cfg.Generation != s.cfg.Generation || cfg.Source != s.cfg.Source || cfg.ApprovedPlan != s.cfg.ApprovedPlan ||
+	changed := cfg.Generation != s.cfg.Generation || cfg.Source != s.cfg.Source || cfg.ApprovedPlan != s.cfg.ApprovedPlan || cfg.PlanApprover != s.cfg.PlanApprover ||
 		cfg.ResyncRequest != s.cfg.ResyncRequest
 	s.cfg = cfg
 	s.window.SetSpan(cfg.Window)

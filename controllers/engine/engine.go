@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -187,7 +188,7 @@ func sameDecisions(a, b Config) bool {
 	return a.Generation == b.Generation && a.Mapping == b.Mapping && a.MatchBy == b.MatchBy &&
 		a.OnSuspend == b.OnSuspend && a.OnRemoval == b.OnRemoval && a.DeleteAfter == b.DeleteAfter &&
 		a.Unmanaged == b.Unmanaged && equalInt(a.MaxCount, b.MaxCount) && equalInt(a.MaxPercent, b.MaxPercent) &&
-		a.Window == b.Window && a.Mode == b.Mode && a.Paused == b.Paused && a.ApprovedPlan == b.ApprovedPlan && a.Removing == b.Removing
+		a.Window == b.Window && a.Mode == b.Mode && a.Paused == b.Paused && a.ApprovedPlan == b.ApprovedPlan && a.PlanApprover == b.PlanApprover && a.Removing == b.Removing
 }
 
 func equalInt(a, b *int32) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
@@ -533,9 +534,14 @@ func (e *Engine) checkSafetyLocked(deprovisions []string) {
 	now := e.now()
 	sent := e.window.Count(now)
 	id := planID(fresh, e.planned)
-	if safety.Exceeds(sent+len(fresh), e.app.managedCount()+sent, e.cfg.MaxCount, e.cfg.MaxPercent) && e.cfg.ApprovedPlan != id {
-		e.holdLocked(id, fresh, sent)
-		return
+	if safety.Exceeds(sent+len(fresh), e.app.managedCount()+sent, e.cfg.MaxCount, e.cfg.MaxPercent) {
+		if e.cfg.ApprovedPlan != id {
+			e.holdLocked(id, fresh, sent)
+			return
+		}
+		e.events.App(e.cfg.App, "Normal", identityv1alpha1.EventPlanApproved,
+			fmt.Sprintf("plan %s applied as approved by %s: %d deprovisions", id, e.cfg.PlanApprover, len(fresh)))
+		e.log.Info("Approved plan applied", "app", e.cfg.App, "plan", id, "approvedBy", e.cfg.PlanApprover, "deprovisions", len(fresh))
 	}
 	e.held, e.heldPlanID = map[string]bool{}, ""
 	e.window.Add(now, len(fresh))

@@ -38,6 +38,8 @@ type Config struct {
 	// ApprovedPlan is the id of a plan blocked by the safety threshold that an admin
 	// approved.
 	ApprovedPlan string
+	// PlanApprover is who approved it, as the API server authenticated them.
+	PlanApprover string
 	// ResyncRequest is the AppConnection's resync annotation; a new value lists the app
 	// now.
 	ResyncRequest string
