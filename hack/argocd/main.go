@@ -12,7 +12,7 @@ import (
 )
 
 // Kinds are the Roster kinds, in the order the argocd-cm entries are written.
-var Kinds = []string{"User", "Role", "AppAssignment", "AppConnection", "DirectorySync", "AccessRequest"}
+var Kinds = []string{"User", "Role", "AppAssignment", "AppConnection", "DirectorySync", "AccessRequest", "Notifier"}
 
 func main() {
 	root := "config/argocd"
