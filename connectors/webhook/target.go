@@ -38,7 +38,7 @@ func NewFactory() connectors.TargetFactory {
 		if spec == nil {
 			return nil, &connectors.PermanentError{Message: "the AppConnection has no webhook block"}
 		}
-		signing, err := signingSecrets(ctx, spec.SigningSecretRef.Name, secrets)
+		signing, err := SigningSecrets(ctx, spec.SigningSecretRef.Name, secrets)
 		if err != nil {
 			return nil, err
 		}
@@ -58,8 +58,8 @@ func NewFactory() connectors.TargetFactory {
 	}
 }
 
-// signingSecrets reads the current secret and, when set, the previous one.
-func signingSecrets(ctx context.Context, name string, secrets connectors.SecretReader) ([][]byte, error) {
+// SigningSecrets reads the current secret and, when set, the previous one.
+func SigningSecrets(ctx context.Context, name string, secrets connectors.SecretReader) ([][]byte, error) {
 	current, err := secrets.SecretValue(ctx, name, KeySecret)
 	if err != nil {
 		return nil, err
