@@ -22,6 +22,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/mapping"
+	"github.com/rosterhq/roster/controllers/notify"
 )
 
 // DefaultAccessRequestRetention is how long an ended AccessRequest is kept, for audit,
@@ -50,6 +51,8 @@ type AccessRequestReconciler struct {
 	APIReader  client.Reader
 	Membership *Membership
 	Recorder   recorder.EventRecorder
+	// Notify tells Notifiers of requests to decide and of decisions.
+	Notify *notify.Hub
 	// IdentityPrefix is what the API server puts before a person's userName in their
 	// Kubernetes user name.
 	IdentityPrefix string
@@ -82,7 +85,7 @@ func (r *AccessRequestReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Status().Patch(ctx, ar, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.announce(ar, before.Status.Phase)
+	r.announce(ctx, ar, before.Status.Phase)
 	if next.IsZero() {
 		return ctrl.Result{}, nil
 	}
@@ -237,6 +240,14 @@ func (r *AccessRequestReconciler) grant(ctx context.Context, ar *identityv1alpha
 	if err != nil {
 		return time.Time{}, err
 	}
+	next := expiry
+	if warnAt := expiry.Add(-24 * time.Hour); ar.Spec.Duration.Duration > 24*time.Hour {
+		if now.Before(warnAt) {
+			next = warnAt
+		} else {
+			r.Notify.Publish(expiringNews(ar, r.userOf(ctx, ar), r.Membership))
+		}
+	}
 	until := "until " + expiry.UTC().Format(time.RFC3339)
 	if done {
 		ar.Status.Phase = identityv1alpha1.AccessRequestActive
@@ -244,7 +255,7 @@ func (r *AccessRequestReconciler) grant(ctx context.Context, ar *identityv1alpha
 	} else {
 		cond.progressing(identityv1alpha1.ReasonGranting, progress+"; access "+until)
 	}
-	return expiry, nil
+	return next, nil
 }
 
 // assign creates the request's AppAssignments, valid from approval to expiry. It says
@@ -385,10 +396,14 @@ func ended(p identityv1alpha1.AccessRequestPhase) bool {
 	return false
 }
 
-// announce records an Event when a request changes phase.
-func (r *AccessRequestReconciler) announce(ar *identityv1alpha1.AccessRequest, was identityv1alpha1.AccessRequestPhase) {
+// announce records an Event when a request changes phase, and tells Notifiers.
+func (r *AccessRequestReconciler) announce(ctx context.Context, ar *identityv1alpha1.AccessRequest, was identityv1alpha1.AccessRequestPhase) {
 	if ar.Status.Phase == was {
 		return
+	}
+	user := r.userOf(ctx, ar)
+	if e, ok := requestNews(ar, user, r.Membership, r.emailsOf(ctx, ar.Namespace, ar.Status.Approvers)); ok {
+		r.Notify.Publish(e)
 	}
 	what := ar.Spec.App
 	if ar.Spec.RoleRef != nil {
@@ -454,4 +469,34 @@ func (r *AccessRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return reqs
 		})).
 		Complete(r)
+}
+
+// userOf is the User a request is for, or nil.
+func (r *AccessRequestReconciler) userOf(ctx context.Context, ar *identityv1alpha1.AccessRequest) *identityv1alpha1.User {
+	u := &identityv1alpha1.User{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ar.Namespace, Name: ar.Spec.UserRef.Name}, u); err != nil {
+		return nil
+	}
+	return u
+}
+
+// emailsOf are the addresses of the Users with these Kubernetes identities.
+func (r *AccessRequestReconciler) emailsOf(ctx context.Context, namespace string, identities []string) []string {
+	var out []string
+	for _, id := range identities {
+		userName, ok := strings.CutPrefix(id, r.IdentityPrefix)
+		if !ok {
+			continue
+		}
+		var users identityv1alpha1.UserList
+		if err := r.List(ctx, &users, client.InNamespace(namespace), client.MatchingFields{indexUserName: strings.ToLower(userName)}); err != nil {
+			continue
+		}
+		for i := range users.Items {
+			if e := emailOf(&users.Items[i]); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }

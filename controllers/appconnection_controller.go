@@ -29,6 +29,7 @@ import (
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/mapping"
 	"github.com/rosterhq/roster/controllers/engine"
+	"github.com/rosterhq/roster/controllers/notify"
 )
 
 // AppConnectionReconciler validates each AppConnection, runs its engine and reports
@@ -40,6 +41,9 @@ type AppConnectionReconciler struct {
 	Registry  *connectors.Registry
 	Engines   *Engines
 	Recorder  recorder.EventRecorder
+	// Notify tells Notifiers of failing and recovered apps, held plans and unmanaged
+	// accounts.
+	Notify *notify.Hub
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*built
@@ -96,6 +100,9 @@ func (r *AppConnectionReconciler) finish(ctx context.Context, conn, before *iden
 	r.announce(conn, before)
 	if err := patchStatus(ctx, r.Client, conn, before, conn.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
+	}
+	for _, e := range appNews(before, conn) {
+		r.Notify.Publish(e)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }

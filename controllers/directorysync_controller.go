@@ -28,6 +28,7 @@ import (
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/mapping"
 	"github.com/rosterhq/roster/controllers/directory"
+	"github.com/rosterhq/roster/controllers/notify"
 	"github.com/rosterhq/roster/controllers/safety"
 )
 
@@ -40,6 +41,8 @@ type DirectorySyncReconciler struct {
 	Syncers   *Syncers
 	Inbound   *InboundSCIM // nil when the binary serves no inbound SCIM
 	Recorder  recorder.EventRecorder
+	// Notify tells Notifiers of held plans.
+	Notify *notify.Hub
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*builtSource
@@ -103,6 +106,9 @@ func (r *DirectorySyncReconciler) finish(ctx context.Context, ds, before *identi
 	ds.Status.ObservedGeneration = ds.Generation
 	if err := patchStatus(ctx, r.Client, ds, before, ds.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
+	}
+	if e, ok := syncNews(before, ds); ok {
+		r.Notify.Publish(e)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }

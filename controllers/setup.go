@@ -17,6 +17,7 @@ import (
 	"github.com/rosterhq/roster/connectors/httpx"
 	"github.com/rosterhq/roster/controllers/directory"
 	"github.com/rosterhq/roster/controllers/engine"
+	"github.com/rosterhq/roster/controllers/notify"
 )
 
 // DefaultConcurrentReconciles is how many objects of each kind the operator reconciles
@@ -74,7 +75,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	for _, c := range slices.Concat(engine.Collectors(), directory.Collectors(), httpx.Collectors(), collectors()) {
+	for _, c := range slices.Concat(engine.Collectors(), directory.Collectors(), httpx.Collectors(), notify.Collectors(), collectors()) {
 		// A second manager in the same process (a test's second replica) shares them.
 		if err := metrics.Registry.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 			return err
@@ -90,6 +91,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
+	hub := notify.NewHub()
 	engines := NewEngines(mgr.GetClient(), mgr.GetEventRecorder("roster"), membership, ctrl.Log.WithName("engine"))
 	if err := mgr.Add(engines); err != nil {
 		return err
@@ -108,14 +110,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers, Inbound: opts.Inbound, Recorder: mgr.GetEventRecorder("roster")},
-		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster")},
+		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers, Inbound: opts.Inbound,
+			Recorder: mgr.GetEventRecorder("roster"), Notify: hub},
+		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Membership: membership},
 		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership},
 		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership},
-		&AccessRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Membership: membership,
+		&AccessRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Membership: membership, Notify: hub,
 			Recorder: mgr.GetEventRecorder("roster"), IdentityPrefix: opts.IdentityPrefix, Retention: opts.AccessRequestRetention},
+		&NotifierReconciler{Client: mgr.GetClient(), Hub: hub},
 		&AppConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry,
-			Engines: engines, Recorder: mgr.GetEventRecorder("roster")},
+			Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

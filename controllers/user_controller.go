@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +25,7 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/controllers/engine"
+	"github.com/rosterhq/roster/controllers/notify"
 )
 
 // UserReconciler keeps each User's lifecycle phase, accounts and conditions, and holds
@@ -31,7 +34,12 @@ type UserReconciler struct {
 	client.Client
 	Engines  *Engines
 	Recorder recorder.EventRecorder
-	progress *progressThrottle
+	// Notify tells Notifiers of joiners, movers and leavers; Membership names the
+	// Roles they hold, for Notifiers' filters.
+	Notify     *notify.Hub
+	Membership *Membership
+	progress   *progressThrottle
+	journeys   journeys
 }
 
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -39,6 +47,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.progress.forget(req.NamespacedName)
+			r.journeys.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -68,6 +77,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := patchStatus(ctx, r.Client, u, before, u.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.tell(req.NamespacedName, before, u, apps, now)
 	if u.DeletionTimestamp != nil && settled {
 		controllerutil.RemoveFinalizer(u, identityv1alpha1.Finalizer)
 		if err := r.Update(ctx, u); err != nil && !apierrors.IsNotFound(err) {
@@ -272,4 +282,48 @@ func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&identityv1alpha1.User{}, builder.WithPredicates(specOrLabelsChanged())).
 		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).
 		Complete(r)
+}
+
+// journeys remembers, for the news of joiners, movers and leavers, what a User held
+// when last ready and when they left.
+type journeys struct {
+	mu        sync.Mutex
+	lastReady map[types.NamespacedName][]string
+	leftAt    map[types.NamespacedName]time.Time
+}
+
+func (j *journeys) forget(key types.NamespacedName) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.lastReady, key)
+	delete(j.leftAt, key)
+}
+
+// tell publishes a User's news, if this reconcile made any.
+func (r *UserReconciler) tell(key types.NamespacedName, before, u *identityv1alpha1.User, apps map[string]app, now time.Time) {
+	j := &r.journeys
+	j.mu.Lock()
+	if j.lastReady == nil {
+		j.lastReady, j.leftAt = map[types.NamespacedName][]string{}, map[types.NamespacedName]time.Time{}
+	}
+	leaving := u.Status.Phase != identityv1alpha1.UserPhaseActive && u.Status.Phase != identityv1alpha1.UserPhasePending
+	if _, known := j.leftAt[key]; leaving && !known && before.Status.Phase == identityv1alpha1.UserPhaseActive {
+		j.leftAt[key] = now
+	}
+	lastReady, leftAt := j.lastReady[key], j.leftAt[key]
+	if isReady(u.Status.Conditions) && u.Status.Phase == identityv1alpha1.UserPhaseActive {
+		j.lastReady[key] = activeApps(u.Status.Accounts)
+		delete(j.leftAt, key)
+	}
+	j.mu.Unlock()
+	offAt := map[string]time.Time{}
+	for name, a := range apps {
+		if t := a.view.Account.LastTransitionTime; a.engine != nil && !t.IsZero() {
+			offAt[name] = t
+		}
+	}
+	if e, ok := userNews(before, u, lastReady, leftAt, offAt); ok {
+		e.Person = person(u, r.Membership)
+		r.Notify.Publish(e)
+	}
 }

@@ -65,6 +65,8 @@ const (
 	ReasonAwaitingApproval = "AwaitingApproval"
 	// ReasonGranting: an approved AccessRequest's accounts are being provisioned.
 	ReasonGranting = "Granting"
+	// ReasonDeliveryFailing: a Notifier's channel does not take its messages.
+	ReasonDeliveryFailing = "DeliveryFailing"
 )
 
 // Event reasons, beside the condition reasons: what Roster records in Events.

@@ -44,8 +44,8 @@ func (h *Hub) Publish(e Event) {
 }
 
 // Set runs a Notifier with cfg, keeping what it gathered and its figures when it ran
-// already.
-func (h *Hub) Set(key types.NamespacedName, cfg Config) {
+// already; a Notifier new to the hub counts on from seed (its status).
+func (h *Hub) Set(key types.NamespacedName, cfg Config, seed Stats) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if d := h.dispatchers[key]; d != nil {
@@ -57,6 +57,7 @@ func (h *Hub) Set(key types.NamespacedName, cfg Config) {
 			h.Changed(key)
 		}
 	})
+	d.stats = seed
 	h.dispatchers[key] = d
 	if h.ctx != nil {
 		h.startLocked(d)
