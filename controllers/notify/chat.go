@@ -47,7 +47,7 @@ func slackPayload(m Message) []byte {
 		blocks = append(blocks, map[string]any{"type": "section", "text": text("mrkdwn", clip("```"+slackEscape.Replace(m.Command)+"```", slackSection))})
 	}
 	blocks = append(blocks, map[string]any{"type": "context", "elements": []map[string]any{text("mrkdwn", "Roster · "+slackEscape.Replace(namespaceOf(m)))}})
-	body, _ := json.Marshal(map[string]any{"text": m.Title, "blocks": blocks})
+	body, _ := json.Marshal(map[string]any{"text": slackEscape.Replace(m.Title), "blocks": blocks})
 	return body
 }
 

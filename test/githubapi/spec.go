@@ -6,22 +6,19 @@
 package githubapi
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/rosterhq/roster/test/npm"
 )
 
 // paths are the operations the GitHub connector uses; the description is cut down to
@@ -78,53 +75,12 @@ func load() (routers.Router, error) {
 // cache and returns the path of api.github.com.json.
 func install() (string, error) {
 	_, self, _, _ := runtime.Caller(0)
-	src := filepath.Join(filepath.Dir(self), "openapi")
-	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
+	const file = "node_modules/@octokit/openapi/generated/api.github.com.json"
+	dir, err := npm.Install(filepath.Join(filepath.Dir(self), "openapi"), "github-openapi", nil, file)
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(lock)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "roster", "npm", "github-openapi-"+hex.EncodeToString(sum[:6]))
-	file := filepath.Join(dir, "node_modules", "@octokit", "openapi", "generated", "api.github.com.json")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	// Test binaries of several packages may install at once: one does, the others wait.
-	guard, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer guard.Close()
-	if err := syscall.Flock(int(guard.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	defer func() { _ = syscall.Flock(int(guard.Fd()), syscall.LOCK_UN) }()
-	if _, err := os.Stat(file); err == nil {
-		return file, nil
-	}
-	for _, f := range []string{"package.json", "package-lock.json"} {
-		data, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			return "", err
-		}
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return "", fmt.Errorf("npm is not installed: run make test-tools, which installs Node.js and npm")
-	}
-	cmd := exec.CommandContext(context.Background(), npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("npm ci in %s: %v: %s", dir, err, out)
-	}
-	return file, nil
+	return filepath.Join(dir, file), nil
 }
 
 // prune keeps the paths above and the components they refer to, transitively.

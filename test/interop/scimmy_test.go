@@ -5,14 +5,11 @@ package interop
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +20,7 @@ import (
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/conformance"
 	"github.com/rosterhq/roster/connectors/scim"
+	"github.com/rosterhq/roster/test/npm"
 )
 
 const scimmyToken = "interop-token"
@@ -71,43 +69,9 @@ func startSCIMMY(t *testing.T) string {
 
 func installSCIMMY(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join("scimmy")
-	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
+	dir, err := npm.Install("scimmy", "scimmy", []string{"server.mjs"}, "node_modules/scimmy-routers/package.json")
 	if err != nil {
 		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	dir := filepath.Join(cache, "roster", "npm", "scimmy-"+hex.EncodeToString(sum[:6]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"package.json", "package-lock.json", "server.mjs"} {
-		data, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "scimmy-routers", "package.json")); err == nil {
-		return dir
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm is not installed: run make test, which installs Node.js and npm")
-	}
-	t.Logf("installing SCIMMY with npm into %s", dir)
-	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("npm ci in %s: %v", dir, err)
 	}
 	return dir
 }
