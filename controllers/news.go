@@ -68,24 +68,21 @@ func isReady(conds []metav1.Condition) bool {
 
 // userNews says whether a User just became a joiner with every account ready, a mover
 // with every change in place, or a leaver with every account off. lastReady are the
-// apps the User held when last ready, if known; tookSince times a leaver's accounts
-// from when they left; offAt are when each account went off, as precisely as known.
-func userNews(before, after *identityv1alpha1.User, lastReady []string, leftAt time.Time, offAt map[string]time.Time) (notify.Event, bool) {
+// apps the User held when last ready, if known (else the status before tells); leftAt
+// is when they left, offAt when each account went off, as precisely as known.
+func userNews(before, after *identityv1alpha1.User, lastReady []string, known bool, leftAt time.Time, offAt map[string]time.Time) (notify.Event, bool) {
 	was, now := activeApps(before.Status.Accounts), activeApps(after.Status.Accounts)
+	if !known {
+		lastReady = was
+	}
 	e := notify.Event{Namespace: after.Namespace, Apps: slices.Concat(was, now)}
 	who := after.Spec.UserName
 	switch {
-	case after.Status.Phase == identityv1alpha1.UserPhaseActive && isReady(after.Status.Conditions) && !isReady(before.Status.Conditions) && len(now) > 0:
-		if len(was) == 0 && lastReady == nil {
-			e.Kind, e.Title = identityv1alpha1.NotifyJoiner, fmt.Sprintf("%s has every account ready: %s", who, strings.Join(now, ", "))
-			e.Lines = []string{fmt.Sprintf("%d accounts: %s", len(now), strings.Join(now, ", "))}
-			break
-		}
-		from := lastReady
-		if from == nil {
-			from = was
-		}
-		gained, lost := difference(now, from), difference(from, now)
+	case after.Status.Phase == identityv1alpha1.UserPhaseActive && isReady(after.Status.Conditions) && len(now) > 0 && len(lastReady) == 0:
+		e.Kind, e.Title = identityv1alpha1.NotifyJoiner, fmt.Sprintf("%s has every account ready: %s", who, strings.Join(now, ", "))
+		e.Lines = []string{fmt.Sprintf("%d accounts: %s", len(now), strings.Join(now, ", "))}
+	case after.Status.Phase == identityv1alpha1.UserPhaseActive && isReady(after.Status.Conditions):
+		gained, lost := difference(now, lastReady), difference(lastReady, now)
 		if len(gained)+len(lost) == 0 {
 			return e, false
 		}
@@ -108,7 +105,7 @@ func userNews(before, after *identityv1alpha1.User, lastReady []string, leftAt t
 	default:
 		return e, false
 	}
-	e.Key = fmt.Sprintf("%s/%s/%s/%s", e.Kind, after.UID, strings.Join(was, ","), strings.Join(now, ","))
+	e.Key = fmt.Sprintf("%s/%s/%s/%s", e.Kind, after.UID, strings.Join(lastReady, ","), strings.Join(now, ","))
 	return e, true
 }
 

@@ -310,7 +310,8 @@ func (r *UserReconciler) tell(key types.NamespacedName, before, u *identityv1alp
 	if _, known := j.leftAt[key]; leaving && !known && before.Status.Phase == identityv1alpha1.UserPhaseActive {
 		j.leftAt[key] = now
 	}
-	lastReady, leftAt := j.lastReady[key], j.leftAt[key]
+	lastReady, known := j.lastReady[key]
+	leftAt := j.leftAt[key]
 	if isReady(u.Status.Conditions) && u.Status.Phase == identityv1alpha1.UserPhaseActive {
 		j.lastReady[key] = activeApps(u.Status.Accounts)
 		delete(j.leftAt, key)
@@ -322,7 +323,7 @@ func (r *UserReconciler) tell(key types.NamespacedName, before, u *identityv1alp
 			offAt[name] = t
 		}
 	}
-	if e, ok := userNews(before, u, lastReady, leftAt, offAt); ok {
+	if e, ok := userNews(before, u, lastReady, known, leftAt, offAt); ok {
 		e.Person = person(u, r.Membership)
 		r.Notify.Publish(e)
 	}
