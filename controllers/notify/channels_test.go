@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -101,8 +102,8 @@ func TestSlackMessagesAreBlockKit(t *testing.T) {
 		var m struct {
 			Text   string `json:"text"`
 			Blocks []struct {
-				Type   string `json:"type"`
-				Text   struct{ Text string } `json:"text"`
+				Type   string                  `json:"type"`
+				Text   struct{ Text string }   `json:"text"`
 				Fields []struct{ Text string } `json:"fields"`
 			} `json:"blocks"`
 		}
@@ -181,9 +182,8 @@ func TestAWebhookURLIsNeverShown(t *testing.T) {
 
 func emailSpec(s *smtpd.Server) (*identityv1alpha1.NotifierSpec, secrets) {
 	host, port, _ := strings.Cut(s.Addr, ":")
-	var p int32
-	fmt.Sscan(port, &p)
-	return &identityv1alpha1.NotifierSpec{Email: &identityv1alpha1.EmailChannel{Host: host, Port: p, Security: identityv1alpha1.EmailStartTLS,
+	p, _ := strconv.Atoi(port)
+	return &identityv1alpha1.NotifierSpec{Email: &identityv1alpha1.EmailChannel{Host: host, Port: int32(p), Security: identityv1alpha1.EmailStartTLS,
 			AuthSecretRef: &identityv1alpha1.LocalObjectReference{Name: "smtp"}, TLS: &identityv1alpha1.TLSConfig{CASecretRef: &identityv1alpha1.SecretKeySelector{Name: "ca", Key: "ca.pem"}},
 			From: "roster@example.com", To: []string{"it@example.com"}, AlsoTo: identityv1alpha1.CopyConcerned}},
 		secrets{"smtp/username": s.Username, "smtp/password": s.Password, "ca/ca.pem": string(s.CA)}
