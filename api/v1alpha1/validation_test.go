@@ -391,6 +391,58 @@ safetyThreshold: {maxCount: 5, window: 1s}`),
 deletionPolicy: Cascade`),
 			want: `Unsupported value: "Cascade": supported values: "Orphan", "Delete"`,
 		},
+		{
+			reason: "a request for both an app and a Role",
+			object: accessRequest(`app: wiki
+roleRef: {name: oncall}`),
+			want: "set exactly one of app or roleRef",
+		},
+		{
+			reason: "a Role request with groups",
+			object: accessRequest(`roleRef: {name: oncall}
+groups: [admins]`),
+			want: "groups, appRole and license are requested with app; a Role's grants come with the Role",
+		},
+		{
+			reason: "a request without a reason",
+			object: accessRequest(`app: wiki
+justification: ""`),
+			want: "spec.justification in body should be at least 1 chars long",
+		},
+		{
+			reason: "a request of no time",
+			object: accessRequest(`app: wiki
+duration: 0s`),
+			want: "duration must be a positive duration such as 8h",
+		},
+		{
+			reason: "a decision that does not exist",
+			object: accessRequest(`app: wiki
+decisions: [{by: grace, decision: Escalate}]`),
+			want: `Unsupported value: "Escalate"`,
+		},
+		{
+			reason: "a Notifier with two channels",
+			object: notifier(`slack: {webhookURLSecretRef: {name: s, key: url}}
+teams: {webhookURLSecretRef: {name: t, key: url}}`),
+			want: "set exactly one channel: slack, teams, webhook or email",
+		},
+		{
+			reason: "a Notifier webhook in clear text",
+			object: notifier(`webhook: {url: "http://siem.example.com/in", signingSecretRef: {name: s}}`),
+			want:   "url must be an https URL",
+		},
+		{
+			reason: "an email Notifier sending in clear text",
+			object: notifier(`email: {host: smtp.example.com, from: roster@example.com, security: None}`),
+			want:   `Unsupported value: "None": supported values: "StartTLS", "TLS"`,
+		},
+		{
+			reason: "a requestable policy with ten approvals",
+			object: connection(`memory: {}
+requestable: {approvals: 10}`),
+			want: "spec.requestable.approvals: Invalid value: 10: spec.requestable.approvals in body should be less than or equal to 5",
+		},
 	}
 	ns := newNamespace(t)
 	for _, tc := range cases {
@@ -464,6 +516,26 @@ app: slack`),
 			want:   "the connector cannot be changed; create a new AppConnection",
 		},
 		{
+			reason: "an AccessRequest's duration",
+			object: accessRequest(`app: wiki`),
+			change: `{"spec":{"duration":"800h"}}`,
+			want:   "a request cannot be changed once made, only decided on; make a new one",
+		},
+		{
+			reason: "an AccessRequest's groups",
+			object: accessRequest(`app: wiki
+groups: [eng]`),
+			change: `{"spec":{"groups":["eng","admins"]}}`,
+			want:   "a request cannot be changed once made, only decided on; make a new one",
+		},
+		{
+			reason: "an AccessRequest's decisions rewritten",
+			object: accessRequest(`app: wiki
+decisions: [{by: grace, decision: Deny}]`),
+			change: `{"spec":{"decisions":[{"by":"grace","decision":"Approve"}]}}`,
+			want:   "decisions are only added, never changed or removed",
+		},
+		{
 			reason: "a DirectorySync's source",
 			object: directorySync(`hris: {format: CSV, configMapRef: {name: people, key: people.csv}}`),
 			change: `{"spec":{"hris":null,"scim":{"tokenSecretRef":{"name":"okta","key":"token"}}}}`,
@@ -516,7 +588,23 @@ func expectRejected(t *testing.T, err error, want string) {
 	}
 }
 
-func user(spec string) string          { return object("User", spec) }
+func user(spec string) string     { return object("User", spec) }
+func notifier(spec string) string { return object("Notifier", spec) }
+
+// accessRequest is a valid request for ada, with spec's fields over the defaults.
+func accessRequest(spec string) string {
+	fields := map[string]string{"userRef": "{name: ada}", "requester": "ada@example.com", "duration": "8h", "justification": "on call"}
+	lines := strings.Split(spec, "\n")
+	for _, l := range lines {
+		delete(fields, strings.SplitN(l, ":", 2)[0])
+	}
+	for _, k := range []string{"userRef", "requester", "duration", "justification"} {
+		if v, ok := fields[k]; ok {
+			lines = append(lines, k+": "+v)
+		}
+	}
+	return object("AccessRequest", strings.Join(lines, "\n"))
+}
 func role(spec string) string          { return object("Role", spec) }
 func assignment(spec string) string    { return object("AppAssignment", spec) }
 func connection(spec string) string    { return object("AppConnection", spec) }
