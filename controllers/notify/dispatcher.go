@@ -228,7 +228,12 @@ func (d *dispatcher) deliver(ctx context.Context, kind identityv1alpha1.Notifica
 		messages.WithLabelValues("failed").Inc()
 	default:
 		b.attempts++
-		b.retryAt = now.Add(min(maxBackoff, firstBackoff<<(b.attempts-1)))
+		wait := min(maxBackoff, firstBackoff<<(b.attempts-1))
+		var limited *connectors.RateLimitedError
+		if errors.As(err, &limited) {
+			wait = max(wait, limited.RetryAfter)
+		}
+		b.retryAt = now.Add(wait)
 		d.requeueLocked(kind, b)
 		d.stats.LastFailure, d.stats.LastError = now, err.Error()
 		messages.WithLabelValues("retried").Inc()
