@@ -196,9 +196,9 @@ func requestNews(ar *identityv1alpha1.AccessRequest, user *identityv1alpha1.User
 	if !ok {
 		return notify.Event{}, false
 	}
-	what := requested(ar)
+	what, who := requested(ar), forWhom(ar, user)
 	e := notify.Event{Kind: kind, Namespace: ar.Namespace, Key: fmt.Sprintf("%s/%s", kind, ar.UID), Apps: []string{ar.Spec.App},
-		Person: person(user, m), Facts: []notify.Fact{{Name: "For", Value: ar.Spec.UserRef.Name}, {Name: "Access", Value: what},
+		Person: person(user, m), Facts: []notify.Fact{{Name: "For", Value: who}, {Name: "Access", Value: what},
 			{Name: "Duration", Value: ar.Spec.Duration.Duration.String()}, {Name: "Requested by", Value: ar.Spec.Requester}},
 		Lines: []string{"Why: " + ar.Spec.Justification}}
 	if ar.Spec.RoleRef != nil {
@@ -206,13 +206,13 @@ func requestNews(ar *identityv1alpha1.AccessRequest, user *identityv1alpha1.User
 	}
 	switch kind {
 	case identityv1alpha1.NotifyAccessRequested:
-		e.Title = fmt.Sprintf("%s asks for %s for %s, %s", ar.Spec.Requester, what, ar.Spec.UserRef.Name, ar.Spec.Duration.Duration)
+		e.Title = fmt.Sprintf("%s asks for %s for %s, %s", ar.Spec.Requester, what, who, ar.Spec.Duration.Duration)
 		e.Lines = append(e.Lines, "Approvers: "+strings.Join(ar.Status.Approvers, ", "),
 			"Deny with: "+fmt.Sprintf(identityv1alpha1.DecideCommand, ar.Namespace, ar.Name, identityv1alpha1.DecisionDeny))
 		e.Command = fmt.Sprintf(identityv1alpha1.DecideCommand, ar.Namespace, ar.Name, identityv1alpha1.DecisionApprove)
 		e.Concerned = approverEmails
 	default:
-		e.Title = fmt.Sprintf("%s for %s: %s", what, ar.Spec.UserRef.Name, strings.ToLower(string(ar.Status.Phase)))
+		e.Title = fmt.Sprintf("%s for %s: %s", what, who, strings.ToLower(string(ar.Status.Phase)))
 		if ar.Status.Phase == identityv1alpha1.AccessRequestApproved {
 			e.Title += " by " + strings.Join(approvers(ar), ", ")
 		} else if c := meta.FindStatusCondition(ar.Status.Conditions, identityv1alpha1.ConditionReady); c != nil {
@@ -230,8 +230,16 @@ func requestNews(ar *identityv1alpha1.AccessRequest, user *identityv1alpha1.User
 func expiringNews(ar *identityv1alpha1.AccessRequest, user *identityv1alpha1.User, m *Membership) notify.Event {
 	e, _ := requestNews(ar, user, m, nil)
 	e.Kind, e.Key = identityv1alpha1.NotifyAccessExpiring, fmt.Sprintf("%s/%s", identityv1alpha1.NotifyAccessExpiring, ar.UID)
-	e.Title = fmt.Sprintf("%s for %s ends at %s", requested(ar), ar.Spec.UserRef.Name, ar.Status.ExpiryTime.UTC().Format(time.RFC3339))
+	e.Title = fmt.Sprintf("%s for %s ends at %s", requested(ar), forWhom(ar, user), ar.Status.ExpiryTime.UTC().Format(time.RFC3339))
 	return e
+}
+
+// forWhom names the person a request is for: their userName, or the User's name.
+func forWhom(ar *identityv1alpha1.AccessRequest, user *identityv1alpha1.User) string {
+	if user != nil && user.Spec.UserName != "" {
+		return user.Spec.UserName
+	}
+	return ar.Spec.UserRef.Name
 }
 
 // requested says what a request asks for.

@@ -57,6 +57,7 @@ type demo struct {
 	k8s   client.Client
 	chat  *scim.MemoryStore
 	wiki  *memory.App
+	slack chan string // what the Slack channel shows, message by message
 	start time.Time
 }
 
@@ -84,6 +85,11 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer stopChat()
+	slackURL, stopSlack, err := d.startSlack()
+	if err != nil {
+		return err
+	}
+	defer stopSlack()
 	ctx, stopOperator := context.WithCancel(ctx)
 	defer stopOperator()
 	if err := d.startOperator(ctx); err != nil {
@@ -92,10 +98,10 @@ func Run(ctx context.Context, opts Options) error {
 	d.say("  ✓ Control plane up, CRDs installed, operator running\n")
 	d.say("  ✓ Apps: chat (SCIM 2.0 at %s), wiki (in memory)\n\n", chatURL)
 
-	if err := d.applySamples(ctx, chatURL); err != nil {
+	if err := d.applySamples(ctx, chatURL, slackURL); err != nil {
 		return err
 	}
-	steps := []func(context.Context) error{d.joiners, d.leaver, d.mover}
+	steps := []func(context.Context) error{d.joiners, d.leaver, d.mover, d.accessRequest}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err
@@ -115,6 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 	d.say("  kubectl get ruser -n acme -L identity.roster.dev/department\n")
 	d.say("  kubectl describe appconnection chat -n acme\n")
 	d.say("  kubectl annotate appconnection chat -n acme identity.roster.dev/paused=true\n")
+	d.say("  kubectl get accessrequests,notifiers -n acme\n")
 	d.say("\nRunning until Ctrl-C.\n")
 	<-ctx.Done()
 	d.say("\nStopping.\n")
@@ -202,17 +209,21 @@ func (d *demo) startOperator(ctx context.Context) error {
 	return nil
 }
 
-// applySamples applies config/samples/demo, pointing chat at the app the demo started.
-func (d *demo) applySamples(ctx context.Context, chatURL string) error {
+// applySamples applies config/samples/demo, pointing chat and Slack at the stand-ins the
+// demo started.
+func (d *demo) applySamples(ctx context.Context, chatURL, slackURL string) error {
 	dir := filepath.Join(testenv.RepoRoot(), "config", "samples", "demo")
 	objs, err := readObjects(dir)
 	if err != nil {
 		return err
 	}
-	d.say("Applying config/samples/demo: %d objects (an HR export of 50 people, 5 Roles, 2 AppConnections, 1 DirectorySync)\n", len(objs))
+	d.say("Applying config/samples/demo: %d objects (an HR export of 50 people, 5 Roles, 2 AppConnections, 1 DirectorySync, 1 Notifier)\n", len(objs))
 	for _, obj := range objs {
 		if obj.GetKind() == "AppConnection" && obj.GetName() == "chat" {
 			_ = unstructured.SetNestedField(obj.Object, chatURL, "spec", "scim", "baseURL")
+		}
+		if obj.GetKind() == "Secret" && obj.GetName() == "slack-it-requests" {
+			_ = unstructured.SetNestedField(obj.Object, slackURL, "stringData", "url")
 		}
 		if err := d.k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("roster-demo"), client.ForceOwnership); err != nil {
 			return fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -15,17 +16,18 @@ import (
 )
 
 // kindOrder applies namespaces first and the DirectorySync last.
-var kindOrder = map[string]int{"Namespace": 0, "Secret": 1, "ConfigMap": 1, "AppConnection": 2, "Role": 3, "DirectorySync": 4}
+var kindOrder = map[string]int{"Namespace": 0, "Secret": 1, "ConfigMap": 1, "AppConnection": 2, "Role": 3, "Notifier": 3, "DirectorySync": 4}
 
-// readObjects reads every object in the YAML files of dir, in the order to apply them.
-func readObjects(dir string) ([]*unstructured.Unstructured, error) {
+// readObjects reads every object in the YAML files of dir (only those named, if any), in
+// the order to apply them.
+func readObjects(dir string, only ...string) ([]*unstructured.Unstructured, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
+		if filepath.Base(f) == "kustomization.yaml" || len(only) > 0 && !slices.Contains(only, filepath.Base(f)) {
 			continue
 		}
 		data, err := os.ReadFile(f)
