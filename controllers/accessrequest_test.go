@@ -10,6 +10,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -73,6 +74,10 @@ func TestAManagerApprovesAndTheAccessExpires(t *testing.T) {
 		accessRequest(ns, "ada-wiki", "ada", "wiki", 6*time.Second, "eng"))
 
 	ar := waitForPhase(t, ns, "ada-wiki", identityv1alpha1.AccessRequestPending)
+	if c := stalledCondition(ar.Status.Conditions); c == nil || c.Reason != identityv1alpha1.ReasonAwaitingApproval ||
+		!strings.Contains(c.Message, "approve with: kubectl patch accessrequest -n "+ns+" ada-wiki") {
+		t.Fatalf("a pending request's Stalled condition: %+v", c)
+	}
 	if !slices.Equal(ar.Status.Approvers, []string{"grace@example.com"}) || ar.Status.Approvals != "0/1" || ar.Status.UserName != "ada@example.com" {
 		t.Fatalf("approvers %v, approvals %q, userName %q", ar.Status.Approvers, ar.Status.Approvals, ar.Status.UserName)
 	}
@@ -206,6 +211,24 @@ func TestRequestPolicies(t *testing.T) {
 	})
 	decide(t, ns, "two", "ken@example.com", identityv1alpha1.DecisionApprove)
 	waitForPhase(t, ns, "two", identityv1alpha1.AccessRequestActive)
+}
+
+// Approved access to an app in Plan mode is planned, not made: the request stays
+// Granting and says why.
+func TestARequestForAnAppInPlanModeStaysGranting(t *testing.T) {
+	ns := namespace(t)
+	conn := requestableApp(ns, "wiki", identityv1alpha1.RequestPolicy{AutoApprove: "true"})
+	conn.Spec.Mode = identityv1alpha1.ModePlan
+	create(t, newUser(ns, "ada", "eng"), conn, accessRequest(ns, "ada-wiki", "ada", "wiki", time.Hour))
+	ar := waitForPhase(t, ns, "ada-wiki", identityv1alpha1.AccessRequestApproved)
+	waitFor(t, "the request says why it is not active", func() (bool, string) {
+		ar = get(t, ns, "ada-wiki", &identityv1alpha1.AccessRequest{})
+		_, msg := ready(ar.Status.Conditions)
+		return strings.Contains(msg, "Granting: wiki: ") && strings.Contains(msg, "Plan mode"), msg
+	})
+	if c := meta.FindStatusCondition(ar.Status.Conditions, identityv1alpha1.ConditionReady); c.Reason != identityv1alpha1.ReasonGranting {
+		t.Fatalf("reason %s", c.Reason)
+	}
 }
 
 // A Role asked for gives its grants, each as an AppAssignment for the person; a denial

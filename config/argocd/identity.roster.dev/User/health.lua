@@ -46,6 +46,11 @@ end
 
 local conditions = obj.status.conditions
 local stalled = condition(conditions, "Stalled")
+if obj.kind == "AccessRequest" and stalled ~= nil and stalled.status == "True" and stalled.reason == "AwaitingApproval" then
+  hs.status = "Suspended"
+  hs.message = describe(stalled)
+  return hs
+end
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
   hs.message = describe(stalled)
