@@ -19,6 +19,9 @@ import (
 	"github.com/rosterhq/roster/controllers"
 )
 
+// requestRetention is how long the tests' operator keeps ended requests.
+const requestRetention = 20 * time.Second
+
 // requestableApp is a memory app people may ask for, with the eng group, approved by the
 // person's manager.
 func requestableApp(ns, name string, policy identityv1alpha1.RequestPolicy) *identityv1alpha1.AppConnection {
@@ -228,6 +231,21 @@ func TestARequestForAnAppInPlanModeStaysGranting(t *testing.T) {
 	})
 	if c := meta.FindStatusCondition(ar.Status.Conditions, identityv1alpha1.ConditionReady); c.Reason != identityv1alpha1.ReasonGranting {
 		t.Fatalf("reason %s", c.Reason)
+	}
+}
+
+// An ended request is kept for the retention period, then deleted with what it owns.
+func TestEndedRequestsAreKeptThenCleaned(t *testing.T) {
+	ns := namespace(t)
+	create(t, newUser(ns, "ada", "eng"), requestableApp(ns, "wiki", identityv1alpha1.RequestPolicy{}),
+		accessRequest(ns, "ada-wiki", "ada", "wiki", time.Hour, "admins"))
+	ar := waitForPhase(t, ns, "ada-wiki", identityv1alpha1.AccessRequestDenied)
+	waitFor(t, "the denied request deleted after the retention", func() (bool, string) {
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ada-wiki"}, &identityv1alpha1.AccessRequest{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	if kept := time.Since(ar.Status.EndTime.Time); kept < requestRetention {
+		t.Fatalf("deleted %s after it ended, before the retention of %s", kept, requestRetention)
 	}
 }
 

@@ -273,3 +273,42 @@ func activeAccounts(accounts []connectors.Account) []connectors.Account {
 	}
 	return out
 }
+
+// Notifiers hear of an app failing and recovering, of accounts no User holds, and of a
+// plan the safety threshold holds, with the command to approve it.
+func TestNotifierTellsOfAppTrouble(t *testing.T) {
+	ns := namespace(t)
+	in := newInbox(t, false)
+	create(t, webhookNotifier(t, ns, "ops", in.URL, identityv1alpha1.NotifyAppFailing, identityv1alpha1.NotifyAppRecovered,
+		identityv1alpha1.NotifyUnmanagedAccounts, identityv1alpha1.NotifyPlanHeld))
+	waitForNotifier(t, ns, "ops", func(n *identityv1alpha1.Notifier) bool { ok, _ := ready(n.Status.Conditions); return ok })
+
+	crm := memoryApp(ns, "crm")
+	if _, err := crm.Create(context.Background(), connectors.Account{Attributes: map[string]any{connectors.AttrUserName: "stranger@example.com"}, Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	crm.FailWith(&connectors.PermanentError{Status: 401, Message: "the token was revoked", Err: connectors.ErrUnauthorized})
+	conn, one := memoryConnection(ns, "crm"), int32(1)
+	conn.Spec.SafetyThreshold = &identityv1alpha1.SafetyThreshold{MaxCount: &one}
+	role := roleWithGrants(ns, "sales", `user.department == "sales"`, grant("crm"))
+	create(t, conn, role, newUser(ns, "ada", "sales"), newUser(ns, "bob", "sales"), newUser(ns, "cy", "sales"))
+	waitFor(t, "the failing app announced", func() (bool, string) { return len(in.of(identityv1alpha1.NotifyAppFailing)) == 1, "" })
+	if m := in.of(identityv1alpha1.NotifyAppFailing)[0]; m.Title != "crm is failing: CredentialsRejected" {
+		t.Fatalf("the failing app's message: %q", m.Title)
+	}
+	crm.FailWith(nil)
+	waitFor(t, "the recovery and the unmanaged account announced", func() (bool, string) {
+		return len(in.of(identityv1alpha1.NotifyAppRecovered)) == 1 && len(in.of(identityv1alpha1.NotifyUnmanagedAccounts)) == 1, ""
+	})
+	if m := in.of(identityv1alpha1.NotifyUnmanagedAccounts)[0]; m.Title != "crm has 1 accounts no User holds" || !strings.Contains(m.Text, "stranger@example.com") {
+		t.Fatalf("the unmanaged accounts' message: %+v", m)
+	}
+	waitFor(t, "three accounts beside the stranger's", func() (bool, string) { return len(activeAccounts(crm.Accounts())) == 4, "" })
+	update(t, role, func(r *identityv1alpha1.Role) { r.Spec.Members.Rule = `user.department == "nobody"` })
+	waitFor(t, "the held plan announced", func() (bool, string) { return len(in.of(identityv1alpha1.NotifyPlanHeld)) == 1, "" })
+	m := in.of(identityv1alpha1.NotifyPlanHeld)[0]
+	held := get(t, ns, "crm", &identityv1alpha1.AppConnection{})
+	if held.Status.Plan == nil || !strings.Contains(m.Command, "kubectl annotate appconnection -n "+ns+" crm "+identityv1alpha1.AnnotationApprovePlan+"="+held.Status.Plan.ID) {
+		t.Fatalf("the held plan's command: %q", m.Command)
+	}
+}

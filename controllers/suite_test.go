@@ -97,7 +97,8 @@ func run(m *testing.M) int {
 	registry := controllers.Connectors(apps, inbound)
 	testCtx, shutdown = context.WithCancel(context.Background())
 	defer shutdown()
-	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry, Inbound: inbound, SecretRecheck: 2 * time.Second}); err != nil {
+	if err := controllers.Setup(testCtx, mgr, controllers.Options{Registry: registry, Inbound: inbound, SecretRecheck: 2 * time.Second,
+		AccessRequestRetention: requestRetention}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
