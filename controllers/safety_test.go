@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -251,16 +250,7 @@ func TestAUserWhoseAppIsPausedCanBeDeletedWithItsAccountsOrphaned(t *testing.T) 
 // hasEvent reports whether an Event with reason is recorded about the named object.
 func hasEvent(t *testing.T, ns, name, reason string) bool {
 	t.Helper()
-	var events eventsv1.EventList
-	if err := env.Client.List(context.Background(), &events, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range events.Items {
-		if e.Regarding.Name == name && e.Reason == reason {
-			return true
-		}
-	}
-	return false
+	return eventMessage(t, ns, name, reason) != ""
 }
 
 func TestMessySourceRecordsAreNeitherMergedNorDroppedSilently(t *testing.T) {

@@ -21,18 +21,10 @@ import (
 func NewChannel(ctx context.Context, spec *identityv1alpha1.NotifierSpec, secrets connectors.SecretReader) (Channel, string, error) {
 	switch {
 	case spec.Slack != nil:
-		url, err := secretURL(ctx, spec.Slack.WebhookURLSecretRef, secrets)
-		if err != nil {
-			return nil, "Slack", err
-		}
-		p, err := newPoster(url, httpx.Options{})
+		p, err := chatPoster(ctx, spec.Slack.WebhookURLSecretRef, secrets)
 		return &slack{p}, "Slack", err
 	case spec.Teams != nil:
-		url, err := secretURL(ctx, spec.Teams.WebhookURLSecretRef, secrets)
-		if err != nil {
-			return nil, "Teams", err
-		}
-		p, err := newPoster(url, httpx.Options{})
+		p, err := chatPoster(ctx, spec.Teams.WebhookURLSecretRef, secrets)
 		return &teams{p}, "Teams", err
 	case spec.Webhook != nil:
 		return newSignedWebhook(ctx, spec.Webhook, secrets)
@@ -55,13 +47,13 @@ func newSignedWebhook(ctx context.Context, spec *identityv1alpha1.WebhookChannel
 	return &signedWebhook{poster: p, secrets: signing}, "Webhook", err
 }
 
-// secretURL reads a webhook URL that is its own credential.
-func secretURL(ctx context.Context, ref identityv1alpha1.SecretKeySelector, secrets connectors.SecretReader) (string, error) {
+// chatPoster posts to a chat webhook whose URL, its own credential, is in a Secret.
+func chatPoster(ctx context.Context, ref identityv1alpha1.SecretKeySelector, secrets connectors.SecretReader) (*poster, error) {
 	raw, err := secrets.SecretValue(ctx, ref.Name, ref.Key)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return strings.TrimSpace(string(raw)), nil
+	return newPoster(strings.TrimSpace(string(raw)), httpx.Options{})
 }
 
 // poster posts JSON to one URL, which may be a credential: errors never show it.
