@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -82,8 +83,10 @@ func (r *AccessRequestReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	// A stale copy must not record a decision twice: the write fails and is retried.
-	if err := r.Status().Patch(ctx, ar, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return ctrl.Result{}, err
+	if !equality.Semantic.DeepEqual(ar.Status, before.Status) {
+		if err := r.Status().Patch(ctx, ar, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	r.announce(ctx, ar, before.Status.Phase)
 	if next.IsZero() {
@@ -139,6 +142,8 @@ func (r *AccessRequestReconciler) record(ar *identityv1alpha1.AccessRequest, now
 	for _, d := range ar.Spec.Decisions[min(seen, len(ar.Spec.Decisions)):] {
 		rec := identityv1alpha1.RecordedDecision{By: d.By, Decision: d.Decision, Time: metav1.NewTime(now), Comment: d.Comment}
 		switch {
+		case strings.HasPrefix(d.By, "system:roster:"):
+			rec.By, rec.Comment = "not-a-person:"+d.By, notCounted+"system:roster: names Roster's own entries"
 		case ended(ar.Status.Phase):
 			rec.Comment = notCounted + "the request had ended"
 		case d.Decision == identityv1alpha1.DecisionApprove && (d.By == ar.Spec.Requester || d.By == ar.Status.UserName):

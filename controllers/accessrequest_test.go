@@ -164,10 +164,14 @@ func TestRevokeWithdrawAndSelfApproval(t *testing.T) {
 		t.Fatalf("the revoked request's assignment: %v", err)
 	}
 
+	// Without the admission policy anyone could pose as Roster's auto-approval: it is not
+	// taken for one.
+	decide(t, ns, "withdrawn", controllers.AutoApprovedBy, identityv1alpha1.DecisionApprove)
 	decide(t, ns, "withdrawn", "grace@example.com", identityv1alpha1.DecisionWithdraw)
 	decide(t, ns, "withdrawn", "ada@example.com", identityv1alpha1.DecisionWithdraw)
 	ar = waitForPhase(t, ns, "withdrawn", identityv1alpha1.AccessRequestWithdrawn)
-	if d := ar.Status.Decisions; len(d) != 2 || !strings.HasPrefix(d[0].Comment, "not counted: only the requester") || d[1].By != "ada@example.com" {
+	if d := ar.Status.Decisions; len(d) != 3 || d[0].By != "not-a-person:"+controllers.AutoApprovedBy ||
+		!strings.HasPrefix(d[1].Comment, "not counted: only the requester") || d[2].By != "ada@example.com" || ar.Status.ApprovedTime != nil {
 		t.Fatalf("decisions: %+v", d)
 	}
 }
