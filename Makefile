@@ -91,8 +91,9 @@ verify: manifests generate docs ## Fail if generated files (deepcopy, CRDs, RBAC
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator binary into bin/roster.
+build: ## Build the operator into bin/roster and the kubectl plugin into bin/kubectl-roster.
 	go build -trimpath -o $(LOCALBIN)/roster .
+	go build -trimpath -o $(LOCALBIN)/kubectl-roster ./cmd/kubectl-roster
 
 .PHONY: run
 run: ## Run the operator against the cluster in the current kubeconfig.

@@ -22,13 +22,17 @@ const (
 	labelRole           = "identity.roster.dev/role"
 )
 
-func addIndexes(ctx context.Context, mgr manager.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	indexes := []struct {
-		obj     client.Object
-		field   string
-		extract client.IndexerFunc
-	}{
+// fieldIndex is one field index over the informer caches.
+type fieldIndex struct {
+	obj     client.Object
+	field   string
+	extract client.IndexerFunc
+}
+
+// fieldIndexes are the indexes the controllers read by, and the evaluation of access
+// (Evaluate) builds over objects given to it.
+func fieldIndexes() []fieldIndex {
+	return []fieldIndex{
 		{&identityv1alpha1.AppAssignment{}, indexAssignmentApp, func(o client.Object) []string {
 			return []string{o.(*identityv1alpha1.AppAssignment).Spec.App}
 		}},
@@ -63,8 +67,11 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 			return nil
 		}},
 	}
-	for _, i := range indexes {
-		if err := idx.IndexField(ctx, i.obj, i.field, i.extract); err != nil {
+}
+
+func addIndexes(ctx context.Context, mgr manager.Manager) error {
+	for _, i := range fieldIndexes() {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, i.obj, i.field, i.extract); err != nil {
 			return err
 		}
 	}

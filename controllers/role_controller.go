@@ -77,21 +77,19 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // ones whose grant is gone.
 func (r *RoleReconciler) syncGrants(ctx context.Context, role *identityv1alpha1.Role) error {
 	want := map[string]bool{}
-	for _, g := range role.Spec.Grants {
-		a := &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: role.Namespace, Name: grantName(role.Name, g.App)}}
+	for _, g := range grantAssignments(role) {
+		a := &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: g.Namespace, Name: g.Name}}
 		want[a.Name] = true
 		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, a, func() error {
 			if a.Labels == nil {
 				a.Labels = map[string]string{}
 			}
 			a.Labels[labelRole] = role.Name
-			a.Spec.RoleRef = &identityv1alpha1.LocalObjectReference{Name: role.Name}
-			a.Spec.App = g.App
-			a.Spec.Entitlements = g.Entitlements
+			a.Spec = g.Spec
 			return controllerutil.SetControllerReference(role, a, r.Scheme)
 		})
 		if err != nil {
-			return fmt.Errorf("grant for %s: %w", g.App, err)
+			return fmt.Errorf("grant for %s: %w", g.Spec.App, err)
 		}
 	}
 	var owned identityv1alpha1.AppAssignmentList
@@ -107,6 +105,19 @@ func (r *RoleReconciler) syncGrants(ctx context.Context, role *identityv1alpha1.
 		}
 	}
 	return nil
+}
+
+// grantAssignments are the AppAssignments a Role's grants stand for.
+func grantAssignments(role *identityv1alpha1.Role) []identityv1alpha1.AppAssignment {
+	out := make([]identityv1alpha1.AppAssignment, len(role.Spec.Grants))
+	for i, g := range role.Spec.Grants {
+		out[i] = identityv1alpha1.AppAssignment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: role.Namespace, Name: grantName(role.Name, g.App), Labels: map[string]string{labelRole: role.Name}},
+			Spec: identityv1alpha1.AppAssignmentSpec{RoleRef: &identityv1alpha1.LocalObjectReference{Name: role.Name}, App: g.App,
+				Entitlements: *g.Entitlements.DeepCopy()},
+		}
+	}
+	return out
 }
 
 // grantName is the name of a grant's AppAssignment: "<role>-<app>", shortened with a

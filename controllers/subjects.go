@@ -90,26 +90,8 @@ func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.T
 		subj.AssignmentUnknown = true
 		return
 	}
-	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
 	groups := map[string]bool{}
-	name := subj.User.Name
-	for i := range list.Items {
-		a := &list.Items[i]
-		if a.DeletionTimestamp != nil {
-			continue
-		}
-		holds, unknown := s.holds(a, name)
-		if unknown {
-			subj.AssignmentUnknown = true
-		}
-		if !holds {
-			continue
-		}
-		valid, next := validity(a, now)
-		subj.NextChange = earliest(subj.NextChange, next)
-		if !valid {
-			continue
-		}
+	s.granting(list.Items, subj, now, func(a *identityv1alpha1.AppAssignment) {
 		subj.Assigned = true
 		for _, g := range a.Spec.Groups {
 			if !groups[strings.ToLower(g)] {
@@ -123,11 +105,35 @@ func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.T
 		if subj.License == "" {
 			subj.License = a.Spec.License
 		}
-	}
+	})
 	if subj.Assigned {
 		subj.AssignmentUnknown = false
 	}
 	sort.Strings(subj.Groups)
+}
+
+// granting calls grant with each of the app's assignments that gives the User the app
+// now, in name order, and notes in subj when that can change or cannot be told.
+func (s *subjects) granting(assignments []identityv1alpha1.AppAssignment, subj *engine.Subject, now time.Time, grant func(*identityv1alpha1.AppAssignment)) {
+	sort.Slice(assignments, func(i, j int) bool { return assignments[i].Name < assignments[j].Name })
+	for i := range assignments {
+		a := &assignments[i]
+		if a.DeletionTimestamp != nil {
+			continue
+		}
+		holds, unknown := s.holds(a, subj.User.Name)
+		if unknown {
+			subj.AssignmentUnknown = true
+		}
+		if !holds {
+			continue
+		}
+		valid, next := validity(a, now)
+		subj.NextChange = earliest(subj.NextChange, next)
+		if valid {
+			grant(a)
+		}
+	}
 }
 
 // holds reports whether an assignment's subject includes the User, and whether that

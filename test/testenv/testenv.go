@@ -72,7 +72,12 @@ func Start() (*Env, error) {
 
 // AdminKubeConfig is a kubeconfig of a cluster admin for the control plane, for kubectl.
 func (e *Env) AdminKubeConfig() ([]byte, error) {
-	user, err := e.env.AddUser(envtest.User{Name: "roster-demo-admin", Groups: []string{"system:masters"}}, nil)
+	return e.KubeConfig("roster-demo-admin", "system:masters")
+}
+
+// KubeConfig is a kubeconfig of a person with their own client certificate.
+func (e *Env) KubeConfig(name string, groups ...string) ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
 	if err != nil {
 		return nil, err
 	}
