@@ -101,7 +101,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.applySamples(ctx, chatURL, slackURL); err != nil {
 		return err
 	}
-	steps := []func(context.Context) error{d.joiners, d.leaver, d.mover, d.accessRequest}
+	steps := []func(context.Context) error{d.joiners, d.leaver, d.mover, d.accessRequest, d.adminView}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err

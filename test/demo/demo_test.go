@@ -18,7 +18,9 @@ func TestDemoOnce(t *testing.T) {
 		"every account off in", "chat: removed from sales, added to engineering", "nothing was recreated",
 		"Slack · #it-requests", "susan.kare@acme.example asks for wiki (groups quarter-close)", "kubectl patch accessrequest -n acme susan-quarter-close",
 		"approves her own request: refused by the API server (susan.kare@acme.example may not decide on this request",
-		"Approved by rachel.carson@acme.example", "wiki active in [quarter-close]", "the wiki account was deactivated", "Every step converged",
+		"Approved by rachel.carson@acme.example", "wiki active in [quarter-close]", "the wiki account was deactivated",
+		"$ kubectl roster status -n acme", "app/chat", "adele.goldberg@acme.example has wiki (groups engineers) because:",
+		"wiki   susan.kare@acme.example", "gains", "Every step converged",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, out.String())

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/cmd/kubectl-roster/plugin"
 	"github.com/rosterhq/roster/test/testenv"
 )
 
@@ -273,4 +275,44 @@ func afterColon(err error) string {
 		return why
 	}
 	return msg
+}
+
+// financeWiki is the change the demo reviews with kubectl roster diff: finance gets the
+// wiki too.
+const financeWiki = `apiVersion: identity.roster.dev/v1alpha1
+kind: Role
+metadata:
+  name: finance
+  namespace: acme
+spec:
+  members:
+    rule: user.department == "finance"
+  grants:
+    - app: chat
+      groups: [finance]
+    - app: wiki
+      groups: [finance]
+`
+
+// adminView shows what kubectl roster tells an admin about the demo's organisation.
+func (d *demo) adminView(ctx context.Context) error {
+	kubeconfig, err := d.writeKubeConfig()
+	if err != nil {
+		return err
+	}
+	change := filepath.Join(filepath.Dir(kubeconfig), "finance-wiki.yaml")
+	if err := os.WriteFile(change, []byte(financeWiki), 0o600); err != nil {
+		return err
+	}
+	d.say("\n5. The admin's view, with kubectl roster (bin/kubectl-roster).\n")
+	for _, args := range [][]string{{"status"}, {"why", "adele.goldberg@acme.example"}, {"diff", "-f", change}} {
+		d.say("\n$ kubectl roster %s -n %s\n", strings.Join(args, " "), namespace)
+		var out, errs strings.Builder
+		code := plugin.Run(ctx, append(args, "--kubeconfig", kubeconfig, "-n", namespace), &out, &errs)
+		d.say("%s", out.String())
+		if code == 2 {
+			return fmt.Errorf("kubectl roster %s: %s", args[0], errs.String())
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package plugin
 
 import (
 	"bytes"
@@ -71,7 +71,7 @@ func start(m *testing.M) int {
 func roster(t *testing.T, ns string, args ...string) (string, int) {
 	t.Helper()
 	var out, errs bytes.Buffer
-	code := run(context.Background(), append(args, "--kubeconfig", kubeconfig, "-n", ns), &out, &errs)
+	code := Run(context.Background(), append(args, "--kubeconfig", kubeconfig, "-n", ns), &out, &errs)
 	if code == exitError {
 		t.Logf("kubectl roster %s: %s", strings.Join(args, " "), errs.String())
 	}
@@ -102,7 +102,7 @@ func organisation(t *testing.T) string {
 		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chat"}, Spec: identityv1alpha1.AppConnectionSpec{Memory: &identityv1alpha1.MemoryConnector{}}},
 		&identityv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "engineering"}, Spec: identityv1alpha1.RoleSpec{
 			Members: identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`},
-			Grants: []identityv1alpha1.RoleGrant{{App: "wiki", Entitlements: identityv1alpha1.Entitlements{Groups: []string{"engineers"}}}, {App: "chat"}}}},
+			Grants:  []identityv1alpha1.RoleGrant{{App: "wiki", Entitlements: identityv1alpha1.Entitlements{Groups: []string{"engineers"}}}, {App: "chat"}}}},
 		&identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada-admin"}, Spec: identityv1alpha1.AppAssignmentSpec{
 			UserRef: &identityv1alpha1.LocalObjectReference{Name: "ada"}, App: "chat", Entitlements: identityv1alpha1.Entitlements{AppRole: "admin"}}},
 	}
@@ -259,7 +259,7 @@ func TestSuspendAndDecide(t *testing.T) {
 	}
 	name := strings.TrimPrefix(strings.Fields(out)[0], "accessrequest/")
 	var errs bytes.Buffer
-	if code := run(context.Background(), []string{"approve", name, "--comment", "ok", "--kubeconfig", bossConfig, "-n", ns}, &bytes.Buffer{}, &errs); code != exitOK {
+	if code := Run(context.Background(), []string{"approve", name, "--comment", "ok", "--kubeconfig", bossConfig, "-n", ns}, &bytes.Buffer{}, &errs); code != exitOK {
 		t.Fatalf("approve exit %d: %s", code, errs.String())
 	}
 	testenv.WaitFor(t, 60*time.Second, "the request granted", func() (bool, string) {
