@@ -104,6 +104,13 @@ func (r *AppConnectionReconciler) finish(ctx context.Context, conn, before *iden
 	for _, e := range appNews(before, conn) {
 		r.Notify.Publish(e)
 	}
+	key := client.ObjectKeyFromObject(conn)
+	reportConditions("AppConnection", key, conn.Status.Conditions)
+	q := 0.0
+	if u := conn.Status.QuarantinedUntil; u != nil && u.After(time.Now()) {
+		q = 1
+	}
+	quarantined.WithLabelValues(key.String()).Set(q)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
@@ -199,6 +206,8 @@ func secretsUnchanged(ctx context.Context, api client.Reader, namespace string, 
 // forget stops the AppConnection's engine and tells the Users that had an account
 // through it, so that their status drops the app.
 func (r *AppConnectionReconciler) forget(ctx context.Context, key types.NamespacedName) {
+	forgetConditions("AppConnection", key)
+	quarantined.DeleteLabelValues(key.String())
 	r.Engines.Stop(key)
 	r.mu.Lock()
 	delete(r.built, key)

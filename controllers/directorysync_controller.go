@@ -110,6 +110,7 @@ func (r *DirectorySyncReconciler) finish(ctx context.Context, ds, before *identi
 	if e, ok := syncNews(before, ds); ok {
 		r.Notify.Publish(e)
 	}
+	reportConditions("DirectorySync", client.ObjectKeyFromObject(ds), ds.Status.Conditions)
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
@@ -239,6 +240,7 @@ func (r *DirectorySyncReconciler) deleteWritten(ctx context.Context, ds *identit
 }
 
 func (r *DirectorySyncReconciler) forget(key types.NamespacedName) {
+	forgetConditions("DirectorySync", key)
 	r.Syncers.Stop(key)
 	if r.Inbound != nil {
 		r.Inbound.Forget(key)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,7 +218,20 @@ func (s *InboundSCIM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.StripPrefix("/scim/v2/"+parts[0]+"/"+parts[1], ep).ServeHTTP(w, r)
+	answered := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	http.StripPrefix("/scim/v2/"+parts[0]+"/"+parts[1], ep).ServeHTTP(answered, r)
+	inboundRequests.WithLabelValues(ep.key.String(), r.Method, strconv.Itoa(answered.code)).Inc()
+}
+
+// statusRecorder notes the code a handler answers with.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // refuse answers a request without valid credentials: 401, or 429 past the endpoint's

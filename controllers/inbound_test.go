@@ -159,6 +159,10 @@ func TestInboundSCIMAsOktaSendsIt(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("a wrong token got %v %v", resp.StatusCode, err)
 	}
+	endpoint := map[string]string{"endpoint": ns + "/okta", "method": "POST", "code": "201"}
+	if n, _ := metricValue(t, "roster_inbound_scim_requests_total", endpoint); n != 2 {
+		t.Fatalf("roster_inbound_scim_requests_total%v = %v, want the 2 creates", endpoint, n)
+	}
 }
 
 // TestInboundSCIMAsEntraSendsIt replays the requests of Entra ID's provisioning service.

@@ -35,6 +35,7 @@ func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	n := &identityv1alpha1.Notifier{}
 	if err := r.Get(ctx, req.NamespacedName, n); err != nil {
 		r.Hub.Remove(req.NamespacedName)
+		forgetConditions("Notifier", req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := n.DeepCopy()
@@ -57,6 +58,7 @@ func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := patchStatus(ctx, r.Client, n, before, n.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
 	}
+	reportConditions("Notifier", req.NamespacedName, n.Status.Conditions)
 	return ctrl.Result{RequeueAfter: secretRecheck}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
@@ -296,6 +297,13 @@ func TestNotifierTellsOfAppTrouble(t *testing.T) {
 	if m := in.of(identityv1alpha1.NotifyAppFailing)[0]; m.Title != "crm is failing: CredentialsRejected" {
 		t.Fatalf("the failing app's message: %q", m.Title)
 	}
+	failing := map[string]string{"kind": "AppConnection", "object": ns + "/crm", "type": "Ready", "reason": identityv1alpha1.ReasonCredentialsRejected}
+	if v, found := metricValue(t, "roster_condition", failing); !found || v != 0 {
+		t.Fatalf("roster_condition%v = %v (found %v), want 0", failing, v, found)
+	}
+	if v, found := metricValue(t, "roster_condition", map[string]string{"kind": "Notifier", "object": ns + "/ops", "type": "Ready"}); !found || v != 1 {
+		t.Fatalf("the Notifier's Ready in roster_condition = %v (found %v)", v, found)
+	}
 	crm.FailWith(nil)
 	waitFor(t, "the recovery and the unmanaged account announced", func() (bool, string) {
 		return len(in.of(identityv1alpha1.NotifyAppRecovered)) == 1 && len(in.of(identityv1alpha1.NotifyUnmanagedAccounts)) == 1, ""
@@ -311,4 +319,35 @@ func TestNotifierTellsOfAppTrouble(t *testing.T) {
 	if held.Status.Plan == nil || !strings.Contains(m.Command, "kubectl annotate appconnection -n "+ns+" crm "+identityv1alpha1.AnnotationApprovePlan+"="+held.Status.Plan.ID) {
 		t.Fatalf("the held plan's command: %q", m.Command)
 	}
+}
+
+// metricValue is the value of the operator's metric whose labels include labels.
+func metricValue(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metrics
+				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue(), true
+			}
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
 }
