@@ -70,12 +70,18 @@ type Options struct {
 	AccessRequestRetention time.Duration
 }
 
+// Collectors are every metric Roster exports, beside controller-runtime's and the Go
+// runtime's.
+func Collectors() []prometheus.Collector {
+	return slices.Concat(engine.Collectors(), directory.Collectors(), httpx.Collectors(), notify.Collectors(), collectors())
+}
+
 // Setup adds Roster's indexes, engines and controllers to a manager.
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
-	for _, c := range slices.Concat(engine.Collectors(), directory.Collectors(), httpx.Collectors(), notify.Collectors(), collectors()) {
+	for _, c := range Collectors() {
 		// A second manager in the same process (a test's second replica) shares them.
 		if err := metrics.Registry.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 			return err
