@@ -5,6 +5,8 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM_VERSION ?= v4.3.2
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 # kubectl from PATH, else the one hack/setup-envtest.sh builds with the control plane.
 KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(LOCALBIN)/k8s/kubectl)
 GO_TEST_FLAGS ?= -timeout 30m
@@ -65,8 +67,8 @@ test-tools: ## Install the programs tests start as real peers (Node.js for SCIMM
 FUZZ_TIME ?= 150000x
 
 .PHONY: test
-test: manifests generate lint envtest test-tools ## Run every test against a real kube-apiserver and etcd, then fuzz.
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test $(GO_TEST_FLAGS) ./...
+test: manifests generate lint envtest test-tools helm ## Run every test against a real kube-apiserver and etcd, then fuzz.
+	HELM=$(HELM) KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) fuzz
 
 .PHONY: fuzz
@@ -133,6 +135,12 @@ golangci-lint: $(GOLANGCI_LINT)
 $(GOLANGCI_LINT):
 	GOBIN=$(LOCALBIN)/golangci-lint.tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint.tmp/golangci-lint $@ && rmdir $(LOCALBIN)/golangci-lint.tmp
+
+.PHONY: helm
+helm: $(HELM) ## Build Helm from its Go module into bin/ (the chart's tests use it).
+$(HELM):
+	GOBIN=$(LOCALBIN)/helm.tmp go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm.tmp/helm $@ && rmdir $(LOCALBIN)/helm.tmp
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN)

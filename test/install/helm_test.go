@@ -1,0 +1,143 @@
+package install
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rosterhq/roster/test/testenv"
+)
+
+// helm runs the Helm that make builds into bin/ ($HELM), on the chart.
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	path := os.Getenv("HELM")
+	if path == "" {
+		matches, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(), "bin", "helm-*"))
+		if len(matches) == 0 {
+			t.Fatal("helm is not built: run make helm (make test does)")
+		}
+		path = matches[len(matches)-1]
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Dir = testenv.RepoRoot()
+	var out, errs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errs
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errs.String())
+	}
+	return out.String()
+}
+
+func decodeAll(t *testing.T, data string) map[string]*unstructured.Unstructured {
+	t.Helper()
+	out := map[string]*unstructured.Unstructured{}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(data)))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
+			t.Fatal(err)
+		}
+		if len(obj.Object) > 0 {
+			out[obj.GetKind()+"/"+obj.GetName()] = obj
+		}
+	}
+}
+
+// clusterScoped are the kinds of the install that have no namespace: kustomize writes
+// one on those it does not know, the API server drops it.
+var clusterScoped = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
+
+// The chart is lint-clean, and with its default values renders the objects
+// config/default renders, field for field: the namespace aside (Helm installs into one),
+// and the CRDs' part-of label (Helm does not template crds/).
+func TestHelmChartRendersTheDefaultInstall(t *testing.T) {
+	helm(t, "lint", "--strict", "charts/roster")
+	chart := decodeAll(t, helm(t, "template", "roster", "charts/roster", "-n", "roster-system", "--include-crds"))
+	var want []*unstructured.Unstructured
+	for _, obj := range render(t) {
+		if obj.GetKind() != "Namespace" {
+			want = append(want, obj)
+		}
+	}
+	if len(chart) != len(want) {
+		t.Errorf("the chart renders %d objects, config/default %d", len(chart), len(want))
+	}
+	for _, w := range want {
+		key := w.GetKind() + "/" + w.GetName()
+		got, ok := chart[key]
+		if !ok {
+			t.Errorf("the chart lacks %s", key)
+			continue
+		}
+		if clusterScoped[w.GetKind()] {
+			w.SetNamespace("")
+		}
+		if w.GetKind() == "CustomResourceDefinition" {
+			w.SetLabels(nil)
+		}
+		if !equality.Semantic.DeepEqual(w.Object, got.Object) {
+			a, _ := yaml.Marshal(w.Object)
+			b, _ := yaml.Marshal(got.Object)
+			t.Errorf("%s differs:\nconfig/default:\n%s\nchart:\n%s", key, a, b)
+		}
+	}
+}
+
+// The chart installs into the API server (a server-side dry run) in another namespace,
+// with values a production install sets; its options add what they say.
+func TestHelmInstallDryRunServer(t *testing.T) {
+	ctx := context.Background()
+	ns := "identity"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	kubeconfig, err := env.AdminKubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := helm(t, "install", "roster", "charts/roster", "-n", ns, "--dry-run=server", "--kubeconfig", path,
+		"--set", "image.repository=registry.example.com/roster,image.tag=v1.2.3,replicas=3",
+		"--set", "extraArgs[0]=--kubernetes-username-prefix=oidc:")
+	for _, want := range []string{"STATUS: pending-install", "image: registry.example.com/roster:v1.2.3", "replicas: 3",
+		"--kubernetes-username-prefix=oidc:", "system:serviceaccount:identity:roster-controller-manager"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the dry run lacks %q", want)
+		}
+	}
+	options := decodeAll(t, helm(t, "template", "roster", "charts/roster", "-n", ns, "--set",
+		"inboundSCIM.certManager.enabled=true,inboundSCIM.certManager.dnsNames[0]=scim.example.com,serviceMonitor.enabled=true,prometheusRule.enabled=true,networkPolicy.enabled=false,podDisruptionBudget.enabled=false"))
+	for key, want := range map[string]bool{"Issuer/roster-selfsigned": true, "Certificate/roster-inbound-scim": true, "ServiceMonitor/roster": true,
+		"PrometheusRule/roster": true, "NetworkPolicy/roster-ingress": false, "PodDisruptionBudget/roster-controller-manager": false} {
+		if _, found := options[key]; found != want {
+			t.Errorf("with the options set, %s rendered: %v, want %v", key, found, want)
+		}
+	}
+}
