@@ -119,6 +119,10 @@ uninstall: kubectl ## Remove the CRDs (and every Roster object) from the cluster
 deploy: kubectl ## Deploy the operator with image $(IMG).
 	$(KUBECTL) kustomize config/default | sed 's|image: roster:dev|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
 
+.PHONY: krew
+krew: ## Package kubectl-roster for krew into dist/krew: an archive per platform and the plugin manifest (VERSION=, URL= where they are published).
+	go run ./hack/krew -version $(or $(VERSION),v0.0.0) -url "$(URL)" -out dist/krew
+
 .PHONY: build-installer
 build-installer: manifests kubectl ## Write dist/install.yaml: everything, for kubectl apply -f.
 	mkdir -p dist

@@ -87,9 +87,11 @@ func mustContain(t *testing.T, out string, want ...string) {
 	}
 }
 
-// organisation: 12 engineers (ada managed by grace) with wiki and chat through the
+// organisation: 48 engineers, 40 of them contractors, with wiki and chat through the
 // engineering Role, ada also chat admin by her own AppAssignment; wiki holds at most 5
 // deprovisions.
+const people = 48
+
 func organisation(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
@@ -106,10 +108,10 @@ func organisation(t *testing.T) string {
 		&identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada-admin"}, Spec: identityv1alpha1.AppAssignmentSpec{
 			UserRef: &identityv1alpha1.LocalObjectReference{Name: "ada"}, App: "chat", Entitlements: identityv1alpha1.Entitlements{AppRole: "admin"}}},
 	}
-	for i := range 12 {
+	for i := range people {
 		name := fmt.Sprintf("eng-%02d", i)
 		title := "Engineer"
-		if i >= 4 {
+		if i >= people-40 {
 			title = "Contractor"
 		}
 		if i == 0 {
@@ -135,7 +137,7 @@ func organisation(t *testing.T) string {
 				}
 			}
 		}
-		return active == 24, fmt.Sprintf("%d of 24 accounts active", active)
+		return active == 2*people, fmt.Sprintf("%d of %d accounts active", active, 2*people)
 	})
 	return ns
 }
@@ -168,12 +170,12 @@ func TestViews(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("status exit %d", code)
 	}
-	mustContain(t, out, "app/wiki", "app/chat", "True", "Reconciled", "12/0/0/0")
+	mustContain(t, out, "app/wiki", "app/chat", "True", "Reconciled", "48/0/0/0")
 
 	out, _ = roster(t, ns, "who-has", "wiki", "--group", "engineers")
 	mustContain(t, out, "ada@example.com", "eng-11@example.com", "Active", "engineers", "Role engineering")
-	if n := strings.Count(out, "@example.com"); n != 12 {
-		t.Errorf("who-has lists %d people, want 12:\n%s", n, out)
+	if n := strings.Count(out, "@example.com"); n != people {
+		t.Errorf("who-has lists %d people, want %d:\n%s", n, people, out)
 	}
 
 	out, _ = roster(t, ns, "why", "ada", "chat")
@@ -185,7 +187,8 @@ func TestViews(t *testing.T) {
 }
 
 // The access diff of tricky changes, evaluated with the operator's code against the
-// live namespace: a rule edit that takes 8 people out (held by wiki's threshold of 5),
+// live namespace: a rule edit that takes 40 people out (held by wiki's threshold of 5
+// and chat's default of 25),
 // a renamed group, a new Role, and a change that changes nobody's access.
 func TestDiff(t *testing.T) {
 	ns := organisation(t)
@@ -193,20 +196,19 @@ func TestDiff(t *testing.T) {
 	if code != exitChanges {
 		t.Fatalf("diff exit %d, want 1:\n%s", code, out)
 	}
-	if n := strings.Count(out, " loses "); n != 16 {
-		t.Errorf("%d losses, want 8 people × 2 apps:\n%s", n, out)
+	if n := strings.Count(out, " loses "); n != 80 {
+		t.Errorf("%d losses, want 40 people × 2 apps:\n%s", n, out)
 	}
-	mustContain(t, out, "wiki   eng-04@example.com   loses    -groups engineers", "HELD wiki: 8 deprovisions (with 0 already in the window) exceed the safety threshold (maxCount 5)")
-	if strings.Contains(out, "HELD chat") {
-		t.Errorf("chat's default threshold (25) holds 8:\n%s", out)
-	}
+	mustContain(t, out, "wiki   eng-47@example.com   loses    -groups engineers",
+		"HELD chat: 40 deprovisions (with 0 already in the window) exceed the safety threshold (maxCount 25)",
+		"HELD wiki: 40 deprovisions (with 0 already in the window) exceed the safety threshold (maxCount 5)")
 
 	out, code = roster(t, ns, "diff", "-f", manifests(t, fmt.Sprintf(engineeringRole, `user.department == "eng"`, "engineering")), "-o", "json")
 	var d Diff
 	if err := json.Unmarshal([]byte(out), &d); err != nil || code != exitChanges {
 		t.Fatalf("json diff (exit %d): %v\n%s", code, err, out)
 	}
-	if len(d.Changes) != 12 || d.Changes[0].What != "changes" || strings.Join(d.Changes[0].GroupsAdded, ",") != "engineering" ||
+	if len(d.Changes) != people || d.Changes[0].What != "changes" || strings.Join(d.Changes[0].GroupsAdded, ",") != "engineering" ||
 		strings.Join(d.Changes[0].GroupsRemoved, ",") != "engineers" || len(d.Held) != 0 {
 		t.Fatalf("a renamed group: %+v", d)
 	}
