@@ -1,11 +1,8 @@
 package install
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/rosterhq/roster/test/testenv"
@@ -44,26 +40,13 @@ func helm(t *testing.T, args ...string) string {
 	return out.String()
 }
 
-func decodeAll(t *testing.T, data string) map[string]*unstructured.Unstructured {
-	t.Helper()
+// byKindAndName indexes objects by kind/name.
+func byKindAndName(objs []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
 	out := map[string]*unstructured.Unstructured{}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(data)))
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
-			t.Fatal(err)
-		}
-		if len(obj.Object) > 0 {
-			out[obj.GetKind()+"/"+obj.GetName()] = obj
-		}
+	for _, obj := range objs {
+		out[obj.GetKind()+"/"+obj.GetName()] = obj
 	}
+	return out
 }
 
 // clusterScoped are the kinds of the install that have no namespace: kustomize writes
@@ -76,7 +59,7 @@ var clusterScoped = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": t
 // and the CRDs' part-of label (Helm does not template crds/).
 func TestHelmChartRendersTheDefaultInstall(t *testing.T) {
 	helm(t, "lint", "--strict", "charts/roster")
-	chart := decodeAll(t, helm(t, "template", "roster", "charts/roster", "-n", "roster-system", "--include-crds"))
+	chart := byKindAndName(decodeDocs(t, []byte(helm(t, "template", "roster", "charts/roster", "-n", "roster-system", "--include-crds"))))
 	var want []*unstructured.Unstructured
 	for _, obj := range render(t) {
 		if obj.GetKind() != "Namespace" {
@@ -132,8 +115,8 @@ func TestHelmInstallDryRunServer(t *testing.T) {
 			t.Errorf("the dry run lacks %q", want)
 		}
 	}
-	options := decodeAll(t, helm(t, "template", "roster", "charts/roster", "-n", ns, "--set",
-		"inboundSCIM.certManager.enabled=true,inboundSCIM.certManager.dnsNames[0]=scim.example.com,serviceMonitor.enabled=true,prometheusRule.enabled=true,networkPolicy.enabled=false,podDisruptionBudget.enabled=false"))
+	options := byKindAndName(decodeDocs(t, []byte(helm(t, "template", "roster", "charts/roster", "-n", ns, "--set",
+		"inboundSCIM.certManager.enabled=true,inboundSCIM.certManager.dnsNames[0]=scim.example.com,serviceMonitor.enabled=true,prometheusRule.enabled=true,networkPolicy.enabled=false,podDisruptionBudget.enabled=false"))))
 	for key, want := range map[string]bool{"Issuer/roster-selfsigned": true, "Certificate/roster-inbound-scim": true, "ServiceMonitor/roster": true,
 		"PrometheusRule/roster": true, "NetworkPolicy/roster-ingress": false, "PodDisruptionBudget/roster-controller-manager": false} {
 		if _, found := options[key]; found != want {

@@ -48,7 +48,13 @@ func render(t *testing.T) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatalf("kubectl kustomize config/default: %v", err)
 	}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	return decodeDocs(t, out)
+}
+
+// decodeDocs decodes every object of a stream of YAML documents.
+func decodeDocs(t *testing.T, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var objs []*unstructured.Unstructured
 	for {
 		doc, err := reader.Read()

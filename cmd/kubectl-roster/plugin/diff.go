@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -104,26 +105,13 @@ func (s *session) live(cmd *cobra.Command) ([]client.Object, error) {
 }
 
 func metaItems(list client.ObjectList) ([]client.Object, error) {
-	var out []client.Object
-	switch l := list.(type) {
-	case *identityv1alpha1.UserList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *identityv1alpha1.RoleList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *identityv1alpha1.AppAssignmentList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *identityv1alpha1.AppConnectionList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	default:
-		return nil, fmt.Errorf("unexpected list %T", list)
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]client.Object, len(items))
+	for i, item := range items {
+		out[i] = item.(client.Object)
 	}
 	return out, nil
 }

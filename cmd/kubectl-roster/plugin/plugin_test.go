@@ -166,11 +166,14 @@ spec:
 
 func TestViews(t *testing.T) {
 	ns := organisation(t)
-	out, code := roster(t, ns, "status")
-	if code != exitOK {
-		t.Fatalf("status exit %d", code)
-	}
-	mustContain(t, out, "app/wiki", "app/chat", "True", "Reconciled", "48/0/0/0")
+	// The AppConnections count their accounts a moment after the Users show them.
+	var out string
+	testenv.WaitFor(t, 60*time.Second, "status showing every account", func() (bool, string) {
+		var code int
+		out, code = roster(t, ns, "status")
+		return code == exitOK && strings.Count(out, "48/0/0/0") == 2, out
+	})
+	mustContain(t, out, "app/wiki", "app/chat", "True", "Reconciled")
 
 	out, _ = roster(t, ns, "who-has", "wiki", "--group", "engineers")
 	mustContain(t, out, "ada@example.com", "eng-11@example.com", "Active", "engineers", "Role engineering")

@@ -99,15 +99,21 @@ func (s *session) user(cmd *cobra.Command, name string) (*identityv1alpha1.User,
 	return nil, fmt.Errorf("no User %s in namespace %s", name, s.ns)
 }
 
+// userAndHoldings finds a User and evaluates who holds what.
+func (s *session) userAndHoldings(cmd *cobra.Command, name string) (*identityv1alpha1.User, []controllers.Holding, error) {
+	u, err := s.user(cmd, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	holdings, err := s.evaluate(cmd, nil)
+	return u, holdings, err
+}
+
 // accessCommand: a person's accounts across apps.
 func (s *session) accessCommand() *cobra.Command {
 	return &cobra.Command{Use: "access USER", Short: "A person's accounts in every app: state, groups, last sync, last login",
 		Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
-			u, err := s.user(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			holdings, err := s.evaluate(cmd, nil)
+			u, holdings, err := s.userAndHoldings(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -202,11 +208,7 @@ func through(grants []controllers.Grant) string {
 func (s *session) whyCommand() *cobra.Command {
 	return &cobra.Command{Use: "why USER [APP]", Short: "Which Roles, rules, AppAssignments and AccessRequests give a person each account, and what would remove it",
 		Args: cobra.RangeArgs(1, 2), RunE: func(cmd *cobra.Command, args []string) error {
-			u, err := s.user(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			holdings, err := s.evaluate(cmd, nil)
+			u, holdings, err := s.userAndHoldings(cmd, args[0])
 			if err != nil {
 				return err
 			}
