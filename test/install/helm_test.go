@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -90,15 +89,21 @@ func TestHelmChartRendersTheDefaultInstall(t *testing.T) {
 	}
 }
 
-// The chart installs into the API server (a server-side dry run) in another namespace,
-// with values a production install sets; its options add what they say.
+// The chart installs into an API server of its own (a server-side dry run; the other
+// tests of this package install Roster's cluster-wide objects without Helm), in another
+// namespace, with values a production install sets; its options add what they say.
 func TestHelmInstallDryRunServer(t *testing.T) {
 	ctx := context.Background()
-	ns := "identity"
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+	cluster, err := testenv.Start()
+	if err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig, err := env.AdminKubeConfig()
+	t.Cleanup(func() { _ = cluster.Stop() })
+	ns := "identity"
+	if err := cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := cluster.AdminKubeConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
