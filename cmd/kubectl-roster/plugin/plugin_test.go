@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,6 +77,29 @@ func roster(t *testing.T, ns string, args ...string) (string, int) {
 		t.Logf("kubectl roster %s: %s", strings.Join(args, " "), errs.String())
 	}
 	return out.String(), code
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/ with what the commands print")
+
+// golden compares a command's output with testdata/<name>.golden.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v: run go test ./cmd/kubectl-roster/plugin -update to write it", err)
+	}
+	if got != string(want) {
+		t.Errorf("the output differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
 }
 
 func mustContain(t *testing.T, out string, want ...string) {
@@ -176,12 +200,14 @@ func TestViews(t *testing.T) {
 	mustContain(t, out, "app/wiki", "app/chat", "True", "Reconciled")
 
 	out, _ = roster(t, ns, "who-has", "wiki", "--group", "engineers")
+	golden(t, "who-has", out)
 	mustContain(t, out, "ada@example.com", "eng-11@example.com", "Active", "engineers", "Role engineering")
 	if n := strings.Count(out, "@example.com"); n != people {
 		t.Errorf("who-has lists %d people, want %d:\n%s", n, people, out)
 	}
 
 	out, _ = roster(t, ns, "why", "ada", "chat")
+	golden(t, "why", out)
 	mustContain(t, out, "ada@example.com has chat because:",
 		`member of the Role engineering (rule user.department == "eng"), through AppAssignment engineering-chat`, "the AppAssignment ada-admin")
 
@@ -199,6 +225,7 @@ func TestDiff(t *testing.T) {
 	if code != exitChanges {
 		t.Fatalf("diff exit %d, want 1:\n%s", code, out)
 	}
+	golden(t, "diff-rule-edit", out)
 	if n := strings.Count(out, " loses "); n != 80 {
 		t.Errorf("%d losses, want 40 people × 2 apps:\n%s", n, out)
 	}
@@ -207,6 +234,7 @@ func TestDiff(t *testing.T) {
 		"HELD wiki: 40 deprovisions (with 0 already in the window) exceed the safety threshold (maxCount 5)")
 
 	out, code = roster(t, ns, "diff", "-f", manifests(t, fmt.Sprintf(engineeringRole, `user.department == "eng"`, "engineering")), "-o", "json")
+	golden(t, "diff-renamed-group.json", out)
 	var d Diff
 	if err := json.Unmarshal([]byte(out), &d); err != nil || code != exitChanges {
 		t.Fatalf("json diff (exit %d): %v\n%s", code, err, out)
@@ -229,6 +257,7 @@ spec:
 	if code != exitChanges {
 		t.Fatalf("diff exit %d", code)
 	}
+	golden(t, "diff-new-role.md", out)
 	mustContain(t, out, "**Roster access diff**: 1 gain, 0 lose, 0 change access.", "| crm | eng-01@example.com | gains | licence enterprise |")
 
 	out, code = roster(t, ns, "diff", "-f", manifests(t, fmt.Sprintf(engineeringRole, `"eng" == user.department`, "engineers")))
