@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -42,6 +43,8 @@ type options struct {
 	// ended requests are kept.
 	identityPrefix  string
 	requestsKeptFor time.Duration
+	// watchNamespaces, when set, are the only namespaces the operator reads and writes.
+	watchNamespaces string
 	// lease timing of leader election.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
@@ -77,6 +80,8 @@ func main() {
 		"What the API server puts before a person's userName in their Kubernetes user name (its OIDC username prefix), so that approvers of access requests are known by their User.")
 	flag.DurationVar(&opts.requestsKeptFor, "access-request-retention", controllers.DefaultAccessRequestRetention,
 		"How long an ended access request is kept, for audit, before it is deleted.")
+	flag.StringVar(&opts.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces (organisations) to manage; every namespace when unset. With it, the operator needs its role bound in those namespaces only.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -150,6 +155,7 @@ func newManager(opts options) (ctrl.Manager, error) {
 		// replica takes over without waiting the lease out.
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{MaxConcurrentReconciles: opts.concurrency},
+		Cache:                         cache.Options{DefaultNamespaces: namespaces(opts.watchNamespaces)},
 	}))
 	if err != nil {
 		return nil, err
@@ -182,4 +188,18 @@ func softMemoryLimit(gomemlimit string, read func(string) ([]byte, error)) (int6
 		return limit / 10 * 9, true
 	}
 	return 0, false
+}
+
+// namespaces are the namespaces the cache watches: nil for every one.
+func namespaces(list string) map[string]cache.Config {
+	var out map[string]cache.Config
+	for _, ns := range strings.Split(list, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			if out == nil {
+				out = map[string]cache.Config{}
+			}
+			out[ns] = cache.Config{}
+		}
+	}
+	return out
 }

@@ -14,8 +14,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -29,11 +32,20 @@ import (
 func runOperator(t *testing.T) {
 	t.Helper()
 	asOperator(t)
+	runOperatorAs(t, rest.ImpersonationConfig{UserName: operatorAccount,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:roster-system", "system:authenticated"}}, nil)
+}
+
+// runOperatorAs runs Roster's controllers as someone, watching the given namespaces
+// (every one when nil), until the test ends.
+func runOperatorAs(t *testing.T, who rest.ImpersonationConfig, namespaces map[string]cache.Config) {
+	t.Helper()
 	cfg := rest.CopyConfig(env.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorAccount,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:roster-system", "system:authenticated"}}
+	cfg.Impersonate = who
 	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{Scheme: env.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}))
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Cache: cache.Options{DefaultNamespaces: namespaces},
+		// Each test runs an operator of its own in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}}))
 	if err != nil {
 		t.Fatal(err)
 	}
