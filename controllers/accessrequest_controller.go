@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -176,14 +174,14 @@ func (r *AccessRequestReconciler) weigh(ctx context.Context, ar *identityv1alpha
 	needed := int(max(terms.policy.Approvals, 1))
 	ar.Status.Approvals = fmt.Sprintf("%d/%d", min(len(approvals), needed), needed)
 	if len(approvals) >= needed {
-		ar.Status.ApprovedTime = ptrTime(now)
+		ar.Status.ApprovedTime = statusTime(now)
 		return nil
 	}
 	auto, ruleErr := autoApproves(r.rules, terms.policy, ar, user)
 	if auto {
 		ar.Status.Decisions = append(ar.Status.Decisions, identityv1alpha1.RecordedDecision{
 			By: AutoApprovedBy, Decision: identityv1alpha1.DecisionApprove, Time: metav1.NewTime(now)})
-		ar.Status.ApprovedTime, ar.Status.Approvals = ptrTime(now), "auto"
+		ar.Status.ApprovedTime, ar.Status.Approvals = statusTime(now), "auto"
 		return nil
 	}
 	approvers, err := r.approvers(ctx, ar, user, terms.policy)
@@ -222,7 +220,7 @@ func approvedBy(ar *identityv1alpha1.AccessRequest) []string {
 // it then.
 func (r *AccessRequestReconciler) grant(ctx context.Context, ar *identityv1alpha1.AccessRequest, terms requestTerms, cond conditions, now time.Time) (time.Time, error) {
 	expiry := ar.Status.ApprovedTime.Add(ar.Spec.Duration.Duration)
-	ar.Status.ExpiryTime = ptrTime(expiry)
+	ar.Status.ExpiryTime = statusTime(expiry)
 	if !now.Before(expiry) {
 		return time.Time{}, r.end(ctx, ar, identityv1alpha1.AccessRequestExpired, cond, expiry)
 	}
@@ -296,14 +294,7 @@ func (r *AccessRequestReconciler) assign(ctx context.Context, ar *identityv1alph
 
 // assignmentName names a request's AppAssignment for one app: request.app, apart from
 // the request-app names a Role gives the AppAssignments of its grants.
-func assignmentName(request, app string) string {
-	name := request + "." + app
-	if len(name) <= 253 {
-		return name
-	}
-	sum := sha256.Sum256([]byte(name))
-	return request[:min(len(request), 200)] + "." + hex.EncodeToString(sum[:8])
-}
+func assignmentName(request, app string) string { return boundedName(request + "." + app) }
 
 // provisioned reports whether every account the request's AppAssignments grant is in
 // place, and if not, what the assignments say.
@@ -342,7 +333,7 @@ func (r *AccessRequestReconciler) end(ctx context.Context, ar *identityv1alpha1.
 		return err
 	}
 	ar.Status.Phase = phase
-	ar.Status.EndTime = ptrTime(at)
+	ar.Status.EndTime = statusTime(at)
 	cond.ready(string(phase), endMessage(ar))
 	return nil
 }
@@ -420,7 +411,7 @@ func (r *AccessRequestReconciler) announce(ctx context.Context, ar *identityv1al
 	case identityv1alpha1.AccessRequestPending:
 		msg = fmt.Sprintf("%s asks for %s: %s", ar.Spec.Requester, msg, ar.Spec.Justification)
 	case identityv1alpha1.AccessRequestApproved:
-		msg = fmt.Sprintf("%s approved by %s", msg, strings.Join(approvers(ar), ", "))
+		msg = fmt.Sprintf("%s approved by %s", msg, strings.Join(approvedWith(ar), ", "))
 	case identityv1alpha1.AccessRequestActive:
 		msg = fmt.Sprintf("%s granted until %s", msg, ar.Status.ExpiryTime.UTC().Format(time.RFC3339))
 	default:
@@ -433,8 +424,8 @@ func (r *AccessRequestReconciler) announce(ctx context.Context, ar *identityv1al
 	r.Recorder.Eventf(ar, nil, typ, "Access"+string(ar.Status.Phase), "Decide", "%s", truncate(msg, 1024))
 }
 
-// approvers names who approved, people or the policy's rule.
-func approvers(ar *identityv1alpha1.AccessRequest) []string {
+// approvedWith names who approved, people or the policy's rule.
+func approvedWith(ar *identityv1alpha1.AccessRequest) []string {
 	out := approvedBy(ar)
 	for _, d := range ar.Status.Decisions {
 		if d.By == AutoApprovedBy {
@@ -442,11 +433,6 @@ func approvers(ar *identityv1alpha1.AccessRequest) []string {
 		}
 	}
 	return out
-}
-
-func ptrTime(t time.Time) *metav1.Time {
-	mt := metav1.NewTime(t.Truncate(time.Second))
-	return &mt
 }
 
 // SetupWithManager watches AccessRequests, the AppAssignments they own and the Users

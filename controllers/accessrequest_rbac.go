@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -22,14 +20,7 @@ import (
 // decision), both limited to the request by name.
 
 // approverRBACName names a request's Role and RoleBinding.
-func approverRBACName(request string) string {
-	name := "roster-access-request-" + request
-	if len(name) <= 253 {
-		return name
-	}
-	sum := sha256.Sum256([]byte(request))
-	return "roster-access-request-" + hex.EncodeToString(sum[:16])
-}
+func approverRBACName(request string) string { return boundedName("roster-access-request-" + request) }
 
 // grantApprovers writes the Role and RoleBinding that let the approvers decide on req.
 func (r *AccessRequestReconciler) grantApprovers(ctx context.Context, req *identityv1alpha1.AccessRequest, approvers []string) error {

@@ -185,14 +185,16 @@ func syncNews(before, after *identityv1alpha1.DirectorySync) (notify.Event, bool
 		Title: fmt.Sprintf("the directory sync %s: the safety threshold holds a plan", after.Name), Lines: []string{c.Message}}, true
 }
 
+// phaseNews is the event an AccessRequest's phase is told as.
+var phaseNews = map[identityv1alpha1.AccessRequestPhase]identityv1alpha1.NotificationEvent{
+	identityv1alpha1.AccessRequestPending: identityv1alpha1.NotifyAccessRequested, identityv1alpha1.AccessRequestApproved: identityv1alpha1.NotifyAccessApproved,
+	identityv1alpha1.AccessRequestDenied: identityv1alpha1.NotifyAccessDenied, identityv1alpha1.AccessRequestExpired: identityv1alpha1.NotifyAccessExpired,
+	identityv1alpha1.AccessRequestRevoked: identityv1alpha1.NotifyAccessRevoked, identityv1alpha1.AccessRequestWithdrawn: identityv1alpha1.NotifyAccessRevoked,
+}
+
 // requestNews tells of an AccessRequest's new phase.
 func requestNews(ar *identityv1alpha1.AccessRequest, user *identityv1alpha1.User, m *Membership, approverEmails []string) (notify.Event, bool) {
-	kinds := map[identityv1alpha1.AccessRequestPhase]identityv1alpha1.NotificationEvent{
-		identityv1alpha1.AccessRequestPending: identityv1alpha1.NotifyAccessRequested, identityv1alpha1.AccessRequestApproved: identityv1alpha1.NotifyAccessApproved,
-		identityv1alpha1.AccessRequestDenied: identityv1alpha1.NotifyAccessDenied, identityv1alpha1.AccessRequestExpired: identityv1alpha1.NotifyAccessExpired,
-		identityv1alpha1.AccessRequestRevoked: identityv1alpha1.NotifyAccessRevoked, identityv1alpha1.AccessRequestWithdrawn: identityv1alpha1.NotifyAccessRevoked,
-	}
-	kind, ok := kinds[ar.Status.Phase]
+	kind, ok := phaseNews[ar.Status.Phase]
 	if !ok {
 		return notify.Event{}, false
 	}
@@ -214,7 +216,7 @@ func requestNews(ar *identityv1alpha1.AccessRequest, user *identityv1alpha1.User
 	default:
 		e.Title = fmt.Sprintf("%s for %s: %s", what, who, strings.ToLower(string(ar.Status.Phase)))
 		if ar.Status.Phase == identityv1alpha1.AccessRequestApproved {
-			e.Title += " by " + strings.Join(approvers(ar), ", ")
+			e.Title += " by " + strings.Join(approvedWith(ar), ", ")
 		} else if c := meta.FindStatusCondition(ar.Status.Conditions, identityv1alpha1.ConditionReady); c != nil {
 			e.Lines = append(e.Lines, c.Message)
 		}

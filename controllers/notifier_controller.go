@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,10 +74,7 @@ func (r *NotifierReconciler) config(ctx context.Context, n *identityv1alpha1.Not
 		return notify.Config{}, kind, err
 	}
 	cfg := notify.Config{Channel: channel, Templates: templates, Quiet: 5 * time.Second, MaxWait: time.Minute,
-		Interval: time.Minute / time.Duration(max(n.Spec.MessagesPerMinute, 1))}
-	if n.Spec.MessagesPerMinute == 0 {
-		cfg.Interval = time.Minute / 20
-	}
+		Interval: time.Minute / time.Duration(cmp.Or(n.Spec.MessagesPerMinute, 20))}
 	if d := n.Spec.Digest.Quiet; d != nil {
 		cfg.Quiet = d.Duration
 	}
@@ -111,7 +109,7 @@ func set(items []string) map[string]bool {
 // deliveryStatus writes a Notifier's figures, and Ready from its latest delivery.
 func deliveryStatus(n *identityv1alpha1.Notifier, s notify.Stats, cond conditions) {
 	n.Status.Delivered, n.Status.Messages, n.Status.Failed, n.Status.Pending = s.Delivered, s.Messages, s.Failed, max(s.Pending, 0)
-	n.Status.LastDeliveryTime, n.Status.LastFailureTime = timeOrNil(s.LastDelivery), timeOrNil(s.LastFailure)
+	n.Status.LastDeliveryTime, n.Status.LastFailureTime = statusTime(s.LastDelivery), statusTime(s.LastFailure)
 	n.Status.LastFailure = truncate(s.LastError, 1024)
 	failing := !s.LastFailure.IsZero() && s.LastFailure.After(s.LastDelivery)
 	switch {
@@ -124,7 +122,8 @@ func deliveryStatus(n *identityv1alpha1.Notifier, s notify.Stats, cond condition
 	}
 }
 
-func timeOrNil(t time.Time) *metav1.Time {
+// statusTime is a time as status keeps it, to the second; nil for none.
+func statusTime(t time.Time) *metav1.Time {
 	if t.IsZero() {
 		return nil
 	}

@@ -120,10 +120,12 @@ func grantAssignments(role *identityv1alpha1.Role) []identityv1alpha1.AppAssignm
 	return out
 }
 
-// grantName is the name of a grant's AppAssignment: "<role>-<app>", shortened with a
-// hash when that is too long for a name.
-func grantName(role, app string) string {
-	name := role + "-" + app
+// grantName is the name of a grant's AppAssignment: "<role>-<app>".
+func grantName(role, app string) string { return boundedName(role + "-" + app) }
+
+// boundedName is a name Roster makes up from others', shortened with a hash when it is
+// too long for an object name.
+func boundedName(name string) string {
 	if len(name) <= 253 {
 		return name
 	}

@@ -319,7 +319,7 @@ func (r *UserReconciler) tell(key types.NamespacedName, before, u *identityv1alp
 	j.mu.Unlock()
 	offAt := map[string]time.Time{}
 	for name, a := range apps {
-		if t := a.view.Account.LastTransitionTime; a.engine != nil && !t.IsZero() {
+		if t := a.view.Account.LastTransitionTime; leaving && a.engine != nil && !t.IsZero() {
 			offAt[name] = t
 		}
 	}
