@@ -264,18 +264,10 @@ func (r *DirectorySyncReconciler) build(ctx context.Context, ds *identityv1alpha
 	refs := newSecretReader(r.APIReader, ds.Namespace)
 	b.secrets = refs.versions
 	b.err = func() error {
-		env, err := mapping.NewEnv("record")
-		if err != nil {
-			return err
-		}
 		kind := ds.Spec.SourceName()
-		if b.mapping, err = env.CompileMappings(directory.DefaultMapping(kind), ds.Spec.Mapping); err != nil {
-			return fmt.Errorf("%w: %v", errInvalidSpec, err)
-		}
-		if ds.Spec.Filter != "" {
-			if b.filter, err = env.Compile(ds.Spec.Filter); err != nil {
-				return fmt.Errorf("%w: filter does not compile: %v", errInvalidSpec, err)
-			}
+		var err error
+		if b.mapping, b.filter, err = recordRules(kind, ds.Spec.Mapping, ds.Spec.Filter); err != nil {
+			return err
 		}
 		factory, err := r.Registry.Source(kind)
 		if err != nil {
@@ -291,6 +283,27 @@ func (r *DirectorySyncReconciler) build(ctx context.Context, ds *identityv1alpha
 	r.built[key] = b
 	r.mu.Unlock()
 	return b
+}
+
+// recordRules compiles a DirectorySync's mapping, over its source's defaults, and its
+// filter (nil when empty).
+func recordRules(source string, mappings []identityv1alpha1.ExpressionMapping, filter string) (*mapping.Mappings, *mapping.Program, error) {
+	env, err := mapping.NewEnv("record")
+	if err != nil {
+		return nil, nil, err
+	}
+	compiled, err := env.CompileMappings(directory.DefaultMapping(source), mappings)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errInvalidSpec, err)
+	}
+	if filter == "" {
+		return compiled, nil, nil
+	}
+	program, err := env.Compile(filter)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: filter does not compile: %v", errInvalidSpec, err)
+	}
+	return compiled, program, nil
 }
 
 func (r *DirectorySyncReconciler) buildFailed(cond conditions, err error) {

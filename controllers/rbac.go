@@ -14,6 +14,8 @@ package controllers
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=users/finalizers;roles/finalizers;appassignments/finalizers;appconnections/finalizers;directorysyncs/finalizers;accessrequests/finalizers,verbs=update
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=accessrequests,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=notifiers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=identity.roster.dev,resources=directorysyncpreviews,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=identity.roster.dev,resources=directorysyncpreviews/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=notifiers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=accessrequests/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=identity.roster.dev,resources=accessrequests/approval,verbs=approve

@@ -124,6 +124,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		&AccessRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Membership: membership, Notify: hub,
 			Recorder: mgr.GetEventRecorder("roster"), IdentityPrefix: opts.IdentityPrefix, Retention: opts.AccessRequestRetention},
 		&NotifierReconciler{Client: mgr.GetClient(), Hub: hub},
+		&DirectorySyncPreviewReconciler{Client: mgr.GetClient(), Syncers: syncers},
 		&AppConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry,
 			Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub},
 	}
