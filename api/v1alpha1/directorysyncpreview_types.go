@@ -81,15 +81,20 @@ type PreviewCounts struct {
 	// records is how many source records the proposal was evaluated over.
 	// +optional
 	Records int32 `json:"records,omitempty"`
-	// created, updated, suspended, deleted and skipped count the Users per action.
+	// created is the number of Users made for records that have none.
 	// +optional
 	Created int32 `json:"created,omitempty"`
+	// updated is the number of Users whose fields or labels change.
 	// +optional
 	Updated int32 `json:"updated,omitempty"`
+	// suspended is the number of Users the filter leaves out, to be suspended.
 	// +optional
 	Suspended int32 `json:"suspended,omitempty"`
+	// deleted is the number of Users to be deleted.
 	// +optional
 	Deleted int32 `json:"deleted,omitempty"`
+	// skipped is the number of Users left as they are because the mapping fails on
+	// their record.
 	// +optional
 	Skipped int32 `json:"skipped,omitempty"`
 }

@@ -92,8 +92,8 @@ func TestDefaultInstallIsAccepted(t *testing.T) {
 			t.Errorf("%s %s was refused: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 7, "Deployment": 1, "Service": 2, "ServiceAccount": 1, "ClusterRole": 8,
-		"NetworkPolicy": 2, "ValidatingAdmissionPolicy": 3, "ValidatingAdmissionPolicyBinding": 3, "PodDisruptionBudget": 1} {
+	for kind, want := range map[string]int{"Namespace": 1, "CustomResourceDefinition": 8, "Deployment": 1, "Service": 2, "ServiceAccount": 1, "ClusterRole": 9,
+		"NetworkPolicy": 2, "ValidatingAdmissionPolicy": 4, "ValidatingAdmissionPolicyBinding": 4, "PodDisruptionBudget": 1} {
 		if kinds[kind] != want {
 			t.Errorf("%d %s, want %d (all: %v)", kinds[kind], kind, want, kinds)
 		}

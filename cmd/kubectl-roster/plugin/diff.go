@@ -50,8 +50,15 @@ type Held struct {
 
 // Diff is what a change does to people's access.
 type Diff struct {
-	Changes []Change `json:"changes"`
-	Held    []Held   `json:"held"`
+	// Directories are the changed DirectorySyncs, with what they do to their Users.
+	Directories []DirectoryChange `json:"directories,omitempty"`
+	Changes     []Change          `json:"changes"`
+	Held        []Held            `json:"held"`
+}
+
+// changes reports whether anything changes: someone's access, or a DirectorySync's Users.
+func (d Diff) changes() bool {
+	return len(d.Changes) > 0 || slices.ContainsFunc(d.Directories, DirectoryChange.changes)
 }
 
 func (s *session) diffCommand() *cobra.Command {
@@ -59,7 +66,9 @@ func (s *session) diffCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{Use: "diff -f DIR", Short: "Who gains and who loses which app, group, role and licence if the manifests were applied, and what the safety threshold would hold",
 		Long: "Evaluates the manifests against the live namespace with the operator's own code (Role rules, selectors, grants, " +
-			"validity) and prints the change to people's access. Exit code 0: no change; 1: changes; 2: an error.",
+			"validity) and prints the change to people's access. A changed DirectorySync mapping or filter is evaluated by the " +
+			"operator over the records it holds (a DirectorySyncPreview, which needs the preview verb on that DirectorySync). " +
+			"Exit code 0: no change; 1: changes; 2: an error.",
 		Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
 			changed, err := s.readManifests(files)
 			if err != nil {
@@ -69,14 +78,19 @@ func (s *session) diffCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := diff(s.scheme, live, changed)
+			synced, directories, err := s.previewDirectories(cmd.Context(), changed, live)
 			if err != nil {
 				return err
 			}
+			d, err := diff(s.scheme, live, append(synced.changed, changed...), synced.deleted)
+			if err != nil {
+				return err
+			}
+			d.Directories = directories
 			if err := printDiff(s.out, d, output); err != nil {
 				return err
 			}
-			if len(d.Changes) > 0 {
+			if d.changes() {
 				return errChanges
 			}
 			return nil
@@ -201,14 +215,18 @@ func (s *session) decodeFile(path string) ([]client.Object, error) {
 // holdingKey is one person's access to one app.
 type holdingKey struct{ app, user string }
 
-// diff evaluates access before and after the change and compares.
-func diff(scheme *runtime.Scheme, live, changed []client.Object) (Diff, error) {
+// diff evaluates access before and after the change (changed objects, and Users
+// deleted) and compares.
+func diff(scheme *runtime.Scheme, live, changed []client.Object, deleted map[string]bool) (Diff, error) {
 	now := time.Now()
 	before, err := controllers.Evaluate(scheme, live, now)
 	if err != nil {
 		return Diff{}, fmt.Errorf("evaluating the live objects: %w", err)
 	}
-	merged := merge(live, changed)
+	merged := slices.DeleteFunc(merge(live, changed), func(o client.Object) bool {
+		_, user := o.(*identityv1alpha1.User)
+		return user && deleted[o.GetName()]
+	})
 	after, err := controllers.Evaluate(scheme, merged, now)
 	if err != nil {
 		return Diff{}, fmt.Errorf("evaluating the change: %w", err)
@@ -313,6 +331,15 @@ func printDiff(out io.Writer, d Diff, format string) error {
 	case "markdown":
 		gains, loses := count(d, "gains"), count(d, "loses")
 		fmt.Fprintf(out, "**Roster access diff**: %d gain, %d lose, %d change access.\n\n", gains, loses, len(d.Changes)-gains-loses)
+		for _, dc := range d.Directories {
+			fmt.Fprintf(out, "- DirectorySync **%s**: %s\n", dc.DirectorySync, directoryMessage(dc))
+			if dc.Held != "" {
+				fmt.Fprintf(out, "\n> :warning: **DirectorySync %s**: %s\n", dc.DirectorySync, dc.Held)
+			}
+		}
+		if len(d.Directories) > 0 {
+			fmt.Fprintln(out)
+		}
 		if len(d.Changes) > 0 {
 			fmt.Fprintln(out, "| app | person | change | detail |\n|---|---|---|---|")
 			for _, c := range d.Changes {
@@ -324,6 +351,15 @@ func printDiff(out io.Writer, d Diff, format string) error {
 		}
 		return nil
 	case "table":
+		for _, dc := range d.Directories {
+			fmt.Fprintf(out, "DirectorySync %s: %s\n", dc.DirectorySync, directoryMessage(dc))
+			if dc.Held != "" {
+				fmt.Fprintf(out, "HELD DirectorySync %s: %s\n", dc.DirectorySync, dc.Held)
+			}
+		}
+		if len(d.Directories) > 0 {
+			fmt.Fprintln(out)
+		}
 		if len(d.Changes) == 0 {
 			fmt.Fprintln(out, "No change to anyone's access.")
 			return nil
@@ -366,6 +402,18 @@ func detail(c Change) string {
 		parts = append(parts, "licence "+c.License)
 	}
 	return strings.Join(parts, "; ")
+}
+
+func directoryMessage(d DirectoryChange) string {
+	c := d.Counts
+	if c.Records == 0 && d.Note != "" {
+		return d.Note
+	}
+	msg := fmt.Sprintf("%d Users created, %d updated, %d suspended, %d deleted, %d skipped (over %d records)", c.Created, c.Updated, c.Suspended, c.Deleted, c.Skipped, c.Records)
+	if d.Note != "" {
+		msg += "; " + d.Note
+	}
+	return msg
 }
 
 func heldMessage(h Held) string {

@@ -305,3 +305,77 @@ func TestSuspendAndDecide(t *testing.T) {
 	out, _ = roster(t, ns, "why", "ada", "wiki")
 	mustContain(t, out, "groups engineers, oncall", "the AccessRequest "+name)
 }
+
+// hrOrganisation: five people from an HR export; the engineering Role gives wiki to
+// the eng department.
+func hrOrganisation(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := fmt.Sprintf("hr-%d", time.Now().UnixNano())
+	csv := "id,firstName,lastName,email,department,division,employeeType\n" +
+		"E1,Ada,Lovelace,ada@example.com,eng,eng,Employee\n" +
+		"E2,Grace,Hopper,grace@example.com,eng,research,Employee\n" +
+		"E3,Mary,Jackson,mary@example.com,sales,eng,Employee\n" +
+		"E4,Katherine,Johnson,katherine@example.com,sales,sales,Employee\n" +
+		"E5,Alan,Turing,alan@example.com,eng,eng,Contractor\n"
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Data: map[string]string{"people.csv": csv}},
+		&identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Spec: identityv1alpha1.DirectorySyncSpec{
+			HRIS: &identityv1alpha1.HRISSource{Format: "CSV", ConfigMapRef: &identityv1alpha1.ConfigMapKeySelector{Name: "hr", Key: "people.csv"}}}},
+		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "wiki"}, Spec: identityv1alpha1.AppConnectionSpec{Memory: &identityv1alpha1.MemoryConnector{}}},
+		&identityv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "engineering"}, Spec: identityv1alpha1.RoleSpec{
+			Members: identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`}, Grants: []identityv1alpha1.RoleGrant{{App: "wiki"}}}},
+	} {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, 90*time.Second, "wiki accounts for the three engineers", func() (bool, string) {
+		c := &identityv1alpha1.AppConnection{}
+		_ = env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "wiki"}, c)
+		return c.Status.Accounts.Managed == 3, fmt.Sprintf("%+v", c.Status.Accounts)
+	})
+	return ns
+}
+
+const hrSync = `apiVersion: identity.roster.dev/v1alpha1
+kind: DirectorySync
+metadata:
+  name: hr
+spec:
+  hris:
+    format: CSV
+    configMapRef: {name: hr, key: people.csv}
+%s`
+
+// The access diff of a DirectorySync change, which the operator evaluates over the
+// records it holds: department from another column and contractors filtered out move
+// wiki from grace and alan to mary; the preview is deleted once read; an equivalent
+// manifest changes nothing; a filter that does not compile is an error.
+func TestDirectoryDiff(t *testing.T) {
+	ns := hrOrganisation(t)
+	out, code := roster(t, ns, "diff", "-f", manifests(t, fmt.Sprintf(hrSync, `  filter: record.employeeType != "Contractor"
+  mapping:
+    - target: department
+      expression: record.division`)))
+	if code != exitChanges {
+		t.Fatalf("diff exit %d, want 1:\n%s", code, out)
+	}
+	golden(t, "diff-directory", out)
+	mustContain(t, out, "DirectorySync hr: 0 Users created, 2 updated, 1 suspended, 0 deleted, 0 skipped (over 5 records)",
+		"wiki   alan@example.com    loses", "wiki   grace@example.com   loses", "wiki   mary@example.com    gains")
+	var previews identityv1alpha1.DirectorySyncPreviewList
+	if err := env.Client.List(context.Background(), &previews, client.InNamespace(ns)); err != nil || len(previews.Items) != 0 {
+		t.Errorf("previews left behind: %v %+v", err, previews.Items)
+	}
+	if out, code := roster(t, ns, "diff", "-f", manifests(t, fmt.Sprintf(hrSync, ""))); code != exitOK || !strings.Contains(out, "No change") {
+		t.Errorf("the live DirectorySync: exit %d\n%s", code, out)
+	}
+	var errs bytes.Buffer
+	bad := manifests(t, fmt.Sprintf(hrSync, "  filter: record.employeeType =="))
+	if code := Run(context.Background(), []string{"diff", "-f", bad, "--kubeconfig", kubeconfig, "-n", ns}, &bytes.Buffer{}, &errs); code != exitError ||
+		!strings.Contains(errs.String(), "the preview was refused: ") || !strings.Contains(errs.String(), "filter does not compile") {
+		t.Errorf("a filter that does not compile: exit %d: %s", code, errs.String())
+	}
+}
