@@ -546,16 +546,16 @@ func TestUnmanagedAccounts(t *testing.T) {
 }
 
 // TestMetricsArePublished: accounts by state, writes by result, HTTP answers and the
-// time to converge, on the manager's registry.
+// time to converge, a joiner's and then a leaver's, on the manager's registry.
 func TestMetricsArePublished(t *testing.T) {
 	ns := namespace(t)
 	app := newSCIMApp(t)
 	create(t, scimConnection(t, app, ns, "scimapp", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")), newUser(ns, "metric", "eng"))
 	appLabel := ns + "/scimapp"
-	waitFor(t, "the metrics show the converged account", func() (bool, string) {
+	gather := func() (map[string]float64, error) {
 		families, err := ctrlmetrics.Registry.Gather()
 		if err != nil {
-			return false, err.Error()
+			return nil, err
 		}
 		found := map[string]float64{}
 		for _, f := range families {
@@ -567,7 +567,7 @@ func TestMetricsArePublished(t *testing.T) {
 				if labels["app"] != appLabel {
 					continue
 				}
-				key := f.GetName() + "{" + labels["state"] + labels["operation"] + labels["result"] + labels["method"] + labels["code"] + "}"
+				key := f.GetName() + "{" + labels["state"] + labels["operation"] + labels["result"] + labels["method"] + labels["code"] + labels["change"] + "}"
 				switch {
 				case m.GetGauge() != nil:
 					found[key] = m.GetGauge().GetValue()
@@ -578,9 +578,28 @@ func TestMetricsArePublished(t *testing.T) {
 				}
 			}
 		}
+		return found, nil
+	}
+	waitFor(t, "the metrics show the converged account", func() (bool, string) {
+		found, err := gather()
+		if err != nil {
+			return false, err.Error()
+		}
 		ok := found["roster_accounts{managed}"] == 1 && found["roster_connector_requests_total{createok}"] == 1 &&
-			found["roster_connector_http_responses_total{POST201}"] >= 1 && found["roster_convergence_seconds{}"] >= 1
+			found["roster_connector_http_responses_total{POST201}"] >= 1 && found["roster_convergence_seconds{joiner}"] == 1
 		return ok, fmt.Sprint(found)
+	})
+	u := get(t, ns, "metric", &identityv1alpha1.User{})
+	u.Spec.State = identityv1alpha1.UserStateSuspended
+	if err := env.Client.Update(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the metrics show the leaver", func() (bool, string) {
+		found, err := gather()
+		if err != nil {
+			return false, err.Error()
+		}
+		return found["roster_convergence_seconds{leaver}"] == 1 && found["roster_convergence_seconds{joiner}"] == 1, fmt.Sprint(found)
 	})
 }
 

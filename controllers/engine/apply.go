@@ -414,13 +414,13 @@ func (e *Engine) seedAccountStateLocked(user string, recorded *identityv1alpha1.
 
 // observeConvergedLocked measures how long a User took from its change to converged.
 func (e *Engine) observeConvergedLocked(user string) {
-	since, ok := e.convergeSince[user]
+	c, ok := e.converging[user]
 	if !ok {
 		return
 	}
 	if _, planned := e.planned[user]; planned || e.hasPendingGroupsLocked(user) {
 		return
 	}
-	delete(e.convergeSince, user)
-	observeConvergence(e.cfg.App, e.now().Sub(since))
+	delete(e.converging, user)
+	observeConvergence(e.cfg.App, c.change, e.now().Sub(c.since))
 }

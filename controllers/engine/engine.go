@@ -70,8 +70,9 @@ type Engine struct {
 	// among them is looked for by key in the next listing.
 	unsureCreates map[string]unsureCreate
 	retry         map[string]*backoff
-	// convergeSince: when a User with planned changes was first marked, for the metric.
-	convergeSince map[string]time.Time
+	// converging: when a User with planned changes was first marked, and what the latest
+	// plan does, for the metric.
+	converging map[string]converging
 	// askedPending: Users reported pending; they are announced once they are not.
 	askedPending map[string]bool
 	// groups.
@@ -106,6 +107,12 @@ type plannedUser struct {
 	since   time.Time // when the User was first marked for this plan
 }
 
+// converging is a User on its way to converged: since when, and what change.
+type converging struct {
+	since  time.Time
+	change string
+}
+
 type accountState struct {
 	status AccountStatus
 	// rateLimited: the last write failed because the app asked Roster to slow down.
@@ -137,7 +144,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		health: HealthConnecting,
 		app:    newObservedApp(), accountStates: map[string]*accountState{},
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
-		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, unsureCreates: map[string]unsureCreate{}, retry: map[string]*backoff{}, convergeSince: map[string]time.Time{}, askedPending: map[string]bool{},
+		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, unsureCreates: map[string]unsureCreate{}, retry: map[string]*backoff{}, converging: map[string]converging{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
 	}
@@ -403,9 +410,12 @@ func (e *Engine) planDirty() {
 			continue
 		}
 		e.planned[u] = plannedUser{userPlan: p, version: e.version[u], since: since}
-		if _, ok := e.convergeSince[u]; !ok {
-			e.convergeSince[u] = since
+		c, ok := e.converging[u]
+		if !ok {
+			c.since = since
 		}
+		c.change = p.change()
+		e.converging[u] = c
 		e.noteLocked(u, p)
 		if p.deprovision() {
 			deprovisions = append(deprovisions, u)

@@ -15,9 +15,9 @@ var (
 	}, []string{"app", "operation", "result"})
 	convergence = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "roster_convergence_seconds",
-		Help:    "Time from a change to a User, Role or AppAssignment to the User's account in the app matching it.",
+		Help:    "Time from a change to a User, Role or AppAssignment to the User's account in the app matching it, by app and change: leaver (the account goes off), joiner (it is made) or mover.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900},
-	}, []string{"app"})
+	}, []string{"app", "change"})
 	accounts = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "roster_accounts",
 		Help: "Accounts in each app by state: managed (active, held by a User), pending, failed, unmanaged.",
@@ -57,8 +57,8 @@ func result(err error) string {
 	return "error"
 }
 
-func observeConvergence(app string, d time.Duration) {
-	convergence.WithLabelValues(app).Observe(d.Seconds())
+func observeConvergence(app, change string, d time.Duration) {
+	convergence.WithLabelValues(app, change).Observe(d.Seconds())
 }
 
 // publishGauges publishes a snapshot's counts.

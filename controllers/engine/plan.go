@@ -56,6 +56,18 @@ type userPlan struct {
 
 func (p userPlan) deprovision() bool { return p.action == actDeactivate || p.action == actDelete }
 
+// change names what the plan does to the person's access, for the convergence metric:
+// a leaver's account goes off, a joiner's is made, a mover's changes.
+func (p userPlan) change() string {
+	switch {
+	case p.deprovision():
+		return "leaver"
+	case p.action == actCreate:
+		return "joiner"
+	}
+	return "mover"
+}
+
 func (p userPlan) changes() bool {
 	return p.action != actNone || len(p.addGroups) > 0 || len(p.removeGroups) > 0
 }

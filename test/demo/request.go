@@ -294,18 +294,42 @@ spec:
       groups: [finance]
 `
 
+// lisbonFilter is a DirectorySync change the demo reviews: the HR sync leaves out the
+// Lisbon office.
+const lisbonFilter = `apiVersion: identity.roster.dev/v1alpha1
+kind: DirectorySync
+metadata:
+  name: hr
+  namespace: acme
+spec:
+  hris:
+    format: CSV
+    configMapRef:
+      name: people
+      key: people.csv
+  interval: 1h
+  vanishedUsers:
+    action: Suspend
+    deleteAfter: 720h
+  filter: record.location != "Lisbon"
+`
+
 // adminView shows what kubectl roster tells an admin about the demo's organisation.
 func (d *demo) adminView(ctx context.Context) error {
 	kubeconfig, err := d.writeKubeConfig()
 	if err != nil {
 		return err
 	}
-	change := filepath.Join(filepath.Dir(kubeconfig), "finance-wiki.yaml")
-	if err := os.WriteFile(change, []byte(financeWiki), 0o600); err != nil {
-		return err
+	dir := filepath.Dir(kubeconfig)
+	roleChange, syncChange := filepath.Join(dir, "finance-wiki.yaml"), filepath.Join(dir, "hr-without-lisbon.yaml")
+	for path, manifest := range map[string]string{roleChange: financeWiki, syncChange: lisbonFilter} {
+		if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+			return err
+		}
 	}
-	d.say("\n5. The admin's view, with kubectl roster (bin/kubectl-roster).\n")
-	for _, args := range [][]string{{"status"}, {"why", "adele.goldberg@acme.example"}, {"diff", "-f", change}} {
+	d.say("\n5. The admin's view, with kubectl roster (bin/kubectl-roster): status, why, and the access diff of two\n" +
+		"   changes before they merge: finance gets the wiki; the HR sync leaves out the Lisbon office.\n")
+	for _, args := range [][]string{{"status"}, {"why", "adele.goldberg@acme.example"}, {"diff", "-f", roleChange}, {"diff", "-f", syncChange}} {
 		d.say("\n$ kubectl roster %s -n %s\n", strings.Join(args, " "), namespace)
 		var out, errs strings.Builder
 		code := plugin.Run(ctx, append(args, "--kubeconfig", kubeconfig, "-n", namespace), &out, &errs)

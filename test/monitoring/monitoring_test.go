@@ -239,7 +239,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	promtool(t, dir, "check", "rules", "dashboard.yaml")
-	for _, want := range []string{"change to the account", "429", "Pending and failed", "held by the safety threshold", "Directory sync lag",
+	for _, want := range []string{"Leavers: time until the account is off", "Joiners: time until the account is made", "429", "Pending and failed", "held by the safety threshold", "Directory sync lag",
 		"Inbound SCIM", "memory", "queue depth", "Notifications"} {
 		if !slices.ContainsFunc(titles, func(title string) bool { return strings.Contains(title, want) }) {
 			t.Errorf("no panel about %q in %v", want, titles)
