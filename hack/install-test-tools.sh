@@ -2,8 +2,8 @@
 # Installs the programs the tests start as real peers, from Debian's packages, when the
 # machine lacks them: Node.js and npm (the SCIMMY interop app), OpenLDAP's slapd and
 # client tools (the LDAP directory tests), Samba's Active Directory domain controller
-# and its schema files (the Active Directory tests), and Prometheus's promtool (the
-# alert and dashboard tests).
+# and its schema files (the Active Directory tests), and Prometheus with its promtool (the
+# alert and dashboard tests, and the dashboard make bench draws).
 set -euo pipefail
 
 declare -A package_for=(
@@ -16,6 +16,7 @@ declare -A package_for=(
   [samba-tool]=samba-common-bin
   [/usr/share/samba/setup/ad-schema]=samba-ad-provision
   [promtool]=prometheus
+  [prometheus]=prometheus
 )
 
 missing=()

@@ -412,13 +412,15 @@ func (e *Engine) seedAccountStateLocked(user string, recorded *identityv1alpha1.
 	e.accountStates[user] = &accountState{status: st}
 }
 
-// observeConvergedLocked measures how long a User took from its change to converged.
+// observeConvergedLocked measures how long a User took from its change to converged: a
+// joiner or mover until their groups are in place too, a leaver until the account is
+// off (group removals that follow it take nothing more away).
 func (e *Engine) observeConvergedLocked(user string) {
 	c, ok := e.converging[user]
 	if !ok {
 		return
 	}
-	if _, planned := e.planned[user]; planned || e.hasPendingGroupsLocked(user) {
+	if _, planned := e.planned[user]; planned || (c.change != "leaver" && e.hasPendingGroupsLocked(user)) {
 		return
 	}
 	delete(e.converging, user)

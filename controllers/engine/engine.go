@@ -148,6 +148,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
 	}
+	startConvergence(cfg.App)
 	e.cfg = cfg
 	e.window = safety.NewWindow(cfg.Window, cfg.Counted)
 	e.inbox.users = map[string]time.Time{}

@@ -57,6 +57,14 @@ func result(err error) string {
 	return "error"
 }
 
+// startConvergence publishes an app's convergence series at zero, so that a rate over
+// them sees the first leaver and the first joiner.
+func startConvergence(app string) {
+	for _, change := range []string{"leaver", "joiner", "mover"} {
+		convergence.WithLabelValues(app, change)
+	}
+}
+
 func observeConvergence(app, change string, d time.Duration) {
 	convergence.WithLabelValues(app, change).Observe(d.Seconds())
 }

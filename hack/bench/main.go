@@ -35,6 +35,7 @@ func main() {
 	flag.DurationVar(&opts.InboundDuration, "inbound-duration", 0, "how long they push (default 15s, quick 3s)")
 	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json)")
 	flag.StringVar(&opts.ProfileDir, "profile-dir", "", "where the pprof profiles go (default bin/bench)")
+	flag.StringVar(&opts.Dashboard, "dashboard", "", "where the dashboard drawn from the run's metrics goes (default docs/img/dashboard.png, quick bin/bench/dashboard-quick.png)")
 	flag.BoolVar(&opts.Verbose, "v", false, "log the operator to stderr")
 	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory, apps")
 	flag.Parse()

@@ -58,9 +58,11 @@ type Options struct {
 	// Only, when set, runs these parts alone: provisioning (the floor, initial sync,
 	// steady state and leavers), rate, directory, apps.
 	Only []string `json:"only,omitempty"`
-	// Out is where the JSON report goes; ProfileDir where the pprof profiles go.
+	// Out is where the JSON report goes; ProfileDir where the pprof profiles go;
+	// Dashboard where the Grafana dashboard's panels, drawn from the run's metrics, go.
 	Out        string `json:"-"`
 	ProfileDir string `json:"-"`
+	Dashboard  string `json:"-"`
 	// Verbose logs the operator to stderr.
 	Verbose bool      `json:"-"`
 	Log     io.Writer `json:"-"`
@@ -70,11 +72,12 @@ type Options struct {
 func (o Options) Defaults() Options {
 	full := Options{Users: 10000, Apps: 5, Concurrency: 8, Leavers: 100, RateBudget: 180, RateDuration: 2 * time.Minute,
 		LDAPUsers: 10000, LDAPTargetUsers: 10000, WebhookUsers: 10000, GitHubMembers: 5000, SuiteUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,
-		Out: filepath.Join(testenv.RepoRoot(), "bench", "results.json")}
+		Out: filepath.Join(testenv.RepoRoot(), "bench", "results.json"), Dashboard: filepath.Join(testenv.RepoRoot(), "docs", "img", "dashboard.png")}
 	if o.Quick {
 		full.Users, full.Leavers, full.LDAPUsers, full.LDAPTargetUsers, full.WebhookUsers, full.GitHubMembers, full.SuiteUsers = 200, 10, 200, 200, 200, 200, 200
 		full.RateDuration, full.InboundDuration = 20*time.Second, 3*time.Second
 		full.Out = filepath.Join(testenv.RepoRoot(), "bin", "bench", "results-quick.json")
+		full.Dashboard = filepath.Join(testenv.RepoRoot(), "bin", "bench", "dashboard-quick.png")
 	}
 	if o.Users == 0 {
 		o.Users = full.Users
@@ -118,6 +121,9 @@ func (o Options) Defaults() Options {
 	if o.Out == "" {
 		o.Out = full.Out
 	}
+	if o.Dashboard == "" {
+		o.Dashboard = full.Dashboard
+	}
 	if o.ProfileDir == "" {
 		o.ProfileDir = filepath.Join(testenv.RepoRoot(), "bin", "bench")
 	}
@@ -135,6 +141,7 @@ type bench struct {
 	apps    *apps
 	exports *exports
 	op      *operator
+	dash    *dashboard
 }
 
 // Run measures every scenario and returns the report; it is written to opts.Out.
@@ -177,6 +184,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	b.memoryAtEnd()
+	drawn, err := b.dash.draw(ctx, opts.Dashboard)
+	if err != nil {
+		return b.report, fmt.Errorf("drawing the dashboard: %w", err)
+	}
+	b.report.Dashboard = drawn
 	b.logf("\n")
 	b.report.Print(opts.Log)
 	for _, p := range b.report.Profiles {
@@ -188,13 +200,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := b.report.Write(opts.Out); err != nil {
 		return b.report, err
 	}
-	b.logf("\nWrote %s\n", opts.Out)
+	b.logf("\nWrote %s and the dashboard's panels, drawn from the run's metrics, to %s\n", opts.Out, opts.Dashboard)
 	return b.report, nil
 }
 
 func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.opts.Log, format, args...) }
 
-// start brings up the control plane, the apps and the HR export server.
+// start brings up the control plane, the apps, the HR export server and Prometheus.
 func (b *bench) start() (func(), error) {
 	var stops []func()
 	stop := func() {
@@ -203,7 +215,7 @@ func (b *bench) start() (func(), error) {
 		}
 	}
 	var err error
-	b.logf("Starting kube-apiserver and etcd, the SCIM apps and the HR export server\n")
+	b.logf("Starting kube-apiserver and etcd, the SCIM apps, the HR export server and Prometheus\n")
 	if b.env, err = testenv.Start(); err != nil {
 		return stop, err
 	}
@@ -216,6 +228,15 @@ func (b *bench) start() (func(), error) {
 		return stop, err
 	}
 	stops = append(stops, b.exports.stop)
+	dir, err := os.MkdirTemp("", "roster-bench-prometheus-")
+	if err != nil {
+		return stop, err
+	}
+	stops = append(stops, func() { _ = os.RemoveAll(dir) })
+	if b.dash, err = startDashboard(context.Background(), dir); err != nil {
+		return stop, err
+	}
+	stops = append(stops, b.dash.stop)
 	stops = append(stops, func() {
 		if b.op != nil {
 			b.op.stop()

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,8 +37,8 @@ var countedFigures = []struct{ scenario, figure string }{
 // keeps working, and the figures that are counts meet their targets.
 func TestQuick(t *testing.T) {
 	var log strings.Builder
-	out := filepath.Join(t.TempDir(), "results.json")
-	report, err := Run(context.Background(), Options{Quick: true, Log: &log, Out: out, ProfileDir: t.TempDir()})
+	out, picture := filepath.Join(t.TempDir(), "results.json"), filepath.Join(t.TempDir(), "dashboard.png")
+	report, err := Run(context.Background(), Options{Quick: true, Log: &log, Out: out, ProfileDir: t.TempDir(), Dashboard: picture})
 	t.Log("\n" + log.String())
 	if err != nil {
 		t.Fatal(err)
@@ -56,5 +57,30 @@ func TestQuick(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("the JSON report was not written: %v", err)
+	}
+	checkDashboard(t, picture, report.Dashboard)
+}
+
+// checkDashboard: the dashboard's panels were drawn into a PNG, those the run exercises
+// with at least one series from Prometheus.
+func checkDashboard(t *testing.T, file string, drawn map[string]int) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("the dashboard is no PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 1000 || b.Dy() < 1000 {
+		t.Errorf("the dashboard is %v", b)
+	}
+	for _, panel := range []string{"Leavers: time until the account is off (p50, p99)", "Joiners: time until the account is made (p50, p99)",
+		"Account writes per app, by result", "HTTP requests and 429s per app", "Inbound SCIM requests and failed logins", "Operator memory", "Work queue depth"} {
+		if drawn[panel] == 0 {
+			t.Errorf("the panel %q drew no series (drawn: %v)", panel, drawn)
+		}
 	}
 }

@@ -36,6 +36,9 @@ type Report struct {
 	Options  Options   `json:"options"`
 	Results  []Result  `json:"results"`
 	Profiles []Profile `json:"profiles,omitempty"`
+	// Dashboard is how many series each panel of the Grafana dashboard drew from the
+	// run's metrics.
+	Dashboard map[string]int `json:"dashboard,omitempty"`
 }
 
 // Machine is where the run ran.
