@@ -434,10 +434,13 @@ func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1
 	return ctrl.Result{}, r.Update(ctx, conn)
 }
 
-// refreshUsers reconciles the Users whose status still lists an account in the app.
+// refreshUsers reconciles the Users whose status still lists an account in the app. It
+// reads their status from the API server, not the cache: a User reconcile that wrote
+// the app's account just before the engine stopped has its write there already (one
+// that writes after requeues itself).
 func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn types.NamespacedName) {
 	var users identityv1alpha1.UserList
-	if err := r.List(ctx, &users, client.InNamespace(conn.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.APIReader.List(ctx, &users, client.InNamespace(conn.Namespace)); err != nil {
 		logf.FromContext(ctx).Error(err, "Could not list Users to refresh their status")
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,10 @@ type Engines struct {
 	log      logr.Logger
 
 	running *workers[*engine.Engine]
+	// stops counts the engines stopped, so that a User reconcile that saw an engine can
+	// tell, after writing the User's status, that it may have written a stopped app's
+	// account.
+	stops atomic.Uint64
 
 	// Channels the controllers watch.
 	userEvents       chan event.GenericEvent
@@ -71,6 +76,7 @@ func (es *Engines) Get(app types.NamespacedName) *engine.Engine {
 // Stop stops an AppConnection's engine.
 func (es *Engines) Stop(app types.NamespacedName) {
 	if es.running.stop(app) {
+		es.stops.Add(1)
 		engine.ForgetMetrics(app.String())
 		httpx.ForgetMetrics(app.String())
 	}

@@ -63,6 +63,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	now := time.Now()
 	phase, next := lifecycle(u, now)
 	u.Status.Phase = phase
+	stops := r.Engines.stops.Load()
 	apps, err := r.appsOf(ctx, u.Namespace, u.Name)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -76,6 +77,12 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	if err := patchStatus(ctx, r.Client, u, before, u.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
+	}
+	if r.Engines.stops.Load() != stops {
+		// An engine stopped while this ran: the status written may list an account of its
+		// app, which the AppConnection's refresh of its Users, reading them before this
+		// write, did not see. Look again.
+		return ctrl.Result{Requeue: true}, nil
 	}
 	r.tell(req.NamespacedName, before, u, apps, now)
 	if u.DeletionTimestamp != nil && settled {

@@ -65,7 +65,7 @@ func (s *Syncer) Preview(ctx context.Context, proposedMapping *mapping.Mappings,
 	p.Counts.Records = int32(len(ids))
 	taken := int(p.Counts.Suspended + p.Counts.Deleted)
 	switch {
-	case len(will.desired) == 0 && len(owned) > 0:
+	case taken > 0 && len(will.desired)+len(will.skipped) == 0:
 		p.Held = "the filter keeps no record: the sync would hold every suspension until approved"
 	case taken > 0 && safety.Exceeds(made+taken, len(owned)+made, cfg.MaxCount, cfg.MaxPercent):
 		p.Held = fmt.Sprintf("%d suspensions and deletions (with %d already in the window) exceed the DirectorySync's safety threshold: the sync would hold them until approved", taken, made)

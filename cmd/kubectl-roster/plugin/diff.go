@@ -331,15 +331,7 @@ func printDiff(out io.Writer, d Diff, format string) error {
 	case "markdown":
 		gains, loses := count(d, "gains"), count(d, "loses")
 		fmt.Fprintf(out, "**Roster access diff**: %d gain, %d lose, %d change access.\n\n", gains, loses, len(d.Changes)-gains-loses)
-		for _, dc := range d.Directories {
-			fmt.Fprintf(out, "- DirectorySync **%s**: %s\n", dc.DirectorySync, directoryMessage(dc))
-			if dc.Held != "" {
-				fmt.Fprintf(out, "\n> :warning: **DirectorySync %s**: %s\n", dc.DirectorySync, dc.Held)
-			}
-		}
-		if len(d.Directories) > 0 {
-			fmt.Fprintln(out)
-		}
+		printDirectories(out, d.Directories, "- DirectorySync **%s**: %s\n", "\n> :warning: **DirectorySync %s**: %s\n")
 		if len(d.Changes) > 0 {
 			fmt.Fprintln(out, "| app | person | change | detail |\n|---|---|---|---|")
 			for _, c := range d.Changes {
@@ -351,15 +343,7 @@ func printDiff(out io.Writer, d Diff, format string) error {
 		}
 		return nil
 	case "table":
-		for _, dc := range d.Directories {
-			fmt.Fprintf(out, "DirectorySync %s: %s\n", dc.DirectorySync, directoryMessage(dc))
-			if dc.Held != "" {
-				fmt.Fprintf(out, "HELD DirectorySync %s: %s\n", dc.DirectorySync, dc.Held)
-			}
-		}
-		if len(d.Directories) > 0 {
-			fmt.Fprintln(out)
-		}
+		printDirectories(out, d.Directories, "DirectorySync %s: %s\n", "HELD DirectorySync %s: %s\n")
 		if len(d.Changes) == 0 {
 			fmt.Fprintln(out, "No change to anyone's access.")
 			return nil
@@ -375,6 +359,20 @@ func printDiff(out io.Writer, d Diff, format string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown output %q: table, markdown or json", format)
+}
+
+// printDirectories writes what each changed DirectorySync does, and why its sync would
+// hold it, in the formats given (the DirectorySync's name, then the message).
+func printDirectories(out io.Writer, dirs []DirectoryChange, lineFormat, heldFormat string) {
+	for _, dc := range dirs {
+		fmt.Fprintf(out, lineFormat, dc.DirectorySync, directoryMessage(dc))
+		if dc.Held != "" {
+			fmt.Fprintf(out, heldFormat, dc.DirectorySync, dc.Held)
+		}
+	}
+	if len(dirs) > 0 {
+		fmt.Fprintln(out)
+	}
 }
 
 func count(d Diff, what string) int {
