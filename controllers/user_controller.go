@@ -82,7 +82,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		// An engine stopped while this ran: the status written may list an account of its
 		// app, which the AppConnection's refresh of its Users, reading them before this
 		// write, did not see. Look again.
-		return ctrl.Result{Requeue: true}, nil
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	r.tell(req.NamespacedName, before, u, apps, now)
 	if u.DeletionTimestamp != nil && settled {
