@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/engine"
 )
 
 const maxFailures = 20
@@ -96,33 +97,32 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
 	users := subjectUsers(r.Membership, a)
 	sort.Strings(users)
-	var failures []string
+	active := users[:0]
 	for _, name := range users {
 		u := &identityv1alpha1.User{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u, client.UnsafeDisableDeepCopy); err != nil {
 			continue
 		}
-		if phase, _ := lifecycle(u, now); phase != identityv1alpha1.UserPhaseActive {
-			continue
+		if phase, _ := lifecycle(u, now); phase == identityv1alpha1.UserPhaseActive {
+			active = append(active, name)
 		}
-		a.Status.Desired++
-		if e == nil {
-			continue
-		}
-		view := e.User(name)
-		st := view.Account
-		switch {
-		case !view.Known:
-		case st.State == identityv1alpha1.AccountStateActive:
-			a.Status.Provisioned++
-		case st.State == identityv1alpha1.AccountStateFailed:
-			a.Status.Failed++
-			if len(a.Status.Failures) < maxFailures {
-				t := metav1.NewTime(st.LastSyncTime.Truncate(time.Second))
-				a.Status.Failures = append(a.Status.Failures, identityv1alpha1.AssignmentFailure{User: name, Message: truncate(st.Message, 1024), LastAttemptTime: &t})
-				failures = append(failures, name+": "+st.Message)
+	}
+	a.Status.Desired = int32(len(active))
+	var failures []string
+	if e != nil {
+		e.Accounts(active, func(name string, st engine.AccountStatus) {
+			switch st.State {
+			case identityv1alpha1.AccountStateActive:
+				a.Status.Provisioned++
+			case identityv1alpha1.AccountStateFailed:
+				a.Status.Failed++
+				if len(a.Status.Failures) < maxFailures {
+					t := metav1.NewTime(st.LastSyncTime.Truncate(time.Second))
+					a.Status.Failures = append(a.Status.Failures, identityv1alpha1.AssignmentFailure{User: name, Message: truncate(st.Message, 1024), LastAttemptTime: &t})
+					failures = append(failures, name+": "+st.Message)
+				}
 			}
-		}
+		})
 	}
 	switch {
 	case conn.Spec.Mode == identityv1alpha1.ModePlan:

@@ -138,6 +138,22 @@ func (e *Engine) User(user string) UserView {
 	return v
 }
 
+// Accounts visits the recorded account of each of the Users that has one, under one
+// lock: what counting many Users' accounts needs, without building each one's view.
+func (e *Engine) Accounts(users []string, visit func(user string, account AccountStatus)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.drainInboxLocked()
+	if !e.synced {
+		return
+	}
+	for _, user := range users {
+		if r := e.accountStates[user]; r != nil {
+			visit(user, r.status)
+		}
+	}
+}
+
 // assigned reports whether a User is assigned the app.
 func (e *Engine) assigned(user string) bool {
 	s, ok := e.subjects.Subject(user)
