@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -93,52 +92,20 @@ func (r *AppAssignmentReconciler) missingSubject(ctx context.Context, a *identit
 	return "", err
 }
 
-// readEachUpTo is the most members whose Users are read one by one; more are found in a
-// list of the namespace's Users.
-const readEachUpTo = 64
-
-// activeMembers are the assignment's Users whose lifecycle is active now, by name. A
-// Role's members are found in one list of the namespace's cached Users, not one read
-// each: counting thousands of members is frequent while they join.
-func (r *AppAssignmentReconciler) activeMembers(ctx context.Context, a *identityv1alpha1.AppAssignment, now time.Time) ([]string, error) {
-	members := subjectUsers(r.Membership, a)
-	if len(members) == 0 {
-		return nil, nil
-	}
-	sort.Strings(members)
-	var users identityv1alpha1.UserList
-	if len(members) <= readEachUpTo {
-		for _, name := range members {
-			u := identityv1alpha1.User{}
-			if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, &u, client.UnsafeDisableDeepCopy); err == nil {
-				users.Items = append(users.Items, u)
-			} else if !apierrors.IsNotFound(err) {
-				return nil, err
-			}
-		}
-	} else if err := r.List(ctx, &users, client.InNamespace(a.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
-	var active []string
-	for i := range users.Items {
-		u := &users.Items[i]
-		if _, member := slices.BinarySearch(members, u.Name); !member {
-			continue
-		}
-		if phase, _ := lifecycle(u, now); phase == identityv1alpha1.UserPhaseActive {
-			active = append(active, u.Name)
-		}
-	}
-	sort.Strings(active)
-	return active, nil
-}
-
 // count fills desired, provisioned and failed from the app's engine.
 func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1.AppAssignment, conn *identityv1alpha1.AppConnection, cond conditions, now time.Time) error {
 	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
-	active, err := r.activeMembers(ctx, a, now)
-	if err != nil {
-		return err
+	users := subjectUsers(r.Membership, a)
+	sort.Strings(users)
+	active := users[:0]
+	for _, name := range users {
+		u := &identityv1alpha1.User{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u, client.UnsafeDisableDeepCopy); err != nil {
+			continue
+		}
+		if phase, _ := lifecycle(u, now); phase == identityv1alpha1.UserPhaseActive {
+			active = append(active, name)
+		}
 	}
 	a.Status.Desired = int32(len(active))
 	var failures []string
