@@ -145,11 +145,7 @@ func organisation(t *testing.T) string {
 			Spec: identityv1alpha1.UserSpec{UserName: name + "@example.com", Department: "eng", Title: title}}
 		objs = append(objs, u)
 	}
-	for _, o := range objs {
-		if err := env.Client.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	env.Create(t, objs...)
 	testenv.WaitFor(t, 90*time.Second, "every engineer's accounts active", func() (bool, string) {
 		var users identityv1alpha1.UserList
 		_ = env.Client.List(ctx, &users, client.InNamespace(ns))
@@ -318,7 +314,7 @@ func hrOrganisation(t *testing.T) string {
 		"E3,Mary,Jackson,mary@example.com,sales,eng,Employee\n" +
 		"E4,Katherine,Johnson,katherine@example.com,sales,sales,Employee\n" +
 		"E5,Alan,Turing,alan@example.com,eng,eng,Contractor\n"
-	for _, o := range []client.Object{
+	env.Create(t,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Data: map[string]string{"people.csv": csv}},
 		&identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Spec: identityv1alpha1.DirectorySyncSpec{
@@ -326,11 +322,7 @@ func hrOrganisation(t *testing.T) string {
 		&identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "wiki"}, Spec: identityv1alpha1.AppConnectionSpec{Memory: &identityv1alpha1.MemoryConnector{}}},
 		&identityv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "engineering"}, Spec: identityv1alpha1.RoleSpec{
 			Members: identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`}, Grants: []identityv1alpha1.RoleGrant{{App: "wiki"}}}},
-	} {
-		if err := env.Client.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	testenv.WaitFor(t, 90*time.Second, "wiki accounts for the three engineers", func() (bool, string) {
 		c := &identityv1alpha1.AppConnection{}
 		_ = env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "wiki"}, c)
