@@ -45,6 +45,8 @@ type options struct {
 	requestsKeptFor time.Duration
 	// watchNamespaces, when set, are the only namespaces the operator reads and writes.
 	watchNamespaces string
+	// shard is the shard this replica runs (--shard).
+	shard string
 	// lease timing of leader election.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
@@ -82,6 +84,8 @@ func main() {
 		"How long an ended access request is kept, for audit, before it is deleted.")
 	flag.StringVar(&opts.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces (organisations) to manage; every namespace when unset. With it, the operator needs its role bound in those namespaces only.")
+	flag.StringVar(&opts.shard, "shard", "",
+		"The shard this replica runs: the AppConnections and DirectorySyncs labelled "+identityv1alpha1.LabelShard+" with this name. Unset, it runs those without the label, and Users' lifecycle, Roles and access requests. Replicas of one shard elect one leader among them.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -92,7 +96,12 @@ func main() {
 		log.Info("Keeping the heap under 90% of the container's memory limit", "bytes", limit)
 	}
 
-	mgr, err := newManager(opts)
+	shard, err := controllers.ParseShard(opts.shard)
+	if err != nil {
+		log.Error(err, "Invalid flag")
+		os.Exit(2)
+	}
+	mgr, err := newManager(opts, shard)
 	if err != nil {
 		log.Error(err, "Could not create the manager")
 		os.Exit(1)
@@ -114,18 +123,18 @@ func main() {
 	}
 	registry := controllers.Connectors(memory.NewApps(), inbound)
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound,
-		IdentityPrefix: opts.identityPrefix, AccessRequestRetention: opts.requestsKeptFor}); err != nil {
+		IdentityPrefix: opts.identityPrefix, AccessRequestRetention: opts.requestsKeptFor, Shard: shard}); err != nil {
 		log.Error(err, "Could not set up the controllers")
 		os.Exit(1)
 	}
-	log.Info("Starting the manager")
+	log.Info("Starting the manager", "shard", shard.String())
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
 }
 
-func newManager(opts options) (ctrl.Manager, error) {
+func newManager(opts options, shard controllers.Shard) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -146,7 +155,7 @@ func newManager(opts options) (ctrl.Manager, error) {
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  opts.probeAddr,
 		LeaderElection:          opts.leaderElect,
-		LeaderElectionID:        "roster.identity.roster.dev",
+		LeaderElectionID:        shard.LeaderElectionID("roster.identity.roster.dev"),
 		LeaderElectionNamespace: opts.leaderElection,
 		LeaseDuration:           &opts.leaseDuration,
 		RenewDeadline:           &opts.renewDeadline,

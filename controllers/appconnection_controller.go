@@ -44,6 +44,9 @@ type AppConnectionReconciler struct {
 	// Notify tells Notifiers of failing and recovered apps, held plans and unmanaged
 	// accounts.
 	Notify *notify.Hub
+	// Shard is the part of the work this replica does: it runs the engines of its
+	// shard's AppConnections only.
+	Shard Shard
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*built
@@ -66,6 +69,13 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			r.forget(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Shard.owns(conn) {
+		// Another shard's: let go of it if this replica ran it until its label changed.
+		if r.Engines.Get(req.NamespacedName) != nil {
+			r.forget(ctx, req.NamespacedName)
+		}
+		return ctrl.Result{}, nil
 	}
 	if conn.DeletionTimestamp != nil {
 		return r.finalize(ctx, conn)
@@ -459,7 +469,7 @@ func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn types.N
 func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		WatchesRawSource(source.Channel(r.Engines.appEvents, &handler.EnqueueRequestForObject{})).
 		Watches(&identityv1alpha1.AppAssignment{}, r.Engines.assignmentsToEngines(), builder.WithPredicates(specOrLabelsChanged())).
 		Complete(r)

@@ -43,6 +43,9 @@ type DirectorySyncReconciler struct {
 	Recorder  recorder.EventRecorder
 	// Notify tells Notifiers of held plans.
 	Notify *notify.Hub
+	// Shard is the part of the work this replica does: it runs the syncers of its
+	// shard's DirectorySyncs only.
+	Shard Shard
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*builtSource
@@ -67,6 +70,12 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Shard.owns(ds) {
+		// Another shard's: stop its syncer if this replica ran it until its label
+		// changed. Inbound SCIM keeps serving it, as every replica does.
+		r.letGo(req.NamespacedName)
+		return ctrl.Result{}, nil
 	}
 	if ds.DeletionTimestamp != nil {
 		return r.finalize(ctx, ds)
@@ -240,11 +249,16 @@ func (r *DirectorySyncReconciler) deleteWritten(ctx context.Context, ds *identit
 }
 
 func (r *DirectorySyncReconciler) forget(key types.NamespacedName) {
-	forgetConditions("DirectorySync", key)
-	r.Syncers.Stop(key)
+	r.letGo(key)
 	if r.Inbound != nil {
 		r.Inbound.Forget(key)
 	}
+}
+
+// letGo stops a DirectorySync's syncer and forgets what was built for it.
+func (r *DirectorySyncReconciler) letGo(key types.NamespacedName) {
+	forgetConditions("DirectorySync", key)
+	r.Syncers.Stop(key)
 	r.mu.Lock()
 	delete(r.built, key)
 	r.mu.Unlock()
@@ -445,7 +459,7 @@ func syncStatusEqual(a, b *identityv1alpha1.DirectorySyncStatus) bool {
 func (r *DirectorySyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.DirectorySync{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.syncsOfConfigMap)).
 		WatchesRawSource(source.Channel(r.Syncers.events, coalesced(countsEvery))).
 		Complete(r)

@@ -29,6 +29,9 @@ const (
 type DirectorySyncPreviewReconciler struct {
 	client.Client
 	Syncers *Syncers
+	// Shard is the part of the work this replica does: it answers the previews of its
+	// shard's DirectorySyncs, whose records only its syncers hold.
+	Shard Shard
 }
 
 func (r *DirectorySyncPreviewReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -39,6 +42,9 @@ func (r *DirectorySyncPreviewReconciler) Reconcile(ctx context.Context, req ctrl
 	left := time.Until(p.CreationTimestamp.Add(previewTTL))
 	if left <= 0 {
 		return ctrl.Result{}, client.IgnoreNotFound(r.Delete(ctx, p))
+	}
+	if answers, err := r.answers(ctx, p); !answers || err != nil {
+		return ctrl.Result{RequeueAfter: left}, err
 	}
 	if p.Status.ObservedGeneration == p.Generation && meta.IsStatusConditionTrue(p.Status.Conditions, identityv1alpha1.ConditionReady) {
 		return ctrl.Result{RequeueAfter: left}, nil
@@ -57,6 +63,17 @@ func (r *DirectorySyncPreviewReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{RequeueAfter: min(previewRetry, left)}, nil
 	}
 	return ctrl.Result{RequeueAfter: left}, nil
+}
+
+// answers says whether this replica answers a preview: the shard of its DirectorySync
+// does, or the main shard when there is no such DirectorySync.
+func (r *DirectorySyncPreviewReconciler) answers(ctx context.Context, p *identityv1alpha1.DirectorySyncPreview) (bool, error) {
+	ds := &identityv1alpha1.DirectorySync{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.DirectorySyncName}, ds)
+	if apierrors.IsNotFound(err) {
+		return r.Shard.main(), nil
+	}
+	return err == nil && r.Shard.owns(ds), err
 }
 
 // evaluate fills a preview's status from its DirectorySync's syncer; retry says the

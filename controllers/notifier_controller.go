@@ -30,6 +30,9 @@ type NotifierReconciler struct {
 	client.Client
 	Hub     *notify.Hub
 	changes chan event.GenericEvent
+	// Shard is the part of the work this replica does. Every replica delivers the news
+	// it makes (its apps', its directories'); the main shard writes the figures.
+	Shard Shard
 }
 
 func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -55,6 +58,9 @@ func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.Hub.Set(req.NamespacedName, cfg, notify.Stats{Delivered: n.Status.Delivered, Messages: n.Status.Messages, Failed: n.Status.Failed})
 		stats, _ := r.Hub.Stats(req.NamespacedName)
 		deliveryStatus(n, stats, cond)
+	}
+	if !r.Shard.main() {
+		return ctrl.Result{RequeueAfter: secretRecheck}, nil
 	}
 	if err := patchStatus(ctx, r.Client, n, before, n.Status, before.Status); err != nil {
 		return ctrl.Result{}, err

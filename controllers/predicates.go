@@ -20,14 +20,16 @@ type workqueue = kworkqueue.TypedRateLimitingInterface[reconcile.Request]
 
 // specOrLabelsChanged passes an update that changed the spec (generation), the labels,
 // the deletion timestamp or the orphan-accounts annotation: what membership and
-// provisioning depend on. Status-only updates (Roster's own) pass nothing on.
+// provisioning depend on; and, once deleted, its finalizers (a shard let go of it).
+// Status-only updates (Roster's own) pass nothing on.
 func specOrLabelsChanged() predicate.Predicate {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		o, n := e.ObjectOld, e.ObjectNew
 		return o.GetGeneration() != n.GetGeneration() ||
 			!reflect.DeepEqual(o.GetLabels(), n.GetLabels()) ||
 			(o.GetDeletionTimestamp() == nil) != (n.GetDeletionTimestamp() == nil) ||
-			o.GetAnnotations()[identityv1alpha1.AnnotationOrphanAccounts] != n.GetAnnotations()[identityv1alpha1.AnnotationOrphanAccounts]
+			o.GetAnnotations()[identityv1alpha1.AnnotationOrphanAccounts] != n.GetAnnotations()[identityv1alpha1.AnnotationOrphanAccounts] ||
+			(n.GetDeletionTimestamp() != nil && len(o.GetFinalizers()) != len(n.GetFinalizers()))
 	}}
 }
 

@@ -28,6 +28,9 @@ type RoleReconciler struct {
 	Scheme     *runtime.Scheme
 	Engines    *Engines
 	Membership *Membership
+	// Shard is the part of the work this replica does: every shard follows membership
+	// for its apps; the main shard writes Roles' counts and grants.
+	Shard Shard
 }
 
 func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -50,6 +53,9 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, listErr
 	}
 	r.Engines.roleMembersChanged(role.Namespace, role.Name, changed)
+	if !r.Shard.main() {
+		return ctrl.Result{}, nil
+	}
 	role.Status.MemberCount = int32(len(r.Membership.Members(role.Namespace, role.Name)))
 
 	grantErr := r.syncGrants(ctx, role)

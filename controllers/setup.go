@@ -68,6 +68,8 @@ type Options struct {
 	// AccessRequestRetention is how long an ended AccessRequest is kept; 0 means
 	// DefaultAccessRequestRetention.
 	AccessRequestRetention time.Duration
+	// Shard is the part of the work this replica does; MainShard unless sharded.
+	Shard Shard
 }
 
 // Collectors are every metric Roster exports, beside controller-runtime's and the Go
@@ -115,18 +117,21 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 			return err
 		}
 	}
+	shard := opts.Shard
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers, Inbound: opts.Inbound,
-			Recorder: mgr.GetEventRecorder("roster"), Notify: hub},
-		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Membership: membership},
-		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership},
-		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership},
-		&AccessRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Membership: membership, Notify: hub,
-			Recorder: mgr.GetEventRecorder("roster"), IdentityPrefix: opts.IdentityPrefix, Retention: opts.AccessRequestRetention},
-		&NotifierReconciler{Client: mgr.GetClient(), Hub: hub},
-		&DirectorySyncPreviewReconciler{Client: mgr.GetClient(), Syncers: syncers},
+			Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Shard: shard},
+		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Membership: membership, Shard: shard},
+		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership, Shard: shard},
+		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership, Shard: shard},
+		&NotifierReconciler{Client: mgr.GetClient(), Hub: hub, Shard: shard},
+		&DirectorySyncPreviewReconciler{Client: mgr.GetClient(), Syncers: syncers, Shard: shard},
 		&AppConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry,
-			Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub},
+			Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Shard: shard},
+	}
+	if shard.main() {
+		reconcilers = append(reconcilers, &AccessRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Membership: membership, Notify: hub,
+			Recorder: mgr.GetEventRecorder("roster"), IdentityPrefix: opts.IdentityPrefix, Retention: opts.AccessRequestRetention})
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

@@ -65,6 +65,15 @@ func patchStatus(ctx context.Context, c client.Client, obj, before client.Object
 	return c.Status().Patch(ctx, obj, client.MergeFrom(before))
 }
 
+// patchStatusLocked is patchStatus for a status that more than one replica writes:
+// the write is refused (a conflict) if the object changed since it was read.
+func patchStatusLocked(ctx context.Context, c client.Client, obj, before client.Object, status, statusBefore any) error {
+	if equality.Semantic.DeepEqual(status, statusBefore) {
+		return nil
+	}
+	return c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -38,8 +39,12 @@ type UserReconciler struct {
 	// Roles they hold, for Notifiers' filters.
 	Notify     *notify.Hub
 	Membership *Membership
-	progress   *progressThrottle
-	journeys   journeys
+	// Shard is the part of the work this replica does. A named shard writes its apps'
+	// accounts into Users' status and holds their deletion with its own finalizer until
+	// its apps are done; the main shard writes the rest and the main finalizer.
+	Shard    Shard
+	progress *progressThrottle
+	journeys journeys
 }
 
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -52,11 +57,14 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
-		return ctrl.Result{}, r.orphan(ctx, u)
+		return retryOnConflict(ctrl.Result{}, r.orphan(ctx, u))
+	}
+	if !r.Shard.main() {
+		return retryOnConflict(r.writeShardAccounts(ctx, u))
 	}
 	if u.DeletionTimestamp == nil && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer) {
 		if err := r.Update(ctx, u); err != nil {
-			return ctrl.Result{}, err
+			return retryOnConflict(ctrl.Result{}, err)
 		}
 	}
 	before := u.DeepCopy()
@@ -75,8 +83,8 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if wait := r.progress.hold(req.NamespacedName, before, u, now); wait > 0 && !equalJSON(u.Status, before.Status) {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	if err := patchStatus(ctx, r.Client, u, before, u.Status, before.Status); err != nil {
-		return ctrl.Result{}, err
+	if err := r.patchStatus(ctx, u, before, apps); err != nil {
+		return retryOnConflict(ctrl.Result{}, err)
 	}
 	if r.Engines.stops.Load() != stops {
 		// An engine stopped while this ran: the status written may list an account of its
@@ -87,8 +95,11 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	r.tell(req.NamespacedName, before, u, apps, now)
 	if u.DeletionTimestamp != nil && settled {
 		controllerutil.RemoveFinalizer(u, identityv1alpha1.Finalizer)
+		for _, f := range staleShardFinalizers(u, apps) {
+			controllerutil.RemoveFinalizer(u, f)
+		}
 		if err := r.Update(ctx, u); err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
+			return retryOnConflict(ctrl.Result{}, err)
 		}
 		return ctrl.Result{}, nil
 	}
@@ -102,11 +113,15 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // orphan-accounts annotation asks: every engine of the namespace lets go of the
 // account as it is, and an Event records which apps keep one.
 func (r *UserReconciler) orphan(ctx context.Context, u *identityv1alpha1.User) error {
-	if !controllerutil.ContainsFinalizer(u, identityv1alpha1.Finalizer) {
+	if !controllerutil.ContainsFinalizer(u, r.Shard.finalizer()) {
 		return nil
 	}
 	for _, e := range r.Engines.InNamespace(u.Namespace) {
 		e.Release(u.Name)
+	}
+	if !r.Shard.main() {
+		controllerutil.RemoveFinalizer(u, r.Shard.finalizer())
+		return client.IgnoreNotFound(r.Update(ctx, u))
 	}
 	var kept []string
 	for _, a := range u.Status.Accounts {
@@ -208,13 +223,9 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 		return false
 	}
 	if u.DeletionTimestamp != nil {
-		var waiting []string
-		for _, name := range sortedApps(apps) {
-			if a := apps[name]; a.engine != nil {
-				if why := a.view.Waiting; why != "" {
-					waiting = append(waiting, why)
-				}
-			}
+		waiting := waitingFor(apps)
+		for _, s := range shardsDeprovisioning(u, apps) {
+			waiting = append(waiting, "the apps of shard "+s.String())
 		}
 		if len(waiting) > 0 {
 			cond.progressing(identityv1alpha1.ReasonDeprovisioning, "deprovisioning before the User goes: "+strings.Join(waiting, "; "))
@@ -238,7 +249,13 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 	reason := identityv1alpha1.ReasonConnectorError
 	for _, name := range sortedApps(apps) {
 		a := apps[name]
-		if a.engine == nil || a.conn.Spec.Mode == identityv1alpha1.ModePlan {
+		if a.conn.Spec.Mode == identityv1alpha1.ModePlan {
+			continue
+		}
+		if a.engine == nil {
+			if !r.Shard.owns(a.conn) && accountState(u, name) == identityv1alpha1.AccountStatePending {
+				pending = append(pending, name) // as the app's shard wrote it
+			}
 			continue
 		}
 		view := a.view
@@ -286,7 +303,7 @@ func sortedApps(apps map[string]app) []string {
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.progress = newProgressThrottle()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.User{}, builder.WithPredicates(specOrLabelsChanged())).
+		For(&identityv1alpha1.User{}, builder.WithPredicates(predicate.Or(specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
 		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).
 		Complete(r)
 }

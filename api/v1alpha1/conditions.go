@@ -113,8 +113,17 @@ const (
 	// deprovisioning its accounts: for a User whose app is unreachable or paused. The
 	// accounts stay in the apps as they are, and an Event records it.
 	AnnotationOrphanAccounts = "identity.roster.dev/orphan-accounts"
+	// LabelShard on an AppConnection or a DirectorySync names the shard whose replicas
+	// run its engine or syncer (their --shard flag); without it, the replicas started
+	// without --shard do.
+	LabelShard = "identity.roster.dev/shard"
 )
 
 // Finalizer is the finalizer Roster puts on objects whose removal must first
 // deprovision accounts.
 const Finalizer = "identity.roster.dev/deprovision"
+
+// ShardFinalizerPrefix, followed by a shard's name, is the finalizer a shard's replicas
+// put on the Users of a namespace where they run apps, so that a User goes only once
+// those apps have deprovisioned its accounts too.
+const ShardFinalizerPrefix = "deprovision.identity.roster.dev/"

@@ -113,13 +113,15 @@ func TestHelmInstallDryRunServer(t *testing.T) {
 	}
 	out := helm(t, "install", "roster", "charts/roster", "-n", ns, "--dry-run=server", "--kubeconfig", path,
 		"--set", "image.repository=registry.example.com/roster,image.tag=v1.2.3,replicas=3",
-		"--set", "extraArgs[0]=--kubernetes-username-prefix=oidc:")
+		"--set", "extraArgs[0]=--kubernetes-username-prefix=oidc:", "--set", "shards={eu,us}")
 	for _, want := range []string{"STATUS: pending-install", "image: registry.example.com/roster:v1.2.3", "replicas: 3",
-		"--kubernetes-username-prefix=oidc:", "system:serviceaccount:identity:roster-controller-manager"} {
+		"--kubernetes-username-prefix=oidc:", "system:serviceaccount:identity:roster-controller-manager",
+		"name: roster-controller-manager-eu", "- --shard=eu", "name: roster-controller-manager-us", "- --shard=us"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the dry run lacks %q", want)
 		}
 	}
+	assertShards(t, decodeDocs(t, []byte(helm(t, "template", "roster", "charts/roster", "-n", ns, "--set", "shards={eu,us}"))))
 	options := byKindAndName(decodeDocs(t, []byte(helm(t, "template", "roster", "charts/roster", "-n", ns, "--set",
 		"inboundSCIM.certManager.enabled=true,inboundSCIM.certManager.dnsNames[0]=scim.example.com,serviceMonitor.enabled=true,prometheusRule.enabled=true,networkPolicy.enabled=false,podDisruptionBudget.enabled=false"))))
 	for key, want := range map[string]bool{"Issuer/roster-selfsigned": true, "Certificate/roster-inbound-scim": true, "ServiceMonitor/roster": true,
@@ -128,4 +130,59 @@ func TestHelmInstallDryRunServer(t *testing.T) {
 			t.Errorf("with the options set, %s rendered: %v, want %v", key, found, want)
 		}
 	}
+}
+
+// assertShards: each shard has a Deployment and a disruption budget of its own, whose
+// selector matches its pods and no other Deployment's; the Services and network
+// policies cover every replica.
+func assertShards(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	pods := map[string]map[string]string{} // Deployment → its pods' labels
+	selectors := map[string]map[string]string{}
+	for _, obj := range objs {
+		switch obj.GetKind() {
+		case "Deployment", "PodDisruptionBudget":
+			sel, _, _ := unstructured.NestedStringMap(obj.Object, "spec", "selector", "matchLabels")
+			selectors[obj.GetKind()+"/"+obj.GetName()] = sel
+			if obj.GetKind() == "Deployment" {
+				pods[obj.GetName()], _, _ = unstructured.NestedStringMap(obj.Object, "spec", "template", "metadata", "labels")
+			}
+		case "Service":
+			sel, _, _ := unstructured.NestedStringMap(obj.Object, "spec", "selector")
+			selectors[obj.GetKind()+"/"+obj.GetName()] = sel
+		case "NetworkPolicy":
+			sel, _, _ := unstructured.NestedStringMap(obj.Object, "spec", "podSelector", "matchLabels")
+			selectors[obj.GetKind()+"/"+obj.GetName()] = sel
+		}
+	}
+	if len(pods) != 3 {
+		t.Fatalf("Deployments %v, want the main one and one per shard", keys(pods))
+	}
+	for key, sel := range selectors {
+		kind, name, _ := strings.Cut(key, "/")
+		for deployment, labels := range pods {
+			matches := labelsMatch(sel, labels)
+			want := kind == "Service" || kind == "NetworkPolicy" || name == deployment
+			if matches != want {
+				t.Errorf("%s selects the pods of %s: %v, want %v", key, deployment, matches, want)
+			}
+		}
+	}
+}
+
+func labelsMatch(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(selector) > 0
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

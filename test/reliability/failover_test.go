@@ -12,10 +12,17 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
 
-const leaseName = "roster.identity.roster.dev"
+// The leases of the main shard's replicas and of shard "east"'s.
+const (
+	leaseName     = "roster.identity.roster.dev"
+	eastLeaseName = "east.shard." + leaseName
+)
 
-// leader is the identity holding the operator's lease, "" if none.
-func leader() string {
+// leader is the identity holding the main shard's lease, "" if none.
+func leader() string { return holder(leaseName) }
+
+// holder is the identity holding a lease, "" if none.
+func holder(leaseName string) string {
 	lease := &coordinationv1.Lease{}
 	if err := suite.env.Client.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: leaseName}, lease); err != nil || lease.Spec.HolderIdentity == nil {
 		return ""
@@ -23,14 +30,15 @@ func leader() string {
 	return *lease.Spec.HolderIdentity
 }
 
-// killLeader kills the leading replica and returns how long the other took to lead.
-func killLeader(t *testing.T, leading *operator) time.Duration {
+// killLeader kills the replica leading by a lease and returns how long another took to
+// lead.
+func killLeader(t *testing.T, leaseName string, leading *operator) time.Duration {
 	t.Helper()
-	was := leader()
+	was := holder(leaseName)
 	leading.kill()
 	killed := time.Now()
-	waitUntil(t, time.Minute, "the standby takes the lead", func() (bool, string) {
-		now := leader()
+	waitUntil(t, time.Minute, "the standby takes the lead of "+leaseName, func() (bool, string) {
+		now := holder(leaseName)
 		return now != "" && now != was, "lease held by " + now
 	})
 	return time.Since(killed)
@@ -45,7 +53,7 @@ func TestLeaderFailover(t *testing.T) {
 	o.slowAnswers(t, 50, 50)
 	stale := leader() // an earlier scenario's killed operator may still hold the lease
 	a := startOperator(t, "a", suite.kubeconfig)
-	waitForLeader(t, stale)
+	waitForLeader(t, leaseName, stale)
 	b := startOperator(t, "b", suite.kubeconfig)
 
 	o.hire(t, 0, people)
@@ -53,7 +61,7 @@ func TestLeaderFailover(t *testing.T) {
 		n := o.creates()
 		return n >= 2*people*4/5/3, fmt.Sprint(n)
 	})
-	first := killLeader(t, a)
+	first := killLeader(t, leaseName, a)
 	waitUntil(t, 5*time.Minute, "the new leader converges", func() (bool, string) { return o.converged(people, nil) })
 
 	startOperator(t, "a", suite.kubeconfig) // back, as the standby
@@ -76,7 +84,7 @@ func TestLeaderFailover(t *testing.T) {
 		}
 		return gone > 0, fmt.Sprint(gone)
 	})
-	second := killLeader(t, b)
+	second := killLeader(t, leaseName, b)
 	o.fastAnswers(t)
 	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
 		return o.converged(people, leavers)
@@ -85,4 +93,70 @@ func TestLeaderFailover(t *testing.T) {
 		t.Fatalf("%d duplicate accounts", d)
 	}
 	t.Logf("takeover after a killed leader: %s during the initial sync, %s during the leavers (lease 4s, retry 0.5s)", first.Round(time.Millisecond), second.Round(time.Millisecond))
+}
+
+// TestKillShardLeaders: the apps are split between the main shard (chat) and shard
+// "east" (wiki, crm), each run by two replicas with leader election. During the initial
+// sync the east leader and then the main leader are killed; during a burst of leavers,
+// the east leader again. Each shard's standby takes over within the lease; every app
+// holds exactly the declared accounts, once; every User is Ready with the account of
+// every app recorded, though each shard writes its own apps' entries.
+func TestKillShardLeaders(t *testing.T) {
+	people := size(100, 2000)
+	o := newOrg(t, 19, "chat", "wiki", "crm")
+	o.shard(t, "east", "wiki", "crm")
+	o.slowAnswers(t, 50, 50)
+	staleMain, staleEast := leader(), holder(eastLeaseName)
+	mainLeader := startOperator(t, "main-1", suite.kubeconfig)
+	waitForLeader(t, leaseName, staleMain)
+	startOperator(t, "main-2", suite.kubeconfig)
+	east := startOperator(t, "east-1", suite.kubeconfig, "--shard=east")
+	waitForLeader(t, eastLeaseName, staleEast)
+	eastStandby := startOperator(t, "east-2", suite.kubeconfig, "--shard=east")
+
+	o.hire(t, 0, people)
+	want := 3 * people * 4 / 5
+	waitUntil(t, 3*time.Minute, "a third of the creates", func() (bool, string) {
+		n := o.creates()
+		return n >= want/3, fmt.Sprint(n)
+	})
+	eastTakeover := killLeader(t, eastLeaseName, east)
+	mainTakeover := killLeader(t, leaseName, mainLeader)
+	waitUntil(t, 5*time.Minute, "the new leaders converge", func() (bool, string) { return o.converged(people, nil) })
+
+	startOperator(t, "east-1", suite.kubeconfig, "--shard=east") // back, as the standby
+	leavers := map[int]bool{}
+	for i := 0; len(leavers) < people/4; i++ {
+		if p := o.rng.IntN(people); entitled(p) {
+			leavers[p] = true
+		}
+	}
+	for p := range leavers {
+		o.setState(t, p, identityv1alpha1.UserStateSuspended)
+	}
+	waitUntil(t, 2*time.Minute, "some leavers deactivated in the east shard's apps", func() (bool, string) {
+		_, active := o.apps[1].accounts()
+		gone := 0
+		for p := range leavers {
+			if active[fmt.Sprintf("p%05d@example.com", p)] == 0 {
+				gone++
+			}
+		}
+		return gone > 0, fmt.Sprint(gone)
+	})
+	second := killLeader(t, eastLeaseName, eastStandby)
+	o.fastAnswers(t)
+	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
+		return o.converged(people, leavers)
+	})
+	if d := o.duplicates(); d != 0 {
+		t.Fatalf("%d duplicate accounts", d)
+	}
+	waitUntil(t, 2*time.Minute, "every User Ready", o.usersReady)
+	waitUntil(t, time.Minute, "every User's status records its account in each app", func() (bool, string) {
+		return o.accountsRecorded(leavers)
+	})
+	t.Logf("%d people in 3 apps over 2 shards: the east shard's standby led %s after its leader was killed, the main one's %s; "+
+		"during the leavers the east shard's %s; %d creates for %d accounts, 0 duplicates",
+		people, eastTakeover.Round(time.Millisecond), mainTakeover.Round(time.Millisecond), second.Round(time.Millisecond), o.creates(), want)
 }

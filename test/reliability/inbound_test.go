@@ -181,7 +181,7 @@ func TestKillTheReplicaServingInboundSCIM(t *testing.T) {
 	stale := leader()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	a := startOperator(t, "a", suite.kubeconfig, "--scim-bind-address="+addrA)
-	waitForLeader(t, stale)
+	waitForLeader(t, leaseName, stale)
 	startOperator(t, "b", suite.kubeconfig, "--scim-bind-address="+addrB)
 	idp := &pusher{svc: &service{replicas: []string{addrA, addrB}}, path: "/scim/v2/" + ns + "/okta", client: &http.Client{Timeout: 10 * time.Second}}
 	for _, addr := range []string{addrA, addrB} {
@@ -234,10 +234,10 @@ func TestKillTheReplicaServingInboundSCIM(t *testing.T) {
 
 // waitForLeader waits until an operator started by this scenario leads: the lease
 // holder is no longer the one an earlier scenario's operator left.
-func waitForLeader(t *testing.T, stale string) {
+func waitForLeader(t *testing.T, leaseName, stale string) {
 	t.Helper()
-	waitUntil(t, 30*time.Second, "the first replica leads", func() (bool, string) {
-		now := leader()
+	waitUntil(t, 30*time.Second, "the first replica leads by "+leaseName, func() (bool, string) {
+		now := holder(leaseName)
 		return now != "" && now != stale, "lease held by " + now
 	})
 }

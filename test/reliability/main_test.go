@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,18 @@ func newOrg(t *testing.T, seed uint64, appNames ...string) *org {
 	return o
 }
 
+// shard labels the org's apps of these names with a shard.
+func (o *org) shard(t *testing.T, shard string, apps ...string) {
+	t.Helper()
+	for _, name := range apps {
+		conn := &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: name}}
+		patch := client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"labels":{"`+identityv1alpha1.LabelShard+`":"`+shard+`"}}}`))
+		if err := suite.env.Client.Patch(context.Background(), conn, patch); err != nil {
+			t.Fatalf("labelling %s: %v", name, err)
+		}
+	}
+}
+
 // person is the User of person i: every fifth is a contractor, who gets no account.
 func person(ns string, i int) *identityv1alpha1.User {
 	dept := "eng"
@@ -243,6 +256,33 @@ func (o *org) usersReady() (bool, string) {
 	for _, u := range users.Items {
 		if c := meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
 			return false, fmt.Sprintf("%s: %+v", u.Name, c)
+		}
+	}
+	return true, ""
+}
+
+// accountsRecorded reports whether every entitled User's status records an account in
+// every app, active unless the person left.
+func (o *org) accountsRecorded(leavers map[int]bool) (bool, string) {
+	var users identityv1alpha1.UserList
+	if err := suite.env.Client.List(context.Background(), &users, client.InNamespace(o.ns)); err != nil {
+		return false, err.Error()
+	}
+	for _, u := range users.Items {
+		var i int
+		if _, err := fmt.Sscanf(u.Name, "p%05d", &i); err != nil || !entitled(i) {
+			continue
+		}
+		want := identityv1alpha1.AccountStateActive
+		if leavers[i] {
+			want = identityv1alpha1.AccountStateDeactivated
+		}
+		for _, a := range o.apps {
+			app := strings.TrimPrefix(a.name, o.ns+"-")
+			idx := slices.IndexFunc(u.Status.Accounts, func(acc identityv1alpha1.UserAccount) bool { return acc.App == app })
+			if idx < 0 || u.Status.Accounts[idx].State != want {
+				return false, fmt.Sprintf("%s: %s, want %s in %s", u.Name, fmt.Sprint(u.Status.Accounts), want, app)
+			}
 		}
 	}
 	return true, ""

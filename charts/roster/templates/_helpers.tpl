@@ -10,6 +10,18 @@ app.kubernetes.io/name: roster
 app.kubernetes.io/component: controller-manager
 {{- end -}}
 
+{{/* Every replica of the operator, the main Deployment's and the shards'. */}}
+{{- define "roster.pods" -}}
+app.kubernetes.io/name: roster
+{{- end -}}
+
+{{/* A shard's Deployment: its pods are told apart from the main Deployment's. */}}
+{{- define "roster.shardSelector" -}}
+app.kubernetes.io/name: roster
+app.kubernetes.io/component: controller-manager-shard
+identity.roster.dev/shard: {{ . }}
+{{- end -}}
+
 {{- define "roster.serviceAccount" -}}system:serviceaccount:{{ .Release.Namespace }}:roster-controller-manager{{- end -}}
 
 {{/*

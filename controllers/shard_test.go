@@ -1,0 +1,177 @@
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/controllers"
+)
+
+// shardReplica starts a replica of the operator that runs one named shard, beside the
+// suite's replica, which runs the main shard. Its memory apps are its own, so that what
+// it writes can be told from what the main replica writes.
+func shardReplica(t *testing.T, name string) *memory.Apps {
+	t.Helper()
+	shard, err := controllers.ParseShard(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice := true // the main replica's controllers have the same names
+	mgr, err := ctrl.NewManager(env.Config, controllers.ManagerOptions(ctrl.Options{
+		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Controller: config.Controller{SkipNameValidation: &twice},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := memory.NewApps()
+	ctx, cancel := context.WithCancel(testCtx)
+	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: controllers.Connectors(own, nil), Shard: shard}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the shard's replica stopped: %v", err)
+		}
+	})
+	return own
+}
+
+// TestShardsSplitTheAppsBetweenReplicas: an app labelled with a shard is provisioned by
+// that shard's replica alone, the other by the main replica alone; a User's status shows
+// both accounts, each written by its replica; a leaver loses both; and a deleted User
+// stays until the shard's replica has deprovisioned its account too.
+func TestShardsSplitTheAppsBetweenReplicas(t *testing.T) {
+	ns := namespace(t)
+	shard := ns // a DNS label no other test uses
+	shardApps := shardReplica(t, shard)
+	wiki := memoryConnection(ns, "wiki")
+	wiki.Labels = map[string]string{identityv1alpha1.LabelShard: shard}
+	create(t, memoryConnection(ns, "chat"), wiki,
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("chat"), grant("wiki")),
+		newUser(ns, "ada", "eng"), newUser(ns, "bob", "eng"), newUser(ns, "carol", "sales"))
+
+	bothActive := func(name string) func() (bool, string) {
+		return func() (bool, string) {
+			u := get(t, ns, name, &identityv1alpha1.User{})
+			ok, why := ready(u.Status.Conditions)
+			both := accountState(u, "chat") == identityv1alpha1.AccountStateActive && accountState(u, "wiki") == identityv1alpha1.AccountStateActive
+			return ok && both, fmt.Sprintf("%s; accounts %+v", why, u.Status.Accounts)
+		}
+	}
+	waitFor(t, "ada has both accounts and is Ready", bothActive("ada"))
+	waitFor(t, "bob has both accounts and is Ready", bothActive("bob"))
+
+	chat, wikiApp := memoryApp(ns, "chat"), shardApps.Get(ns+"/wiki")
+	for _, who := range []string{"ada@example.com", "bob@example.com"} {
+		if a, ok := memoryAccount(chat, who); !ok || !a.Active {
+			t.Errorf("chat: %s has no active account, written by the main replica", who)
+		}
+		if a, ok := memoryAccount(wikiApp, who); !ok || !a.Active {
+			t.Errorf("wiki: %s has no active account, written by the shard's replica", who)
+		}
+	}
+	if n := len(memoryApp(ns, "wiki").Requests()); n != 0 {
+		t.Errorf("the main replica talked to the shard's app: %v", memoryApp(ns, "wiki").Requests())
+	}
+	if n := len(shardApps.Get(ns + "/chat").Requests()); n != 0 {
+		t.Errorf("the shard's replica talked to the main replica's app: %v", shardApps.Get(ns+"/chat").Requests())
+	}
+	ada := get(t, ns, "ada", &identityv1alpha1.User{})
+	if !slices.Contains(ada.Finalizers, identityv1alpha1.ShardFinalizerPrefix+shard) || !slices.Contains(ada.Finalizers, identityv1alpha1.Finalizer) {
+		t.Errorf("ada's finalizers: %v, want the main one and the shard's", ada.Finalizers)
+	}
+	carol := get(t, ns, "carol", &identityv1alpha1.User{})
+	if len(carol.Status.Accounts) != 0 {
+		t.Errorf("carol, in no Role, has accounts %+v", carol.Status.Accounts)
+	}
+	waitFor(t, "the wiki assignment counts two accounts, as the shard's replica reports", func() (bool, string) {
+		a := get(t, ns, "eng-wiki", &identityv1alpha1.AppAssignment{})
+		ok, why := ready(a.Status.Conditions)
+		return ok && a.Status.Provisioned == 2 && a.Status.Desired == 2, fmt.Sprintf("%s; %d of %d", why, a.Status.Provisioned, a.Status.Desired)
+	})
+	waitFor(t, "the wiki AppConnection is Ready, as the shard's replica reports", func() (bool, string) {
+		c := get(t, ns, "wiki", &identityv1alpha1.AppConnection{})
+		return ready(c.Status.Conditions)
+	})
+
+	// A leaver loses both accounts, each through its own replica.
+	update(t, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}}, func(u *identityv1alpha1.User) { u.Spec.State = identityv1alpha1.UserStateSuspended })
+	waitFor(t, "ada's accounts are deactivated in both apps", func() (bool, string) {
+		c, _ := memoryAccount(chat, "ada@example.com")
+		w, _ := memoryAccount(wikiApp, "ada@example.com")
+		return !c.Active && !w.Active, fmt.Sprintf("chat active=%v wiki active=%v", c.Active, w.Active)
+	})
+	waitFor(t, "ada is Suspended with both accounts Deactivated", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		ok, why := ready(u.Status.Conditions)
+		both := accountState(u, "chat") == identityv1alpha1.AccountStateDeactivated && accountState(u, "wiki") == identityv1alpha1.AccountStateDeactivated
+		return ok && both && u.Status.Phase == identityv1alpha1.UserPhaseSuspended, fmt.Sprintf("%s; %+v", why, u.Status.Accounts)
+	})
+
+	// A deleted User waits for the shard: its app refuses to deactivate, so bob stays,
+	// Deprovisioning, naming the shard, until it lets the shard's replica finish.
+	wikiApp.FailWith(errors.New("wiki is down for maintenance"), memory.OpDeactivate, memory.OpDelete)
+	bob := &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bob"}}
+	if err := env.Client.Delete(context.Background(), bob); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's chat account is deactivated and bob waits for the shard", func() (bool, string) {
+		c, _ := memoryAccount(chat, "bob@example.com")
+		u := get(t, ns, "bob", &identityv1alpha1.User{})
+		r := meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady)
+		waits := r != nil && r.Reason == identityv1alpha1.ReasonDeprovisioning && slices.Contains(u.Finalizers, identityv1alpha1.ShardFinalizerPrefix+shard)
+		return !c.Active && waits && strings.Contains(r.Message, "shard "+shard), fmt.Sprintf("chat active=%v, finalizers %v, Ready %+v", c.Active, u.Finalizers, r)
+	})
+	if w, _ := memoryAccount(wikiApp, "bob@example.com"); !w.Active {
+		t.Fatal("bob's wiki account is off though its app refuses")
+	}
+	wikiApp.FailWith(nil)
+	waitFor(t, "bob is gone once the shard's app deactivated the account", func() (bool, string) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(bob), bob)
+		return apierrors.IsNotFound(err), fmt.Sprintf("finalizers %v", bob.Finalizers)
+	})
+	if w, _ := memoryAccount(wikiApp, "bob@example.com"); w.Active {
+		t.Fatal("bob went while his wiki account was active")
+	}
+}
+
+// TestParseShard: a shard is named by a DNS label, since it becomes a label value, a
+// lease name and a finalizer; its replicas elect their leader by a lease of their own.
+func TestParseShard(t *testing.T) {
+	for name, valid := range map[string]bool{"": true, "east": true, "eu-1": true, "East": false, "eu_1": false, "eu.1": false, strings.Repeat("a", 64): false} {
+		shard, err := controllers.ParseShard(name)
+		if (err == nil) != valid {
+			t.Errorf("ParseShard(%q): %v, want valid=%v", name, err, valid)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--shard") {
+			t.Errorf("ParseShard(%q): %q does not name the flag", name, err)
+		}
+		if valid && string(shard) != name {
+			t.Errorf("ParseShard(%q) = %q", name, shard)
+		}
+	}
+	if got := controllers.MainShard.LeaderElectionID("roster.identity.roster.dev"); got != "roster.identity.roster.dev" {
+		t.Errorf("the main shard's lease is %q, want the unsharded operator's", got)
+	}
+	if got := controllers.Shard("east").LeaderElectionID("roster.identity.roster.dev"); got != "east.shard.roster.identity.roster.dev" {
+		t.Errorf("shard east's lease is %q", got)
+	}
+}
