@@ -4,7 +4,9 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -45,8 +47,10 @@ type options struct {
 	requestsKeptFor time.Duration
 	// watchNamespaces, when set, are the only namespaces the operator reads and writes.
 	watchNamespaces string
-	// shard is the shard this replica runs (--shard).
-	shard string
+	// shard is the shard this replica runs (--shard); autoShards, how many automatic
+	// shards the replicas share (--auto-shards).
+	shard      string
+	autoShards int
 	// lease timing of leader election.
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
@@ -86,6 +90,8 @@ func main() {
 		"Comma-separated namespaces (organisations) to manage; every namespace when unset. With it, the operator needs its role bound in those namespaces only.")
 	flag.StringVar(&opts.shard, "shard", "",
 		"The shard this replica runs: the AppConnections and DirectorySyncs labelled "+identityv1alpha1.LabelShard+" with this name. Unset, it runs those without the label, and Users' lifecycle, Roles and access requests. Replicas of one shard elect one leader among them.")
+	flag.IntVar(&opts.autoShards, "auto-shards", 0,
+		"Spread the AppConnections and DirectorySyncs without a shard label over this many shards, whose leases the replicas share out (each a fair share; a lost replica's within the lease duration). The leader does the main shard's other work. Needs --leader-elect; 0 runs them all on the leader.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -97,6 +103,9 @@ func main() {
 	}
 
 	shard, err := controllers.ParseShard(opts.shard)
+	if err == nil {
+		err = checkAutoShards(opts)
+	}
 	if err != nil {
 		log.Error(err, "Invalid flag")
 		os.Exit(2)
@@ -123,11 +132,14 @@ func main() {
 	}
 	registry := controllers.Connectors(memory.NewApps(), inbound)
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound,
-		IdentityPrefix: opts.identityPrefix, AccessRequestRetention: opts.requestsKeptFor, Shard: shard}); err != nil {
+		IdentityPrefix: opts.identityPrefix, AccessRequestRetention: opts.requestsKeptFor,
+		Sharding: controllers.NewSharding(shard, opts.autoShards),
+		Leases: controllers.LeaseTiming{Namespace: leaseNamespace(opts.leaderElection, os.ReadFile),
+			Duration: opts.leaseDuration, RenewDeadline: opts.renewDeadline, RetryPeriod: opts.retryPeriod}}); err != nil {
 		log.Error(err, "Could not set up the controllers")
 		os.Exit(1)
 	}
-	log.Info("Starting the manager", "shard", shard.String())
+	log.Info("Starting the manager", "shard", shard.String(), "autoShards", opts.autoShards)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
@@ -135,6 +147,7 @@ func main() {
 }
 
 func newManager(opts options, shard controllers.Shard) (ctrl.Manager, error) {
+	needLeader := opts.autoShards == 0
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -155,7 +168,7 @@ func newManager(opts options, shard controllers.Shard) (ctrl.Manager, error) {
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  opts.probeAddr,
 		LeaderElection:          opts.leaderElect,
-		LeaderElectionID:        shard.LeaderElectionID("roster.identity.roster.dev"),
+		LeaderElectionID:        shard.LeaderElectionID(controllers.LeaseBase),
 		LeaderElectionNamespace: opts.leaderElection,
 		LeaseDuration:           &opts.leaseDuration,
 		RenewDeadline:           &opts.renewDeadline,
@@ -163,8 +176,10 @@ func newManager(opts options, shard controllers.Shard) (ctrl.Manager, error) {
 		// A leader that is stopped (SIGTERM) gives the lease up at once, so that the next
 		// replica takes over without waiting the lease out.
 		LeaderElectionReleaseOnCancel: true,
-		Controller:                    config.Controller{MaxConcurrentReconciles: opts.concurrency},
-		Cache:                         cache.Options{DefaultNamespaces: namespaces(opts.watchNamespaces)},
+		// With automatic shards every replica runs the controllers for the shards it holds;
+		// the leader alone does the main shard's work.
+		Controller: config.Controller{MaxConcurrentReconciles: opts.concurrency, NeedLeaderElection: &needLeader},
+		Cache:      cache.Options{DefaultNamespaces: namespaces(opts.watchNamespaces)},
 	}))
 	if err != nil {
 		return nil, err
@@ -197,6 +212,33 @@ func softMemoryLimit(gomemlimit string, read func(string) ([]byte, error)) (int6
 		return limit / 10 * 9, true
 	}
 	return 0, false
+}
+
+// checkAutoShards: automatic shards are shared out among replicas that elect a leader
+// for the main shard's work, and the shard labels of replicas started with --shard are
+// none of theirs.
+func checkAutoShards(opts options) error {
+	switch {
+	case opts.autoShards < 0 || opts.autoShards > 1000:
+		return fmt.Errorf("--auto-shards %d: from 0 to 1000", opts.autoShards)
+	case opts.autoShards > 0 && !opts.leaderElect:
+		return errors.New("--auto-shards needs --leader-elect: the leader does the main shard's work")
+	case opts.autoShards > 0 && opts.shard != "":
+		return errors.New("--auto-shards and --shard exclude each other: a replica runs one named shard, or shares the automatic ones")
+	}
+	return nil
+}
+
+// leaseNamespace is where the shards' leases are: the leader election's namespace, by
+// default the operator's own.
+func leaseNamespace(flag string, read func(string) ([]byte, error)) string {
+	if flag != "" {
+		return flag
+	}
+	if ns, err := read("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(ns))
+	}
+	return "default"
 }
 
 // namespaces are the namespaces the cache watches: nil for every one.

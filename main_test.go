@@ -37,3 +37,27 @@ func TestSoftMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestAutoShardsFlags(t *testing.T) {
+	for _, c := range []struct {
+		opts options
+		ok   bool
+	}{
+		{options{}, true},
+		{options{autoShards: 4, leaderElect: true}, true},
+		{options{autoShards: 4}, false},                                 // no leader for the main shard's work
+		{options{autoShards: 4, leaderElect: true, shard: "eu"}, false}, // one or the other
+		{options{autoShards: -1, leaderElect: true}, false},
+	} {
+		if err := checkAutoShards(c.opts); (err == nil) != c.ok {
+			t.Errorf("checkAutoShards(%+v) = %v, want ok=%v", c.opts, err, c.ok)
+		}
+	}
+	inPod := func(string) ([]byte, error) { return []byte("roster-system\n"), nil }
+	if got := leaseNamespace("", inPod); got != "roster-system" {
+		t.Errorf("the leases' namespace in a pod is %q, want the operator's", got)
+	}
+	if got := leaseNamespace("leases", inPod); got != "leases" {
+		t.Errorf("the leases' namespace with the flag is %q", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -443,7 +444,9 @@ func (r *AccessRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.rules = env
+	leader := true // even where the other controllers run on every replica (automatic shards)
 	return ctrl.NewControllerManagedBy(mgr).
+		WithOptions(controller.Options{NeedLeaderElection: &leader}).
 		For(&identityv1alpha1.AccessRequest{}).
 		Owns(&identityv1alpha1.AppAssignment{}).
 		Watches(&identityv1alpha1.User{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {

@@ -29,9 +29,9 @@ type AppAssignmentReconciler struct {
 	client.Client
 	Engines    *Engines
 	Membership *Membership
-	// Shard is the part of the work this replica does: it reports the assignments of
+	// Shards is the part of the work this replica does: it reports the assignments of
 	// its shard's apps, whose engines it runs.
-	Shard Shard
+	Shards *Sharding
 }
 
 func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -47,7 +47,7 @@ func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	conn := &identityv1alpha1.AppConnection{}
 	connErr := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App}, conn)
-	if (connErr == nil || apierrors.IsNotFound(connErr)) && !r.Shard.owns(conn) {
+	if (connErr == nil || apierrors.IsNotFound(connErr)) && !r.Shards.owns(conn) {
 		// The app's shard reports it; the main shard reports an app that is missing
 		// (an object not found has no labels).
 		return ctrl.Result{}, nil

@@ -44,9 +44,9 @@ type AppConnectionReconciler struct {
 	// Notify tells Notifiers of failing and recovered apps, held plans and unmanaged
 	// accounts.
 	Notify *notify.Hub
-	// Shard is the part of the work this replica does: it runs the engines of its
+	// Shards is the part of the work this replica does: it runs the engines of its
 	// shard's AppConnections only.
-	Shard Shard
+	Shards *Sharding
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*built
@@ -70,7 +70,7 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !r.Shard.owns(conn) {
+	if !r.Shards.owns(conn) {
 		// Another shard's: let go of it if this replica ran it until its label changed.
 		if r.Engines.Get(req.NamespacedName) != nil {
 			r.forget(ctx, req.NamespacedName)
@@ -94,7 +94,10 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.buildFailed(conn, cond, b.err)
 		return r.finish(ctx, conn, before, retryAfterBuild(b.err))
 	}
-	e, err := r.Engines.Ensure(ctx, req.NamespacedName, configOf(conn, b))
+	e, err := r.Engines.Ensure(ctx, req.NamespacedName, func() bool { return r.Shards.owns(conn) }, configOf(conn, b))
+	if errors.Is(err, errNotOurs) {
+		return ctrl.Result{}, nil // its shard went to another replica meanwhile
+	}
 	if wait, crashed := crashed(cond, err); crashed {
 		return r.finish(ctx, conn, before, wait)
 	}
@@ -426,7 +429,10 @@ func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1
 			r.buildFailed(conn, cond, b.err)
 			return r.finish(ctx, conn, before, retryAfterBuild(b.err))
 		}
-		e, err := r.Engines.Ensure(ctx, key, configOf(conn, b))
+		e, err := r.Engines.Ensure(ctx, key, func() bool { return r.Shards.owns(conn) }, configOf(conn, b))
+		if errors.Is(err, errNotOurs) {
+			return ctrl.Result{}, nil
+		}
 		if err != nil {
 			return ctrl.Result{}, err
 		}

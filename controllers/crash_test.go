@@ -99,13 +99,13 @@ func TestAWorkerThatPanicsStopsAloneAndWaitsOutABackoff(t *testing.T) {
 	go w.run(ctx)
 	key := types.NamespacedName{Namespace: "acme", Name: "app"}
 	worker := &crashingWorker{}
-	if _, err := w.ensure(ctx, key, func(*crashingWorker) {}, func() *crashingWorker { return worker }); err != nil {
+	if _, err := w.ensure(ctx, key, always, func(*crashingWorker) {}, func() *crashingWorker { return worker }); err != nil {
 		t.Fatal(err)
 	}
 	if got := <-reported; got != key {
 		t.Fatalf("crash reported for %v, want %v", got, key)
 	}
-	_, err := w.ensure(ctx, key, func(*crashingWorker) {}, func() *crashingWorker { return worker })
+	_, err := w.ensure(ctx, key, always, func(*crashingWorker) {}, func() *crashingWorker { return worker })
 	var status identityv1alpha1.CommonStatus
 	wait, isCrash := crashed(newConditions(&status, 1), err)
 	if !isCrash || wait <= 0 || !errors.As(err, new(*safety.Crash)) {
@@ -120,7 +120,7 @@ func TestAWorkerThatPanicsStopsAloneAndWaitsOutABackoff(t *testing.T) {
 	w.mu.Lock()
 	w.crashes[key].at = time.Now().Add(-time.Hour)
 	w.mu.Unlock()
-	if _, err := w.ensure(ctx, key, func(*crashingWorker) {}, func() *crashingWorker { return worker }); err != nil {
+	if _, err := w.ensure(ctx, key, always, func(*crashingWorker) {}, func() *crashingWorker { return worker }); err != nil {
 		t.Fatalf("ensure after the backoff = %v, want the worker started again", err)
 	}
 	<-reported

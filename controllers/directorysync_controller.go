@@ -43,9 +43,9 @@ type DirectorySyncReconciler struct {
 	Recorder  recorder.EventRecorder
 	// Notify tells Notifiers of held plans.
 	Notify *notify.Hub
-	// Shard is the part of the work this replica does: it runs the syncers of its
+	// Shards is the part of the work this replica does: it runs the syncers of its
 	// shard's DirectorySyncs only.
-	Shard Shard
+	Shards *Sharding
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*builtSource
@@ -71,7 +71,7 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !r.Shard.owns(ds) {
+	if !r.Shards.owns(ds) {
 		// Another shard's: stop its syncer if this replica ran it until its label
 		// changed. Inbound SCIM keeps serving it, as every replica does.
 		r.letGo(req.NamespacedName)
@@ -97,7 +97,10 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.buildFailed(cond, b.err)
 		return r.finish(ctx, ds, before, retryAfterBuild(b.err))
 	}
-	syncer, err := r.Syncers.Ensure(ctx, req.NamespacedName, r.configOf(ds, b))
+	syncer, err := r.Syncers.Ensure(ctx, req.NamespacedName, func() bool { return r.Shards.owns(ds) }, r.configOf(ds, b))
+	if errors.Is(err, errNotOurs) {
+		return ctrl.Result{}, nil // its shard went to another replica meanwhile
+	}
 	if wait, crashed := crashed(cond, err); crashed {
 		return r.finish(ctx, ds, before, wait)
 	}

@@ -29,9 +29,9 @@ const (
 type DirectorySyncPreviewReconciler struct {
 	client.Client
 	Syncers *Syncers
-	// Shard is the part of the work this replica does: it answers the previews of its
+	// Shards is the part of the work this replica does: it answers the previews of its
 	// shard's DirectorySyncs, whose records only its syncers hold.
-	Shard Shard
+	Shards *Sharding
 }
 
 func (r *DirectorySyncPreviewReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -71,9 +71,9 @@ func (r *DirectorySyncPreviewReconciler) answers(ctx context.Context, p *identit
 	ds := &identityv1alpha1.DirectorySync{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: p.Spec.DirectorySyncName}, ds)
 	if apierrors.IsNotFound(err) {
-		return r.Shard.main(), nil
+		return r.Shards.main(), nil
 	}
-	return err == nil && r.Shard.owns(ds), err
+	return err == nil && r.Shards.owns(ds), err
 }
 
 // evaluate fills a preview's status from its DirectorySync's syncer; retry says the

@@ -59,9 +59,10 @@ func (es *Engines) Start(ctx context.Context) error {
 // NeedLeaderElection: only the leader writes to apps.
 func (es *Engines) NeedLeaderElection() bool { return true }
 
-// Ensure starts the engine of an AppConnection with cfg, or reconfigures it.
-func (es *Engines) Ensure(ctx context.Context, app types.NamespacedName, cfg engine.Config) (*engine.Engine, error) {
-	return es.running.ensure(ctx, app, func(e *engine.Engine) { e.Configure(cfg) }, func() *engine.Engine {
+// Ensure starts the engine of an AppConnection with cfg, or reconfigures it, while ours
+// says its shard is this replica's (errNotOurs when not).
+func (es *Engines) Ensure(ctx context.Context, app types.NamespacedName, ours func() bool, cfg engine.Config) (*engine.Engine, error) {
+	return es.running.ensure(ctx, app, ours, func(e *engine.Engine) { e.Configure(cfg) }, func() *engine.Engine {
 		subjects := &subjects{cache: es.cache, membership: es.membership, namespace: app.Namespace, app: app.Name}
 		return engine.New(cfg, subjects, es, es, es.log.WithValues("appconnection", app.String()))
 	})
@@ -79,6 +80,34 @@ func (es *Engines) Stop(app types.NamespacedName) {
 		es.stops.Add(1)
 		engine.ForgetMetrics(app.String())
 		httpx.ForgetMetrics(app.String())
+	}
+}
+
+// StopWhere stops the engines of the AppConnections that match, and has the Users of
+// their namespaces reconciled: what they said of those Users is no longer this
+// replica's to say.
+func (es *Engines) StopWhere(match func(types.NamespacedName) bool) {
+	namespaces := map[string]bool{}
+	for _, app := range es.running.stopWhere(match) {
+		es.stops.Add(1)
+		engine.ForgetMetrics(app.String())
+		httpx.ForgetMetrics(app.String())
+		namespaces[app.Namespace] = true
+	}
+	for ns := range namespaces {
+		go es.reconcileUsers(client.InNamespace(ns))
+	}
+}
+
+// reconcileUsers has every User (of a namespace) reconciled.
+func (es *Engines) reconcileUsers(opts ...client.ListOption) {
+	var users identityv1alpha1.UserList
+	if err := es.cache.List(context.Background(), &users, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
+		es.log.Error(err, "Could not list Users to reconcile them")
+		return
+	}
+	for i := range users.Items {
+		es.userEvents <- event.GenericEvent{Object: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: users.Items[i].Namespace, Name: users.Items[i].Name}}}
 	}
 }
 

@@ -30,9 +30,9 @@ type NotifierReconciler struct {
 	client.Client
 	Hub     *notify.Hub
 	changes chan event.GenericEvent
-	// Shard is the part of the work this replica does. Every replica delivers the news
+	// Shards is the part of the work this replica does. Every replica delivers the news
 	// it makes (its apps', its directories'); the main shard writes the figures.
-	Shard Shard
+	Shards *Sharding
 }
 
 func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -59,7 +59,7 @@ func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		stats, _ := r.Hub.Stats(req.NamespacedName)
 		deliveryStatus(n, stats, cond)
 	}
-	if !r.Shard.main() {
+	if !r.Shards.main() {
 		return ctrl.Result{RequeueAfter: secretRecheck}, nil
 	}
 	if err := patchStatus(ctx, r.Client, n, before, n.Status, before.Status); err != nil {

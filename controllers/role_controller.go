@@ -28,9 +28,9 @@ type RoleReconciler struct {
 	Scheme     *runtime.Scheme
 	Engines    *Engines
 	Membership *Membership
-	// Shard is the part of the work this replica does: every shard follows membership
+	// Shards is the part of the work this replica does: every shard follows membership
 	// for its apps; the main shard writes Roles' counts and grants.
-	Shard Shard
+	Shards *Sharding
 }
 
 func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -53,7 +53,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, listErr
 	}
 	r.Engines.roleMembersChanged(role.Namespace, role.Name, changed)
-	if !r.Shard.main() {
+	if !r.Shards.main() {
 		return ctrl.Result{}, nil
 	}
 	role.Status.MemberCount = int32(len(r.Membership.Members(role.Namespace, role.Name)))

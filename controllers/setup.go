@@ -8,11 +8,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/httpx"
 	"github.com/rosterhq/roster/controllers/directory"
@@ -68,8 +71,82 @@ type Options struct {
 	// AccessRequestRetention is how long an ended AccessRequest is kept; 0 means
 	// DefaultAccessRequestRetention.
 	AccessRequestRetention time.Duration
-	// Shard is the part of the work this replica does; MainShard unless sharded.
-	Shard Shard
+	// Sharding is the part of the work this replica does; nil for all of it (the main
+	// shard, with no automatic shards).
+	Sharding *Sharding
+	// Leases time the automatic shards' leases, as leader election's.
+	Leases LeaseTiming
+}
+
+// addWorkers runs the engines and syncers: on the leader, or, with automatic shards, on
+// every replica, for the shards whose leases it holds.
+func addWorkers(mgr ctrl.Manager, shard *Sharding, timing LeaseTiming, engines *Engines, syncers *Syncers) error {
+	if shard.auto == 0 {
+		if err := mgr.Add(engines); err != nil {
+			return err
+		}
+		return mgr.Add(syncers)
+	}
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	cache := mgr.GetClient()
+	of := func(obj client.Object, key types.NamespacedName) Shard {
+		if err := cache.Get(context.Background(), key, obj); err != nil {
+			return autoShard(key.Namespace, key.Name, shard.auto)
+		}
+		return shard.of(obj)
+	}
+	stop := func(s Shard) {
+		engines.StopWhere(func(key types.NamespacedName) bool { return of(&identityv1alpha1.AppConnection{}, key) == s })
+		syncers.StopWhere(func(key types.NamespacedName) bool { return of(&identityv1alpha1.DirectorySync{}, key) == s })
+	}
+	start := func(s Shard) { go wake(cache, shard, s, engines, syncers) }
+	leases := newShardLeases(direct, shard, timing, LeaseBase, ctrl.Log.WithName("shards"), stop, start)
+	// A replica that comes to lead takes up the main shard's work on every User, whose
+	// conditions the leader before it may have left for it to finish.
+	leading := manager.RunnableFunc(func(ctx context.Context) error {
+		go engines.reconcileUsers()
+		<-ctx.Done()
+		return nil
+	})
+	for _, r := range []manager.Runnable{onEveryReplica{engines}, onEveryReplica{syncers}, leases, leading} {
+		if err := mgr.Add(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LeaseBase ends the name of every lease the operator holds: the main shard's leader
+// election ID, and, before it, a shard's name.
+const LeaseBase = "roster.identity.roster.dev"
+
+// onEveryReplica runs a runnable whether or not this replica leads.
+type onEveryReplica struct{ manager.Runnable }
+
+func (onEveryReplica) NeedLeaderElection() bool { return false }
+
+// wake reconciles the AppConnections and DirectorySyncs of a shard this replica took.
+func wake(cache client.Reader, sharding *Sharding, s Shard, engines *Engines, syncers *Syncers) {
+	ctx := context.Background()
+	var conns identityv1alpha1.AppConnectionList
+	if err := cache.List(ctx, &conns); err == nil {
+		for i := range conns.Items {
+			if sharding.of(&conns.Items[i]) == s {
+				engines.AppChanged(client.ObjectKeyFromObject(&conns.Items[i]).String())
+			}
+		}
+	}
+	var syncs identityv1alpha1.DirectorySyncList
+	if err := cache.List(ctx, &syncs); err == nil {
+		for i := range syncs.Items {
+			if sharding.of(&syncs.Items[i]) == s {
+				syncers.changedNow(client.ObjectKeyFromObject(&syncs.Items[i]))
+			}
+		}
+	}
 }
 
 // Collectors are every metric Roster exports, beside controller-runtime's and the Go
@@ -100,12 +177,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	hub := notify.NewHub()
-	engines := NewEngines(mgr.GetClient(), mgr.GetEventRecorder("roster"), membership, ctrl.Log.WithName("engine"))
-	if err := mgr.Add(engines); err != nil {
-		return err
+	shard := opts.Sharding
+	if shard == nil {
+		shard = NewSharding(MainShard, 0)
 	}
+	shard.elected = mgr.Elected()
+	engines := NewEngines(mgr.GetClient(), mgr.GetEventRecorder("roster"), membership, ctrl.Log.WithName("engine"))
 	syncers := NewSyncers(mgr.GetClient(), ctrl.Log.WithName("directorysync"))
-	if err := mgr.Add(syncers); err != nil {
+	if err := addWorkers(mgr, shard, opts.Leases, engines, syncers); err != nil {
 		return err
 	}
 	if opts.Inbound != nil {
@@ -117,19 +196,18 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 			return err
 		}
 	}
-	shard := opts.Shard
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&DirectorySyncReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry, Syncers: syncers, Inbound: opts.Inbound,
-			Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Shard: shard},
-		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Membership: membership, Shard: shard},
-		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership, Shard: shard},
-		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership, Shard: shard},
-		&NotifierReconciler{Client: mgr.GetClient(), Hub: hub, Shard: shard},
-		&DirectorySyncPreviewReconciler{Client: mgr.GetClient(), Syncers: syncers, Shard: shard},
+			Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Shards: shard},
+		&UserReconciler{Client: mgr.GetClient(), Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Membership: membership, Shards: shard},
+		&RoleReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Engines: engines, Membership: membership, Shards: shard},
+		&AppAssignmentReconciler{Client: mgr.GetClient(), Engines: engines, Membership: membership, Shards: shard},
+		&NotifierReconciler{Client: mgr.GetClient(), Hub: hub, Shards: shard},
+		&DirectorySyncPreviewReconciler{Client: mgr.GetClient(), Syncers: syncers, Shards: shard},
 		&AppConnectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Registry: opts.Registry,
-			Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Shard: shard},
+			Engines: engines, Recorder: mgr.GetEventRecorder("roster"), Notify: hub, Shards: shard},
 	}
-	if shard.main() {
+	if shard.name.main() {
 		reconcilers = append(reconcilers, &AccessRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Membership: membership, Notify: hub,
 			Recorder: mgr.GetEventRecorder("roster"), IdentityPrefix: opts.IdentityPrefix, Retention: opts.AccessRequestRetention})
 	}

@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"fmt"
+	"hash/fnv"
+	"sort"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -10,20 +13,25 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
 
-// Shard is the part of the work a replica does. A named shard runs the engines of the
-// AppConnections and the syncers of the DirectorySyncs labelled with its name, writes
-// their status and their apps' accounts in Users' status, and counts the AppAssignments
-// of its apps. The main shard (no name, a replica started without --shard) runs those
-// without the label, and everything that belongs to no app: Users' lifecycle and
-// conditions, Roles' counts and grants, access requests. Every replica caches Users,
-// Roles and AppAssignments and computes its apps' desired state itself.
+// Shard names a part of the apps and directories. A shard's replica runs the engines of
+// its AppConnections and the syncers of its DirectorySyncs, writes their status, their
+// AppAssignments' counts and their entries in Users' status.accounts, and holds a
+// deleted User with its own finalizer until its apps have deprovisioned it.
+//
+// The main shard (no name) also does the work that belongs to no app: Users' lifecycle
+// and conditions, Roles' counts and grants, access requests. Every replica caches
+// Users, Roles and AppAssignments and computes its apps' desired state itself.
 type Shard string
 
 // MainShard is the shard of replicas started without --shard.
 const MainShard Shard = ""
 
+// autoShardPrefix names the automatic shards: auto-0 … auto-(n-1).
+const autoShardPrefix = "auto-"
+
 // ParseShard checks a --shard flag. Objects name the shard in a label value, and its
-// replicas in a lease name and a finalizer: a DNS label fits all three.
+// replicas in a lease name and a finalizer: a DNS label fits all three. Automatic
+// shards' names are not for people to take.
 func ParseShard(name string) (Shard, error) {
 	if name == "" {
 		return MainShard, nil
@@ -31,20 +39,15 @@ func ParseShard(name string) (Shard, error) {
 	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
 		return "", fmt.Errorf("--shard %q: %s", name, strings.Join(errs, "; "))
 	}
+	if strings.HasPrefix(name, autoShardPrefix) {
+		return "", fmt.Errorf("--shard %q: names starting %q are the automatic shards' (--auto-shards)", name, autoShardPrefix)
+	}
 	return Shard(name), nil
-}
-
-// shardOf is the shard an AppConnection or DirectorySync belongs to.
-func shardOf(obj client.Object) Shard {
-	return Shard(obj.GetLabels()[identityv1alpha1.LabelShard])
 }
 
 func (s Shard) main() bool { return s == MainShard }
 
-// owns says whether this shard runs an AppConnection or a DirectorySync.
-func (s Shard) owns(obj client.Object) bool { return shardOf(obj) == s }
-
-// finalizer is the finalizer a named shard puts on Users; the main shard's is
+// finalizer is the finalizer a shard's replica puts on Users; the main shard's is
 // identityv1alpha1.Finalizer.
 func (s Shard) finalizer() string {
 	if s.main() {
@@ -68,4 +71,102 @@ func (s Shard) LeaderElectionID(base string) string {
 		return base
 	}
 	return string(s) + ".shard." + base
+}
+
+// Sharding is the part of the work this replica does: one shard named by --shard, or,
+// with --auto-shards, the automatic shards whose leases it holds and, while it leads,
+// the main shard's work.
+type Sharding struct {
+	name Shard
+	// auto is the number of automatic shards; 0 without them.
+	auto int
+
+	mu   sync.RWMutex
+	held map[Shard]bool
+	// elected is closed once this replica leads; with automatic shards, the leader does
+	// the main shard's work.
+	elected <-chan struct{}
+}
+
+// NewSharding returns the work of a replica started with --shard name, or, for auto
+// above 0, one that shares auto automatic shards with the others.
+func NewSharding(name Shard, auto int) *Sharding {
+	return &Sharding{name: name, auto: auto, held: map[Shard]bool{}}
+}
+
+// of is the shard an AppConnection or DirectorySync belongs to: its label's, else, with
+// automatic shards, the one its name hashes to, else the main shard.
+func (s *Sharding) of(obj client.Object) Shard {
+	if v := obj.GetLabels()[identityv1alpha1.LabelShard]; v != "" {
+		return Shard(v)
+	}
+	if s.auto > 0 {
+		return autoShard(obj.GetNamespace(), obj.GetName(), s.auto)
+	}
+	return MainShard
+}
+
+func autoShard(namespace, name string, n int) Shard {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(namespace + "/" + name))
+	return Shard(fmt.Sprintf("%s%d", autoShardPrefix, h.Sum32()%uint32(n)))
+}
+
+// owns says whether this replica runs an AppConnection or a DirectorySync.
+func (s *Sharding) owns(obj client.Object) bool { return s.runs(s.of(obj)) }
+
+// runs says whether this replica runs a shard.
+func (s *Sharding) runs(shard Shard) bool {
+	if s.auto == 0 {
+		return shard == s.name
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.held[shard]
+}
+
+// main says whether this replica does the main shard's work.
+func (s *Sharding) main() bool {
+	if s.auto == 0 {
+		return s.name.main()
+	}
+	select {
+	case <-s.elected:
+		return true
+	default:
+		return false
+	}
+}
+
+// running lists the shards this replica runs.
+func (s *Sharding) running() []Shard {
+	if s.auto == 0 {
+		return []Shard{s.name}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Shard, 0, len(s.held))
+	for shard := range s.held {
+		out = append(out, shard)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (s *Sharding) hold(shard Shard, held bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if held {
+		s.held[shard] = true
+	} else {
+		delete(s.held, shard)
+	}
+}
+
+// String names the replica's work in logs.
+func (s *Sharding) String() string {
+	if s.auto > 0 {
+		return fmt.Sprintf("%d automatic shards", s.auto)
+	}
+	return s.name.String()
 }

@@ -40,7 +40,7 @@ func shardReplica(t *testing.T, name string) *memory.Apps {
 	}
 	own := memory.NewApps()
 	ctx, cancel := context.WithCancel(testCtx)
-	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: controllers.Connectors(own, nil), Shard: shard}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: controllers.Connectors(own, nil), Sharding: controllers.NewSharding(shard, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -156,7 +156,7 @@ func TestShardsSplitTheAppsBetweenReplicas(t *testing.T) {
 // TestParseShard: a shard is named by a DNS label, since it becomes a label value, a
 // lease name and a finalizer; its replicas elect their leader by a lease of their own.
 func TestParseShard(t *testing.T) {
-	for name, valid := range map[string]bool{"": true, "east": true, "eu-1": true, "East": false, "eu_1": false, "eu.1": false, strings.Repeat("a", 64): false} {
+	for name, valid := range map[string]bool{"": true, "east": true, "eu-1": true, "East": false, "eu_1": false, "eu.1": false, "auto-1": false, strings.Repeat("a", 64): false} {
 		shard, err := controllers.ParseShard(name)
 		if (err == nil) != valid {
 			t.Errorf("ParseShard(%q): %v, want valid=%v", name, err, valid)

@@ -68,9 +68,10 @@ func (s *Syncers) Start(ctx context.Context) error {
 // NeedLeaderElection: only the leader writes Users.
 func (s *Syncers) NeedLeaderElection() bool { return true }
 
-// Ensure starts the syncer of a DirectorySync with cfg, or reconfigures it.
-func (s *Syncers) Ensure(ctx context.Context, key types.NamespacedName, cfg directory.Config) (*directory.Syncer, error) {
-	return s.running.ensure(ctx, key, func(syncer *directory.Syncer) { syncer.Configure(cfg) }, func() *directory.Syncer {
+// Ensure starts the syncer of a DirectorySync with cfg, or reconfigures it, while ours
+// says its shard is this replica's (errNotOurs when not).
+func (s *Syncers) Ensure(ctx context.Context, key types.NamespacedName, ours func() bool, cfg directory.Config) (*directory.Syncer, error) {
+	return s.running.ensure(ctx, key, ours, func(syncer *directory.Syncer) { syncer.Configure(cfg) }, func() *directory.Syncer {
 		return directory.New(cfg, s.client, s.log.WithValues("directorysync", key.String()), func() { s.changedNow(key) })
 	})
 }
@@ -86,6 +87,14 @@ func (s *Syncers) changedNow(key types.NamespacedName) {
 func (s *Syncers) Get(key types.NamespacedName) *directory.Syncer {
 	syncer, _ := s.running.get(key)
 	return syncer
+}
+
+// StopWhere stops the syncers of the DirectorySyncs that match.
+func (s *Syncers) StopWhere(match func(types.NamespacedName) bool) {
+	for _, key := range s.running.stopWhere(match) {
+		directory.ForgetMetrics(key.String())
+		httpx.ForgetMetrics(key.String())
+	}
 }
 
 // Stop stops a DirectorySync's syncer.

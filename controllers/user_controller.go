@@ -39,10 +39,10 @@ type UserReconciler struct {
 	// Roles they hold, for Notifiers' filters.
 	Notify     *notify.Hub
 	Membership *Membership
-	// Shard is the part of the work this replica does. A named shard writes its apps'
+	// Shards is the part of the work this replica does. A named shard writes its apps'
 	// accounts into Users' status and holds their deletion with its own finalizer until
 	// its apps are done; the main shard writes the rest and the main finalizer.
-	Shard    Shard
+	Shards   *Sharding
 	progress *progressThrottle
 	journeys journeys
 }
@@ -59,27 +59,27 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
 		return retryOnConflict(ctrl.Result{}, r.orphan(ctx, u))
 	}
-	if !r.Shard.main() {
-		return retryOnConflict(r.writeShardAccounts(ctx, u))
-	}
-	if u.DeletionTimestamp == nil && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer) {
-		if err := r.Update(ctx, u); err != nil {
-			return retryOnConflict(ctrl.Result{}, err)
-		}
-	}
-	before := u.DeepCopy()
-	now := time.Now()
-	phase, next := lifecycle(u, now)
-	u.Status.Phase = phase
-	stops := r.Engines.stops.Load()
 	apps, err := r.appsOf(ctx, u.Namespace, u.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	main := r.Shards.main()
+	if err := r.addFinalizers(ctx, u, apps, main); err != nil {
+		return retryOnConflict(ctrl.Result{}, err)
+	}
+	before := u.DeepCopy()
+	now := time.Now()
+	stops := r.Engines.stops.Load()
 	u.Status.Accounts = r.accounts(u, apps)
-	cond := newConditions(&u.Status.CommonStatus, u.Generation)
-	settled := r.conditions(ctx, u, phase, apps, cond)
-	u.Status.ObservedGeneration = u.Generation
+	var settled bool
+	var next time.Time
+	if main {
+		var phase identityv1alpha1.UserPhase
+		phase, next = lifecycle(u, now)
+		u.Status.Phase = phase
+		settled = r.conditions(ctx, u, phase, apps, newConditions(&u.Status.CommonStatus, u.Generation))
+		u.Status.ObservedGeneration = u.Generation
+	}
 	if wait := r.progress.hold(req.NamespacedName, before, u, now); wait > 0 && !equalJSON(u.Status, before.Status) {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
@@ -92,16 +92,11 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		// write, did not see. Look again.
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
-	r.tell(req.NamespacedName, before, u, apps, now)
-	if u.DeletionTimestamp != nil && settled {
-		controllerutil.RemoveFinalizer(u, identityv1alpha1.Finalizer)
-		for _, f := range staleShardFinalizers(u, apps) {
-			controllerutil.RemoveFinalizer(u, f)
-		}
-		if err := r.Update(ctx, u); err != nil && !apierrors.IsNotFound(err) {
-			return retryOnConflict(ctrl.Result{}, err)
-		}
-		return ctrl.Result{}, nil
+	if main {
+		r.tell(req.NamespacedName, before, u, apps, now)
+	}
+	if u.DeletionTimestamp != nil {
+		return retryOnConflict(ctrl.Result{}, r.removeFinalizers(ctx, u, apps, main && settled))
 	}
 	if next.IsZero() {
 		return ctrl.Result{}, nil
@@ -113,14 +108,26 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // orphan-accounts annotation asks: every engine of the namespace lets go of the
 // account as it is, and an Event records which apps keep one.
 func (r *UserReconciler) orphan(ctx context.Context, u *identityv1alpha1.User) error {
-	if !controllerutil.ContainsFinalizer(u, r.Shard.finalizer()) {
+	main := r.Shards.main()
+	var mine []string
+	for _, shard := range r.Shards.running() {
+		if f := shard.finalizer(); !shard.main() && controllerutil.ContainsFinalizer(u, f) {
+			mine = append(mine, f)
+		}
+	}
+	if main && controllerutil.ContainsFinalizer(u, identityv1alpha1.Finalizer) {
+		mine = append(mine, identityv1alpha1.Finalizer)
+	}
+	if len(mine) == 0 {
 		return nil
 	}
 	for _, e := range r.Engines.InNamespace(u.Namespace) {
 		e.Release(u.Name)
 	}
-	if !r.Shard.main() {
-		controllerutil.RemoveFinalizer(u, r.Shard.finalizer())
+	for _, f := range mine {
+		controllerutil.RemoveFinalizer(u, f)
+	}
+	if !main {
 		return client.IgnoreNotFound(r.Update(ctx, u))
 	}
 	var kept []string
@@ -136,7 +143,6 @@ func (r *UserReconciler) orphan(ctx context.Context, u *identityv1alpha1.User) e
 	}
 	r.Recorder.Eventf(u, nil, corev1.EventTypeWarning, identityv1alpha1.EventAccountsOrphaned, "Delete", "%s", msg)
 	logf.FromContext(ctx).Info("Orphaned a deleted User's accounts", "user", u.Name, "accounts", len(kept))
-	controllerutil.RemoveFinalizer(u, identityv1alpha1.Finalizer)
 	return client.IgnoreNotFound(r.Update(ctx, u))
 }
 
@@ -223,8 +229,8 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 		return false
 	}
 	if u.DeletionTimestamp != nil {
-		waiting := waitingFor(apps)
-		for _, s := range shardsDeprovisioning(u, apps) {
+		waiting := r.waitingFor(apps, MainShard)
+		for _, s := range r.shardsDeprovisioning(u, apps) {
 			waiting = append(waiting, "the apps of shard "+s.String())
 		}
 		if len(waiting) > 0 {
@@ -253,7 +259,7 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 			continue
 		}
 		if a.engine == nil {
-			if !r.Shard.owns(a.conn) && accountState(u, name) == identityv1alpha1.AccountStatePending {
+			if !r.Shards.owns(a.conn) && accountState(u, name) == identityv1alpha1.AccountStatePending {
 				pending = append(pending, name) // as the app's shard wrote it
 			}
 			continue

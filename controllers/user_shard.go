@@ -30,50 +30,60 @@ func retryOnConflict(res ctrl.Result, err error) (ctrl.Result, error) {
 	return res, err
 }
 
-// writeShardAccounts is a named shard's part of a User's reconcile: its apps' accounts
-// in the status, and its finalizer, kept while its engines may hold an account of the
-// User and removed once they are done with it.
-func (r *UserReconciler) writeShardAccounts(ctx context.Context, u *identityv1alpha1.User) (ctrl.Result, error) {
-	finalizer := r.Shard.finalizer()
-	apps, err := r.appsOf(ctx, u.Namespace, u.Name)
-	if err != nil {
-		return ctrl.Result{}, err
+// addFinalizers puts on a User the finalizers of the work this replica does for it:
+// the main one for the main shard's work, and one per other shard it runs with an app
+// in the User's namespace, so that a deleted User stays until each has let it go.
+func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.User, apps map[string]app, main bool) error {
+	if u.DeletionTimestamp != nil {
+		return nil
 	}
-	if u.DeletionTimestamp == nil && runsAny(apps) && controllerutil.AddFinalizer(u, finalizer) {
-		if err := r.Update(ctx, u); err != nil {
-			return ctrl.Result{}, err
+	added := main && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer)
+	for _, shard := range r.Shards.running() {
+		if !shard.main() && r.runsAppsOf(shard, apps) && controllerutil.AddFinalizer(u, shard.finalizer()) {
+			added = true
 		}
 	}
-	before := u.DeepCopy()
-	stops := r.Engines.stops.Load()
-	u.Status.Accounts = r.accounts(u, apps)
-	key := client.ObjectKeyFromObject(u)
-	if wait := r.progress.hold(key, before, u, time.Now()); wait > 0 && !equalJSON(u.Status, before.Status) {
-		return ctrl.Result{RequeueAfter: wait}, nil
+	if !added {
+		return nil
 	}
-	if err := patchStatusLocked(ctx, r.Client, u, before, u.Status, before.Status); err != nil {
-		return ctrl.Result{}, err
+	return r.Update(ctx, u)
+}
+
+// removeFinalizers takes off a deleted User the finalizers of the shards this replica
+// runs whose apps are done with the User, and, once the main shard's work is settled,
+// the main finalizer with those of shards that no longer run any app of the namespace.
+func (r *UserReconciler) removeFinalizers(ctx context.Context, u *identityv1alpha1.User, apps map[string]app, mainSettled bool) error {
+	removed := false
+	for _, shard := range r.Shards.running() {
+		if !shard.main() && len(r.waitingFor(apps, shard)) == 0 && controllerutil.RemoveFinalizer(u, shard.finalizer()) {
+			removed = true
+		}
 	}
-	if r.Engines.stops.Load() != stops {
-		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+	if mainSettled {
+		for _, f := range append(r.staleShardFinalizers(u, apps), identityv1alpha1.Finalizer) {
+			if controllerutil.RemoveFinalizer(u, f) {
+				removed = true
+			}
+		}
 	}
-	if u.DeletionTimestamp != nil && controllerutil.ContainsFinalizer(u, finalizer) && len(waitingFor(apps)) == 0 {
-		controllerutil.RemoveFinalizer(u, finalizer)
-		return ctrl.Result{}, client.IgnoreNotFound(r.Update(ctx, u))
+	if !removed {
+		return nil
 	}
-	return ctrl.Result{}, nil
+	return client.IgnoreNotFound(r.Update(ctx, u))
 }
 
 // patchStatus writes a User's status. While other shards write their apps' accounts
 // into it too, the write is refused (a conflict) if the User changed since it was read,
 // so that no shard puts back what another just wrote.
 func (r *UserReconciler) patchStatus(ctx context.Context, u, before *identityv1alpha1.User, apps map[string]app) error {
+	alone := r.Shards.main()
 	for _, a := range apps {
-		if !r.Shard.owns(a.conn) {
-			return patchStatusLocked(ctx, r.Client, u, before, u.Status, before.Status)
-		}
+		alone = alone && r.Shards.owns(a.conn)
 	}
-	return patchStatus(ctx, r.Client, u, before, u.Status, before.Status)
+	if alone {
+		return patchStatus(ctx, r.Client, u, before, u.Status, before.Status)
+	}
+	return patchStatusLocked(ctx, r.Client, u, before, u.Status, before.Status)
 }
 
 // otherShardsWrote passes, to the main shard, an update of a User's accounts in apps
@@ -83,13 +93,13 @@ func (r *UserReconciler) otherShardsWrote(cache client.Reader) predicate.Predica
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok1 := e.ObjectOld.(*identityv1alpha1.User)
 		n, ok2 := e.ObjectNew.(*identityv1alpha1.User)
-		if !r.Shard.main() || !ok1 || !ok2 {
+		if !r.Shards.main() || !ok1 || !ok2 {
 			return false
 		}
 		for _, app := range changedAccounts(o.Status.Accounts, n.Status.Accounts) {
 			conn := &identityv1alpha1.AppConnection{}
 			err := cache.Get(context.Background(), types.NamespacedName{Namespace: n.Namespace, Name: app}, conn, client.UnsafeDisableDeepCopy)
-			if err == nil && !r.Shard.owns(conn) {
+			if err == nil && !r.Shards.owns(conn) {
 				return true
 			}
 		}
@@ -116,34 +126,35 @@ func changedAccounts(before, after []identityv1alpha1.UserAccount) []string {
 	return out
 }
 
-// runsAny says whether this replica runs an engine among a namespace's apps.
-func runsAny(apps map[string]app) bool {
+// runsAppsOf says whether this replica runs an engine of a shard's among the apps.
+func (r *UserReconciler) runsAppsOf(shard Shard, apps map[string]app) bool {
 	for _, a := range apps {
-		if a.engine != nil {
+		if a.engine != nil && r.Shards.of(a.conn) == shard {
 			return true
 		}
 	}
 	return false
 }
 
-// waitingFor says what this replica's engines still wait for before they are done
-// with a User going away, app by app.
-func waitingFor(apps map[string]app) []string {
+// waitingFor says what this replica's engines (of one shard, or of all for "")
+// still wait for before they are done with a User going away, app by app.
+func (r *UserReconciler) waitingFor(apps map[string]app, shard Shard) []string {
 	var waiting []string
 	for _, name := range sortedApps(apps) {
-		if a := apps[name]; a.engine != nil && a.view.Waiting != "" {
+		a := apps[name]
+		if a.engine != nil && a.view.Waiting != "" && (shard.main() || r.Shards.of(a.conn) == shard) {
 			waiting = append(waiting, a.view.Waiting)
 		}
 	}
 	return waiting
 }
 
-// shardsDeprovisioning are the named shards whose finalizer a User still carries and
-// that still run an app of its namespace.
-func shardsDeprovisioning(u *identityv1alpha1.User, apps map[string]app) []Shard {
+// shardsDeprovisioning are the shards, other than those this replica runs, whose
+// finalizer a User still carries and that still run an app of its namespace.
+func (r *UserReconciler) shardsDeprovisioning(u *identityv1alpha1.User, apps map[string]app) []Shard {
 	var out []Shard
 	for _, f := range u.Finalizers {
-		if name, ok := strings.CutPrefix(f, identityv1alpha1.ShardFinalizerPrefix); ok && shardHasApps(Shard(name), apps) {
+		if name, ok := strings.CutPrefix(f, identityv1alpha1.ShardFinalizerPrefix); ok && !r.Shards.runs(Shard(name)) && r.shardHasApps(Shard(name), apps) {
 			out = append(out, Shard(name))
 		}
 	}
@@ -152,19 +163,19 @@ func shardsDeprovisioning(u *identityv1alpha1.User, apps map[string]app) []Shard
 
 // staleShardFinalizers are the finalizers of shards that run no app of the User's
 // namespace any more (their apps moved or went): nothing of theirs is left to wait for.
-func staleShardFinalizers(u *identityv1alpha1.User, apps map[string]app) []string {
+func (r *UserReconciler) staleShardFinalizers(u *identityv1alpha1.User, apps map[string]app) []string {
 	var out []string
 	for _, f := range u.Finalizers {
-		if name, ok := strings.CutPrefix(f, identityv1alpha1.ShardFinalizerPrefix); ok && !shardHasApps(Shard(name), apps) {
+		if name, ok := strings.CutPrefix(f, identityv1alpha1.ShardFinalizerPrefix); ok && !r.shardHasApps(Shard(name), apps) {
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-func shardHasApps(s Shard, apps map[string]app) bool {
+func (r *UserReconciler) shardHasApps(shard Shard, apps map[string]app) bool {
 	for _, a := range apps {
-		if s.owns(a.conn) {
+		if r.Shards.of(a.conn) == shard {
 			return true
 		}
 	}

@@ -92,8 +92,13 @@ func (w *workers[W]) run(ctx context.Context) {
 	}
 }
 
-// ensure hands the running worker of key to reconfigure, or starts the one build makes.
-func (w *workers[W]) ensure(ctx context.Context, key types.NamespacedName, reconfigure func(W), build func() W) (W, error) {
+// errNotOurs: the object's shard is not this replica's (any more).
+var errNotOurs = errors.New("another replica runs this object's shard")
+
+// ensure hands the running worker of key to reconfigure, or starts the one build makes
+// if ours still says the object's shard is this replica's: asked under the same lock
+// as stopWhere takes, so that a shard given up has no worker started after it.
+func (w *workers[W]) ensure(ctx context.Context, key types.NamespacedName, ours func() bool, reconfigure func(W), build func() W) (W, error) {
 	var none W
 	select {
 	case <-w.started:
@@ -102,6 +107,9 @@ func (w *workers[W]) ensure(ctx context.Context, key types.NamespacedName, recon
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !ours() {
+		return none, errNotOurs
+	}
 	if r, ok := w.running[key]; ok {
 		reconfigure(r.worker)
 		return r.worker, nil
@@ -167,6 +175,26 @@ func (w *workers[W]) stop(key types.NamespacedName) bool {
 		<-r.done
 	}
 	return ok
+}
+
+// stopWhere stops the workers of the keys that match and waits for them.
+func (w *workers[W]) stopWhere(match func(types.NamespacedName) bool) []types.NamespacedName {
+	w.mu.Lock()
+	var stopped []types.NamespacedName
+	var stopping []*runningWorker[W]
+	for key, r := range w.running {
+		if match(key) {
+			stopped = append(stopped, key)
+			stopping = append(stopping, r)
+			delete(w.running, key)
+		}
+	}
+	w.mu.Unlock()
+	for _, r := range stopping {
+		r.cancel()
+		<-r.done
+	}
+	return stopped
 }
 
 // inNamespace returns the workers of a namespace by object name.

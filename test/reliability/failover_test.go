@@ -3,6 +3,8 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +161,92 @@ func TestKillShardLeaders(t *testing.T) {
 	t.Logf("%d people in 3 apps over 2 shards: the east shard's standby led %s after its leader was killed, the main one's %s; "+
 		"during the leavers the east shard's %s; %d creates for %d accounts, 0 duplicates",
 		people, eastTakeover.Round(time.Millisecond), mainTakeover.Round(time.Millisecond), second.Round(time.Millisecond), o.creates(), want)
+}
+
+// autoShardHolders names, by shard, the replica (the POD_NAME it was started with)
+// holding each of n automatic shards' leases, "" for none.
+func autoShardHolders(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		h := holder(fmt.Sprintf("auto-%d.shard.%s", i, leaseName))
+		if cut := strings.LastIndex(h, "-"); cut > 0 {
+			h = h[:cut]
+		}
+		out[i] = h
+	}
+	return out
+}
+
+// spread reports whether each of the replicas named holds at least one automatic shard
+// and every shard is held by one of them.
+func spread(n int, replicas ...string) (bool, string) {
+	holders := autoShardHolders(n)
+	counts := map[string]int{}
+	for _, h := range holders {
+		if !slices.Contains(replicas, h) {
+			return false, fmt.Sprint("holders ", holders)
+		}
+		counts[h]++
+	}
+	return len(counts) == len(replicas), fmt.Sprint("holders ", holders)
+}
+
+// TestKillAReplicaHoldingAutomaticShards: three replicas share four automatic shards,
+// over which the org's four apps hash. Every replica comes to hold at least one. During
+// the initial sync a replica holding shards, not the leader, is killed: the two left
+// take its shards within the lease duration. During a burst of leavers the leader is
+// killed too: the last one takes every shard and the main shard's work. Every app holds
+// exactly the declared accounts, once; every User is Ready with each app's account
+// recorded.
+func TestKillAReplicaHoldingAutomaticShards(t *testing.T) {
+	const shards = 4
+	people := size(100, 2000)
+	o := newOrg(t, 23, "chat", "wiki", "crm", "docs")
+	o.slowAnswers(t, 50, 50)
+	stale := leader()
+	auto := fmt.Sprintf("--auto-shards=%d", shards)
+	first := startOperator(t, "r1", suite.kubeconfig, auto)
+	waitForLeader(t, leaseName, stale)
+	second := startOperator(t, "r2", suite.kubeconfig, auto)
+	startOperator(t, "r3", suite.kubeconfig, auto)
+	waitUntil(t, time.Minute, "the shards spread over the three replicas", func() (bool, string) { return spread(shards, "r1", "r2", "r3") })
+
+	o.hire(t, 0, people)
+	want := 4 * people * 4 / 5
+	waitUntil(t, 3*time.Minute, "a third of the creates", func() (bool, string) {
+		n := o.creates()
+		return n >= want/3, fmt.Sprint(n)
+	})
+	held := autoShardHolders(shards)
+	second.kill()
+	killed := time.Now()
+	waitUntil(t, time.Minute, "r2's shards move to r1 and r3", func() (bool, string) { return spread(shards, "r1", "r3") })
+	moved := time.Since(killed)
+	t.Logf("holders %v before r2 was killed, %v after", held, autoShardHolders(shards))
+	waitUntil(t, 5*time.Minute, "the two left converge", func() (bool, string) { return o.converged(people, nil) })
+
+	leavers := map[int]bool{}
+	for i := 0; len(leavers) < people/4; i++ {
+		if p := o.rng.IntN(people); entitled(p) {
+			leavers[p] = true
+		}
+	}
+	for p := range leavers {
+		o.setState(t, p, identityv1alpha1.UserStateSuspended)
+	}
+	takeover := killLeader(t, leaseName, first)
+	waitUntil(t, time.Minute, "r3 holds every shard", func() (bool, string) { return spread(shards, "r3") })
+	o.fastAnswers(t)
+	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
+		return o.converged(people, leavers)
+	})
+	if d := o.duplicates(); d != 0 {
+		t.Fatalf("%d duplicate accounts", d)
+	}
+	waitUntil(t, 2*time.Minute, "every User Ready", o.usersReady)
+	waitUntil(t, time.Minute, "every User's status records its account in each app", func() (bool, string) {
+		return o.accountsRecorded(leavers)
+	})
+	t.Logf("%d people in 4 apps over %d automatic shards: a killed replica's shards held elsewhere %s after, the leader's lease %s after; %d creates for %d accounts, 0 duplicates",
+		people, shards, moved.Round(time.Millisecond), takeover.Round(time.Millisecond), o.creates(), want)
 }

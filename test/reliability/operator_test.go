@@ -60,7 +60,7 @@ func startOperator(t *testing.T, name string, kubeconfig string, extra ...string
 	op := &operator{name: name, probe: probe, log: &logFile{}, done: make(chan struct{})}
 	op.cmd = exec.Command(suite.binary, args...)
 	op.cmd.Stdout, op.cmd.Stderr = op.log, op.log
-	op.cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	op.cmd.Env = append(os.Environ(), "GOMAXPROCS=2", "POD_NAME="+name)
 	if err := op.cmd.Start(); err != nil {
 		t.Fatalf("starting operator %s: %v", name, err)
 	}
