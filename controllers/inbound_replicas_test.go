@@ -30,18 +30,27 @@ func standby(t *testing.T) string {
 	now := metav1.NewMicroTime(time.Now())
 	create(t, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: leaseName},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &hour, AcquireTime: &now, RenewTime: &now}})
-	wait, twice := time.Hour, true // the leader's controllers have the same names
-	mgr, err := ctrl.NewManager(env.Config, controllers.ManagerOptions(ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		LeaderElection: true, LeaderElectionID: leaseName, LeaderElectionNamespace: "default", LeaseDuration: &wait,
-		Controller: config.Controller{SkipNameValidation: &twice},
-	}))
+	wait := time.Hour
+	second := &controllers.InboundSCIM{Addr: freeAddr(), Log: ctrl.Log.WithName("inbound-scim-standby")}
+	runReplica(t, ctrl.Options{LeaderElection: true, LeaderElectionID: leaseName, LeaderElectionNamespace: "default", LeaseDuration: &wait},
+		controllers.Options{Registry: controllers.Connectors(memory.NewApps(), second), Inbound: second})
+	return second.Addr
+}
+
+// runReplica runs a second replica of the operator in the test's process until the test
+// ends, with the options given beside those every replica of the suite has.
+func runReplica(t *testing.T, opts ctrl.Options, setup controllers.Options) {
+	t.Helper()
+	twice := true // the suite's replica's controllers have the same names
+	opts.Scheme, opts.Metrics, opts.HealthProbeBindAddress = env.Scheme, metricsserver.Options{BindAddress: "0"}, "0"
+	opts.Controller = config.Controller{SkipNameValidation: &twice}
+	mgr, err := ctrl.NewManager(env.Config, controllers.ManagerOptions(opts))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := &controllers.InboundSCIM{Addr: freeAddr(), Log: ctrl.Log.WithName("inbound-scim-standby")}
 	ctx, cancel := context.WithCancel(testCtx)
-	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: controllers.Connectors(memory.NewApps(), second), Inbound: second}); err != nil {
+	if err := controllers.Setup(ctx, mgr, setup); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -49,10 +58,9 @@ func standby(t *testing.T) string {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("the standby stopped: %v", err)
+			t.Errorf("the second replica stopped: %v", err)
 		}
 	})
-	return second.Addr
 }
 
 // TestEveryReplicaServesInboundSCIM: a replica that does not lead takes pushes as the

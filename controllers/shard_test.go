@@ -13,8 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/memory"
@@ -30,27 +28,8 @@ func shardReplica(t *testing.T, name string) *memory.Apps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	twice := true // the main replica's controllers have the same names
-	mgr, err := ctrl.NewManager(env.Config, controllers.ManagerOptions(ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{SkipNameValidation: &twice},
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	own := memory.NewApps()
-	ctx, cancel := context.WithCancel(testCtx)
-	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: controllers.Connectors(own, nil), Sharding: controllers.NewSharding(shard, 0)}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("the shard's replica stopped: %v", err)
-		}
-	})
+	runReplica(t, ctrl.Options{}, controllers.Options{Registry: controllers.Connectors(own, nil), Sharding: controllers.NewSharding(shard, 0)})
 	return own
 }
 

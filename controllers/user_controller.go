@@ -59,6 +59,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
 		return retryOnConflict(ctrl.Result{}, r.orphan(ctx, u))
 	}
+	stops := r.Engines.stops.Load()
 	apps, err := r.appsOf(ctx, u.Namespace, u.Name)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -69,7 +70,6 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	before := u.DeepCopy()
 	now := time.Now()
-	stops := r.Engines.stops.Load()
 	u.Status.Accounts = r.accounts(u, apps)
 	var settled bool
 	var next time.Time
@@ -86,14 +86,15 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.patchStatus(ctx, u, before, apps); err != nil {
 		return retryOnConflict(ctrl.Result{}, err)
 	}
+	if main {
+		// What was written is news, whatever follows: the next reconcile starts from it.
+		r.tell(req.NamespacedName, before, u, apps, now)
+	}
 	if r.Engines.stops.Load() != stops {
 		// An engine stopped while this ran: the status written may list an account of its
 		// app, which the AppConnection's refresh of its Users, reading them before this
 		// write, did not see. Look again.
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
-	}
-	if main {
-		r.tell(req.NamespacedName, before, u, apps, now)
 	}
 	if u.DeletionTimestamp != nil {
 		return retryOnConflict(ctrl.Result{}, r.removeFinalizers(ctx, u, apps, main && settled))
@@ -322,6 +323,30 @@ type journeys struct {
 	leftAt    map[types.NamespacedName]time.Time
 }
 
+// step records what a reconcile of a User wrote (before → u) and returns what the User
+// held when last ready (known: whether that is known) and when it left.
+func (j *journeys) step(key types.NamespacedName, before, u *identityv1alpha1.User, leaving bool, now time.Time) ([]string, bool, time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.lastReady == nil {
+		j.lastReady, j.leftAt = map[types.NamespacedName][]string{}, map[types.NamespacedName]time.Time{}
+	}
+	if _, known := j.leftAt[key]; leaving && !known && before.Status.Phase == identityv1alpha1.UserPhaseActive {
+		j.leftAt[key] = now
+	}
+	if _, known := j.lastReady[key]; !known && len(before.Status.Conditions) == 0 {
+		// Never reconciled before: nothing of it was ready, whatever its first status says.
+		j.lastReady[key] = nil
+	}
+	lastReady, known := j.lastReady[key]
+	leftAt := j.leftAt[key]
+	if isReady(u.Status.Conditions) && u.Status.Phase == identityv1alpha1.UserPhaseActive {
+		j.lastReady[key] = activeApps(u.Status.Accounts)
+		delete(j.leftAt, key)
+	}
+	return lastReady, known, leftAt
+}
+
 func (j *journeys) forget(key types.NamespacedName) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -331,22 +356,8 @@ func (j *journeys) forget(key types.NamespacedName) {
 
 // tell publishes a User's news, if this reconcile made any.
 func (r *UserReconciler) tell(key types.NamespacedName, before, u *identityv1alpha1.User, apps map[string]app, now time.Time) {
-	j := &r.journeys
-	j.mu.Lock()
-	if j.lastReady == nil {
-		j.lastReady, j.leftAt = map[types.NamespacedName][]string{}, map[types.NamespacedName]time.Time{}
-	}
 	leaving := u.Status.Phase != identityv1alpha1.UserPhaseActive && u.Status.Phase != identityv1alpha1.UserPhasePending
-	if _, known := j.leftAt[key]; leaving && !known && before.Status.Phase == identityv1alpha1.UserPhaseActive {
-		j.leftAt[key] = now
-	}
-	lastReady, known := j.lastReady[key]
-	leftAt := j.leftAt[key]
-	if isReady(u.Status.Conditions) && u.Status.Phase == identityv1alpha1.UserPhaseActive {
-		j.lastReady[key] = activeApps(u.Status.Accounts)
-		delete(j.leftAt, key)
-	}
-	j.mu.Unlock()
+	lastReady, known, leftAt := r.journeys.step(key, before, u, leaving, now)
 	offAt := map[string]time.Time{}
 	for name, a := range apps {
 		if t := a.view.Account.LastTransitionTime; leaving && a.engine != nil && !t.IsZero() {

@@ -36,6 +36,7 @@ func main() {
 	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json)")
 	flag.StringVar(&opts.ProfileDir, "profile-dir", "", "where the pprof profiles go (default bin/bench)")
 	flag.StringVar(&opts.Dashboard, "dashboard", "", "where the dashboard drawn from the run's metrics goes (default docs/img/dashboard.png, quick bin/bench/dashboard-quick.png)")
+	flag.IntVar(&opts.Replicas, "replicas", 1, "replicas of the operator, in this process, sharing automatic shards (4 a replica) when more than one")
 	flag.BoolVar(&opts.Verbose, "v", false, "log the operator to stderr")
 	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory, apps")
 	flag.Parse()

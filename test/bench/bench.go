@@ -53,6 +53,9 @@ type Options struct {
 	// InboundClients push to the inbound SCIM endpoint for InboundDuration.
 	InboundClients  int           `json:"inboundClients"`
 	InboundDuration time.Duration `json:"inboundDuration"`
+	// Replicas is how many replicas of the operator run (in this process), sharing
+	// automatic shards when more than one.
+	Replicas int `json:"replicas"`
 	// Quick is the small run make test makes.
 	Quick bool `json:"quick"`
 	// Only, when set, runs these parts alone: provisioning (the floor, initial sync,
@@ -121,6 +124,7 @@ func (o Options) Defaults() Options {
 	if o.Out == "" {
 		o.Out = full.Out
 	}
+	o.Replicas = max(o.Replicas, 1)
 	if o.Dashboard == "" {
 		o.Dashboard = full.Dashboard
 	}

@@ -61,6 +61,35 @@ func TestQuick(t *testing.T) {
 	checkDashboard(t, picture, report.Dashboard)
 }
 
+// TestQuickTwoReplicas is make bench --quick --replicas 2 --only provisioning: two
+// replicas of the operator share automatic shards. Every app is provisioned once, with
+// the requests one replica would send; a resync writes nothing; both replicas hold
+// shards.
+func TestQuickTwoReplicas(t *testing.T) {
+	var log strings.Builder
+	dir := t.TempDir()
+	report, err := Run(context.Background(), Options{Quick: true, Replicas: 2, Only: []string{"provisioning"}, Log: &log,
+		Out: filepath.Join(dir, "results.json"), ProfileDir: dir, Dashboard: filepath.Join(dir, "dashboard.png")})
+	t.Log("\n" + log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ scenario, figure string }{{"scale-out", "replicas holding automatic shards, of 2"}}
+	for _, f := range countedFigures {
+		if f.scenario == "requests per account" || f.scenario == "steady state" {
+			want = append(want, f)
+		}
+	}
+	for _, f := range want {
+		switch res := report.find(f.scenario, f.figure); {
+		case res == nil:
+			t.Errorf("the report has no %q figure of %s", f.figure, f.scenario)
+		case !res.Met:
+			t.Errorf("%s: %s = %v, target %s", f.scenario, f.figure, res.Value, res.Target)
+		}
+	}
+}
+
 // checkDashboard: the dashboard's panels were drawn into a PNG, those the run exercises
 // with at least one series from Prometheus.
 func checkDashboard(t *testing.T, file string, drawn map[string]int) {

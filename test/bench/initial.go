@@ -78,6 +78,9 @@ func (b *bench) initialSync(ctx context.Context) error {
 	if err := b.verifyAccounts(initial.people); err != nil {
 		return err
 	}
+	if err := b.shardSpread(ctx); err != nil {
+		return err
+	}
 	b.logf("  %d Users, %d accounts in %s\n", len(initial.people), len(initial.people)*b.opts.Apps, initial.took.Round(time.Millisecond))
 	floor := measuredFloors.initialSync().Seconds()
 	details := map[string]float64{

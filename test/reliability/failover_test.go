@@ -10,8 +10,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
 
 // The leases of the main shard's replicas and of shard "east"'s.
@@ -67,33 +65,11 @@ func TestLeaderFailover(t *testing.T) {
 	waitUntil(t, 5*time.Minute, "the new leader converges", func() (bool, string) { return o.converged(people, nil) })
 
 	startOperator(t, "a", suite.kubeconfig) // back, as the standby
-	leavers := map[int]bool{}
-	for i := 0; len(leavers) < people/4; i++ {
-		if p := o.rng.IntN(people); entitled(p) {
-			leavers[p] = true
-		}
-	}
-	for p := range leavers {
-		o.setState(t, p, identityv1alpha1.UserStateSuspended)
-	}
-	waitUntil(t, 2*time.Minute, "some leavers deactivated", func() (bool, string) {
-		_, active := o.apps[0].accounts()
-		gone := 0
-		for p := range leavers {
-			if active[fmt.Sprintf("p%05d@example.com", p)] == 0 {
-				gone++
-			}
-		}
-		return gone > 0, fmt.Sprint(gone)
-	})
+	leavers := o.suspendSome(t, people)
+	waitUntil(t, 2*time.Minute, "some leavers deactivated", o.someLeft(0, leavers))
 	second := killLeader(t, leaseName, b)
 	o.fastAnswers(t)
-	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
-		return o.converged(people, leavers)
-	})
-	if d := o.duplicates(); d != 0 {
-		t.Fatalf("%d duplicate accounts", d)
-	}
+	o.settle(t, people, leavers)
 	t.Logf("takeover after a killed leader: %s during the initial sync, %s during the leavers (lease 4s, retry 0.5s)", first.Round(time.Millisecond), second.Round(time.Millisecond))
 }
 
@@ -127,33 +103,11 @@ func TestKillShardLeaders(t *testing.T) {
 	waitUntil(t, 5*time.Minute, "the new leaders converge", func() (bool, string) { return o.converged(people, nil) })
 
 	startOperator(t, "east-1", suite.kubeconfig, "--shard=east") // back, as the standby
-	leavers := map[int]bool{}
-	for i := 0; len(leavers) < people/4; i++ {
-		if p := o.rng.IntN(people); entitled(p) {
-			leavers[p] = true
-		}
-	}
-	for p := range leavers {
-		o.setState(t, p, identityv1alpha1.UserStateSuspended)
-	}
-	waitUntil(t, 2*time.Minute, "some leavers deactivated in the east shard's apps", func() (bool, string) {
-		_, active := o.apps[1].accounts()
-		gone := 0
-		for p := range leavers {
-			if active[fmt.Sprintf("p%05d@example.com", p)] == 0 {
-				gone++
-			}
-		}
-		return gone > 0, fmt.Sprint(gone)
-	})
+	leavers := o.suspendSome(t, people)
+	waitUntil(t, 2*time.Minute, "some leavers deactivated in the east shard's apps", o.someLeft(1, leavers))
 	second := killLeader(t, eastLeaseName, eastStandby)
 	o.fastAnswers(t)
-	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
-		return o.converged(people, leavers)
-	})
-	if d := o.duplicates(); d != 0 {
-		t.Fatalf("%d duplicate accounts", d)
-	}
+	o.settle(t, people, leavers)
 	waitUntil(t, 2*time.Minute, "every User Ready", o.usersReady)
 	waitUntil(t, time.Minute, "every User's status records its account in each app", func() (bool, string) {
 		return o.accountsRecorded(leavers)
@@ -225,24 +179,11 @@ func TestKillAReplicaHoldingAutomaticShards(t *testing.T) {
 	t.Logf("holders %v before r2 was killed, %v after", held, autoShardHolders(shards))
 	waitUntil(t, 5*time.Minute, "the two left converge", func() (bool, string) { return o.converged(people, nil) })
 
-	leavers := map[int]bool{}
-	for i := 0; len(leavers) < people/4; i++ {
-		if p := o.rng.IntN(people); entitled(p) {
-			leavers[p] = true
-		}
-	}
-	for p := range leavers {
-		o.setState(t, p, identityv1alpha1.UserStateSuspended)
-	}
+	leavers := o.suspendSome(t, people)
 	takeover := killLeader(t, leaseName, first)
 	waitUntil(t, time.Minute, "r3 holds every shard", func() (bool, string) { return spread(shards, "r3") })
 	o.fastAnswers(t)
-	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
-		return o.converged(people, leavers)
-	})
-	if d := o.duplicates(); d != 0 {
-		t.Fatalf("%d duplicate accounts", d)
-	}
+	o.settle(t, people, leavers)
 	waitUntil(t, 2*time.Minute, "every User Ready", o.usersReady)
 	waitUntil(t, time.Minute, "every User's status records its account in each app", func() (bool, string) {
 		return o.accountsRecorded(leavers)

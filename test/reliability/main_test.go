@@ -197,6 +197,47 @@ func (o *org) setState(t *testing.T, i int, state identityv1alpha1.UserState) {
 	}
 }
 
+// suspendSome suspends a quarter of people [0, people), entitled ones picked at random.
+func (o *org) suspendSome(t *testing.T, people int) map[int]bool {
+	t.Helper()
+	leavers := map[int]bool{}
+	for len(leavers) < people/4 {
+		if p := o.rng.IntN(people); entitled(p) {
+			leavers[p] = true
+		}
+	}
+	for p := range leavers {
+		o.setState(t, p, identityv1alpha1.UserStateSuspended)
+	}
+	return leavers
+}
+
+// someLeft reports whether app i has deactivated the account of some leaver.
+func (o *org) someLeft(i int, leavers map[int]bool) func() (bool, string) {
+	return func() (bool, string) {
+		_, active := o.apps[i].accounts()
+		gone := 0
+		for p := range leavers {
+			if active[fmt.Sprintf("p%05d@example.com", p)] == 0 {
+				gone++
+			}
+		}
+		return gone > 0, fmt.Sprint(gone)
+	}
+}
+
+// settle waits until every leaver is deactivated and everyone else active, in every
+// app, and fails on any account held twice.
+func (o *org) settle(t *testing.T, people int, leavers map[int]bool) {
+	t.Helper()
+	waitUntil(t, 5*time.Minute, "every leaver deactivated, everyone else active, once", func() (bool, string) {
+		return o.converged(people, leavers)
+	})
+	if d := o.duplicates(); d != 0 {
+		t.Fatalf("%d duplicate accounts", d)
+	}
+}
+
 // creates counts the creates every app has seen.
 func (o *org) creates() int {
 	n := 0
