@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -88,7 +89,7 @@ func (b *bench) resync(ctx context.Context) (resyncCost, error) {
 		}
 	}
 	if err := b.waitFor(ctx, timeoutFor(b.opts.Users), 100*time.Millisecond, "the full resync", func() (bool, string, error) {
-		return resyncedSince(trigger)
+		return resyncedSince(trigger, objs)
 	}); err != nil {
 		return cost, err
 	}
@@ -121,8 +122,13 @@ func (b *bench) counts(ctx context.Context) (writes, map[string]AppStats, error)
 }
 
 // resyncedSince reports whether every engine listed its app and every directory syncer
-// synced in full since t, by the operator's metrics.
-func resyncedSince(t time.Time) (bool, string, error) {
+// synced in full since t, by the operator's metrics, for these objects (series of an
+// earlier run in this process, of objects since deleted, stay in the registry).
+func resyncedSince(t time.Time, objs []client.Object) (bool, string, error) {
+	keys := map[string]bool{}
+	for _, obj := range objs {
+		keys[client.ObjectKeyFromObject(obj).String()] = true
+	}
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		return false, "", err
@@ -134,12 +140,22 @@ func resyncedSince(t time.Time) (bool, string, error) {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			if m.GetGauge().GetValue() < float64(t.Unix()) {
+			if m.GetGauge().GetValue() < float64(t.Unix()) && ofObjects(m.GetLabel(), keys) {
 				return false, fmt.Sprintf("%s %v", f.GetName(), m.GetLabel()), nil
 			}
 		}
 	}
 	return true, "", nil
+}
+
+// ofObjects says whether a series' labels name one of the objects.
+func ofObjects(labels []*dto.LabelPair, keys map[string]bool) bool {
+	for _, l := range labels {
+		if keys[l.GetValue()] {
+			return true
+		}
+	}
+	return false
 }
 
 func appNames(n int) []string {
