@@ -105,9 +105,16 @@ func addWorkers(mgr ctrl.Manager, shard *Sharding, timing LeaseTiming, engines *
 	start := func(s Shard) { go wake(cache, shard, s, engines, syncers) }
 	leases := newShardLeases(direct, shard, timing, LeaseBase, ctrl.Log.WithName("shards"), stop, start)
 	// A replica that comes to lead takes up the main shard's work on every User, whose
-	// conditions the leader before it may have left for it to finish.
+	// conditions the leader before it may have left for it to finish. The manager starts
+	// this before it says it leads (Elected), and a User reconciled in between would not
+	// be the main shard's yet: wait for it.
+	elected := mgr.Elected()
 	leading := manager.RunnableFunc(func(ctx context.Context) error {
-		go engines.reconcileUsers()
+		select {
+		case <-elected:
+			go engines.reconcileUsers()
+		case <-ctx.Done():
+		}
 		<-ctx.Done()
 		return nil
 	})
