@@ -162,11 +162,3 @@ func (s *Sharding) hold(shard Shard, held bool) {
 		delete(s.held, shard)
 	}
 }
-
-// String names the replica's work in logs.
-func (s *Sharding) String() string {
-	if s.auto > 0 {
-		return fmt.Sprintf("%d automatic shards", s.auto)
-	}
-	return s.name.String()
-}

@@ -153,9 +153,9 @@ func (r *UserReconciler) waitingFor(apps map[string]app, shard Shard) []string {
 // finalizer a User still carries and that still run an app of its namespace.
 func (r *UserReconciler) shardsDeprovisioning(u *identityv1alpha1.User, apps map[string]app) []Shard {
 	var out []Shard
-	for _, f := range u.Finalizers {
-		if name, ok := strings.CutPrefix(f, identityv1alpha1.ShardFinalizerPrefix); ok && !r.Shards.runs(Shard(name)) && r.shardHasApps(Shard(name), apps) {
-			out = append(out, Shard(name))
+	for _, shard := range shardFinalizers(u) {
+		if !r.Shards.runs(shard) && r.shardHasApps(shard, apps) {
+			out = append(out, shard)
 		}
 	}
 	return out
@@ -165,9 +165,20 @@ func (r *UserReconciler) shardsDeprovisioning(u *identityv1alpha1.User, apps map
 // namespace any more (their apps moved or went): nothing of theirs is left to wait for.
 func (r *UserReconciler) staleShardFinalizers(u *identityv1alpha1.User, apps map[string]app) []string {
 	var out []string
+	for _, shard := range shardFinalizers(u) {
+		if !r.shardHasApps(shard, apps) {
+			out = append(out, shard.finalizer())
+		}
+	}
+	return out
+}
+
+// shardFinalizers are the named shards whose finalizer a User carries.
+func shardFinalizers(u *identityv1alpha1.User) []Shard {
+	var out []Shard
 	for _, f := range u.Finalizers {
-		if name, ok := strings.CutPrefix(f, identityv1alpha1.ShardFinalizerPrefix); ok && !r.shardHasApps(Shard(name), apps) {
-			out = append(out, f)
+		if name, ok := strings.CutPrefix(f, identityv1alpha1.ShardFinalizerPrefix); ok {
+			out = append(out, Shard(name))
 		}
 	}
 	return out
