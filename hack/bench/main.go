@@ -16,14 +16,14 @@ import (
 )
 
 func main() {
-	bench.ServeAppsIfChild()
+	bench.ServeIfChild()
 	var opts bench.Options
 	flag.BoolVar(&opts.Quick, "quick", false, "a small run: 200 users, 10 leavers, short rate and inbound scenarios")
 	flag.IntVar(&opts.Users, "users", 0, "Users in the organisation (default 10000, quick 200)")
 	flag.IntVar(&opts.Apps, "apps", 0, "SCIM apps every User has an account in (default 5)")
 	flag.IntVar(&opts.Concurrency, "concurrency", 0, "requests in flight per app, for Roster and the floor (default 8)")
 	flag.DurationVar(&opts.Latency, "latency", 0, "added response time of each app")
-	flag.IntVar(&opts.Leavers, "leavers", 0, "Users suspended, idle and under load (default 100, quick 10)")
+	flag.IntVar(&opts.Leavers, "leavers", 0, "Users suspended one at a time, as many at once, and as many while a second organisation joins (default 100, quick 10, at most a tenth of --users)")
 	flag.IntVar(&opts.RateBudget, "rate-budget", 0, "writes a minute the rate-limited app allows (default 180)")
 	flag.DurationVar(&opts.RateDuration, "rate-duration", 0, "how long the rate budget scenario provisions for (default 2m, quick 20s)")
 	flag.IntVar(&opts.LDAPUsers, "ldap-users", 0, "users in the slapd directory (default 10000, quick 200)")
@@ -33,18 +33,23 @@ func main() {
 	flag.IntVar(&opts.SuiteUsers, "suite-users", 0, "people provisioned into Google Workspace and into Entra ID, in 50 groups (default 10000, quick 200)")
 	flag.IntVar(&opts.InboundClients, "inbound-clients", 0, "identity-provider clients pushing at once (default 8)")
 	flag.DurationVar(&opts.InboundDuration, "inbound-duration", 0, "how long they push (default 15s, quick 3s)")
-	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json)")
+	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json, scale bench/scale.json)")
 	flag.StringVar(&opts.ProfileDir, "profile-dir", "", "where the pprof profiles go (default bin/bench)")
-	flag.StringVar(&opts.Dashboard, "dashboard", "", "where the dashboard drawn from the run's metrics goes (default docs/img/dashboard.png, quick bin/bench/dashboard-quick.png)")
+	flag.StringVar(&opts.Dashboard, "dashboard", "", "where the dashboard drawn from the run's metrics goes (default docs/img/dashboard.png, quick bin/bench/dashboard-quick.png), or with --scale the curves (default docs/img/scale.png)")
 	flag.IntVar(&opts.Replicas, "replicas", 1, "replicas of the operator, in this process, sharing automatic shards (4 a replica) when more than one")
 	flag.BoolVar(&opts.Verbose, "v", false, "log the operator to stderr")
 	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory, apps")
+	scale := flag.Bool("scale", false, "measure how cost grows with the organisation: the provisioning scenarios at each of --sizes, each in a process of its own; write bench/scale.json and docs/img/scale.png")
+	sizes := flag.String("sizes", "1000x5,10000x5,50000x5,10000x20", "the sizes of --scale, as PEOPLExAPPS")
 	flag.Parse()
 	if *only != "" {
 		opts.Only = strings.Split(*only, ",")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *scale {
+		os.Exit(runScale(ctx, *sizes, opts))
+	}
 	report, err := bench.Run(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -53,4 +58,29 @@ func main() {
 	if missed := report.Missed(); len(missed) > 0 {
 		fmt.Printf("\n%d of %d figures missed their target.\n", len(missed), len(report.Results))
 	}
+}
+
+// runScale is make bench ARGS=--scale; it returns the exit code.
+func runScale(ctx context.Context, sizes string, opts bench.Options) int {
+	parsed, err := bench.ParseScaleSizes(sizes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	report, err := bench.Scale(ctx, bench.ScaleOptions{Sizes: parsed, Concurrency: opts.Concurrency, Leavers: opts.Leavers,
+		Out: opts.Out, Chart: opts.Dashboard})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	missed := 0
+	for _, res := range report.Results {
+		if !res.Met {
+			missed++
+		}
+	}
+	if missed > 0 {
+		fmt.Printf("\n%d of %d figures missed their target.\n", missed, len(report.Results))
+	}
+	return 0
 }

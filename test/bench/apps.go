@@ -29,10 +29,14 @@ const (
 	appToken = "bench-app-token"
 )
 
-// ServeAppsIfChild serves the apps and exits when the process was started as the
-// bench's app server; otherwise it returns at once. Call it first in main and TestMain.
-func ServeAppsIfChild() {
-	if os.Getenv(envApps) == "" {
+// ServeIfChild does a child process's work and exits when the process was started as
+// the bench's app server or as one size of a scale run; otherwise it returns at once.
+// Call it first in main and TestMain.
+func ServeIfChild() {
+	if os.Getenv(envApps) == "" { // checked first: a size's own app server inherits envRun
+		if spec := os.Getenv(envRun); spec != "" {
+			runChild(spec)
+		}
 		return
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

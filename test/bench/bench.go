@@ -32,8 +32,12 @@ type Options struct {
 	Concurrency int `json:"concurrency"`
 	// Latency is each app's added response time.
 	Latency time.Duration `json:"latency"`
-	// Leavers is how many Users are suspended, idle and under load.
+	// Leavers is how many Users are suspended one at a time idle, as many at once, and as
+	// many again while a second organisation joins.
 	Leavers int `json:"leavers"`
+	// LeaversIdleOnly leaves out the leavers measured while a second organisation joins
+	// (a scale run's sizes measure the initial sync alone).
+	LeaversIdleOnly bool `json:"leaversIdleOnly,omitempty"`
 	// RateBudget is the rate-limited app's writes a minute; RateDuration how long its
 	// scenario provisions for.
 	RateBudget   int           `json:"rateBudget"`
@@ -92,7 +96,7 @@ func (o Options) Defaults() Options {
 		o.Concurrency = full.Concurrency
 	}
 	if o.Leavers == 0 {
-		o.Leavers = full.Leavers
+		o.Leavers = min(full.Leavers, o.Users/10)
 	}
 	if o.RateBudget == 0 {
 		o.RateBudget = full.RateBudget

@@ -10,7 +10,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	ServeAppsIfChild() // the bench's apps run in a child process: this test binary
+	ServeIfChild() // the bench's apps, and a scale run's sizes, run in child processes: this test binary
 	os.Exit(m.Run())
 }
 

@@ -16,12 +16,14 @@ import (
 
 // leavers suspends Users one at a time (the kill switch, spec.state) and measures the
 // time until the apps have deactivated every one of their accounts: first with nothing
-// else to do, then while a second organisation of the same size joins.
+// else to do, then all at once (a burst, as when a team is let go), then, unless
+// LeaversIdleOnly, while a second organisation of the same size joins.
 func (b *bench) leavers(ctx context.Context) error {
 	n := b.opts.Leavers
 	// Leaves of the org chart, from the end of the export.
 	idle := initial.people[len(initial.people)-n:]
 	loaded := initial.people[len(initial.people)-2*n : len(initial.people)-n]
+	burst := initial.people[len(initial.people)-3*n : len(initial.people)-2*n]
 
 	var idleLatencies []time.Duration
 	for _, p := range idle {
@@ -35,7 +37,56 @@ func (b *bench) leavers(ctx context.Context) error {
 		}
 		idleLatencies = append(idleLatencies, done[p.email].Sub(start))
 	}
+	slices.Sort(idleLatencies)
+	b.report.add(atMost("leaver", "p50 until every account is deactivated", percentile(idleLatencies, 50).Seconds(), 1, "s",
+		map[string]float64{"leavers": float64(n), "accountsEach": float64(b.opts.Apps), "maxSeconds": idleLatencies[len(idleLatencies)-1].Seconds()}))
+	b.report.add(atMost("leaver", "p99 until every account is deactivated", percentile(idleLatencies, 99).Seconds(), 3, "s", nil))
+	burstLatencies, err := b.leaverBurst(ctx, burst)
+	if err != nil {
+		return err
+	}
+	b.logf("  idle: p50 %s p99 %s; %d at once: p50 %s p99 %s\n",
+		percentile(idleLatencies, 50).Round(time.Millisecond), percentile(idleLatencies, 99).Round(time.Millisecond),
+		len(burst), percentile(burstLatencies, 50).Round(time.Millisecond), percentile(burstLatencies, 99).Round(time.Millisecond))
+	if b.opts.LeaversIdleOnly {
+		return nil
+	}
+	return b.leaversWhileJoining(ctx, loaded)
+}
 
+// leaverBurst suspends these people all at once and returns, sorted, the time from
+// each one's suspension until every app deactivated their account.
+func (b *bench) leaverBurst(ctx context.Context, ps []person) ([]time.Duration, error) {
+	var deactivated map[string]time.Time
+	var waitErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { deactivated, waitErr = b.waitDeactivated(ctx, ps) })
+	starts := make([]time.Time, len(ps))
+	for i, p := range ps {
+		starts[i] = time.Now()
+		if err := b.suspend(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	wg.Wait()
+	if waitErr != nil {
+		return nil, waitErr
+	}
+	latencies := make([]time.Duration, len(ps))
+	for i, p := range ps {
+		latencies[i] = deactivated[p.email].Sub(starts[i])
+	}
+	slices.Sort(latencies)
+	b.report.add(atMost("leaver", fmt.Sprintf("p99 of %d suspended at once", len(ps)), percentile(latencies, 99).Seconds(), 1, "s",
+		map[string]float64{"leavers": float64(len(ps)), "p50Seconds": percentile(latencies, 50).Seconds(),
+			"lastSeconds": deactivated[ps[len(ps)-1].email].Sub(starts[0]).Seconds()}))
+	return latencies, nil
+}
+
+// leaversWhileJoining suspends these people one every 100 ms while a second
+// organisation of the same size joins, and measures their p99.
+func (b *bench) leaversWhileJoining(ctx context.Context, loaded []person) error {
+	n := len(loaded)
 	// A second organisation joins: its DirectorySync starts an initial sync of as many
 	// Users, into the same apps, and the leavers are suspended while it runs.
 	acquired := people("Q", 1, b.opts.Users)
@@ -66,7 +117,8 @@ func (b *bench) leavers(ctx context.Context) error {
 	if waitErr != nil {
 		return waitErr
 	}
-	want := expect{users: 2 * len(initial.people), active: 2*len(initial.people) - 2*n}
+	// The idle, burst and loaded leavers: 3n of the first organisation are suspended.
+	want := expect{users: 2 * len(initial.people), active: 2*len(initial.people) - 3*n}
 	if err := b.waitConverged(ctx, "the second initial sync", want); err != nil {
 		return err
 	}
@@ -81,17 +133,11 @@ func (b *bench) leavers(ctx context.Context) error {
 			underLoad++
 		}
 	}
-	slices.Sort(idleLatencies)
 	slices.Sort(loadedLatencies)
-	b.report.add(atMost("leaver", "p50 until every account is deactivated", percentile(idleLatencies, 50).Seconds(), 1, "s",
-		map[string]float64{"leavers": float64(n), "accountsEach": float64(b.opts.Apps), "maxSeconds": idleLatencies[len(idleLatencies)-1].Seconds()}))
-	b.report.add(atMost("leaver", "p99 until every account is deactivated", percentile(idleLatencies, 99).Seconds(), 3, "s", nil))
 	b.report.add(atMost("leaver", fmt.Sprintf("p99 while %d Users join", len(acquired)), percentile(loadedLatencies, 99).Seconds(), 5, "s",
 		map[string]float64{"leavers": float64(n), "deactivatedWhileJoining": float64(underLoad),
 			"p50Seconds": percentile(loadedLatencies, 50).Seconds(), "joinSeconds": loadTook.Seconds()}))
-	b.logf("  idle: p50 %s p99 %s; while %d join (%s): p50 %s p99 %s\n",
-		percentile(idleLatencies, 50).Round(time.Millisecond), percentile(idleLatencies, 99).Round(time.Millisecond),
-		len(acquired), loadTook.Round(time.Millisecond),
+	b.logf("  while %d join (%s): p50 %s p99 %s\n", len(acquired), loadTook.Round(time.Millisecond),
 		percentile(loadedLatencies, 50).Round(time.Millisecond), percentile(loadedLatencies, 99).Round(time.Millisecond))
 	return nil
 }

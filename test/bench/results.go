@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -121,10 +118,12 @@ func number(v float64) string {
 }
 
 // Print writes the results as a table.
-func (r *Report) Print(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tFIGURE\tMEASURED\tFLOOR\tRATIO\tTARGET\tMET")
-	for _, res := range r.Results {
+func (r *Report) Print(w io.Writer) { printResults(w, r.Results) }
+
+// printResults writes results as a table.
+func printResults(w io.Writer, results []Result) {
+	tw := newTable(w, "SCENARIO\tFIGURE\tMEASURED\tFLOOR\tRATIO\tTARGET\tMET")
+	for _, res := range results {
 		floor, ratio := "-", "-"
 		if res.Floor != nil {
 			floor = number(*res.Floor) + unitSuffix(res.Unit)
@@ -139,17 +138,15 @@ func (r *Report) Print(w io.Writer) {
 	_ = tw.Flush()
 }
 
-// Write saves the report as JSON.
-func (r *Report) Write(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+// newTable is a table writer with its header written.
+func newTable(w io.Writer, header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
 }
+
+// Write saves the report as JSON.
+func (r *Report) Write(path string) error { return saveJSON(path, r) }
 
 // Missed lists the results whose target was not met.
 func (r *Report) Missed() []Result {
