@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,11 +33,17 @@ type AppAssignmentReconciler struct {
 	// Shards is the part of the work this replica does: it reports the assignments of
 	// its shard's apps, whose engines it runs.
 	Shards *Sharding
+	// members is each assignment's number of members at its last count, which sets how
+	// often engine news count it again.
+	members sync.Map // types.NamespacedName → int
 }
 
 func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	a := &identityv1alpha1.AppAssignment{}
 	if err := r.Get(ctx, req.NamespacedName, a); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.members.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := a.DeepCopy()
@@ -105,9 +112,10 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
 	users := subjectUsers(r.Membership, a)
 	sort.Strings(users)
+	r.members.Store(client.ObjectKeyFromObject(a), len(users))
 	active := users[:0]
+	u := &identityv1alpha1.User{} // one for every member: the cache's copy is only read
 	for _, name := range users {
-		u := &identityv1alpha1.User{}
 		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u, client.UnsafeDisableDeepCopy); err != nil {
 			continue
 		}
@@ -145,6 +153,13 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 	return nil
 }
 
+// countEvery is how often, at most, the engines' news count an assignment again.
+func (r *AppAssignmentReconciler) countEvery(key types.NamespacedName) time.Duration {
+	members, _ := r.members.Load(key)
+	n, _ := members.(int)
+	return max(countsEvery, time.Duration(n)*countEveryPerMember)
+}
+
 // SetupWithManager watches AppAssignments and what they depend on: their User or Role,
 // their AppConnection, and the engines' news about their Users.
 func (r *AppAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -167,6 +182,6 @@ func (r *AppAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&identityv1alpha1.User{}, byField(indexAssignmentUser, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.Role{}, byField(indexAssignmentRole, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.AppConnection{}, byField(indexAssignmentApp, name), builder.WithPredicates(specOrLabelsChanged())).
-		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, coalesced(countsEvery))).
+		WatchesRawSource(source.Channel(r.Engines.assignmentEvents, coalescedBySize(r.countEvery))).
 		Complete(r)
 }

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -472,11 +471,20 @@ func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn types.N
 // SetupWithManager watches AppConnections, the Secrets they read, the engines' news,
 // and passes changes to AppAssignments on to the engines (the Role controller passes
 // changes to Users on, once it has evaluated them against the Roles).
+// snapshotEvery is how often, at most, an engine's news reconcile its AppConnection,
+// whose status is a snapshot of every account the engine holds.
+func (r *AppConnectionReconciler) snapshotEvery(key types.NamespacedName) time.Duration {
+	if e := r.Engines.Get(key); e != nil {
+		return time.Duration(e.Size()) * snapshotEveryAccount
+	}
+	return 0
+}
+
 func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		WatchesRawSource(source.Channel(r.Engines.appEvents, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.Engines.appEvents, coalescedBySize(r.snapshotEvery))).
 		Watches(&identityv1alpha1.AppAssignment{}, r.Engines.assignmentsToEngines(), builder.WithPredicates(specOrLabelsChanged())).
 		Complete(r)
 }

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"sort"
 	"strings"
 	"sync/atomic"
 
@@ -120,21 +119,10 @@ func (es *Engines) InNamespace(namespace string) map[string]*engine.Engine {
 // account state changed.
 func (es *Engines) UsersChanged(app string, users []string) {
 	namespace, appName, _ := strings.Cut(app, "/")
-	assignments := map[string]bool{}
 	for _, u := range users {
 		es.userEvents <- event.GenericEvent{Object: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: u}}}
-		for _, a := range assignmentsOf(context.Background(), es.cache, es.membership, namespace, u) {
-			if a.Spec.App == appName {
-				assignments[a.Name] = true
-			}
-		}
 	}
-	names := make([]string, 0, len(assignments))
-	for a := range assignments {
-		names = append(names, a)
-	}
-	sort.Strings(names)
-	for _, a := range names {
+	for _, a := range assignmentsOfApp(context.Background(), es.cache, es.membership, namespace, appName, users) {
 		es.assignmentEvents <- event.GenericEvent{Object: &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: a}}}
 	}
 }

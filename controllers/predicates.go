@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	kworkqueue "k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -42,10 +43,27 @@ const countsEvery = 2 * time.Second
 // they come in bursts (an account of each of thousands of Users), and one reconcile
 // after them says it all.
 func coalesced(interval time.Duration) handler.EventHandler {
+	return coalescedBySize(func(types.NamespacedName) time.Duration { return interval })
+}
+
+// coalescedBySize is coalesced with an interval of each object's own: the time its last
+// reconcile's count over all its accounts or members may take to be worth repeating.
+func coalescedBySize(interval func(types.NamespacedName) time.Duration) handler.EventHandler {
 	return handler.Funcs{GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue) {
-		q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}, interval)
+		key := client.ObjectKeyFromObject(e.Object)
+		q.AddAfter(reconcile.Request{NamespacedName: key}, interval(key))
 	}}
 }
+
+// Intervals in proportion to size, so that recounting a large organisation's status
+// while thousands of its accounts change costs no larger a share of a core than a small
+// one's: an AppAssignment's counts read each member's User from the cache (a few
+// microseconds each), an app's snapshot walks each of its accounts under the engine's
+// lock (about one).
+const (
+	countEveryPerMember  = time.Millisecond      // 2 s up to 2,000 members, 10 s at 10,000
+	snapshotEveryAccount = 40 * time.Microsecond // at once for a small app, 2 s at 50,000 accounts
+)
 
 // equalJSON compares two values by their JSON form.
 func equalJSON(a, b any) bool {

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -169,18 +171,31 @@ func duplicateUserName(ctx context.Context, cache client.Reader, u *identityv1al
 	return false
 }
 
-// assignmentsOf lists the AppAssignments whose subject includes a User.
-func assignmentsOf(ctx context.Context, cache client.Reader, m *Membership, namespace, user string) []identityv1alpha1.AppAssignment {
-	var out []identityv1alpha1.AppAssignment
-	var direct identityv1alpha1.AppAssignmentList
-	if err := cache.List(ctx, &direct, client.InNamespace(namespace), client.MatchingFields{indexAssignmentUser: user}); err == nil {
-		out = append(out, direct.Items...)
-	}
-	for _, role := range m.RolesOf(namespace, user) {
-		var byRole identityv1alpha1.AppAssignmentList
-		if err := cache.List(ctx, &byRole, client.InNamespace(namespace), client.MatchingFields{indexAssignmentRole: role}); err == nil {
-			out = append(out, byRole.Items...)
+// assignmentsOfApp names, sorted, the AppAssignments of an app whose subject includes
+// any of these Users. Each of their Roles is looked up once, however many of the Users
+// hold it, and the cache's objects are read without copying them.
+func assignmentsOfApp(ctx context.Context, cache client.Reader, m *Membership, namespace, app string, users []string) []string {
+	names := map[string]bool{}
+	add := func(field, value string) {
+		var list identityv1alpha1.AppAssignmentList
+		if err := cache.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
+			return
+		}
+		for i := range list.Items {
+			if list.Items[i].Spec.App == app {
+				names[list.Items[i].Name] = true
+			}
 		}
 	}
-	return out
+	roles := map[string]bool{}
+	for _, u := range users {
+		add(indexAssignmentUser, u)
+		for _, role := range m.RolesOf(namespace, u) {
+			roles[role] = true
+		}
+	}
+	for role := range roles {
+		add(indexAssignmentRole, role)
+	}
+	return slices.Sorted(maps.Keys(names))
 }

@@ -41,13 +41,21 @@ func main() {
 	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory, apps")
 	scale := flag.Bool("scale", false, "measure how cost grows with the organisation: the provisioning scenarios at each of --sizes, each in a process of its own; write bench/scale.json and docs/img/scale.png")
 	sizes := flag.String("sizes", "1000x5,10000x5,50000x5,10000x20", "the sizes of --scale, as PEOPLExAPPS")
+	redraw := flag.String("redraw", "", "with --scale: judge this saved scale report again and draw its curves, without running anything")
 	flag.Parse()
 	if *only != "" {
 		opts.Only = strings.Split(*only, ",")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *scale {
+	switch {
+	case *scale && *redraw != "":
+		if err := bench.Redraw(*redraw, opts.Dashboard, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	case *scale:
 		os.Exit(runScale(ctx, *sizes, opts))
 	}
 	report, err := bench.Run(ctx, opts)

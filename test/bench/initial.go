@@ -175,7 +175,10 @@ type expect struct {
 // and every User, AppConnection, Role and DirectorySync of the organisation is Ready
 // for its current generation.
 func (b *bench) waitConverged(ctx context.Context, what string, want expect) error {
-	return b.waitFor(ctx, timeoutFor(want.users*b.opts.Apps), 200*time.Millisecond, what, func() (bool, string, error) {
+	// Each look counts every account of every app: look less often at larger sizes, so
+	// that looking costs the apps and the operator's cores the same share at every size.
+	every := max(200*time.Millisecond, time.Duration(want.users*b.opts.Apps)*2*time.Microsecond)
+	return b.waitFor(ctx, timeoutFor(want.users*b.opts.Apps), every, what, func() (bool, string, error) {
 		stats, err := b.apps.stats()
 		if err != nil {
 			return false, "", err

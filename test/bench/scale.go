@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -89,7 +90,9 @@ type ScalePoint struct {
 	// ResyncWrites are the app writes and API writes of a full resync with nothing
 	// changed.
 	ResyncWrites float64 `json:"resyncWrites"`
-	// LeaverP99Seconds is for leavers one at a time; BurstP99Seconds for as many at once.
+	// LeaverP99Seconds is for Leavers one at a time; BurstP99Seconds for as many at
+	// once.
+	Leavers          int     `json:"leavers"`
 	LeaverP99Seconds float64 `json:"leaverP99Seconds"`
 	BurstP99Seconds  float64 `json:"burstP99Seconds"`
 	// RSSMiB and HeapLiveMiB are the operator process's after the initial sync.
@@ -145,6 +148,28 @@ func Scale(ctx context.Context, opts ScaleOptions) (*ScaleReport, error) {
 	}
 	fmt.Fprintf(opts.Log, "\nWrote %s and the curves to %s\n", opts.Out, opts.Chart)
 	return report, nil
+}
+
+// Redraw judges a saved scale report again and draws its curves (into chart, or
+// docs/img/scale.png), without running anything.
+func Redraw(report, chart string, log io.Writer) error {
+	chart = cmp.Or(chart, ScaleOptions{}.defaults().Chart)
+	data, err := os.ReadFile(report)
+	if err != nil {
+		return err
+	}
+	var r ScaleReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("%s: %w", report, err)
+	}
+	r.Results = judgeScale(r.Points)
+	printPoints(log, r.Points)
+	fmt.Fprintln(log)
+	printResults(log, r.Results)
+	if err := saveJSON(report, &r); err != nil {
+		return err
+	}
+	return drawScale(r.Points, chart)
 }
 
 // runSize runs one size in a child process and reads its figures from its report.
@@ -216,7 +241,8 @@ func pointOf(size ScaleSize, r *Report) (ScalePoint, error) {
 	p.RequestsPerAccount = figure("requests per account", "SCIM requests per account created").Value
 	p.ResyncWrites = figure("steady state", "app writes in a full resync").Value + figure("steady state", "API writes in all").Value
 	p.LeaverP99Seconds = figure("leaver", "p99 until every account is deactivated").Value
-	p.BurstP99Seconds = figure("leaver", fmt.Sprintf("p99 of %d suspended at once", r.Options.Leavers)).Value
+	p.Leavers = r.Options.Leavers
+	p.BurstP99Seconds = figure("leaver", fmt.Sprintf("p99 of %d suspended at once", p.Leavers)).Value
 	rss := figure("memory", "operator RSS after the initial sync")
 	p.RSSMiB, p.HeapLiveMiB = rss.Value, rss.Details["heapLiveMiB"]
 	if len(missing) > 0 {

@@ -65,7 +65,7 @@ func drawScale(points []ScalePoint, file string) error {
 		}, 0},
 		{"Leavers: p99 until every account is deactivated", "seconds", false, []scaleCurve{
 			{"one at a time", func(p ScalePoint) float64 { return p.LeaverP99Seconds }},
-			{"a tenth-sized burst at once", func(p ScalePoint) float64 { return p.BurstP99Seconds }},
+			{"a burst, all at once", func(p ScalePoint) float64 { return p.BurstP99Seconds }},
 		}, 1},
 	}
 	apps := make([]int, 0, len(byApps))
