@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -41,6 +42,7 @@ func main() {
 	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory, apps")
 	scale := flag.Bool("scale", false, "measure how cost grows with the organisation: the provisioning scenarios at each of --sizes, each in a process of its own; write bench/scale.json and docs/img/scale.png")
 	sizes := flag.String("sizes", "1000x5,10000x5,50000x5,10000x20", "the sizes of --scale, as PEOPLExAPPS")
+	collect := flag.Bool("collect", false, "with --scale: make the scale report of the --sizes already run into bin/bench/scale, without running any, then draw it")
 	redraw := flag.String("redraw", "", "with --scale: judge this saved scale report again and draw its curves, without running anything")
 	flag.Parse()
 	if *only != "" {
@@ -49,6 +51,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch {
+	case *scale && *collect:
+		parsed, err := bench.ParseScaleSizes(*sizes)
+		if err == nil {
+			_, err = bench.Collect(bench.ScaleOptions{Sizes: parsed, Out: opts.Out})
+		}
+		if err == nil {
+			err = bench.Redraw(cmp.Or(opts.Out, "bench/scale.json"), opts.Dashboard, os.Stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	case *scale && *redraw != "":
 		if err := bench.Redraw(*redraw, opts.Dashboard, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -170,6 +171,33 @@ func Redraw(report, chart string, log io.Writer) error {
 		return err
 	}
 	return drawScale(r.Points, chart)
+}
+
+// Collect makes a scale report of the sizes already run into opts.Dir (each size's
+// results.json), as Scale would have, without running any: for a run cut short.
+func Collect(opts ScaleOptions) (*ScaleReport, error) {
+	opts = opts.defaults()
+	report := &ScaleReport{Date: time.Now().UTC().Truncate(time.Second), Machine: newReport(Options{}).Machine}
+	for _, size := range opts.Sizes {
+		data, err := os.ReadFile(filepath.Join(opts.Dir, fmt.Sprintf("%dx%d", size.Users, size.Apps), "results.json"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r Report
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, err
+		}
+		point, err := pointOf(size, &r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", size, err)
+		}
+		report.Date = r.Date
+		report.Points = append(report.Points, point)
+	}
+	return report, saveJSON(opts.Out, report)
 }
 
 // runSize runs one size in a child process and reads its figures from its report.
