@@ -81,7 +81,7 @@ reliability: envtest test-tools ## Kill, fail over and starve the operator at fu
 	ROSTER_RELIABILITY=full KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" go test ./test/reliability -count=1 -timeout 80m -v
 
 .PHONY: bench
-bench: envtest test-tools ## Measure convergence, requests per account, rate budget, directory sync and memory; write bench/results.json (ARGS=--quick for 200 users).
+bench: envtest test-tools ## Measure convergence, requests per account, rate budget, directory sync and memory; write bench/results.json (ARGS=--quick for 200 users; ARGS=--scale for cost from 1,000 to 50,000 people, bench/scale.json).
 	go run ./hack/bench $(ARGS)
 
 .PHONY: verify
