@@ -49,6 +49,9 @@ type AppConnectionReconciler struct {
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*built
+	// accounts is each app's number of managed accounts at its last snapshot, which
+	// sets how often the engine's news take another.
+	accounts sync.Map // types.NamespacedName → int
 }
 
 // built is an AppConnection's connector and mapping, kept until its spec or a Secret
@@ -103,7 +106,9 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.summarize(conn, e.Snapshot(), cond)
+	snap := e.Snapshot()
+	r.accounts.Store(req.NamespacedName, snap.Managed)
+	r.summarize(conn, snap, cond)
 	return r.finish(ctx, conn, before, 0)
 }
 
@@ -221,6 +226,7 @@ func (r *AppConnectionReconciler) forget(ctx context.Context, key types.Namespac
 	forgetConditions("AppConnection", key)
 	quarantined.DeleteLabelValues(key.String())
 	r.Engines.Stop(key)
+	r.accounts.Delete(key)
 	r.mu.Lock()
 	delete(r.built, key)
 	r.mu.Unlock()
@@ -472,12 +478,12 @@ func (r *AppConnectionReconciler) refreshUsers(ctx context.Context, conn types.N
 // and passes changes to AppAssignments on to the engines (the Role controller passes
 // changes to Users on, once it has evaluated them against the Roles).
 // snapshotEvery is how often, at most, an engine's news reconcile its AppConnection,
-// whose status is a snapshot of every account the engine holds.
+// whose status is a snapshot of every account the engine holds. It takes no lock: the
+// engine may send its news while it holds its own.
 func (r *AppConnectionReconciler) snapshotEvery(key types.NamespacedName) time.Duration {
-	if e := r.Engines.Get(key); e != nil {
-		return time.Duration(e.Size()) * snapshotEveryAccount
-	}
-	return 0
+	accounts, _ := r.accounts.Load(key)
+	n, _ := accounts.(int)
+	return time.Duration(n) * snapshotEveryAccount
 }
 
 func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {

@@ -13,14 +13,6 @@ const (
 	failureSampleSize = 3
 )
 
-// Size is how many Users the engine holds an account state for: what a Snapshot's cost
-// grows with.
-func (e *Engine) Size() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.accountStates)
-}
-
 // Snapshot is the engine's state for the AppConnection's status and metrics.
 func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
