@@ -96,14 +96,8 @@ func runScale(ctx context.Context, sizes string, opts bench.Options) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	missed := 0
-	for _, res := range report.Results {
-		if !res.Met {
-			missed++
-		}
-	}
-	if missed > 0 {
-		fmt.Printf("\n%d of %d figures missed their target.\n", missed, len(report.Results))
+	if missed := (&bench.Report{Results: report.Results}).Missed(); len(missed) > 0 {
+		fmt.Printf("\n%d of %d figures missed their target.\n", len(missed), len(report.Results))
 	}
 	return 0
 }

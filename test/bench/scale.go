@@ -179,22 +179,14 @@ func Collect(opts ScaleOptions) (*ScaleReport, error) {
 	opts = opts.defaults()
 	report := &ScaleReport{Date: time.Now().UTC().Truncate(time.Second), Machine: newReport(Options{}).Machine}
 	for _, size := range opts.Sizes {
-		data, err := os.ReadFile(filepath.Join(opts.Dir, fmt.Sprintf("%dx%d", size.Users, size.Apps), "results.json"))
+		point, date, err := readPoint(sizeDir(opts, size), size)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, err
-		}
-		var r Report
-		if err := json.Unmarshal(data, &r); err != nil {
-			return nil, err
-		}
-		point, err := pointOf(size, &r)
-		if err != nil {
 			return nil, fmt.Errorf("%s: %w", size, err)
 		}
-		report.Date = r.Date
+		report.Date = date
 		report.Points = append(report.Points, point)
 	}
 	return report, saveJSON(opts.Out, report)
@@ -202,7 +194,7 @@ func Collect(opts ScaleOptions) (*ScaleReport, error) {
 
 // runSize runs one size in a child process and reads its figures from its report.
 func runSize(ctx context.Context, opts ScaleOptions, size ScaleSize) (ScalePoint, error) {
-	dir := filepath.Join(opts.Dir, fmt.Sprintf("%dx%d", size.Users, size.Apps))
+	dir := sizeDir(opts, size)
 	run := childRun{
 		Options: Options{Users: size.Users, Apps: size.Apps, Concurrency: opts.Concurrency, Leavers: opts.Leavers,
 			Only: []string{"provisioning"}, LeaversIdleOnly: true},
@@ -222,15 +214,27 @@ func runSize(ctx context.Context, opts ScaleOptions, size ScaleSize) (ScalePoint
 	if err := cmd.Run(); err != nil {
 		return ScalePoint{}, err
 	}
-	data, err := os.ReadFile(run.Out)
+	point, _, err := readPoint(dir, size)
+	return point, err
+}
+
+// sizeDir is where a size's own report and profiles go.
+func sizeDir(opts ScaleOptions, size ScaleSize) string {
+	return filepath.Join(opts.Dir, fmt.Sprintf("%dx%d", size.Users, size.Apps))
+}
+
+// readPoint reads a size's figures, and the date of its run, from the report in dir.
+func readPoint(dir string, size ScaleSize) (ScalePoint, time.Time, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "results.json"))
 	if err != nil {
-		return ScalePoint{}, err
+		return ScalePoint{}, time.Time{}, err
 	}
 	var r Report
 	if err := json.Unmarshal(data, &r); err != nil {
-		return ScalePoint{}, err
+		return ScalePoint{}, time.Time{}, err
 	}
-	return pointOf(size, &r)
+	point, err := pointOf(size, &r)
+	return point, r.Date, err
 }
 
 // runChild makes the run a scale run asked this process for, and exits.
