@@ -133,7 +133,7 @@ func main() {
 	registry := controllers.Connectors(memory.NewApps(), inbound)
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound,
 		IdentityPrefix: opts.identityPrefix, AccessRequestRetention: opts.requestsKeptFor,
-		Sharding: controllers.NewSharding(shard, opts.autoShards),
+		Sharding: controllers.NewSharding(shard, opts.autoShards), ShardLeaders: opts.leaderElect,
 		Leases: controllers.LeaseTiming{Namespace: leaseNamespace(opts.leaderElection, os.ReadFile),
 			Duration: opts.leaseDuration, RenewDeadline: opts.renewDeadline, RetryPeriod: opts.retryPeriod}}); err != nil {
 		log.Error(err, "Could not set up the controllers")

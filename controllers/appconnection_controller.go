@@ -77,7 +77,7 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if r.Engines.Get(req.NamespacedName) != nil {
 			r.forget(ctx, req.NamespacedName)
 		}
-		return ctrl.Result{}, nil
+		return r.Shards.reportUnled(ctx, r.Client, r.Recorder, conn, &conn.Status.CommonStatus)
 	}
 	if conn.DeletionTimestamp != nil {
 		return r.finalize(ctx, conn)

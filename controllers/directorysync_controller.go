@@ -75,7 +75,7 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		// Another shard's: stop its syncer if this replica ran it until its label
 		// changed. Inbound SCIM keeps serving it, as every replica does.
 		r.letGo(req.NamespacedName)
-		return ctrl.Result{}, nil
+		return r.Shards.reportUnled(ctx, r.Client, r.Recorder, ds, &ds.Status.CommonStatus)
 	}
 	if ds.DeletionTimestamp != nil {
 		return r.finalize(ctx, ds)

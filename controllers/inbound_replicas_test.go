@@ -39,7 +39,7 @@ func standby(t *testing.T) string {
 
 // runReplica runs a second replica of the operator in the test's process until the test
 // ends, with the options given beside those every replica of the suite has.
-func runReplica(t *testing.T, opts ctrl.Options, setup controllers.Options) {
+func runReplica(t *testing.T, opts ctrl.Options, setup controllers.Options) (stop func()) {
 	t.Helper()
 	twice := true // the suite's replica's controllers have the same names
 	opts.Scheme, opts.Metrics, opts.HealthProbeBindAddress = env.Scheme, metricsserver.Options{BindAddress: "0"}, "0"
@@ -55,12 +55,14 @@ func runReplica(t *testing.T, opts ctrl.Options, setup controllers.Options) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("the second replica stopped: %v", err)
 		}
 	})
+	t.Cleanup(stop)
+	return stop
 }
 
 // TestEveryReplicaServesInboundSCIM: a replica that does not lead takes pushes as the

@@ -76,6 +76,10 @@ type Options struct {
 	Sharding *Sharding
 	// Leases time the automatic shards' leases, as leader election's.
 	Leases LeaseTiming
+	// ShardLeaders says that every shard's replicas elect their leader by a lease in
+	// Leases.Namespace (--leader-elect): the main shard's replica then reports, on an
+	// AppConnection or DirectorySync, a shard that no replica leads.
+	ShardLeaders bool
 }
 
 // addWorkers runs the engines and syncers: on the leader, or, with automatic shards, on
@@ -189,6 +193,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		shard = NewSharding(MainShard, 0)
 	}
 	shard.elected = mgr.Elected()
+	if opts.ShardLeaders {
+		shard.leaders = newShardLeaders(mgr.GetAPIReader(), opts.Leases, LeaseBase)
+	}
 	engines := NewEngines(mgr.GetClient(), mgr.GetEventRecorder("roster"), membership, ctrl.Log.WithName("engine"))
 	syncers := NewSyncers(mgr.GetClient(), ctrl.Log.WithName("directorysync"))
 	if err := addWorkers(mgr, shard, opts.Leases, engines, syncers); err != nil {

@@ -80,6 +80,9 @@ type Sharding struct {
 	name Shard
 	// auto is the number of automatic shards; 0 without them.
 	auto int
+	// leaders, when replicas elect their leaders, tells the main shard's replica which
+	// named shards no replica leads.
+	leaders *shardLeaders
 
 	mu   sync.RWMutex
 	held map[Shard]bool

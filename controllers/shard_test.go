@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -130,6 +132,50 @@ func TestShardsSplitTheAppsBetweenReplicas(t *testing.T) {
 	if w, _ := memoryAccount(wikiApp, "bob@example.com"); w.Active {
 		t.Fatal("bob went while his wiki account was active")
 	}
+}
+
+// TestAShardNoReplicaLeadsIsReported: an AppConnection and a DirectorySync labelled
+// with a shard whose replicas are not running say so (Stalled, naming the flag to start
+// one with); once a replica of that shard leads, it runs them; when that replica dies
+// without giving its lease up, they say so again once the lease has expired.
+func TestAShardNoReplicaLeadsIsReported(t *testing.T) {
+	ns := namespace(t)
+	shard := ns
+	only := ctrl.Options{Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}}}
+	lease := controllers.LeaseTiming{Namespace: ns, Duration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 250 * time.Millisecond}
+	runReplica(t, only, controllers.Options{Registry: controllers.Connectors(memory.NewApps(), nil), ShardLeaders: true, Leases: lease})
+
+	wiki := memoryConnection(ns, "wiki")
+	wiki.Labels = map[string]string{identityv1alpha1.LabelShard: shard}
+	hr := &identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr", Labels: wiki.Labels},
+		Spec: identityv1alpha1.DirectorySyncSpec{SCIM: &identityv1alpha1.SCIMSource{TokenSecretRef: identityv1alpha1.SecretKeySelector{Name: "idp-token", Key: "token"}}}}
+	create(t, wiki, hr)
+	unled := func(name string, obj client.Object, status *identityv1alpha1.CommonStatus) func() (bool, string) {
+		return func() (bool, string) {
+			get(t, ns, name, obj)
+			r := meta.FindStatusCondition(status.Conditions, identityv1alpha1.ConditionReady)
+			stalled := meta.IsStatusConditionTrue(status.Conditions, identityv1alpha1.ConditionStalled)
+			_, why := ready(status.Conditions)
+			return r != nil && r.Reason == identityv1alpha1.ReasonShardNotRunning && stalled &&
+				strings.Contains(r.Message, "--shard="+shard) && status.ObservedGeneration == obj.GetGeneration(), why
+		}
+	}
+	conn, ds := &identityv1alpha1.AppConnection{}, &identityv1alpha1.DirectorySync{}
+	waitFor(t, "the AppConnection says no replica runs its shard", unled("wiki", conn, &conn.Status.CommonStatus))
+	waitFor(t, "the DirectorySync says no replica runs its shard", unled("hr", ds, &ds.Status.CommonStatus))
+
+	renew := lease.RenewDeadline
+	stop := runReplica(t, ctrl.Options{Cache: only.Cache, LeaderElection: true, LeaderElectionNamespace: ns,
+		LeaderElectionID: controllers.Shard(shard).LeaderElectionID(controllers.LeaseBase),
+		LeaseDuration:    &lease.Duration, RenewDeadline: &renew, RetryPeriod: &lease.RetryPeriod},
+		controllers.Options{Registry: controllers.Connectors(memory.NewApps(), nil), Sharding: controllers.NewSharding(controllers.Shard(shard), 0)})
+	waitFor(t, "the shard's replica runs the AppConnection", func() (bool, string) {
+		return ready(get(t, ns, "wiki", conn).Status.Conditions)
+	})
+
+	stop() // its lease stays held, unrenewed, as a killed replica's does
+	waitFor(t, "the AppConnection says no replica runs its shard once the lease expired", unled("wiki", conn, &conn.Status.CommonStatus))
+	assertEvents(t, ns, "wiki", identityv1alpha1.ReasonShardNotRunning)
 }
 
 // TestParseShard: a shard is named by a DNS label, since it becomes a label value, a

@@ -67,6 +67,9 @@ const (
 	ReasonGranting = "Granting"
 	// ReasonDeliveryFailing: a Notifier's channel does not take its messages.
 	ReasonDeliveryFailing = "DeliveryFailing"
+	// ReasonShardNotRunning: an AppConnection or DirectorySync is labelled with a shard
+	// that no replica leads; nothing provisions or syncs it until one does.
+	ReasonShardNotRunning = "ShardNotRunning"
 )
 
 // Event reasons, beside the condition reasons: what Roster records in Events.
