@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -26,7 +25,8 @@ type LeaseTiming struct {
 }
 
 // shardLeases holds a fair share of the automatic shards' leases for this replica:
-// every round it renews its replica slot, counts the replicas holding one, renews the shard leases it holds, takes free or expired ones while it holds
+// every round it lists the leases, renews its replica slot, counts the replicas holding
+// one, renews the shard leases it holds, takes free or expired ones while it holds
 // fewer than its share, and gives one up while it holds more. A shard's work stops
 // before its lease is given up, and when the lease cannot be renewed in time.
 type shardLeases struct {
@@ -99,7 +99,12 @@ func (l *shardLeases) round(ctx context.Context) {
 			l.drop(shard)
 		}
 	}
-	alive, err := l.replicas(ctx, now)
+	known, err := l.listLeases(ctx)
+	if err != nil {
+		l.log.Error(err, "Could not read the shards' leases")
+		return
+	}
+	alive, err := l.replicas(ctx, known, now)
 	if err != nil {
 		l.log.Error(err, "Could not renew this replica's lease")
 		return
@@ -107,8 +112,8 @@ func (l *shardLeases) round(ctx context.Context) {
 	leases := make([]*coordinationv1.Lease, l.sharding.auto)
 	held := map[string]int{} // by replicas alive
 	for i := range leases {
-		if leases[i], err = l.lease(ctx, l.shardName(i).LeaderElectionID(l.base)); err != nil {
-			l.log.V(1).Info("Could not read a shard's lease", "shard", l.shardName(i), "error", err.Error())
+		if leases[i], err = l.lease(ctx, known, l.shardName(i).LeaderElectionID(l.base)); err != nil {
+			l.log.V(1).Info("Could not create a shard's lease", "shard", l.shardName(i), "error", err.Error())
 			continue
 		}
 		if h := holderOf(leases[i]); alive[h] && !l.free(leases[i], now) {
@@ -173,12 +178,12 @@ func holderOf(lease *coordinationv1.Lease) string {
 // replica slots (leases) as there are shards, and names the replicas alive, itself
 // too. A replica gone without a goodbye leaves its slot to expire and be taken again,
 // so slots never pile up; one that finds no slot free has no shard to run anyway.
-func (l *shardLeases) replicas(ctx context.Context, now time.Time) (map[string]bool, error) {
+func (l *shardLeases) replicas(ctx context.Context, known map[string]*coordinationv1.Lease, now time.Time) (map[string]bool, error) {
 	slots := make([]*coordinationv1.Lease, l.sharding.auto)
 	mine := -1
 	for i := range slots {
 		var err error
-		if slots[i], err = l.lease(ctx, l.slotName(i)); err != nil {
+		if slots[i], err = l.lease(ctx, known, l.slotName(i)); err != nil {
 			return nil, err
 		}
 		if holderOf(slots[i]) == l.identity && mine < 0 {
@@ -204,17 +209,34 @@ func (l *shardLeases) replicas(ctx context.Context, now time.Time) (map[string]b
 	return alive, nil
 }
 
-// lease reads a lease, creating it (held by no one) when it does not exist.
-func (l *shardLeases) lease(ctx context.Context, name string) (*coordinationv1.Lease, error) {
-	lease := &coordinationv1.Lease{}
-	err := l.client.Get(ctx, client.ObjectKey{Namespace: l.timing.Namespace, Name: name}, lease)
-	if apierrors.IsNotFound(err) {
-		seconds := int32(l.timing.Duration / time.Second)
-		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: l.timing.Namespace, Name: name},
-			Spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: &seconds}}
-		err = l.client.Create(ctx, lease)
+// listLeases reads the leases of the operator's namespace in one request, by name: a
+// round costs one read however many shards there are, which keeps a takeover quick
+// when the API server is busy.
+func (l *shardLeases) listLeases(ctx context.Context) (map[string]*coordinationv1.Lease, error) {
+	list := &coordinationv1.LeaseList{}
+	if err := l.client.List(ctx, list, client.InNamespace(l.timing.Namespace)); err != nil {
+		return nil, err
 	}
-	return lease, err
+	known := make(map[string]*coordinationv1.Lease, len(list.Items))
+	for i := range list.Items {
+		known[list.Items[i].Name] = &list.Items[i]
+	}
+	return known, nil
+}
+
+// lease is a lease listed this round, created (held by no one) when it does not exist.
+func (l *shardLeases) lease(ctx context.Context, known map[string]*coordinationv1.Lease, name string) (*coordinationv1.Lease, error) {
+	if lease, ok := known[name]; ok {
+		return lease, nil
+	}
+	seconds := int32(l.timing.Duration / time.Second)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: l.timing.Namespace, Name: name},
+		Spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: &seconds}}
+	if err := l.client.Create(ctx, lease); err != nil {
+		return nil, err
+	}
+	known[name] = lease
+	return lease, nil
 }
 
 // free says whether a lease is held by no one, or by someone who has not renewed it

@@ -60,6 +60,9 @@ type Options struct {
 	// Replicas is how many replicas of the operator run (in this process), sharing
 	// automatic shards when more than one.
 	Replicas int `json:"replicas"`
+	// KillReplica kills the last replica, as SIGKILL would, once the initial sync has
+	// made half its accounts (with Replicas above 1).
+	KillReplica bool `json:"killReplica,omitempty"`
 	// Quick is the small run make test makes.
 	Quick bool `json:"quick"`
 	// Only, when set, runs these parts alone: provisioning (the floor, initial sync,

@@ -58,12 +58,15 @@ func (b *bench) initialSync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cpu := readCPU()
 	initial.start = time.Now()
 	if err := b.createAll(ctx, directorySync("hr", url)); err != nil {
 		return err
 	}
+	failedOver := b.killMidSync(ctx, len(initial.people)*b.opts.Apps)
 	err = b.waitConverged(ctx, "the initial sync", expect{users: len(initial.people), active: len(initial.people)})
 	initial.took = time.Since(initial.start)
+	cpu = readCPU().since(cpu)
 	stopProfile()
 	if err != nil {
 		return err
@@ -73,6 +76,9 @@ func (b *bench) initialSync(ctx context.Context) error {
 		return err
 	}
 	if initial.stats, err = b.apps.stats(); err != nil {
+		return err
+	}
+	if err := failedOver(); err != nil {
 		return err
 	}
 	if err := b.verifyAccounts(initial.people); err != nil {
@@ -88,6 +94,8 @@ func (b *bench) initialSync(ctx context.Context) error {
 		"accounts":          float64(len(initial.people) * b.opts.Apps),
 		"accountsPerSecond": float64(len(initial.people)*b.opts.Apps) / initial.took.Seconds(),
 	}
+	cpu.addTo(details, "cpuSeconds:")
+	measuredFloors.apiCPU.addTo(details, "apiFloorCpuSeconds:")
 	writes := writesAfter.minus(writesBefore)
 	details["apiWrites"] = writes.sum(func(writeKey) bool { return true })
 	for k, n := range writes {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -24,9 +25,49 @@ type operator struct {
 	// cache reads what the (first) replica's informers hold.
 	cache client.Client
 	// inbound is the base URL of the (first) replica's inbound SCIM server.
-	inbound string
-	cancel  context.CancelFunc
-	done    []chan struct{}
+	inbound  string
+	replicas []*replica
+}
+
+// replica is one replica of the operator in this process.
+type replica struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	wire   *wire
+	killed bool
+}
+
+// wire is a replica's connections to the API server, which a kill cuts at once: its
+// leases are left to expire and its last writes are lost, as a killed pod's.
+type wire struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	cut   bool
+}
+
+func (w *wire) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cut {
+		c.Close()
+		return nil, errors.New("this replica was killed")
+	}
+	w.conns = append(w.conns, c)
+	return c, nil
+}
+
+func (w *wire) cutAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cut = true
+	for _, c := range w.conns {
+		c.Close()
+	}
 }
 
 // The lease timing of replicas sharing automatic shards: short, as the reliability
@@ -42,12 +83,11 @@ const (
 // client-side rate limiting (as main.go, which leaves flow control to the API server):
 // Options.Replicas replicas of it, which share automatic shards when more than one.
 func (b *bench) startOperator(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(ctx)
-	b.op = &operator{cancel: cancel}
+	b.op = &operator{}
 	for i := range b.opts.Replicas {
-		mgr, inbound, err := b.startReplica(runCtx)
+		mgr, inbound, err := b.startReplica(ctx)
 		if err != nil {
-			cancel()
+			b.op.stop()
 			return err
 		}
 		if i == 0 {
@@ -62,8 +102,11 @@ func (b *bench) startOperator(ctx context.Context) error {
 
 // startReplica starts one replica; it returns its manager and inbound SCIM URL.
 func (b *bench) startReplica(ctx context.Context) (ctrl.Manager, string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &replica{cancel: cancel, done: make(chan struct{}), wire: &wire{}}
+	b.op.replicas = append(b.op.replicas, r)
 	cfg := rest.CopyConfig(b.env.Config)
-	cfg.QPS, cfg.Burst = -1, 0
+	cfg.QPS, cfg.Burst, cfg.Dial = -1, 0, r.wire.dial
 	opts := ctrl.Options{Scheme: b.env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
 	sharding, timing := controllers.NewSharding(controllers.MainShard, 0), controllers.LeaseTiming{}
 	if b.opts.Replicas > 1 {
@@ -87,20 +130,42 @@ func (b *bench) startReplica(ctx context.Context) (ctrl.Manager, string, error) 
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound, Sharding: sharding, Leases: timing}); err != nil {
 		return nil, "", err
 	}
-	done := make(chan struct{})
-	b.op.done = append(b.op.done, done)
 	go func() {
-		defer close(done)
+		defer close(r.done)
 		_ = mgr.Start(ctx)
 	}()
 	return mgr, "http://" + addr, nil
 }
 
+// stop stops every replica that runs, as SIGTERM does.
 func (o *operator) stop() {
-	o.cancel()
-	for _, done := range o.done {
-		<-done
+	for _, r := range o.replicas {
+		r.cancel()
 	}
+	for _, r := range o.replicas {
+		<-r.done
+	}
+}
+
+// kill kills the last replica, as SIGKILL does: its connections to the API server are
+// cut before it stops, so it gives no lease up and its writes in flight are lost.
+func (o *operator) kill() {
+	r := o.replicas[len(o.replicas)-1]
+	r.wire.cutAll()
+	r.cancel()
+	<-r.done
+	r.killed = true
+}
+
+// alive counts the replicas not killed.
+func (o *operator) alive() int {
+	n := 0
+	for _, r := range o.replicas {
+		if !r.killed {
+			n++
+		}
+	}
+	return n
 }
 
 func freeAddr() (string, error) {
@@ -130,8 +195,9 @@ func (b *bench) shardSpread(ctx context.Context) error {
 			holders[*h]++
 		}
 	}
-	b.report.add(atLeast("scale-out", fmt.Sprintf("replicas holding automatic shards, of %d", b.opts.Replicas),
-		float64(len(holders)), float64(b.opts.Replicas), "", map[string]float64{"shards": float64(shards)}))
-	b.logf("  %d shards over %d replicas: %v\n", shards, b.opts.Replicas, holders)
+	alive := b.op.alive()
+	b.report.add(atLeast("scale-out", fmt.Sprintf("replicas holding automatic shards, of %d alive", alive),
+		float64(len(holders)), float64(alive), "", map[string]float64{"shards": float64(shards), "replicas": float64(b.opts.Replicas)}))
+	b.logf("  %d shards over %d replicas: %v\n", shards, alive, holders)
 	return nil
 }
