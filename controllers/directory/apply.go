@@ -27,8 +27,8 @@ import (
 // annotationVanished marks a User suspended because its record left the source.
 const annotationVanished = "identity.roster.dev/vanished"
 
-// applyWorkers is how many Users are written at once.
-const applyWorkers = 8
+// ApplyWorkers is how many Users are written at once.
+const ApplyWorkers = 8
 
 // run is one converge's plan.
 type run struct {
@@ -116,12 +116,12 @@ type applyCounts struct {
 	rejectedMu                  sync.Mutex
 }
 
-// applyAll writes Users, applyWorkers at a time, except those held by the safety
+// applyAll writes Users, ApplyWorkers at a time, except those held by the safety
 // threshold.
 func (s *Syncer) applyAll(ctx context.Context, r run, users []desiredUser, held map[string]bool, counts *applyCounts) {
 	work := make(chan desiredUser)
 	var wg sync.WaitGroup
-	for range applyWorkers {
+	for range ApplyWorkers {
 		wg.Go(func() {
 			// A panic fails this run's writes, not the operator.
 			safety.Contain(func(c *safety.Crash) {

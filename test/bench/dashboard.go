@@ -193,7 +193,8 @@ func (d *dashboard) settled(ctx context.Context) (time.Time, error) {
 		at, _, _ := d.api.Query(ctx, `timestamp(up{job="roster"})`, time.Now())
 		vec, ok := v.(model.Vector)
 		scraped, _ := at.(model.Vector)
-		if err == nil && ok && len(vec) == 1 && vec[0].Value == 0 && len(scraped) == 1 && float64(scraped[0].Value) >= float64(since.Unix()) {
+		idle := len(vec) == 0 || len(vec) == 1 && vec[0].Value == 0 // no series: no AppConnection ran
+		if err == nil && ok && idle && len(scraped) == 1 && float64(scraped[0].Value) >= float64(since.Unix()) {
 			return time.Unix(int64(scraped[0].Value), 0).Add(time.Second), nil
 		}
 		if time.Now().After(deadline) {

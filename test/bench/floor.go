@@ -24,19 +24,55 @@ import (
 type floors struct {
 	api, scim time.Duration
 	apiCPU    cpuSeconds // used while the API server's floor was measured
+	// ldap is the full LDAP sync's Users and their first status writes, at the
+	// directory sync's concurrency; inboundRate, pushes (a POST or a PATCH) a second at
+	// the inbound clients' concurrency, each a User write and the write of the ConfigMap
+	// that keeps the pushed resource.
+	ldap        time.Duration
+	inboundRate float64
 }
 
 func (f floors) initialSync() time.Duration { return max(f.api, f.scim) }
 
 var measuredFloors floors
 
-// floor measures the initial sync's floor: the organisation's Users created with one
-// status write each through the API server, and the same number of SCIM creates
-// straight to the apps at the operator's concurrency.
+// inboundFloorUsers is how many Users the inbound SCIM floor creates and updates.
+const inboundFloorUsers = 2000
+
+// floor measures the floors of the parts that run, before the operator starts: the
+// initial sync's (the organisation's Users created with one status write each through
+// the API server, and the same number of SCIM creates straight to the apps at the
+// operator's concurrency) and the directory sources' (the LDAP directory's Users and
+// status writes; the User and ConfigMap writes of inbound pushes).
 func (b *bench) floor(ctx context.Context) error {
+	if b.opts.runs("provisioning") {
+		if err := b.provisioningFloor(ctx); err != nil {
+			return err
+		}
+	}
+	if !b.opts.runs("directory") {
+		return nil
+	}
+	ldap := people("L", 1, b.opts.LDAPUsers)
+	var err error
+	if measuredFloors.ldap, _, err = b.apiFloor(ctx, "ldap-floor", ldap, directory.ApplyWorkers, statusWrite(0)); err != nil {
+		return err
+	}
+	pushed := people("i", 1, min(inboundFloorUsers, b.opts.LDAPUsers))
+	took, _, err := b.apiFloor(ctx, "inbound-floor", pushed, b.opts.InboundClients, keptPush)
+	if err != nil {
+		return err
+	}
+	measuredFloors.inboundRate = float64(2*len(pushed)) / took.Seconds()
+	b.logf("  API server: %d LDAP Users + status writes in %s; pushes kept and applied at %.0f/s\n",
+		len(ldap), measuredFloors.ldap.Round(time.Millisecond), measuredFloors.inboundRate)
+	return nil
+}
+
+func (b *bench) provisioningFloor(ctx context.Context) error {
 	org := people("e", 1, b.opts.Users)
 	var err error
-	if measuredFloors.api, err = b.apiFloor(ctx, org); err != nil {
+	if measuredFloors.api, measuredFloors.apiCPU, err = b.apiFloor(ctx, "floor", org, b.opts.Concurrency, statusWrite(b.opts.Apps)); err != nil {
 		return err
 	}
 	if measuredFloors.scim, err = b.scimFloor(ctx, org); err != nil {
@@ -47,34 +83,64 @@ func (b *bench) floor(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) apiFloor(ctx context.Context, org []person) (time.Duration, error) {
-	const ns = "floor"
+// statusWrite is a User's first status write, converged in apps apps.
+func statusWrite(apps int) func(context.Context, client.Client, *identityv1alpha1.User) error {
+	return func(ctx context.Context, c client.Client, u *identityv1alpha1.User) error {
+		u.Status = floorStatus(u, apps)
+		return c.Status().Update(ctx, u)
+	}
+}
+
+// keptPush is the rest of what an inbound client's POST and PATCH write besides the
+// User's create: the ConfigMap that keeps the pushed resource for every replica,
+// created and then updated, and the User's update.
+func keptPush(ctx context.Context, c client.Client, u *identityv1alpha1.User) error {
+	resource, _ := json.Marshal(map[string]any{"userName": u.Spec.UserName, "active": true, "name": u.Spec.Name})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Name},
+		Data: map[string]string{"id": u.Name, "version": "1", "resource": string(resource)}}
+	if err := c.Create(ctx, cm); err != nil {
+		return err
+	}
+	cm.Data["version"] = "2"
+	if err := c.Update(ctx, cm); err != nil {
+		return err
+	}
+	u.Spec.Title = "Engineer"
+	return c.Update(ctx, u)
+}
+
+// apiFloor creates the people's Users in namespace ns, each followed by one more write
+// (then), at concurrency, straight through the API server; it reports how long that
+// took and the CPU it cost, and deletes them and the ConfigMaps then wrote.
+func (b *bench) apiFloor(ctx context.Context, ns string, org []person, concurrency int,
+	then func(context.Context, client.Client, *identityv1alpha1.User) error) (time.Duration, cpuSeconds, error) {
 	cfg := rest.CopyConfig(b.env.Config)
 	cfg.QPS, cfg.Burst = -1, 0
 	c, err := client.New(cfg, client.Options{Scheme: b.env.Scheme})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	start, cpu := time.Now(), readCPU()
-	err = parallel(ctx, len(org), b.opts.Concurrency, func(i int) error {
+	err = parallel(ctx, len(org), concurrency, func(i int) error {
 		u := floorUser(ns, org[i])
 		if err := c.Create(ctx, u); err != nil {
 			return err
 		}
-		u.Status = floorStatus(u, b.opts.Apps)
-		return c.Status().Update(ctx, u)
+		return then(ctx, c, u)
 	})
-	took := time.Since(start)
-	measuredFloors.apiCPU = readCPU().since(cpu)
+	took, used := time.Since(start), readCPU().since(cpu)
+	if err == nil {
+		err = c.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace(ns))
+	}
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	// Deleting 10,000 Users in one request can outlast the API server's request timeout
 	// (the stream is then reset): ask again until none is left.
-	return took, b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "deleting the floor's Users", func() (bool, string, error) {
+	return took, used, b.waitFor(ctx, timeoutFor(len(org)), 100*time.Millisecond, "deleting the floor's Users", func() (bool, string, error) {
 		var list identityv1alpha1.UserList
 		if err := c.List(ctx, &list, client.InNamespace(ns), client.Limit(1)); err != nil || len(list.Items) == 0 {
 			return err == nil, "", err

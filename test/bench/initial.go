@@ -102,7 +102,7 @@ func (b *bench) initialSync(ctx context.Context) error {
 		details["apiWrites:"+k.String()] = n
 	}
 	b.report.add(againstFloor("initial sync", fmt.Sprintf("%d Users × %d apps converged", b.opts.Users, b.opts.Apps),
-		initial.took.Seconds(), floor, 1.5, "s", details))
+		initial.took.Seconds(), floor, 1.3, "s", details))
 	b.requestsPerAccount()
 	b.memoryAfterInitialSync()
 	return nil

@@ -22,7 +22,7 @@ func (b *bench) memoryAfterInitialSync() {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	b.report.add(atMost("memory", "operator RSS after the initial sync", float64(rss)/mib, 300, "MiB", map[string]float64{
+	b.report.add(atMost("memory", "operator RSS after the initial sync", float64(rss)/mib, 250, "MiB", map[string]float64{
 		"heapInUseMiB": float64(ms.HeapInuse) / mib, "heapLiveMiB": float64(ms.HeapAlloc) / mib,
 		"goroutines": float64(runtime.NumGoroutine()),
 	}))

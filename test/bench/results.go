@@ -97,6 +97,15 @@ func againstFloor(scenario, figure string, value, floor, maxRatio float64, unit 
 		Target: "≤ " + number(maxRatio) + " × floor", Met: value <= maxRatio*floor, Details: details}
 }
 
+// aboveFloor is a result whose target is a fraction of the floor, for rates: the floor
+// is the most the same work reaches without Roster.
+func aboveFloor(scenario, figure string, value, floor, minRatio float64, unit string, details map[string]float64) Result {
+	ratio := round(value / floor)
+	f := round(floor)
+	return Result{Scenario: scenario, Figure: figure, Value: round(value), Unit: unit, Floor: &f, Ratio: &ratio,
+		Target: "≥ " + number(minRatio) + " × floor", Met: value >= minRatio*floor, Details: details}
+}
+
 func unitSuffix(unit string) string {
 	if unit == "" {
 		return ""
