@@ -26,8 +26,8 @@ type floors struct {
 	apiCPU    cpuSeconds // used while the API server's floor was measured
 	// ldap is the full LDAP sync's Users and their first status writes, at the
 	// directory sync's concurrency; inboundRate, pushes (a POST or a PATCH) a second at
-	// the inbound clients' concurrency, each a User write and the write of the ConfigMap
-	// that keeps the pushed resource.
+	// the inbound clients' concurrency, each a User write, its status write and the write
+	// of the ConfigMap that keeps the pushed resource.
 	ldap        time.Duration
 	inboundRate float64
 }
@@ -91,10 +91,15 @@ func statusWrite(apps int) func(context.Context, client.Client, *identityv1alpha
 	}
 }
 
-// keptPush is the rest of what an inbound client's POST and PATCH write besides the
-// User's create: the ConfigMap that keeps the pushed resource for every replica,
-// created and then updated, and the User's update.
+// keptPush is the rest of what an inbound client's POST and PATCH cause besides the
+// User's create: the ConfigMap that keeps the pushed resource for every replica, created
+// and then updated, the User's update, and the status write that follows each write of
+// a User's spec (its observed generation), as the LDAP floor counts it.
 func keptPush(ctx context.Context, c client.Client, u *identityv1alpha1.User) error {
+	observed := statusWrite(0)
+	if err := observed(ctx, c, u); err != nil {
+		return err
+	}
 	resource, _ := json.Marshal(map[string]any{"userName": u.Spec.UserName, "active": true, "name": u.Spec.Name})
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: u.Namespace, Name: u.Name},
 		Data: map[string]string{"id": u.Name, "version": "1", "resource": string(resource)}}
@@ -106,7 +111,10 @@ func keptPush(ctx context.Context, c client.Client, u *identityv1alpha1.User) er
 		return err
 	}
 	u.Spec.Title = "Engineer"
-	return c.Update(ctx, u)
+	if err := c.Update(ctx, u); err != nil {
+		return err
+	}
+	return observed(ctx, c, u)
 }
 
 // apiFloor creates the people's Users in namespace ns, each followed by one more write
