@@ -20,13 +20,13 @@ type changeQueue struct {
 	wake    chan struct{}
 }
 
-// pendingChanges holds each id at most once: changed, a group, or deleted.
+// pendingChanges holds each id at most once: changed, a group, or deleted. Its maps
+// are made by the first change set added, so that nil maps mean nothing is pending.
 type pendingChanges struct {
 	changed   map[string]connectors.Record
 	groups    map[string]connectors.SourceGroup
 	deleted   map[string]bool
 	watermark string
-	has       bool
 }
 
 func newChangeQueue() *changeQueue { return &changeQueue{wake: make(chan struct{}, 1)} }
@@ -46,7 +46,7 @@ func (q *changeQueue) add(set connectors.ChangeSet) {
 func (q *changeQueue) take(ctx context.Context) (connectors.ChangeSet, bool) {
 	for {
 		q.mu.Lock()
-		if q.pending.has {
+		if q.pending.changed != nil {
 			set := q.pending.set()
 			q.pending = pendingChanges{}
 			q.mu.Unlock()
@@ -62,8 +62,8 @@ func (q *changeQueue) take(ctx context.Context) (connectors.ChangeSet, bool) {
 }
 
 func (p *pendingChanges) add(set connectors.ChangeSet) {
-	if !p.has {
-		p.changed, p.groups, p.deleted, p.has = map[string]connectors.Record{}, map[string]connectors.SourceGroup{}, map[string]bool{}, true
+	if p.changed == nil {
+		p.changed, p.groups, p.deleted = map[string]connectors.Record{}, map[string]connectors.SourceGroup{}, map[string]bool{}
 	}
 	for _, r := range set.Changed {
 		delete(p.deleted, r.ID)

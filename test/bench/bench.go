@@ -78,10 +78,10 @@ type Options struct {
 	Log     io.Writer `json:"-"`
 }
 
-// Defaults fills in what is unset: the full run's sizes, or the quick run's.
 // runs says whether a part of the bench runs: every part unless Only names some.
 func (o Options) runs(part string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, part) }
 
+// Defaults fills in what is unset: the full run's sizes, or the quick run's.
 func (o Options) Defaults() Options {
 	full := Options{Users: 10000, Apps: 5, Concurrency: 8, Leavers: 100, RateBudget: 180, RateDuration: 2 * time.Minute,
 		LDAPUsers: 10000, LDAPTargetUsers: 10000, WebhookUsers: 10000, GitHubMembers: 5000, SuiteUsers: 10000, InboundClients: 8, InboundDuration: 15 * time.Second,

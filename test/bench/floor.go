@@ -36,7 +36,8 @@ func (f floors) initialSync() time.Duration { return max(f.api, f.scim) }
 
 var measuredFloors floors
 
-// inboundFloorUsers is how many Users the inbound SCIM floor creates and updates.
+// inboundFloorUsers is how many Users the inbound SCIM floor creates and updates (no
+// more than the directory's in a run sized smaller, as --quick is).
 const inboundFloorUsers = 2000
 
 // floor measures the floors of the parts that run, before the operator starts: the
