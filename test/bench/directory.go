@@ -14,6 +14,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -158,7 +159,9 @@ func (b *bench) syncedUsers(ctx context.Context, ns, name string, n int) (bool, 
 	// The DirectorySync first: listing 10,000 Users every 100 ms while it syncs would
 	// cost the process's CPU that the sync needs.
 	ds := &identityv1alpha1.DirectorySync{}
-	if err := b.op.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ds); err != nil {
+	if err := b.op.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, ds); apierrors.IsNotFound(err) {
+		return false, "the DirectorySync is not in the cache yet", nil
+	} else if err != nil {
 		return false, "", err
 	}
 	if why := notReady(ds, ds.Status.CommonStatus); why != "" {
