@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,6 +37,11 @@ type Engines struct {
 	appEvents        chan event.GenericEvent
 	assignmentEvents chan event.GenericEvent
 	membership       *Membership
+
+	// userEventBudgets: each namespace's budget for Events about single Users, shared
+	// by its engines.
+	budgetsMu        sync.Mutex
+	userEventBudgets map[string]*rate.Limiter
 }
 
 // NewEngines returns an empty set of engines.
@@ -44,6 +51,7 @@ func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Mem
 		userEvents:       make(chan event.GenericEvent, 4096),
 		appEvents:        make(chan event.GenericEvent, 256),
 		assignmentEvents: make(chan event.GenericEvent, 1024),
+		userEventBudgets: map[string]*rate.Limiter{},
 	}
 	es.running = newWorkers[*engine.Engine]("engine", log, func(app types.NamespacedName) { es.AppChanged(app.String()) })
 	return es
@@ -61,10 +69,24 @@ func (es *Engines) NeedLeaderElection() bool { return true }
 // Ensure starts the engine of an AppConnection with cfg, or reconfigures it, while ours
 // says its shard is this replica's (errNotOurs when not).
 func (es *Engines) Ensure(ctx context.Context, app types.NamespacedName, ours func() bool, cfg engine.Config) (*engine.Engine, error) {
+	cfg.UserEvents = es.userEventBudget(app.Namespace)
 	return es.running.ensure(ctx, app, ours, func(e *engine.Engine) { e.Configure(cfg) }, func() *engine.Engine {
 		subjects := &subjects{cache: es.cache, membership: es.membership, namespace: app.Namespace, app: app.Name}
 		return engine.New(cfg, subjects, es, es, es.log.WithValues("appconnection", app.String()))
 	})
+}
+
+// userEventBudget returns the budget for Events about single Users that the engines of
+// a namespace share.
+func (es *Engines) userEventBudget(namespace string) *rate.Limiter {
+	es.budgetsMu.Lock()
+	defer es.budgetsMu.Unlock()
+	b := es.userEventBudgets[namespace]
+	if b == nil {
+		b = engine.NewUserEventBudget()
+		es.userEventBudgets[namespace] = b
+	}
+	return b
 }
 
 // Get returns the engine of an AppConnection, nil if it has none.

@@ -146,7 +146,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, unsureCreates: map[string]unsureCreate{}, retry: map[string]*backoff{}, converging: map[string]converging{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
-		changedUsers: map[string]bool{}, userEvents: newUserEvents(),
+		changedUsers: map[string]bool{}, userEvents: newUserEvents(cfg.UserEvents),
 	}
 	startConvergence(cfg.App)
 	e.cfg = cfg

@@ -8,6 +8,8 @@ package engine
 import (
 	"time"
 
+	"golang.org/x/time/rate"
+
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/mapping"
@@ -50,6 +52,11 @@ type Config struct {
 	Workers  int
 	// ManagedGroups are the groups Roster has put members in before (from status).
 	ManagedGroups []string
+	// UserEvents is the budget for Events about single Users that the engines of a
+	// namespace share (NewUserEventBudget), so that a bulk change costs the API server
+	// the same however many apps it reaches; nil gives the engine a budget of its own.
+	// It is read when the engine starts.
+	UserEvents *rate.Limiter
 }
 
 // Subject is one User as the engine needs it, read from the informer caches.
