@@ -16,6 +16,9 @@ type observedApp struct {
 	groups   map[string]*groupState // by lower-cased display name
 	links    map[string]string      // User → the account id Roster manages for it
 	linkedBy map[string]string      // account id → User
+	// managed counts the active accounts Users hold, kept as accounts and links change:
+	// every plan that deprovisions weighs itself against it.
+	managed int
 	// written holds the accounts Roster wrote while a listing runs (nil: deleted), so
 	// that the listing's older view does not overwrite them; nil when none runs.
 	written map[string]*observed
@@ -104,6 +107,7 @@ func (a *observedApp) replace(accounts []*observed, groups []connectors.Group, k
 			a.unlink(user)
 		}
 	}
+	a.recount()
 	freshGroups := make(map[string]*groupState, len(groups))
 	for _, g := range groups {
 		freshGroups[strings.ToLower(g.DisplayName)] = newGroupState(g)
@@ -118,6 +122,7 @@ func (a *observedApp) replace(accounts []*observed, groups []connectors.Group, k
 
 // put keeps an account as Roster just wrote it (nil: deleted).
 func (a *observedApp) put(id string, o *observed) {
+	before := a.isManaged(id)
 	if old := a.accounts[id]; old != nil {
 		a.unindex(old)
 	}
@@ -127,6 +132,7 @@ func (a *observedApp) put(id string, o *observed) {
 		a.accounts[id] = o
 		a.index(o)
 	}
+	a.counted(id, before)
 	if a.written != nil {
 		a.written[id] = o
 	}
@@ -170,16 +176,49 @@ func (a *observedApp) rekey(matchBy connectors.KeyKind) {
 
 func (a *observedApp) link(user, id string) {
 	if old, ok := a.links[user]; ok && old != id {
+		before := a.isManaged(old)
 		delete(a.linkedBy, old)
+		a.counted(old, before)
 	}
+	before := a.isManaged(id)
 	a.links[user] = id
 	a.linkedBy[id] = user
+	a.counted(id, before)
 }
 
 func (a *observedApp) unlink(user string) {
 	if id, ok := a.links[user]; ok {
+		before := a.isManaged(id)
 		delete(a.linkedBy, id)
 		delete(a.links, user)
+		a.counted(id, before)
+	}
+}
+
+// isManaged reports whether the account with id is active and held by a User.
+func (a *observedApp) isManaged(id string) bool {
+	acc := a.accounts[id]
+	return acc != nil && acc.Active && a.linkedBy[id] != ""
+}
+
+// counted brings managed up to date after a change to the account with id, which was
+// managed before or not.
+func (a *observedApp) counted(id string, before bool) {
+	switch now := a.isManaged(id); {
+	case now && !before:
+		a.managed++
+	case before && !now:
+		a.managed--
+	}
+}
+
+// recount counts the managed accounts afresh, after a listing replaced them all.
+func (a *observedApp) recount() {
+	a.managed = 0
+	for id := range a.linkedBy {
+		if a.isManaged(id) {
+			a.managed++
+		}
 	}
 }
 
@@ -215,13 +254,5 @@ func (a *observedApp) unmanaged() []*observed {
 	return out
 }
 
-// managedCount counts the active accounts Users hold.
-func (a *observedApp) managedCount() int {
-	n := 0
-	for id := range a.linkedBy {
-		if acc := a.accounts[id]; acc != nil && acc.Active {
-			n++
-		}
-	}
-	return n
-}
+// managedCount is the number of active accounts Users hold.
+func (a *observedApp) managedCount() int { return a.managed }

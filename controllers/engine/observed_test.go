@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -43,5 +44,50 @@ func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
 	e.app.put("42", nil)
 	if len(e.app.accounts)+len(e.app.byKey) != 0 {
 		t.Fatalf("a deleted account leaves %d accounts and %d index entries behind", len(e.app.accounts), len(e.app.byKey))
+	}
+}
+
+func TestTheCountOfManagedAccountsFollowsEveryChange(t *testing.T) {
+	a := newObservedApp()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := []string{"1", "2", "3", "4", "5", "6"}
+	users := []string{"ada", "bob", "cy", "dee"}
+	account := func() *observed {
+		id := ids[rng.IntN(len(ids))]
+		return pack(&connectors.Account{ID: id, Active: rng.IntN(3) > 0, Attributes: map[string]any{"userName": id}}, connectors.KeyUserName)
+	}
+	for step := range 5000 {
+		switch op := rng.IntN(10); {
+		case op < 4:
+			o := account()
+			a.put(o.ID, o)
+		case op < 5:
+			a.put(ids[rng.IntN(len(ids))], nil)
+		case op < 8:
+			a.link(users[rng.IntN(len(users))], ids[rng.IntN(len(ids))])
+		case op < 9:
+			a.unlink(users[rng.IntN(len(users))])
+		default:
+			var listed []*observed
+			for range rng.IntN(len(ids)) {
+				listed = append(listed, account())
+			}
+			if rng.IntN(2) == 0 {
+				a.beginListing()
+				o := account()
+				a.put(o.ID, o)
+			}
+			a.replace(listed, nil, func(string) bool { return false })
+			a.endListing()
+		}
+		want := 0
+		for id, acc := range a.accounts {
+			if acc.Active && a.linkedBy[id] != "" {
+				want++
+			}
+		}
+		if got := a.managedCount(); got != want {
+			t.Fatalf("step %d: %d managed accounts counted, %d held and active", step, got, want)
+		}
 	}
 }

@@ -17,7 +17,8 @@ import (
 // leavers suspends Users one at a time (the kill switch, spec.state) and measures the
 // time until the apps have deactivated every one of their accounts: first with nothing
 // else to do, then all at once (a burst, as when a team is let go), then, unless
-// LeaversIdleOnly, while a second organisation of the same size joins.
+// LeaversIdleOnly, while a second organisation of the same size joins. The operator's
+// CPU is profiled while it deprovisions the first two.
 func (b *bench) leavers(ctx context.Context) error {
 	n := b.opts.Leavers
 	// Leaves of the org chart, from the end of the export.
@@ -25,23 +26,16 @@ func (b *bench) leavers(ctx context.Context) error {
 	loaded := initial.people[len(initial.people)-2*n : len(initial.people)-n]
 	burst := initial.people[len(initial.people)-3*n : len(initial.people)-2*n]
 
-	var idleLatencies []time.Duration
-	for _, p := range idle {
-		start := time.Now()
-		if err := b.suspend(ctx, p); err != nil {
-			return err
-		}
-		done, err := b.waitDeactivated(ctx, []person{p})
-		if err != nil {
-			return err
-		}
-		idleLatencies = append(idleLatencies, done[p.email].Sub(start))
+	stopProfile, err := b.startCPUProfile("leavers")
+	if err != nil {
+		return err
 	}
-	slices.Sort(idleLatencies)
-	b.report.add(atMost("leaver", "p50 until every account is deactivated", percentile(idleLatencies, 50).Seconds(), 1, "s",
-		map[string]float64{"leavers": float64(n), "accountsEach": float64(b.opts.Apps), "maxSeconds": idleLatencies[len(idleLatencies)-1].Seconds()}))
-	b.report.add(atMost("leaver", "p99 until every account is deactivated", percentile(idleLatencies, 99).Seconds(), 3, "s", nil))
-	burstLatencies, err := b.leaverBurst(ctx, burst)
+	idleLatencies, err := b.idleLeavers(ctx, idle)
+	var burstLatencies []time.Duration
+	if err == nil {
+		burstLatencies, err = b.leaverBurst(ctx, burst)
+	}
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -52,6 +46,29 @@ func (b *bench) leavers(ctx context.Context) error {
 		return nil
 	}
 	return b.leaversWhileJoining(ctx, loaded)
+}
+
+// idleLeavers suspends these people one at a time, each once the last is off
+// everywhere, and returns, sorted, the time from each one's suspension until every app
+// deactivated their account.
+func (b *bench) idleLeavers(ctx context.Context, ps []person) ([]time.Duration, error) {
+	var latencies []time.Duration
+	for _, p := range ps {
+		start := time.Now()
+		if err := b.suspend(ctx, p); err != nil {
+			return nil, err
+		}
+		done, err := b.waitDeactivated(ctx, []person{p})
+		if err != nil {
+			return nil, err
+		}
+		latencies = append(latencies, done[p.email].Sub(start))
+	}
+	slices.Sort(latencies)
+	b.report.add(atMost("leaver", "p50 until every account is deactivated", percentile(latencies, 50).Seconds(), 1, "s",
+		map[string]float64{"leavers": float64(len(ps)), "accountsEach": float64(b.opts.Apps), "maxSeconds": latencies[len(latencies)-1].Seconds()}))
+	b.report.add(atMost("leaver", "p99 until every account is deactivated", percentile(latencies, 99).Seconds(), 3, "s", nil))
+	return latencies, nil
 }
 
 // leaverBurst suspends these people all at once and returns, sorted, the time from

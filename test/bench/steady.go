@@ -13,6 +13,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -50,6 +51,9 @@ func (b *bench) steadyState(ctx context.Context) error {
 			details[k.String()] = n
 		}
 	}
+	for what, n := range second.events {
+		details["event:"+what] = n
+	}
 	b.report.add(atMost("steady state", "app writes in a full resync", second.appWrites, 0, "", map[string]float64{"firstResync": first.appWrites}))
 	b.report.add(atMost("steady state", "app reads other than list pages", second.otherReads, 0, "",
 		map[string]float64{"listPages": second.pages, "firstResyncOtherReads": first.otherReads}))
@@ -65,6 +69,8 @@ func (b *bench) steadyState(ctx context.Context) error {
 type resyncCost struct {
 	appWrites, pages, otherReads float64
 	api                          writes
+	// events counts the Events written during the resync by regarded kind and reason.
+	events map[string]float64
 }
 
 // resync asks for a full resync of every AppConnection and DirectorySync of the
@@ -105,10 +111,32 @@ func (b *bench) resync(ctx context.Context) (resyncCost, error) {
 		cost.otherReads += float64(y.Reads()-x.Reads()) - pages
 	}
 	cost.api = after.minus(before)
+	if cost.events, err = b.eventsWrittenSince(ctx, trigger); err != nil {
+		return cost, err
+	}
 	// Less the bench's own annotations.
 	cost.api.add(identityv1alpha1.GroupVersion.Group, "appconnections", "", -float64(b.opts.Apps))
 	cost.api.add(identityv1alpha1.GroupVersion.Group, "directorysyncs", "", -1)
 	return cost, nil
+}
+
+// eventsWrittenSince counts the organisation's Events written (created, or updated as
+// a series) since t, by the kind of object they regard and their reason.
+func (b *bench) eventsWrittenSince(ctx context.Context, t time.Time) (map[string]float64, error) {
+	var list eventsv1.EventList
+	if err := b.env.Client.List(ctx, &list, client.InNamespace(orgNamespace)); err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, e := range list.Items {
+		for _, m := range e.ManagedFields {
+			if m.Time != nil && !m.Time.Time.Before(t) {
+				out[e.Regarding.Kind+"/"+e.Reason]++
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // counts are the API server's writes, once it is quiet, and what the apps have seen.
