@@ -16,9 +16,11 @@ type observedApp struct {
 	groups   map[string]*groupState // by lower-cased display name
 	links    map[string]string      // User → the account id Roster manages for it
 	linkedBy map[string]string      // account id → User
-	// managed counts the active accounts Users hold, kept as accounts and links change:
-	// every plan that deprovisions weighs itself against it.
-	managed int
+	// managed counts the active accounts Users hold, and unmanagedIDs are the active
+	// accounts no User holds, both kept as accounts and links change: every plan that
+	// deprovisions weighs itself against the first, and every status tells both.
+	managed      int
+	unmanagedIDs map[string]bool
 	// written holds the accounts Roster wrote while a listing runs (nil: deleted), so
 	// that the listing's older view does not overwrite them; nil when none runs.
 	written map[string]*observed
@@ -27,7 +29,7 @@ type observedApp struct {
 func newObservedApp() *observedApp {
 	return &observedApp{
 		accounts: map[string]*observed{}, byKey: map[string]string{}, groups: map[string]*groupState{},
-		links: map[string]string{}, linkedBy: map[string]string{},
+		links: map[string]string{}, linkedBy: map[string]string{}, unmanagedIDs: map[string]bool{},
 	}
 }
 
@@ -122,7 +124,7 @@ func (a *observedApp) replace(accounts []*observed, groups []connectors.Group, k
 
 // put keeps an account as Roster just wrote it (nil: deleted).
 func (a *observedApp) put(id string, o *observed) {
-	before := a.isManaged(id)
+	before := a.standingOf(id)
 	if old := a.accounts[id]; old != nil {
 		a.unindex(old)
 	}
@@ -176,11 +178,11 @@ func (a *observedApp) rekey(matchBy connectors.KeyKind) {
 
 func (a *observedApp) link(user, id string) {
 	if old, ok := a.links[user]; ok && old != id {
-		before := a.isManaged(old)
+		before := a.standingOf(old)
 		delete(a.linkedBy, old)
 		a.counted(old, before)
 	}
-	before := a.isManaged(id)
+	before := a.standingOf(id)
 	a.links[user] = id
 	a.linkedBy[id] = user
 	a.counted(id, before)
@@ -188,37 +190,59 @@ func (a *observedApp) link(user, id string) {
 
 func (a *observedApp) unlink(user string) {
 	if id, ok := a.links[user]; ok {
-		before := a.isManaged(id)
+		before := a.standingOf(id)
 		delete(a.linkedBy, id)
 		delete(a.links, user)
 		a.counted(id, before)
 	}
 }
 
-// isManaged reports whether the account with id is active and held by a User.
-func (a *observedApp) isManaged(id string) bool {
-	acc := a.accounts[id]
-	return acc != nil && acc.Active && a.linkedBy[id] != ""
-}
+// standing is how an active account counts: held by a User (managed) or by none.
+type standing int8
 
-// counted brings managed up to date after a change to the account with id, which was
-// managed before or not.
-func (a *observedApp) counted(id string, before bool) {
-	switch now := a.isManaged(id); {
-	case now && !before:
-		a.managed++
-	case before && !now:
-		a.managed--
+const (
+	inactiveOrGone standing = iota
+	managedAccount
+	unmanagedAccount
+)
+
+func (a *observedApp) standingOf(id string) standing {
+	switch acc := a.accounts[id]; {
+	case acc == nil || !acc.Active:
+		return inactiveOrGone
+	case a.linkedBy[id] != "":
+		return managedAccount
+	default:
+		return unmanagedAccount
 	}
 }
 
-// recount counts the managed accounts afresh, after a listing replaced them all.
+// counted brings the counts up to date after a change to the account with id, which
+// stood as before.
+func (a *observedApp) counted(id string, before standing) {
+	now := a.standingOf(id)
+	if now == before {
+		return
+	}
+	switch before {
+	case managedAccount:
+		a.managed--
+	case unmanagedAccount:
+		delete(a.unmanagedIDs, id)
+	}
+	switch now {
+	case managedAccount:
+		a.managed++
+	case unmanagedAccount:
+		a.unmanagedIDs[id] = true
+	}
+}
+
+// recount counts the accounts afresh, after a listing replaced them all.
 func (a *observedApp) recount() {
-	a.managed = 0
-	for id := range a.linkedBy {
-		if a.isManaged(id) {
-			a.managed++
-		}
+	a.managed, a.unmanagedIDs = 0, map[string]bool{}
+	for id := range a.accounts {
+		a.counted(id, inactiveOrGone)
 	}
 }
 
@@ -245,11 +269,9 @@ func (a *observedApp) byMatchingKey(kind connectors.KeyKind, value string) *obse
 
 // unmanaged lists the active accounts no User holds.
 func (a *observedApp) unmanaged() []*observed {
-	var out []*observed
-	for id, acc := range a.accounts {
-		if acc.Active && a.linkedBy[id] == "" {
-			out = append(out, acc)
-		}
+	out := make([]*observed, 0, len(a.unmanagedIDs))
+	for id := range a.unmanagedIDs {
+		out = append(out, a.accounts[id])
 	}
 	return out
 }

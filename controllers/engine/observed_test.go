@@ -47,7 +47,7 @@ func TestAnAccountIsKeptPackedAndUnpackedWhole(t *testing.T) {
 	}
 }
 
-func TestTheCountOfManagedAccountsFollowsEveryChange(t *testing.T) {
+func TestTheManagedAndUnmanagedAccountsFollowEveryChange(t *testing.T) {
 	a := newObservedApp()
 	rng := rand.New(rand.NewPCG(1, 2))
 	ids := []string{"1", "2", "3", "4", "5", "6"}
@@ -80,14 +80,24 @@ func TestTheCountOfManagedAccountsFollowsEveryChange(t *testing.T) {
 			a.replace(listed, nil, func(string) bool { return false })
 			a.endListing()
 		}
-		want := 0
+		managed, unmanaged := 0, map[string]bool{}
 		for id, acc := range a.accounts {
-			if acc.Active && a.linkedBy[id] != "" {
-				want++
+			switch {
+			case acc.Active && a.linkedBy[id] != "":
+				managed++
+			case acc.Active:
+				unmanaged[id] = true
 			}
 		}
-		if got := a.managedCount(); got != want {
-			t.Fatalf("step %d: %d managed accounts counted, %d held and active", step, got, want)
+		if got := a.managedCount(); got != managed {
+			t.Fatalf("step %d: %d managed accounts counted, %d held and active", step, got, managed)
+		}
+		got := map[string]bool{}
+		for _, o := range a.unmanaged() {
+			got[o.ID] = true
+		}
+		if !reflect.DeepEqual(got, unmanaged) {
+			t.Fatalf("step %d: unmanaged %v, want the active accounts no User holds, %v", step, got, unmanaged)
 		}
 	}
 }
