@@ -237,7 +237,9 @@ func (e *Engine) MarkDirty(users ...string) {
 	e.signal()
 }
 
-// drainInboxLocked marks the Users of the inbox dirty.
+// drainInboxLocked marks the Users of the inbox dirty. While the app cannot be reached,
+// they are news too: their status should say why nothing happens (those marked before
+// the app failed are told when it fails).
 func (e *Engine) drainInboxLocked() {
 	e.inbox.Lock()
 	marks := e.inbox.users
@@ -247,6 +249,9 @@ func (e *Engine) drainInboxLocked() {
 	e.inbox.Unlock()
 	for u, at := range marks {
 		e.markAtLocked(u, at)
+		if e.health == HealthFailing {
+			e.changedUsers[u] = true
+		}
 	}
 }
 
@@ -694,6 +699,9 @@ func (e *Engine) publish(ctx context.Context) {
 		case <-tick.C:
 		}
 		e.mu.Lock()
+		if e.health == HealthFailing {
+			e.drainInboxLocked() // nothing else does while the app cannot be reached
+		}
 		users := make([]string, 0, len(e.changedUsers))
 		for u := range e.changedUsers {
 			users = append(users, u)

@@ -59,6 +59,27 @@ type nopNotifier struct{}
 func (nopNotifier) UsersChanged(string, []string) {}
 func (nopNotifier) AppChanged(string)             {}
 
+// recordedNews keeps the Users an engine said changed.
+type recordedNews struct {
+	mu    sync.Mutex
+	users map[string]bool
+}
+
+func (r *recordedNews) UsersChanged(_ string, users []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, u := range users {
+		r.users[u] = true
+	}
+}
+func (r *recordedNews) AppChanged(string) {}
+
+func (r *recordedNews) told(user string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.users[user]
+}
+
 type recordedEvents struct {
 	mu      sync.Mutex
 	reasons []string
@@ -284,6 +305,26 @@ func TestTheAppsOfANamespaceShareOneBudgetForUserEvents(t *testing.T) {
 	// The refill of one a second lets a few more through while the accounts are made.
 	if userEvents >= 2*joiners-10 {
 		t.Fatalf("%d Events about single Users for %d accounts in two apps, want about the one burst of %d the apps share", userEvents, 2*joiners, userEventBurst)
+	}
+}
+
+func TestAUserAssignedWhileTheAppCannotBeReachedIsTold(t *testing.T) {
+	app := memory.NewApp()
+	app.FailWith(&connectors.PermanentError{Status: 401, Err: connectors.ErrUnauthorized, Message: "token revoked"}, memory.OpValidate)
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	news := &recordedNews{users: map[string]bool{}}
+	e := New(testConfig(t, app), subjects, news, &recordedEvents{}, logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "the engine finds the app's credentials rejected", func() bool { return e.Snapshot().Health == HealthFailing })
+
+	subjects.set("late", func(*Subject) {})
+	e.MarkDirty("late")
+	eventually(t, "the User assigned after the app failed is news, for its status to say why", func() bool { return news.told("late") })
+	if v := e.User("late"); !errors.Is(v.Unreachable, connectors.ErrUnauthorized) {
+		t.Fatalf("the User's view says %v, want the rejected credentials", v.Unreachable)
 	}
 }
 
