@@ -125,11 +125,16 @@ func startEngine(t *testing.T, cfg Config, subjects *fakeSubjects, before ...fun
 	for _, f := range before {
 		f(e)
 	}
+	run(t, e)
+	return e, events
+}
+
+// run runs an engine until the test ends.
+func run(t *testing.T, e *Engine) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = e.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return e, events
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -314,10 +319,7 @@ func TestAUserAssignedWhileTheAppCannotBeReachedIsTold(t *testing.T) {
 	subjects := &fakeSubjects{users: map[string]Subject{}}
 	news := &recordedNews{users: map[string]bool{}}
 	e := New(testConfig(t, app), subjects, news, &recordedEvents{}, logr.Discard())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = e.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, e)
 	eventually(t, "the engine finds the app's credentials rejected", func() bool { return e.Snapshot().Health == HealthFailing })
 
 	subjects.set("late", func(*Subject) {})
