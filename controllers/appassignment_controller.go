@@ -54,7 +54,7 @@ func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	conn := &identityv1alpha1.AppConnection{}
 	connErr := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App}, conn)
-	if (connErr == nil || apierrors.IsNotFound(connErr)) && !r.Shards.owns(conn) {
+	if (connErr == nil || apierrors.IsNotFound(connErr)) && !r.Shards.Owns(conn) {
 		// The app's shard reports it; the main shard reports an app that is missing
 		// (an object not found has no labels).
 		return ctrl.Result{}, nil

@@ -72,7 +72,7 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !r.Shards.owns(conn) {
+	if !r.Shards.Owns(conn) {
 		// Another shard's: let go of it if this replica ran it until its label changed.
 		if r.Engines.Get(req.NamespacedName) != nil {
 			r.forget(ctx, req.NamespacedName)
@@ -96,7 +96,7 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.buildFailed(conn, cond, b.err)
 		return r.finish(ctx, conn, before, retryAfterBuild(b.err))
 	}
-	e, err := r.Engines.Ensure(ctx, req.NamespacedName, func() bool { return r.Shards.owns(conn) }, configOf(conn, b))
+	e, err := r.Engines.Ensure(ctx, req.NamespacedName, func() bool { return r.Shards.Owns(conn) }, configOf(conn, b))
 	if errors.Is(err, errNotOurs) {
 		return ctrl.Result{}, nil // its shard went to another replica meanwhile
 	}
@@ -434,7 +434,7 @@ func (r *AppConnectionReconciler) finalize(ctx context.Context, conn *identityv1
 			r.buildFailed(conn, cond, b.err)
 			return r.finish(ctx, conn, before, retryAfterBuild(b.err))
 		}
-		e, err := r.Engines.Ensure(ctx, key, func() bool { return r.Shards.owns(conn) }, configOf(conn, b))
+		e, err := r.Engines.Ensure(ctx, key, func() bool { return r.Shards.Owns(conn) }, configOf(conn, b))
 		if errors.Is(err, errNotOurs) {
 			return ctrl.Result{}, nil
 		}

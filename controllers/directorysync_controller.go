@@ -71,7 +71,7 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !r.Shards.owns(ds) {
+	if !r.Shards.Owns(ds) {
 		// Another shard's: stop its syncer if this replica ran it until its label
 		// changed. Inbound SCIM keeps serving it, as every replica does.
 		r.letGo(req.NamespacedName)
@@ -97,7 +97,7 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.buildFailed(cond, b.err)
 		return r.finish(ctx, ds, before, retryAfterBuild(b.err))
 	}
-	syncer, err := r.Syncers.Ensure(ctx, req.NamespacedName, func() bool { return r.Shards.owns(ds) }, r.configOf(ds, b))
+	syncer, err := r.Syncers.Ensure(ctx, req.NamespacedName, func() bool { return r.Shards.Owns(ds) }, r.configOf(ds, b))
 	if errors.Is(err, errNotOurs) {
 		return ctrl.Result{}, nil // its shard went to another replica meanwhile
 	}

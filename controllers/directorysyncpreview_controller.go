@@ -73,7 +73,7 @@ func (r *DirectorySyncPreviewReconciler) answers(ctx context.Context, p *identit
 	if apierrors.IsNotFound(err) {
 		return r.Shards.main(), nil
 	}
-	return err == nil && r.Shards.owns(ds), err
+	return err == nil && r.Shards.Owns(ds), err
 }
 
 // evaluate fills a preview's status from its DirectorySync's syncer; retry says the

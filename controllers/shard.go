@@ -115,8 +115,8 @@ func autoShard(namespace, name string, n int) Shard {
 	return Shard(fmt.Sprintf("%s%d", autoShardPrefix, h.Sum32()%uint32(n)))
 }
 
-// owns says whether this replica runs an AppConnection or a DirectorySync.
-func (s *Sharding) owns(obj client.Object) bool { return s.runs(s.of(obj)) }
+// Owns says whether this replica runs an AppConnection or a DirectorySync.
+func (s *Sharding) Owns(obj client.Object) bool { return s.runs(s.of(obj)) }
 
 // runs says whether this replica runs a shard.
 func (s *Sharding) runs(shard Shard) bool {

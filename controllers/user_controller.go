@@ -260,7 +260,7 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 			continue
 		}
 		if a.engine == nil {
-			if !r.Shards.owns(a.conn) && accountState(u, name) == identityv1alpha1.AccountStatePending {
+			if !r.Shards.Owns(a.conn) && accountState(u, name) == identityv1alpha1.AccountStatePending {
 				pending = append(pending, name) // as the app's shard wrote it
 			}
 			continue

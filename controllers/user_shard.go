@@ -78,7 +78,7 @@ func (r *UserReconciler) removeFinalizers(ctx context.Context, u *identityv1alph
 func (r *UserReconciler) patchStatus(ctx context.Context, u, before *identityv1alpha1.User, apps map[string]app) error {
 	alone := r.Shards.main()
 	for _, a := range apps {
-		alone = alone && r.Shards.owns(a.conn)
+		alone = alone && r.Shards.Owns(a.conn)
 	}
 	if alone {
 		return patchStatus(ctx, r.Client, u, before, u.Status, before.Status)
@@ -99,7 +99,7 @@ func (r *UserReconciler) otherShardsWrote(cache client.Reader) predicate.Predica
 		for _, app := range changedAccounts(o.Status.Accounts, n.Status.Accounts) {
 			conn := &identityv1alpha1.AppConnection{}
 			err := cache.Get(context.Background(), types.NamespacedName{Namespace: n.Namespace, Name: app}, conn, client.UnsafeDisableDeepCopy)
-			if err == nil && !r.Shards.owns(conn) {
+			if err == nil && !r.Shards.Owns(conn) {
 				return true
 			}
 		}

@@ -37,7 +37,7 @@ func main() {
 	flag.StringVar(&opts.Out, "out", "", "where the JSON report goes (default bench/results.json, quick bin/bench/results-quick.json, scale bench/scale.json)")
 	flag.StringVar(&opts.ProfileDir, "profile-dir", "", "where the pprof profiles go (default bin/bench)")
 	flag.StringVar(&opts.Dashboard, "dashboard", "", "where the dashboard drawn from the run's metrics goes (default docs/img/dashboard.png, quick bin/bench/dashboard-quick.png), or with --scale the curves (default docs/img/scale.png)")
-	flag.IntVar(&opts.Replicas, "replicas", 1, "replicas of the operator, in this process, sharing automatic shards (4 a replica) when more than one")
+	flag.IntVar(&opts.Replicas, "replicas", 1, "replicas of the operator, in this process, sharing automatic shards (4 a replica) when more than one; with --scale, at every size")
 	flag.BoolVar(&opts.KillReplica, "kill-replica", false, "with --replicas above 1: kill the last replica (its connections cut, its leases left to expire) once the initial sync has made half its accounts")
 	flag.BoolVar(&opts.Verbose, "v", false, "log the operator to stderr")
 	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory, apps")
@@ -92,7 +92,7 @@ func runScale(ctx context.Context, sizes string, opts bench.Options) int {
 		return 2
 	}
 	report, err := bench.Scale(ctx, bench.ScaleOptions{Sizes: parsed, Concurrency: opts.Concurrency, Leavers: opts.Leavers,
-		Out: opts.Out, Chart: opts.Dashboard})
+		Replicas: opts.Replicas, Out: opts.Out, Chart: opts.Dashboard})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1

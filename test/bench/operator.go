@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/controllers"
 )
@@ -35,6 +36,8 @@ type replica struct {
 	done   chan struct{}
 	wire   *wire
 	killed bool
+	// shards is the part of the work the replica does.
+	shards *controllers.Sharding
 }
 
 // wire is a replica's connections to the API server, which a kill cuts at once: its
@@ -117,6 +120,7 @@ func (b *bench) startReplica(ctx context.Context) (ctrl.Manager, string, error) 
 		sharding = controllers.NewSharding(controllers.MainShard, shardsPerReplica*b.opts.Replicas)
 		timing = controllers.LeaseTiming{Namespace: "default", Duration: lease, RenewDeadline: renew, RetryPeriod: retry}
 	}
+	r.shards = sharding
 	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(opts))
 	if err != nil {
 		return nil, "", err
@@ -178,7 +182,8 @@ func freeAddr() (string, error) {
 }
 
 // shardSpread reports, when replicas share automatic shards, how many of them hold at
-// least one: each should.
+// least one (each should) and that every app is run by exactly one replica alive, with
+// how many apps each runs.
 func (b *bench) shardSpread(ctx context.Context) error {
 	if b.opts.Replicas < 2 {
 		return nil
@@ -199,5 +204,35 @@ func (b *bench) shardSpread(ctx context.Context) error {
 	b.report.add(atLeast("scale-out", fmt.Sprintf("replicas holding automatic shards, of %d alive", alive),
 		float64(len(holders)), float64(alive), "", map[string]float64{"shards": float64(shards), "replicas": float64(b.opts.Replicas)}))
 	b.logf("  %d shards over %d replicas: %v\n", shards, alive, holders)
+	return b.appSpread(ctx)
+}
+
+// appSpread reports how many apps exactly one replica alive runs (each should), and
+// how many each replica runs.
+func (b *bench) appSpread(ctx context.Context) error {
+	var apps identityv1alpha1.AppConnectionList
+	if err := b.env.Client.List(ctx, &apps, client.InNamespace(orgNamespace)); err != nil {
+		return err
+	}
+	perReplica := make([]int, len(b.op.replicas))
+	once := 0
+	for i := range apps.Items {
+		runners := 0
+		for j, r := range b.op.replicas {
+			if !r.killed && r.shards.Owns(&apps.Items[i]) {
+				perReplica[j]++
+				runners++
+			}
+		}
+		if runners == 1 {
+			once++
+		}
+	}
+	details := map[string]float64{"apps": float64(len(apps.Items))}
+	for j, n := range perReplica {
+		details[fmt.Sprintf("replica%d", j)] = float64(n)
+	}
+	b.report.add(atLeast("scale-out", "apps run by exactly one replica", float64(once), float64(len(apps.Items)), "", details))
+	b.logf("  apps each replica runs: %v\n", perReplica)
 	return nil
 }

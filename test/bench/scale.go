@@ -47,9 +47,11 @@ func ParseScaleSizes(s string) ([]ScaleSize, error) {
 // ScaleOptions shape a scale run.
 type ScaleOptions struct {
 	Sizes []ScaleSize
-	// Concurrency and Leavers are each size's (defaults as a full run's).
+	// Concurrency and Leavers are each size's (defaults as a full run's), Replicas the
+	// operator's (above 1, sharing automatic shards).
 	Concurrency int
 	Leavers     int
+	Replicas    int
 	// Out is where the JSON report goes (default bench/scale.json), Chart where the
 	// curves go (default docs/img/scale.png), Dir where each size's own report and
 	// profiles go (default bin/bench/scale).
@@ -99,6 +101,19 @@ type ScalePoint struct {
 	// RSSMiB and HeapLiveMiB are the operator process's after the initial sync.
 	RSSMiB      float64 `json:"rssMiB"`
 	HeapLiveMiB float64 `json:"heapLiveMiB"`
+	// Replicas, above 1, is how many replicas of the operator shared the work;
+	// AppsRunOnce how many apps exactly one of them ran, and AppsPerReplica how many
+	// each ran.
+	Replicas       int   `json:"replicas,omitempty"`
+	AppsRunOnce    int   `json:"appsRunOnce,omitempty"`
+	AppsPerReplica []int `json:"appsPerReplica,omitempty"`
+}
+
+func (p ScalePoint) String() string {
+	if p.Replicas > 1 {
+		return fmt.Sprintf("%s on %d replicas", p.ScaleSize, p.Replicas)
+	}
+	return p.ScaleSize.String()
 }
 
 // ScaleReport is a scale run, as bench/scale.json holds it.
@@ -197,7 +212,7 @@ func runSize(ctx context.Context, opts ScaleOptions, size ScaleSize) (ScalePoint
 	dir := sizeDir(opts, size)
 	run := childRun{
 		Options: Options{Users: size.Users, Apps: size.Apps, Concurrency: opts.Concurrency, Leavers: opts.Leavers,
-			Only: []string{"provisioning"}, LeaversIdleOnly: true},
+			Replicas: opts.Replicas, Only: []string{"provisioning"}, LeaversIdleOnly: true},
 		Out: filepath.Join(dir, "results.json"), ProfileDir: dir, Dashboard: filepath.Join(dir, "dashboard.png"),
 	}
 	spec, err := json.Marshal(run)
@@ -220,7 +235,11 @@ func runSize(ctx context.Context, opts ScaleOptions, size ScaleSize) (ScalePoint
 
 // sizeDir is where a size's own report and profiles go.
 func sizeDir(opts ScaleOptions, size ScaleSize) string {
-	return filepath.Join(opts.Dir, fmt.Sprintf("%dx%d", size.Users, size.Apps))
+	name := fmt.Sprintf("%dx%d", size.Users, size.Apps)
+	if opts.Replicas > 1 {
+		name += fmt.Sprintf("-%dreplicas", opts.Replicas)
+	}
+	return filepath.Join(opts.Dir, name)
 }
 
 // readPoint reads a size's figures, and the date of its run, from the report in dir.
@@ -277,6 +296,14 @@ func pointOf(size ScaleSize, r *Report) (ScalePoint, error) {
 	p.BurstP99Seconds = figure("leaver", fmt.Sprintf("p99 of %d suspended at once", p.Leavers)).Value
 	rss := figure("memory", "operator RSS after the initial sync")
 	p.RSSMiB, p.HeapLiveMiB = rss.Value, rss.Details["heapLiveMiB"]
+	if r.Options.Replicas > 1 {
+		p.Replicas = r.Options.Replicas
+		spread := figure("scale-out", "apps run by exactly one replica")
+		p.AppsRunOnce = int(spread.Value)
+		for i := range p.Replicas {
+			p.AppsPerReplica = append(p.AppsPerReplica, int(spread.Details[fmt.Sprintf("replica%d", i)]))
+		}
+	}
 	if len(missing) > 0 {
 		return p, fmt.Errorf("the report lacks %s", strings.Join(missing, "; "))
 	}
@@ -305,10 +332,12 @@ const maxGrowth = 1.3
 
 // judgeScale sets the figures the issue's targets are about: how each cost per person
 // grows with the organisation (for the apps most sizes have), and with the apps (for
-// people most sizes have), steady-state writes and leaver latency at every size.
+// people most sizes have), on one replica; steady-state writes and leaver latency at
+// every size; and, where replicas shared the work, that each app had one replica.
 func judgeScale(points []ScalePoint) []Result {
-	var results []Result
-	if series := seriesOf(points, mostCommon(points, func(p ScalePoint) int { return p.Apps }),
+	results := appsRunOnce(points)
+	single := oneReplica(points)
+	if series := seriesOf(single, mostCommon(single, func(p ScalePoint) int { return p.Apps }),
 		func(p ScalePoint) (int, int) { return p.Apps, p.Users }); len(series) >= 2 {
 		first, last := series[0], series[len(series)-1]
 		for _, c := range costs {
@@ -319,7 +348,7 @@ func judgeScale(points []ScalePoint) []Result {
 					"first": c.of(first), "last": c.of(last)}))
 		}
 	}
-	if series := seriesOf(points, mostCommon(points, func(p ScalePoint) int { return p.Users }),
+	if series := seriesOf(single, mostCommon(single, func(p ScalePoint) int { return p.Users }),
 		func(p ScalePoint) (int, int) { return p.Users, p.Apps }); len(series) >= 2 {
 		first, last := series[0], series[len(series)-1]
 		perAccount := func(p ScalePoint) float64 { return p.InitialSyncSeconds / float64(p.Users*p.Apps) }
@@ -337,6 +366,36 @@ func judgeScale(points []ScalePoint) []Result {
 	results = append(results,
 		atMost("scale", "writes in a steady-state resync, most at any size", writes, 0, "", nil),
 		atMost("scale", "leaver p99, one at a time and at once, slowest at any size", leaver, 1, "s", details))
+	return results
+}
+
+// oneReplica are the points of one replica: the growth of cost is judged, and drawn,
+// on those alone.
+func oneReplica(points []ScalePoint) []ScalePoint {
+	var out []ScalePoint
+	for _, p := range points {
+		if p.Replicas <= 1 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// appsRunOnce judges, for each point where replicas shared the work, that every app
+// was run by exactly one of them.
+func appsRunOnce(points []ScalePoint) []Result {
+	var results []Result
+	for _, p := range points {
+		if p.Replicas <= 1 {
+			continue
+		}
+		details := map[string]float64{}
+		for i, n := range p.AppsPerReplica {
+			details[fmt.Sprintf("replica%d", i)] = float64(n)
+		}
+		results = append(results, atLeast("scale-out", fmt.Sprintf("apps run by exactly one replica, %s", p),
+			float64(p.AppsRunOnce), float64(p.Apps), "", details))
+	}
 	return results
 }
 

@@ -25,6 +25,7 @@ type scaleCurve struct {
 // drawScale draws how each cost grows with the organisation into a PNG: a line per
 // figure and number of apps, against people on a log axis.
 func drawScale(points []ScalePoint, file string) error {
+	points = oneReplica(points)
 	if len(points) == 0 {
 		return fmt.Errorf("no sizes to draw")
 	}

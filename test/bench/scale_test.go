@@ -89,3 +89,21 @@ func findResult(results []Result, scenario, figure string) *Result {
 	r := Report{Results: results}
 	return r.find(scenario, figure)
 }
+
+// TestScaleOnReplicas: a size run on replicas is judged on whether each app had one
+// replica, and is left out of the growth of cost, which one replica's sizes show.
+func TestScaleOnReplicas(t *testing.T) {
+	point := func(users, apps int, seconds float64) ScalePoint {
+		return ScalePoint{ScaleSize: ScaleSize{Users: users, Apps: apps}, InitialSyncSeconds: seconds, RequestsPerAccount: 1}
+	}
+	sharded := point(50000, 20, 99999)
+	sharded.Replicas, sharded.AppsRunOnce, sharded.AppsPerReplica = 3, 19, []int{7, 6, 7}
+	results := judgeScale([]ScalePoint{point(10000, 20, 400), point(50000, 20, 2000), sharded})
+	if res := findResult(results, "scale", "initial sync time per person, 50000 ÷ 10000 people (20 apps)"); res == nil || !res.Met {
+		t.Errorf("the growth on one replica was judged %+v: the replicas' point counted in it", res)
+	}
+	res := findResult(results, "scale-out", "apps run by exactly one replica, 50000×20 on 3 replicas")
+	if res == nil || res.Met || res.Value != 19 || res.Details["replica1"] != 6 {
+		t.Errorf("an app run by no replica, or two, was judged %+v", res)
+	}
+}
