@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -74,9 +73,7 @@ func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	case !valid:
 		cond.ready(identityv1alpha1.ReasonNotYetActive, "access starts at "+a.Spec.ValidFrom.UTC().Format(time.RFC3339))
 	default:
-		if err := r.count(ctx, a, conn, cond, now); err != nil {
-			return ctrl.Result{}, err
-		}
+		r.count(a, conn, cond, now)
 	}
 	a.Status.ObservedGeneration = a.Generation
 	if err := patchStatus(ctx, r.Client, a, before, a.Status, before.Status); err != nil {
@@ -108,21 +105,11 @@ func (r *AppAssignmentReconciler) missingSubject(ctx context.Context, a *identit
 }
 
 // count fills desired, provisioned and failed from the app's engine.
-func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1.AppAssignment, conn *identityv1alpha1.AppConnection, cond conditions, now time.Time) error {
+func (r *AppAssignmentReconciler) count(a *identityv1alpha1.AppAssignment, conn *identityv1alpha1.AppConnection, cond conditions, now time.Time) {
 	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
 	users := subjectUsers(r.Membership, a)
-	sort.Strings(users)
 	r.members.Store(client.ObjectKeyFromObject(a), len(users))
-	active := users[:0]
-	u := &identityv1alpha1.User{} // one for every member: the cache's copy is only read
-	for _, name := range users {
-		if err := r.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: name}, u, client.UnsafeDisableDeepCopy); err != nil {
-			continue
-		}
-		if phase, _ := lifecycle(u, now); phase == identityv1alpha1.UserPhaseActive {
-			active = append(active, name)
-		}
-	}
+	active := r.Membership.Active(a.Namespace, users, now)
 	a.Status.Desired = int32(len(active))
 	var failures []string
 	if e != nil {
@@ -150,7 +137,6 @@ func (r *AppAssignmentReconciler) count(ctx context.Context, a *identityv1alpha1
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts provisioned", a.Status.Provisioned))
 	}
-	return nil
 }
 
 // countEvery is how often, at most, the engines' news count an assignment again.

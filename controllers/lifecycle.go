@@ -8,20 +8,42 @@ import (
 
 // lifecycle is where a User is in its life, and when that next changes by the clock.
 func lifecycle(u *identityv1alpha1.User, now time.Time) (identityv1alpha1.UserPhase, time.Time) {
-	s := u.Spec
+	return lifespanOf(u).phase(now)
+}
+
+// lifespan is what a User's phase depends on.
+type lifespan struct {
+	deleting, suspended bool
+	from, until         time.Time // zero when not set
+}
+
+func lifespanOf(u *identityv1alpha1.User) lifespan {
+	l := lifespan{deleting: u.DeletionTimestamp != nil, suspended: u.Spec.State == identityv1alpha1.UserStateSuspended}
+	if u.Spec.ActiveFrom != nil {
+		l.from = u.Spec.ActiveFrom.Time
+	}
+	if u.Spec.ActiveUntil != nil {
+		l.until = u.Spec.ActiveUntil.Time
+	}
+	return l
+}
+
+// phase is where the User is in its life at now, and when that next changes by the
+// clock.
+func (l lifespan) phase(now time.Time) (identityv1alpha1.UserPhase, time.Time) {
 	var next time.Time
-	if s.ActiveUntil != nil && now.Before(s.ActiveUntil.Time) {
-		next = s.ActiveUntil.Time
+	if !l.until.IsZero() && now.Before(l.until) {
+		next = l.until
 	}
 	switch {
-	case u.DeletionTimestamp != nil:
+	case l.deleting:
 		return identityv1alpha1.UserPhaseDeprovisioning, time.Time{}
-	case s.State == identityv1alpha1.UserStateSuspended:
+	case l.suspended:
 		return identityv1alpha1.UserPhaseSuspended, time.Time{}
-	case s.ActiveUntil != nil && !now.Before(s.ActiveUntil.Time):
+	case !l.until.IsZero() && !now.Before(l.until):
 		return identityv1alpha1.UserPhaseExpired, time.Time{}
-	case s.ActiveFrom != nil && now.Before(s.ActiveFrom.Time):
-		return identityv1alpha1.UserPhasePending, s.ActiveFrom.Time
+	case !l.from.IsZero() && now.Before(l.from):
+		return identityv1alpha1.UserPhasePending, l.from
 	}
 	return identityv1alpha1.UserPhaseActive, next
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -116,5 +117,49 @@ func TestMembershipSurvivesAStaleListing(t *testing.T) {
 	changed, err := m.SetRole(eng, listed([]identityv1alpha1.User{ada}))
 	if err != nil || len(changed) != 0 || !reflect.DeepEqual(m.Members("acme", "eng"), []string{"ada", "grace"}) {
 		t.Fatalf("SetRole again = %v, %v; members %v, want ada and grace", changed, err, m.Members("acme", "eng"))
+	}
+}
+
+// TestActiveFollowsEveryUsersLifecycle: the Users an assignment counts as active are
+// those that exist and, at the time asked, are neither suspended, deleting, expired
+// nor yet to start, as each User's last change says.
+func TestActiveFollowsEveryUsersLifecycle(t *testing.T) {
+	m, _ := NewMembership()
+	now := time.Now()
+	later, earlier := metav1.NewTime(now.Add(time.Hour)), metav1.NewTime(now.Add(-time.Hour))
+	users := map[string]func(*identityv1alpha1.User){
+		"active":    func(*identityv1alpha1.User) {},
+		"suspended": func(u *identityv1alpha1.User) { u.Spec.State = identityv1alpha1.UserStateSuspended },
+		"deleting":  func(u *identityv1alpha1.User) { u.DeletionTimestamp = &earlier },
+		"expired":   func(u *identityv1alpha1.User) { u.Spec.ActiveUntil = &earlier },
+		"starting":  func(u *identityv1alpha1.User) { u.Spec.ActiveFrom = &later },
+		"contract":  func(u *identityv1alpha1.User) { u.Spec.ActiveFrom, u.Spec.ActiveUntil = &earlier, &later },
+		"deleted":   func(*identityv1alpha1.User) {},
+	}
+	for name, change := range users {
+		u := testUser(name, "eng", nil, nil)
+		change(&u)
+		m.SetUser(&u)
+	}
+	m.DeleteUser("acme", "deleted")
+	other := testUser("active", "eng", nil, nil)
+	other.Namespace = "globex"
+	other.Spec.State = identityv1alpha1.UserStateSuspended
+	m.SetUser(&other)
+
+	asked := []string{"contract", "deleted", "active", "deleting", "expired", "missing", "starting", "suspended"}
+	if got, want := m.Active("acme", asked, now), []string{"contract", "active"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("active now: %v, want %v", got, want)
+	}
+	if got, want := m.Active("acme", asked, now.Add(2*time.Hour)), []string{"active", "starting"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("active in two hours: %v, want %v", got, want)
+	}
+	back := testUser("suspended", "eng", nil, nil)
+	m.SetUser(&back)
+	if got := m.Active("acme", []string{"suspended"}, now); !reflect.DeepEqual(got, []string{"suspended"}) {
+		t.Errorf("a User back from suspension: %v", got)
+	}
+	if got := m.Active("globex", []string{"active"}, now); got != nil {
+		t.Errorf("another namespace's suspended User of the same name: %v", got)
 	}
 }

@@ -57,9 +57,9 @@ func coalescedBySize(interval func(types.NamespacedName) time.Duration) handler.
 
 // Intervals in proportion to size, so that recounting a large organisation's status
 // while thousands of its accounts change costs no larger a share of a core than a small
-// one's: an AppAssignment's counts read each member's User from the cache (a few
-// microseconds each), an app's snapshot walks each of its accounts under the engine's
-// lock (about one).
+// one's: an AppAssignment's counts look each member up in the engine's accounts under
+// its lock, an app's snapshot walks each of its accounts under that lock (about a
+// microsecond each).
 const (
 	countEveryPerMember  = time.Millisecond      // 2 s up to 2,000 members, 10 s at 10,000
 	snapshotEveryAccount = 40 * time.Microsecond // at once for a small app, 2 s at 50,000 accounts

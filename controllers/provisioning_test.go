@@ -622,3 +622,28 @@ func TestManagerIsTheManagersAccountID(t *testing.T) {
 		return mgr != nil && mgr["value"] == b.ID(), fmt.Sprint(ext)
 	})
 }
+
+// TestARolesAssignmentCountsItsActiveMembers: a Role's AppAssignment counts as desired
+// only the members that may hold an account now, and follows each one's lifecycle.
+func TestARolesAssignmentCountsItsActiveMembers(t *testing.T) {
+	ns := namespace(t)
+	create(t, memoryConnection(ns, "memapp"), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")),
+		newUser(ns, "ada", "eng"), newUser(ns, "grace", "eng"), newUser(ns, "linus", "eng"))
+	counts := func(what string, desired, provisioned int32) {
+		t.Helper()
+		waitFor(t, what, func() (bool, string) {
+			a := get(t, ns, "eng-memapp", &identityv1alpha1.AppAssignment{})
+			ok, why := ready(a.Status.Conditions)
+			return ok && a.Status.Desired == desired && a.Status.Provisioned == provisioned,
+				fmt.Sprintf("%s; %d of %d", why, a.Status.Provisioned, a.Status.Desired)
+		})
+	}
+	counts("three members, three accounts", 3, 3)
+	update(t, newUser(ns, "grace", "eng"), func(u *identityv1alpha1.User) { u.Spec.State = identityv1alpha1.UserStateSuspended })
+	counts("a suspended member is no longer desired", 2, 2)
+	start := metav1.NewTime(time.Now().Add(time.Hour))
+	update(t, newUser(ns, "linus", "eng"), func(u *identityv1alpha1.User) { u.Spec.ActiveFrom = &start })
+	counts("a member who starts later is not desired yet", 1, 1)
+	update(t, newUser(ns, "grace", "eng"), func(u *identityv1alpha1.User) { u.Spec.State = identityv1alpha1.UserStateActive })
+	counts("a member back from suspension is desired again", 2, 2)
+}
