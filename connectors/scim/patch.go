@@ -239,9 +239,13 @@ func elementFromFilter(target patchPath, value any) (map[string]any, bool) {
 
 func isMultiValued(v any) bool { _, ok := v.([]any); return ok }
 
+// addValues appends the values list lacks, each once. The keys are gathered once, so
+// that adding to a group of many members costs a pass over them, not one per value.
 func addValues(list, values []any) []any {
+	have := keysOf(list)
 	for _, v := range values {
-		if !containsValue(list, v) {
+		if key := elementKey(v); !have[key] {
+			have[key] = true
 			list = append(list, v)
 		}
 	}
@@ -249,32 +253,36 @@ func addValues(list, values []any) []any {
 }
 
 func removeValues(list, values []any) []any {
+	gone := keysOf(values)
 	var kept []any
 	for _, e := range list {
-		if !containsValue(values, e) {
+		if !gone[elementKey(e)] {
 			kept = append(kept, e)
 		}
 	}
 	return kept
 }
 
-// containsValue compares complex elements by their "value" sub-attribute.
-func containsValue(list []any, v any) bool {
-	key := elementKey(v)
+func keysOf(list []any) map[string]bool {
+	keys := make(map[string]bool, len(list))
 	for _, e := range list {
-		if elementKey(e) == key {
-			return true
-		}
+		keys[elementKey(e)] = true
 	}
-	return false
+	return keys
 }
 
+// elementKey is what tells a multi-valued attribute's elements apart: a complex
+// element's "value" sub-attribute, else the element itself.
 func elementKey(v any) string {
 	if m, ok := v.(map[string]any); ok {
 		if id := Resource(m).lookup("value"); id != nil {
-			return fmt.Sprint(id)
+			v = id
+		} else {
+			return fmt.Sprint(m)
 		}
-		return fmt.Sprint(m)
+	}
+	if s, ok := v.(string); ok {
+		return s
 	}
 	return fmt.Sprint(v)
 }

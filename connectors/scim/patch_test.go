@@ -2,7 +2,9 @@ package scim
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -98,6 +100,12 @@ func TestApplyPatchAsIdentityProvidersSendIt(t *testing.T) {
 			check:  func(r Resource) bool { return reflect.DeepEqual(memberIDs(r), []string{"u1", "u2"}) },
 		},
 		{
+			reason: "a batch naming a member twice adds it once",
+			start:  `{"id":"g1","displayName":"eng","members":[{"value":"u1"}]}`,
+			patch:  `{"Operations":[{"op":"add","path":"members","value":[{"value":"u2"},{"value":"u2"},{"value":"u3"}]}]}`,
+			check:  func(r Resource) bool { return reflect.DeepEqual(memberIDs(r), []string{"u1", "u2", "u3"}) },
+		},
+		{
 			reason: "Okta renames a group with a no-path replace that echoes the id",
 			start:  `{"id":"g1","displayName":"eng","members":[{"value":"u1"}]}`,
 			patch:  `{"Operations":[{"op":"replace","value":{"id":"g1","displayName":"engineering"}}]}`,
@@ -168,4 +176,24 @@ func FuzzApplyPatch(f *testing.F) {
 		}
 		_ = ApplyPatch(r, p.Operations)
 	})
+}
+
+// BenchmarkAddingMembersToALargeGroup adds 100 members to a group of 10,000, as a
+// batch of Roster's or an identity provider's does; its cost should be a pass over the
+// members, not one per member added.
+func BenchmarkAddingMembersToALargeGroup(b *testing.B) {
+	members := make([]any, 10000)
+	for i := range members {
+		members[i] = map[string]any{"value": fmt.Sprintf("u%d", i)}
+	}
+	added := make([]any, 100)
+	for i := range added {
+		added[i] = map[string]any{"value": fmt.Sprintf("new%d", i)}
+	}
+	for b.Loop() {
+		g := Resource{"id": "g1", "displayName": "eng", "members": slices.Clone(members)}
+		if err := ApplyPatch(g, []PatchOperation{{Op: "add", Path: "members", Value: added}}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
