@@ -2,9 +2,7 @@ package scim
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
-	"slices"
 	"testing"
 )
 
@@ -176,24 +174,4 @@ func FuzzApplyPatch(f *testing.F) {
 		}
 		_ = ApplyPatch(r, p.Operations)
 	})
-}
-
-// BenchmarkAddingMembersToALargeGroup adds 100 members to a group of 10,000, as a
-// batch of Roster's or an identity provider's does; its cost should be a pass over the
-// members, not one per member added.
-func BenchmarkAddingMembersToALargeGroup(b *testing.B) {
-	members := make([]any, 10000)
-	for i := range members {
-		members[i] = map[string]any{"value": fmt.Sprintf("u%d", i)}
-	}
-	added := make([]any, 100)
-	for i := range added {
-		added[i] = map[string]any{"value": fmt.Sprintf("new%d", i)}
-	}
-	for b.Loop() {
-		g := Resource{"id": "g1", "displayName": "eng", "members": slices.Clone(members)}
-		if err := ApplyPatch(g, []PatchOperation{{Op: "add", Path: "members", Value: added}}); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

@@ -223,7 +223,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, typ string) {
 		resp.StartIndex = start
 	}
 	for i := range page {
-		page[i] = project(page[i], r)
+		page[i] = project(page[i].Clone(), r)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -27,7 +27,8 @@ var ErrVersionMismatch = errors.New("the resource changed since it was read")
 // connectors.ErrConflict (uniqueness) and ErrVersionMismatch.
 type Store interface {
 	Get(ctx context.Context, typ, id string) (Resource, error)
-	// List returns the resources matching filter (nil: all) in a stable order.
+	// List returns the resources matching filter (nil: all) in a stable order. They
+	// may be the store's own: the caller copies what it changes.
 	List(ctx context.Context, typ string, filter Filter) ([]Resource, error)
 	// Create stores a new resource, assigning id and meta.
 	Create(ctx context.Context, typ string, r Resource) (Resource, error)
@@ -97,7 +98,9 @@ func (s *MemoryStore) Get(_ context.Context, typ, id string) (Resource, error) {
 	return r.Clone(), nil
 }
 
-// List returns copies of the matching resources in creation order.
+// List returns the matching resources in creation order: the stored ones, not copies,
+// since a stored resource is never changed (an update stores a new one), and a page of
+// a large listing should not copy every resource.
 func (s *MemoryStore) List(_ context.Context, typ string, filter Filter) ([]Resource, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -108,7 +111,7 @@ func (s *MemoryStore) List(_ context.Context, typ string, filter Filter) ([]Reso
 	if filter != nil {
 		if p, v, ok := Equality(filter); ok && !t.lenient && p.Schema == "" && p.Sub == "" && strings.EqualFold(p.Attr, t.uniqueAttr) {
 			if id, ok := t.unique[strings.ToLower(v)]; ok {
-				return []Resource{t.byID[id].Clone()}, nil
+				return []Resource{t.byID[id]}, nil
 			}
 			return nil, nil
 		}
@@ -117,7 +120,7 @@ func (s *MemoryStore) List(_ context.Context, typ string, filter Filter) ([]Reso
 	for _, id := range t.order {
 		r := t.byID[id]
 		if filter == nil || filter.Match(r) {
-			out = append(out, r.Clone())
+			out = append(out, r)
 		}
 	}
 	return out, nil

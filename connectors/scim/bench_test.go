@@ -1,0 +1,49 @@
+package scim
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+)
+
+// BenchmarkAddingMembersToALargeGroup adds 100 members to a group of 10,000, as a
+// batch of Roster's or an identity provider's does; its cost should be a pass over the
+// members, not one per member added.
+func BenchmarkAddingMembersToALargeGroup(b *testing.B) {
+	members := make([]any, 10000)
+	for i := range members {
+		members[i] = map[string]any{"value": fmt.Sprintf("u%d", i)}
+	}
+	added := make([]any, 100)
+	for i := range added {
+		added[i] = map[string]any{"value": fmt.Sprintf("new%d", i)}
+	}
+	for b.Loop() {
+		g := Resource{"id": "g1", "displayName": "eng", "members": slices.Clone(members)}
+		if err := ApplyPatch(g, []PatchOperation{{Op: "add", Path: "members", Value: added}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkListingAPageOfALargeApp reads one page of 100 users from an app of 50,000,
+// as each request of a full listing does; its cost should be the page's, not the
+// app's.
+func BenchmarkListingAPageOfALargeApp(b *testing.B) {
+	store := NewMemoryStore()
+	for i := range 50000 {
+		if _, err := store.Create(b.Context(), Users, Resource{"userName": fmt.Sprintf("u%d@example.com", i), "active": true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	server := NewServer(ServerOptions{Store: store, Authorize: func(*http.Request) bool { return true }})
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		server.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/Users?startIndex=25001&count=100", nil))
+		if w.Code != http.StatusOK {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+}
