@@ -64,11 +64,11 @@ func main() {
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica reconciles at a time.")
-	flag.DurationVar(&opts.leaseDuration, "leader-elect-lease-duration", 15*time.Second,
+	flag.DurationVar(&opts.leaseDuration, "leader-elect-lease-duration", controllers.DefaultLeaseTiming.Duration,
 		"How long replicas wait, after the leader last renewed its lease, before one takes the lead: a leader that dies without a goodbye leaves its apps and directories idle this long at most.")
-	flag.DurationVar(&opts.renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+	flag.DurationVar(&opts.renewDeadline, "leader-elect-renew-deadline", controllers.DefaultLeaseTiming.RenewDeadline,
 		"How long the leader keeps trying to renew its lease before it stops leading (shorter than the lease duration).")
-	flag.DurationVar(&opts.retryPeriod, "leader-elect-retry-period", 2*time.Second,
+	flag.DurationVar(&opts.retryPeriod, "leader-elect-retry-period", controllers.DefaultLeaseTiming.RetryPeriod,
 		"How often replicas try to take or renew the lease.")
 	flag.StringVar(&opts.leaderElection, "leader-election-namespace", "",
 		"Namespace of the leader election lease; defaults to the operator's own namespace.")

@@ -24,6 +24,9 @@ type LeaseTiming struct {
 	Duration, RenewDeadline, RetryPeriod time.Duration
 }
 
+// DefaultLeaseTiming is the operator's lease timing unless its flags say otherwise.
+var DefaultLeaseTiming = LeaseTiming{Duration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
+
 // shardLeases holds a fair share of the automatic shards' leases for this replica:
 // every round it lists the leases, renews its replica slot, counts the replicas holding
 // one, renews the shard leases it holds, takes free or expired ones while it holds

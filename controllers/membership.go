@@ -49,12 +49,11 @@ func NewMembership() (*Membership, error) {
 		return nil, err
 	}
 	return &Membership{
-		env:     env,
-		roles:   map[types.NamespacedName]*roleRules{},
-		broken:  map[types.NamespacedName]bool{},
-		members: map[types.NamespacedName]map[string]bool{},
-		rolesOf: map[types.NamespacedName]map[string]bool{},
-
+		env:       env,
+		roles:     map[types.NamespacedName]*roleRules{},
+		broken:    map[types.NamespacedName]bool{},
+		members:   map[types.NamespacedName]map[string]bool{},
+		rolesOf:   map[types.NamespacedName]map[string]bool{},
 		lifespans: map[types.NamespacedName]lifespan{},
 	}, nil
 }

@@ -74,17 +74,14 @@ func (w *wire) cutAll() {
 }
 
 // The lease timing of replicas sharing automatic shards where one is killed: short, as
-// the reliability suite's, so that its shards move within seconds. Otherwise main.go's
-// defaults: at 50,000 × 20 on two cores the API server answered a renewal later than
+// the reliability suite's, so that its shards move within seconds. Otherwise the
+// operator's defaults: at 50,000 × 20 on two cores the API server answered a renewal later than
 // the short deadline, and shards moved between healthy replicas, each move a listing of
 // the app again.
 const (
 	benchLease       = 4 * time.Second
 	benchRenew       = 3 * time.Second
 	benchLeaseRetry  = 500 * time.Millisecond
-	defaultLease     = 15 * time.Second
-	defaultRenew     = 10 * time.Second
-	defaultRetry     = 2 * time.Second
 	shardsPerReplica = 4
 )
 
@@ -119,7 +116,8 @@ func (b *bench) startReplica(ctx context.Context) (ctrl.Manager, string, error) 
 	opts := ctrl.Options{Scheme: b.env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
 	sharding, timing := controllers.NewSharding(controllers.MainShard, 0), controllers.LeaseTiming{}
 	if b.opts.Replicas > 1 {
-		shared, everyReplica, lease, renew, retry := true, false, defaultLease, defaultRenew, defaultRetry
+		def := controllers.DefaultLeaseTiming
+		shared, everyReplica, lease, renew, retry := true, false, def.Duration, def.RenewDeadline, def.RetryPeriod
 		if b.opts.KillReplica {
 			lease, renew, retry = benchLease, benchRenew, benchLeaseRetry
 		}
