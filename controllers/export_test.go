@@ -36,3 +36,8 @@ func (r *ShardReplica) Running() []string {
 
 // Stop gives every shard up, as a replica that stops does.
 func (r *ShardReplica) Stop() { r.leases.giveUpAll() }
+
+// SecretsUnchanged says whether the Secrets still have the resourceVersions read.
+func SecretsUnchanged(ctx context.Context, api client.Reader, namespace string, versions map[string]string) bool {
+	return secretsUnchanged(ctx, api, namespace, versions)
+}
