@@ -208,16 +208,17 @@ const DefaultSecretRecheck = 30 * time.Second
 var secretRecheck = DefaultSecretRecheck
 
 // secretsUnchanged compares the Secrets' resourceVersions with those read, reading
-// each Secret's metadata by name from the API server. A Secret deleted or changed is a
-// change; a read that fails otherwise (a busy API server, a timeout) is not: the
-// connector that works is kept and the next recheck reads again, since a new connector
-// makes its engine connect and list the whole app again.
+// each Secret's metadata by name from the API server. A Secret deleted, changed or no
+// longer readable by Roster is a change (a revoked credential fails closed); a read that
+// fails otherwise (a busy API server, a timeout) is not: the connector that works is
+// kept and the next recheck reads again, since a new connector makes its engine connect
+// and list the whole app again.
 func secretsUnchanged(ctx context.Context, api client.Reader, namespace string, versions map[string]string) bool {
 	for name, version := range versions {
 		meta := &metav1.PartialObjectMetadata{}
 		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		err := api.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, meta)
-		if apierrors.IsNotFound(err) || (err == nil && meta.ResourceVersion != version) {
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || (err == nil && meta.ResourceVersion != version) {
 			return false
 		}
 	}

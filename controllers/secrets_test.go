@@ -6,12 +6,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/rosterhq/roster/controllers"
 )
 
 // TestASecretReadThatFailsIsNotAChange: a connector is built again only when a Secret
-// it reads changes or goes away, never because one read of it failed (a busy API
+// it reads changes, goes away or may no longer be read, never because one read of it failed (a busy API
 // server): a new connector makes the engine list the whole app again, and drops a
 // listing under way.
 func TestASecretReadThatFailsIsNotAChange(t *testing.T) {
@@ -29,6 +30,17 @@ func TestASecretReadThatFailsIsNotAChange(t *testing.T) {
 	cancel()
 	if !controllers.SecretsUnchanged(failing, env.Client, ns, read) {
 		t.Fatal("a read that failed counts as a changed Secret")
+	}
+	cfg, err := env.UserConfig("no-secrets-" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if controllers.SecretsUnchanged(ctx, refused, ns, read) {
+		t.Fatal("a Secret Roster may no longer read counts as unchanged")
 	}
 	secret.StringData = map[string]string{"token": "second-token-abcdefgh"}
 	if err := env.Client.Update(ctx, secret); err != nil {
