@@ -28,6 +28,26 @@ func BenchmarkAddingMembersToALargeGroup(b *testing.B) {
 	}
 }
 
+// BenchmarkRemovingMembersFromALargeGroup removes 100 members from a group of 10,000
+// the way Roster's client and Entra ID send it, one `members[value eq "id"]` operation
+// each; its cost should be a pass over the members, not one per member removed.
+func BenchmarkRemovingMembersFromALargeGroup(b *testing.B) {
+	members := make([]any, 10000)
+	for i := range members {
+		members[i] = map[string]any{"value": fmt.Sprintf("u%d", i)}
+	}
+	removed := make([]PatchOperation, 100)
+	for i := range removed {
+		removed[i] = PatchOperation{Op: "remove", Path: fmt.Sprintf(`members[value eq "u%d"]`, i*100)}
+	}
+	for b.Loop() {
+		g := Resource{"id": "g1", "displayName": "eng", "members": slices.Clone(members)}
+		if err := ApplyPatch(g, removed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkListingAPageOfALargeApp reads one page of 100 users from an app of 50,000,
 // as each request of a full listing does; its cost should be the page's, not the
 // app's.

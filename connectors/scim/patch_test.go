@@ -165,6 +165,7 @@ func FuzzApplyPatch(f *testing.F) {
 	f.Add(ada, `{"Operations":[{"op":"Replace","value":{"active":"False","name.givenName":"x"}}]}`)
 	f.Add(`{"members":[{"value":"u1"}]}`, `{"Operations":[{"op":"remove","path":"members[value eq \"u1\"]"}]}`)
 	f.Add(ada, `{"Operations":[{"op":"add","path":"emails[type eq \"work\"].value","value":"a@b"}]}`)
+	f.Add(`{"members":[{"value":"u1"},{"value":"U2"},"u3"]}`, `{"Operations":[{"op":"remove","path":"members[value eq \"u2\"]"},{"op":"remove","path":"members[value eq \"u1\"]"},{"op":"remove","path":"members[value eq \"u3\"]"}]}`)
 	f.Add(`{"urn:a:b":1}`, `{"Operations":[{"op":"add","path":"urn:a:b:c.d","value":1}]}`)
 	f.Fuzz(func(t *testing.T, start, doc string) {
 		var p PatchRequest
@@ -172,6 +173,65 @@ func FuzzApplyPatch(f *testing.F) {
 		if json.Unmarshal([]byte(doc), &p) != nil || json.Unmarshal([]byte(start), &r) != nil || r == nil {
 			return
 		}
-		_ = ApplyPatch(r, p.Operations)
+		var oneByOne Resource
+		_ = json.Unmarshal([]byte(start), &oneByOne)
+		err := ApplyPatch(r, p.Operations)
+		var errOneByOne error
+		for _, op := range p.Operations {
+			if errOneByOne = applyOne(oneByOne, op); errOneByOne != nil {
+				break
+			}
+		}
+		if (err == nil) != (errOneByOne == nil) || err == nil && !reflect.DeepEqual(r, oneByOne) {
+			t.Fatalf("the patch gave %v (%v), its operations one by one %v (%v)", r, err, oneByOne, errOneByOne)
+		}
 	})
+}
+
+// TestRemovingMembersByValueInOnePass: a run of `remove members[value eq "…"]`
+// operations, as Roster's client and Entra ID send them, is applied in one pass over the
+// group, with the result of applying each on its own: letter case ignored, absent
+// members skipped, order with other operations kept.
+func TestRemovingMembersByValueInOnePass(t *testing.T) {
+	group := `{"members":[{"value":"u1"},{"value":"u2"},{"value":"U3"},{"value":"u4"}],"emails":[{"value":"u1"}]}`
+	cases := []struct {
+		reason, patch string
+		members       []string
+	}{
+		{"some removed, one absent, one in another case",
+			`{"Operations":[{"op":"remove","path":"members[value eq \"u1\"]"},{"op":"Remove","path":"members[value eq \"x\"]"},{"op":"remove","path":"members[value eq \"u3\"]"}]}`,
+			[]string{"u2", "u4"}},
+		{"every member removed",
+			`{"Operations":[{"op":"remove","path":"members[value eq \"u1\"]"},{"op":"remove","path":"members[value eq \"u2\"]"},{"op":"remove","path":"members[value eq \"u3\"]"},{"op":"remove","path":"urn:ietf:params:scim:schemas:core:2.0:Group:members[value eq \"u4\"]"}]}`,
+			nil},
+		{"an add between removes keeps its place",
+			`{"Operations":[{"op":"remove","path":"members[value eq \"u1\"]"},{"op":"add","path":"members","value":[{"value":"u1"}]},{"op":"remove","path":"members[value eq \"u2\"]"}]}`,
+			[]string{"U3", "u4", "u1"}},
+		{"a remove on another attribute ends the run",
+			`{"Operations":[{"op":"remove","path":"members[value eq \"u2\"]"},{"op":"remove","path":"emails[value eq \"u1\"]"},{"op":"remove","path":"members[value eq \"u4\"]"}]}`,
+			[]string{"u1", "U3"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			r := resource(t, group)
+			if err := ApplyPatch(r, ops(t, tc.patch)); err != nil {
+				t.Fatal(err)
+			}
+			if got := memberIDs(r); !reflect.DeepEqual(got, tc.members) {
+				t.Fatalf("members %v, want %v", got, tc.members)
+			}
+			if _, present := r["members"]; present == (tc.members == nil) {
+				t.Fatalf("members present %v with %v left", present, tc.members)
+			}
+			oneByOne := resource(t, group)
+			for _, op := range ops(t, tc.patch) {
+				if err := applyOne(oneByOne, op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !reflect.DeepEqual(r, oneByOne) {
+				t.Fatalf("in one pass %v, one by one %v", r, oneByOne)
+			}
+		})
+	}
 }
