@@ -12,9 +12,9 @@ import (
 )
 
 // TestASecretReadThatFailsIsNotAChange: a connector is built again only when a Secret
-// it reads changes, goes away or may no longer be read, never because one read of it failed (a busy API
-// server): a new connector makes the engine list the whole app again, and drops a
-// listing under way.
+// it reads changes, goes away or may no longer be read, never because one read of it
+// failed (a busy API server): a new connector makes the engine list the whole app
+// again, and drops a listing under way.
 func TestASecretReadThatFailsIsNotAChange(t *testing.T) {
 	ns := namespace(t)
 	ctx := context.Background()
