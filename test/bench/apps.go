@@ -32,7 +32,9 @@ const (
 	// 3 GiB at 50,000 × 20; with the collector's default of twice the live heap and the
 	// garbage of twenty listings they took 11 GiB, and beside the API server and the
 	// operator the machine ran out of memory in the resync.
-	appsMemoryLimit = 5 << 30
+	appsMemoryLimit = 6 << 30
+	// statsAttempts is how many times a read of the apps' counts is tried.
+	statsAttempts = 3
 )
 
 // ServeIfChild does a child process's work and exits when the process was started as
@@ -419,9 +421,20 @@ func (a *apps) get(path string, into any) error {
 	return json.NewDecoder(resp.Body).Decode(into)
 }
 
+// stats reads every app's counts. A read that times out is tried again, up to
+// statsAttempts times: at 50,000 × 20 the apps' process, sharing two cores with the
+// operator and the API server, once took more than the client's minute to answer, and
+// one slow answer should not end an hour's run.
 func (a *apps) stats() (map[string]AppStats, error) {
-	out := map[string]AppStats{}
-	return out, a.get("/control/stats", &out)
+	var err error
+	for range statsAttempts {
+		out := map[string]AppStats{}
+		var timeout net.Error
+		if err = a.get("/control/stats", &out); !errors.As(err, &timeout) || !timeout.Timeout() {
+			return out, err
+		}
+	}
+	return nil, err
 }
 
 // deactivated tells when each app first saw each of these users' accounts inactive.
