@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -191,11 +192,6 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, typ string) {
 		}
 		filter = f
 	}
-	all, err := s.opts.Store.List(r.Context(), typ, filter)
-	if err != nil {
-		writeStoreError(w, err)
-		return
-	}
 	count := s.opts.MaxResults
 	if c, err := strconv.Atoi(q.Get("count")); err == nil && c >= 0 && c < count {
 		count = c
@@ -203,6 +199,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, typ string) {
 	start := 1
 	cursorPaging := s.opts.CursorPaging && q.Has("cursor")
 	if cursorPaging {
+		var err error
 		if start, err = decodeCursor(q.Get("cursor")); err != nil {
 			writeError(w, http.StatusBadRequest, "invalidCursor", err.Error())
 			return
@@ -210,13 +207,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, typ string) {
 	} else if i, err := strconv.Atoi(q.Get("startIndex")); err == nil && i > 1 {
 		start = i
 	}
-	page := []Resource{}
-	if start <= len(all) {
-		page = all[start-1 : min(len(all), start-1+count)]
+	page, total, err := s.page(r.Context(), typ, filter, start, count)
+	if err != nil {
+		writeStoreError(w, err)
+		return
 	}
-	resp := ListResponse{Schemas: []string{MessageListResponse}, TotalResults: len(all), ItemsPerPage: len(page), Resources: page}
+	resp := ListResponse{Schemas: []string{MessageListResponse}, TotalResults: total, ItemsPerPage: len(page), Resources: page}
 	if cursorPaging {
-		if next := start + len(page); next <= len(all) && len(page) > 0 {
+		if next := start + len(page); next <= total && len(page) > 0 {
 			resp.NextCursor = encodeCursor(next)
 		}
 	} else {
@@ -226,6 +224,26 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, typ string) {
 		page[i] = project(page[i].Clone(), r)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// page is one page of a listing, from the start-th resource (1-based) on, and how
+// many match in all. A PageStore builds only that page of an unfiltered listing.
+func (s *Server) page(ctx context.Context, typ string, filter Filter, start, count int) ([]Resource, int, error) {
+	if ps, ok := s.opts.Store.(PageStore); ok && filter == nil {
+		return ps.ListPage(ctx, typ, start, count)
+	}
+	all, err := s.opts.Store.List(ctx, typ, filter)
+	if err != nil {
+		return nil, 0, err
+	}
+	return PageOf(all, start, count), len(all), nil
+}
+
+// PageOf is the part of all from the start-th element (1-based) on, at most count
+// long; never nil, so that an empty page is written as [].
+func PageOf[T any](all []T, start, count int) []T {
+	from := min(start-1, len(all))
+	return append([]T{}, all[from:min(len(all), from+count)]...)
 }
 
 func encodeCursor(index int) string {

@@ -37,6 +37,17 @@ type Store interface {
 	Delete(ctx context.Context, typ, id string) error
 }
 
+// PageStore is a Store that can build one page of an unfiltered listing without
+// building every resource before it: a Server uses it for listings without a filter, so
+// that an identity provider reading every page costs each resource once, not once per
+// page before it.
+type PageStore interface {
+	Store
+	// ListPage returns at most count resources from the start-th (1-based) on, in
+	// List's order, and how many there are in all.
+	ListPage(ctx context.Context, typ string, start, count int) ([]Resource, int, error)
+}
+
 // MemoryStore is a Store in memory, for tests, the demo and benchmarks. userName
 // (Users) and displayName (Groups) are unique, compared case-insensitively.
 type MemoryStore struct {

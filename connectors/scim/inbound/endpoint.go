@@ -309,6 +309,22 @@ func (st *Endpoint) List(_ context.Context, typ string, filter scim.Filter) ([]s
 	return out, nil
 }
 
+// ListPage builds only the users or groups of one page of an unfiltered listing.
+func (st *Endpoint) ListPage(_ context.Context, typ string, start, count int) ([]scim.Resource, int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ids, build := st.order, st.userLocked
+	if typ != scim.Users {
+		ids, build = st.gorder, st.groupLocked
+	}
+	page := scim.PageOf(ids, start, count)
+	out := make([]scim.Resource, len(page))
+	for i, id := range page {
+		out[i] = build(id)
+	}
+	return out, len(ids), nil
+}
+
 // Create keeps a new user or group and applies it before answering.
 func (st *Endpoint) Create(ctx context.Context, typ string, r scim.Resource) (scim.Resource, error) {
 	if typ == scim.Users {

@@ -388,3 +388,69 @@ func TestOnlyTheTokensSetAreAccepted(t *testing.T) {
 		t.Fatal("a revoked token was accepted")
 	}
 }
+
+// TestEveryPageOfAListingIsTheListingInOrder: an unfiltered listing, built a page at a
+// time, reads as the same listing through a filter every resource matches, with its
+// totals, its groups and members, and an empty page past the end.
+func TestEveryPageOfAListingIsTheListingInOrder(t *testing.T) {
+	srv := serve(t, newMemory(), &sink{})
+	var ids []string
+	for i := range 7 {
+		_, u := call(t, srv, "POST", "/Users", fmt.Sprintf(`{"userName":"u%d@example.com"}`, i))
+		ids = append(ids, u["id"].(string))
+	}
+	for i := range 3 {
+		call(t, srv, "POST", "/Groups", fmt.Sprintf(`{"displayName":"g%d","members":[{"value":%q}]}`, i, ids[i]))
+	}
+	read := func(path string) (names []string, total any) {
+		for start := 1; start <= 10; start += 3 {
+			code, page := call(t, srv, "GET", fmt.Sprintf("%s&startIndex=%d&count=3", path, start), "")
+			if code != http.StatusOK || page["Resources"] == nil {
+				t.Fatalf("%s from %d answered %d %v", path, start, code, page)
+			}
+			for _, r := range listOf(page["Resources"]) {
+				r := r.(map[string]any)
+				names = append(names, fmt.Sprint(r["userName"], r["displayName"], len(listOf(r["groups"])), len(listOf(r["members"]))))
+			}
+			total = page["totalResults"]
+		}
+		return names, total
+	}
+	for _, typ := range []string{"Users", "Groups"} {
+		paged, total := read("/" + typ + "?attributes=userName,displayName,groups,members")
+		filtered, filteredTotal := read("/" + typ + "?filter=id%20pr")
+		want := map[string]int{"Users": 7, "Groups": 3}[typ]
+		if len(paged) != want || !slices.Equal(paged, filtered) || total != float64(want) || filteredTotal != total {
+			t.Fatalf("%s read page by page: %v of %v; through a filter: %v of %v; want the same %d", typ, paged, total, filtered, filteredTotal, want)
+		}
+	}
+}
+
+// BenchmarkListingAPageOfALargeEndpoint reads one page of 100 users from an endpoint of
+// 10,000, as each request of an identity provider's full listing does: unfiltered, only
+// the page is built; through a filter every user matches, every user is.
+func BenchmarkListingAPageOfALargeEndpoint(b *testing.B) {
+	ep := New(&sink{}, newMemory())
+	ep.SetTokens([][]byte{[]byte(token)})
+	if err := ep.Load(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10000 {
+		if _, err := ep.Create(b.Context(), scim.Users, scim.Resource{"userName": fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, path := range []string{"/Users?startIndex=5001&count=100", "/Users?filter=id%20pr&startIndex=5001&count=100"} {
+		b.Run(path, func(b *testing.B) {
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				ep.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
