@@ -87,6 +87,9 @@ type Engine struct {
 	lastFullSync time.Time
 	// checkUnmanaged: the next planning run looks for unmanaged accounts to deactivate.
 	checkUnmanaged bool
+	// betweenChunks, for tests, runs between two chunks of a planning run, with the lock
+	// let go.
+	betweenChunks func()
 	// status publication.
 	changedUsers map[string]bool
 	appChanged   bool
@@ -243,9 +246,13 @@ func (e *Engine) MarkDirty(users ...string) {
 func (e *Engine) drainInboxLocked() {
 	e.inbox.Lock()
 	marks := e.inbox.users
-	if len(marks) > 0 {
-		e.inbox.users = map[string]time.Time{}
+	if len(marks) == 0 {
+		// Not ranged over once the inbox is unlocked: it is the inbox's own map, which
+		// MarkDirty may be writing by then.
+		e.inbox.Unlock()
+		return
 	}
+	e.inbox.users = map[string]time.Time{}
 	e.inbox.Unlock()
 	for u, at := range marks {
 		e.markAtLocked(u, at)
@@ -385,8 +392,16 @@ func (e *Engine) failed(err error) time.Duration {
 	return delay
 }
 
-// planDirty plans every dirty User as one run, checks the run's deprovisions against the
-// safety threshold, and hands the work to the workers.
+// planChunk is how many Users planDirty plans under one hold of the engine's lock.
+// Between chunks the lock is let go, so that the User controller's reads, the
+// workers' writes and the watches' news are not kept waiting while a run plans
+// tens of thousands of Users (a full resync, or every User of a large organisation).
+const planChunk = 256
+
+// planDirty plans every dirty User as one run, a chunk at a time, hands the provisions
+// to the workers as each chunk is planned, and checks the whole run's deprovisions
+// against the safety threshold at its end: a run is held or sent as one, however many
+// chunks it took.
 func (e *Engine) planDirty() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -399,10 +414,39 @@ func (e *Engine) planDirty() {
 		users = append(users, u)
 	}
 	sort.Strings(users)
+	var deprovisions []string
+	for from := 0; from < len(users); from += planChunk {
+		if from > 0 {
+			e.mu.Unlock()
+			if e.betweenChunks != nil {
+				e.betweenChunks()
+			}
+			e.mu.Lock()
+			e.drainInboxLocked()
+			if !e.synced {
+				return // a new connection lists the app again and plans every User anew
+			}
+		}
+		deprovisions = append(deprovisions, e.planChunkLocked(users[from:min(len(users), from+planChunk)])...)
+	}
+	if e.checkUnmanaged {
+		e.checkUnmanaged = false
+		deprovisions = append(deprovisions, e.planUnmanagedAccountsLocked()...)
+	}
+	e.checkSafetyLocked(deprovisions)
+	e.appChanged = true
+}
+
+// planChunkLocked plans the Users of a chunk that are still dirty, dispatches their
+// provisions and returns their deprovisions.
+func (e *Engine) planChunkLocked(users []string) (deprovisions []string) {
 	now := e.now()
-	var deprovisions, provisions []string
+	var provisions []string
 	for _, u := range users {
-		since := e.dirty[u]
+		since, dirty := e.dirty[u]
+		if !dirty {
+			continue
+		}
 		delete(e.dirty, u)
 		delete(e.waitsFor, u)
 		p := e.planUserLocked(u, now)
@@ -435,12 +479,7 @@ func (e *Engine) planDirty() {
 			e.dispatchLocked(u, false)
 		}
 	}
-	if e.checkUnmanaged {
-		e.checkUnmanaged = false
-		deprovisions = append(deprovisions, e.planUnmanagedAccountsLocked()...)
-	}
-	e.checkSafetyLocked(deprovisions)
-	e.appChanged = true
+	return deprovisions
 }
 
 // awaitManagerLocked holds back the create of a User whose manager is to have an

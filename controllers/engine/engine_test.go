@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,6 +218,55 @@ func TestAMassDeprovisionWaitsForApproval(t *testing.T) {
 	cfg.ApprovedPlan = snap.Plan.ID
 	e.Configure(cfg)
 	eventually(t, "the approved plan is applied", func() bool { return activeAccounts(app) == 0 })
+}
+
+// TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne: a run of more Users than a
+// chunk lets go of the engine's lock between chunks (the engine answers for a User
+// meanwhile), and its deprovisions, planned over several chunks, are weighed against
+// the threshold as one plan: none is sent before the run ends, and all are held.
+func TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne(t *testing.T) {
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	n := 2*planChunk + 10
+	for i := range n {
+		subjects.set(fmt.Sprintf("u%04d", i), func(*Subject) {})
+	}
+	var leaving atomic.Bool
+	var mu sync.Mutex
+	var activeBetween []int
+	cfg := testConfig(t, app)
+	maxCount := int32(planChunk + planChunk/2) // more than a chunk, less than the run
+	cfg.MaxCount = &maxCount
+	e, _ := startEngine(t, cfg, subjects, func(e *Engine) {
+		e.betweenChunks = func() {
+			if !leaving.Load() {
+				return
+			}
+			e.User("u0000") // the lock is free: this would wait for the run's end otherwise
+			mu.Lock()
+			activeBetween = append(activeBetween, activeAccounts(app))
+			mu.Unlock()
+		}
+	})
+	eventually(t, fmt.Sprintf("%d accounts", n), func() bool { return activeAccounts(app) == n })
+
+	leaving.Store(true)
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("u%04d", i)
+		subjects.set(name, func(s *Subject) { s.Assigned = false })
+		names = append(names, name)
+	}
+	e.MarkDirty(names...)
+	eventually(t, "the plan is blocked", func() bool { return e.Snapshot().Blocked })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(activeBetween) != 2 || activeBetween[0] != n || activeBetween[1] != n {
+		t.Fatalf("between chunks %v accounts were active, want %d twice (three chunks, nothing sent)", activeBetween, n)
+	}
+	if got := e.Snapshot().Plan.Deactivations; got != n || activeAccounts(app) != n {
+		t.Fatalf("the held plan deactivates %d and %d accounts are active, want %d of %d", got, activeAccounts(app), n, n)
+	}
 }
 
 func TestPlanModeWritesNothing(t *testing.T) {
