@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -366,7 +367,14 @@ func (e *Engine) fullSync(ctx context.Context, resyncTimer, retryTimer *time.Tim
 	if resync <= 0 {
 		resync = time.Hour
 	}
-	resyncTimer.Reset(resync)
+	resyncTimer.Reset(jittered(resync))
+}
+
+// jittered is a resync interval stretched by up to a tenth at random, so that apps
+// whose engines started together (a restart, a shard taken over) do not all list and
+// plan every User again at the same moment.
+func jittered(interval time.Duration) time.Duration {
+	return interval + rand.N(interval/10+1)
 }
 
 // failed records a connection failure and returns how long to wait before trying again.

@@ -647,3 +647,19 @@ func TestAnUnrecordedCreateForSomeoneNoLongerEntitledIsDeprovisioned(t *testing.
 		}
 	}
 }
+
+// TestResyncsOfAppsStartedTogetherAreSpread: each resync interval is stretched by up to
+// a tenth at random, so engines started at once do not list and plan all at once again.
+func TestResyncsOfAppsStartedTogetherAreSpread(t *testing.T) {
+	lo, hi := time.Duration(1<<62), time.Duration(0)
+	for range 1000 {
+		d := jittered(time.Hour)
+		if d < time.Hour || d > time.Hour+6*time.Minute {
+			t.Fatalf("a resync of 1h came after %s, want 1h to 1h6m", d)
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo < time.Minute {
+		t.Fatalf("1,000 resyncs of 1h all came between %s and %s, want them spread over minutes", lo, hi)
+	}
+}
