@@ -28,8 +28,8 @@ import (
 const (
 	envApps  = "ROSTER_BENCH_APPS"
 	appToken = "bench-app-token"
-	// appsMemoryLimit is the apps' soft memory limit. They hold about 3 KiB an account,
-	// 3 GiB at 50,000 × 20; with the collector's default of twice the live heap and the
+	// appsMemoryLimit is the apps' soft memory limit. They hold about 3.5 KiB an account,
+	// 3.4 GiB at 50,000 × 20; with the collector's default of twice the live heap and the
 	// garbage of twenty listings they took 11 GiB, and beside the API server and the
 	// operator the machine ran out of memory in the resync.
 	appsMemoryLimit = 6 << 30
