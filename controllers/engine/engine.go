@@ -88,6 +88,10 @@ type Engine struct {
 	lastFullSync time.Time
 	// checkUnmanaged: the next planning run looks for unmanaged accounts to deactivate.
 	checkUnmanaged bool
+	// runLeft counts the Users of the planning run under way not planned yet: dirty,
+	// but not news, since the run will plan them (a resync that finds nothing to do
+	// shows no work in progress).
+	runLeft int
 	// betweenChunks, for tests, runs between two chunks of a planning run, with the lock
 	// let go.
 	betweenChunks func()
@@ -422,6 +426,8 @@ func (e *Engine) planDirty() {
 		users = append(users, u)
 	}
 	sort.Strings(users)
+	e.runLeft = len(users)
+	defer func() { e.runLeft = 0 }()
 	var deprovisions []string
 	for from := 0; from < len(users); from += planChunk {
 		if from > 0 {
@@ -435,7 +441,9 @@ func (e *Engine) planDirty() {
 				return // a new connection lists the app again and plans every User anew
 			}
 		}
-		deprovisions = append(deprovisions, e.planChunkLocked(users[from:min(len(users), from+planChunk)])...)
+		chunk := users[from:min(len(users), from+planChunk)]
+		e.runLeft -= len(chunk)
+		deprovisions = append(deprovisions, e.planChunkLocked(chunk)...)
 	}
 	if e.checkUnmanaged {
 		e.checkUnmanaged = false

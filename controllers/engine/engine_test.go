@@ -269,6 +269,38 @@ func TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne(t *testing.T) {
 	}
 }
 
+// TestARunThatChangesNothingShowsNoWorkBetweenChunks: while a run that finds nothing
+// to do (a resync) plans its Users a chunk at a time, the engine shows no work in
+// progress, so the AppConnection's status is not written twice for nothing.
+func TestARunThatChangesNothingShowsNoWorkBetweenChunks(t *testing.T) {
+	app := memory.NewApp()
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	n := 2*planChunk + 10
+	for i := range n {
+		subjects.set(fmt.Sprintf("u%04d", i), func(*Subject) {})
+	}
+	var replanning atomic.Bool
+	var chunks, converging atomic.Int32
+	e, _ := startEngine(t, testConfig(t, app), subjects, func(e *Engine) {
+		e.betweenChunks = func() {
+			if replanning.Load() {
+				if e.Snapshot().Converging {
+					converging.Add(1)
+				}
+				chunks.Add(1)
+			}
+		}
+	})
+	eventually(t, fmt.Sprintf("%d accounts", n), func() bool { return activeAccounts(app) == n && !e.Snapshot().Converging })
+
+	replanning.Store(true)
+	e.MarkDirty(subjects.Names()...)
+	eventually(t, "a run of three chunks", func() bool { return chunks.Load() >= 2 })
+	if converging.Load() != 0 {
+		t.Fatalf("a run with nothing to do showed work in progress between %d of its chunks", converging.Load())
+	}
+}
+
 func TestPlanModeWritesNothing(t *testing.T) {
 	app := memory.NewApp()
 	subjects := &fakeSubjects{users: map[string]Subject{}}

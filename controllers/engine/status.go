@@ -203,5 +203,5 @@ func (e *Engine) pendingLocked(user string) bool {
 
 // convergingLocked reports whether the engine has work it has not finished.
 func (e *Engine) convergingLocked() bool {
-	return !e.synced || len(e.dirty) > 0 || (len(e.planned) > 0 && e.heldPlanID == "" && e.cfg.Mode == identityv1alpha1.ModeEnforce) || len(e.pendingGroups) > 0
+	return !e.synced || len(e.dirty) > e.runLeft || (len(e.planned) > 0 && e.heldPlanID == "" && e.cfg.Mode == identityv1alpha1.ModeEnforce) || len(e.pendingGroups) > 0
 }
