@@ -220,17 +220,22 @@ func TestAMassDeprovisionWaitsForApproval(t *testing.T) {
 	eventually(t, "the approved plan is applied", func() bool { return activeAccounts(app) == 0 })
 }
 
+// threeChunksOfSubjects are 2*planChunk+10 assigned Users, u0000 on: a planning run
+// of them takes three chunks.
+func threeChunksOfSubjects() *fakeSubjects {
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	for i := range 2*planChunk + 10 {
+		subjects.set(fmt.Sprintf("u%04d", i), func(*Subject) {})
+	}
+	return subjects
+}
+
 // TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne: a run of more Users than a
 // chunk lets go of the engine's lock between chunks (the engine answers for a User
 // meanwhile), and its deprovisions, planned over several chunks, are weighed against
 // the threshold as one plan: none is sent before the run ends, and all are held.
 func TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne(t *testing.T) {
-	app := memory.NewApp()
-	subjects := &fakeSubjects{users: map[string]Subject{}}
-	n := 2*planChunk + 10
-	for i := range n {
-		subjects.set(fmt.Sprintf("u%04d", i), func(*Subject) {})
-	}
+	app, subjects, n := memory.NewApp(), threeChunksOfSubjects(), 2*planChunk+10
 	var leaving atomic.Bool
 	var mu sync.Mutex
 	var activeBetween []int
@@ -273,12 +278,7 @@ func TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne(t *testing.T) {
 // to do (a resync) plans its Users a chunk at a time, the engine shows no work in
 // progress, so the AppConnection's status is not written twice for nothing.
 func TestARunThatChangesNothingShowsNoWorkBetweenChunks(t *testing.T) {
-	app := memory.NewApp()
-	subjects := &fakeSubjects{users: map[string]Subject{}}
-	n := 2*planChunk + 10
-	for i := range n {
-		subjects.set(fmt.Sprintf("u%04d", i), func(*Subject) {})
-	}
+	app, subjects, n := memory.NewApp(), threeChunksOfSubjects(), 2*planChunk+10
 	var replanning atomic.Bool
 	var chunks, converging atomic.Int32
 	e, _ := startEngine(t, testConfig(t, app), subjects, func(e *Engine) {
