@@ -111,7 +111,8 @@ func (s *session) send(ctx context.Context, method, path string, body, out any) 
 	}
 	if out != nil && len(resp.Body) > 0 {
 		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return &connectors.PermanentError{Status: resp.Status, Message: "Microsoft Graph's answer is not the JSON expected: " + err.Error()}
+			// The request was carried out; its result is unknown until read again.
+			return &connectors.TransientError{Status: resp.Status, Err: fmt.Errorf("the answer is not the JSON expected: %w", err)}
 		}
 	}
 	return nil

@@ -211,6 +211,9 @@ func (t *Target) Create(ctx context.Context, desired connectors.Account) (connec
 	if err := t.send(ctx, http.MethodPost, "v1.0/users", body, &created); err != nil {
 		return connectors.Account{}, err
 	}
+	if created.ID == "" {
+		return connectors.Account{}, &connectors.TransientError{Err: errors.New("the user was created but the answer has no id")}
+	}
 	account := t.account(created)
 	if want := licenses(desired.Attributes); len(want) > 0 {
 		if err := t.assignLicenses(ctx, created.ID, want, nil); err != nil {

@@ -98,6 +98,26 @@ func TestJoinerAndMoverWithALicence(t *testing.T) {
 	}
 }
 
+// A create whose answer is cut is not sent again: the error says its outcome is
+// unknown, and the next attempt looks the user up and adopts them.
+func TestACreateWhoseAnswerIsCutIsLookedUpNotSentAgain(t *testing.T) {
+	ctx := context.Background()
+	srv := serve(t, graphapi.Options{})
+	tg := target(t, srv)
+	srv.CutAnswers(1)
+	_, _, err := connectors.CreateOrAdopt(ctx, tg, person("ada@example.com", nil), connectors.KeyUserName)
+	if !connectors.OutcomeUnknown(err) {
+		t.Fatalf("CreateOrAdopt with its answer cut = %v, want an error whose outcome is unknown", err)
+	}
+	a, adopted, err := connectors.LookupOrCreate(ctx, tg, person("ada@example.com", nil), connectors.KeyUserName)
+	if err != nil || !adopted || a.ID != srv.User("ada@example.com")["id"] {
+		t.Fatalf("LookupOrCreate = %+v adopted %v, %v; want the user the cut create made, adopted", a, adopted, err)
+	}
+	if n := srv.Calls("POST /users"); n != 1 {
+		t.Fatalf("%d POST /users, want only the one whose answer was cut", n)
+	}
+}
+
 // A leaver is disabled and their sign-in sessions are revoked; a return enables the
 // same account; deletion is a soft delete, and a second one is no error.
 func TestLeaverIsDisabledWithSessionsRevoked(t *testing.T) {

@@ -288,7 +288,7 @@ func (c *Client) Create(ctx context.Context, desired connectors.Account) (connec
 	if err != nil {
 		return connectors.Account{}, err
 	}
-	return accountFromBody(body, desired)
+	return accountFromBody(body)
 }
 
 // Update changes current into desired: a PATCH of the changed attributes, or a PUT of
@@ -368,7 +368,7 @@ func (c *Client) patchUser(ctx context.Context, current connectors.Account, ops 
 		desired.ID, desired.Version = current.ID, ""
 		return desired, false, nil
 	}
-	acc, err = accountFromBody(body, desired)
+	acc, err = accountFromBody(body)
 	return acc, err == nil, err
 }
 
@@ -396,7 +396,7 @@ func (c *Client) put(ctx context.Context, current connectors.Account, desired ma
 	if err != nil {
 		return connectors.Account{}, c.notFoundMeansInactive(err, current)
 	}
-	return accountFromBody(body, connectors.Account{ID: current.ID, Active: active, Attributes: attrs})
+	return accountFromBody(body)
 }
 
 // notFoundMeansInactive explains a 404 from an app that hides deactivated accounts.
@@ -620,18 +620,24 @@ func accountFrom(r Resource) connectors.Account {
 	return connectors.Account{ID: r.ID(), Active: r.Active(), Version: r.Version(), Attributes: r.Flatten()}
 }
 
-// accountFromBody reads the app's answer; an app that answers without a body gets the
-// desired account with whatever id the answer carried.
-func accountFromBody(body []byte, desired connectors.Account) (connectors.Account, error) {
+// accountFromBody reads the app's answer to a write it carried out. An answer that
+// cannot be read (cut, empty, without an id) leaves the write done and its result
+// unknown: the error is temporary, so that a create is looked up before it is sent
+// again (an app need not refuse a second account of the same name) and an update is
+// sent again.
+func accountFromBody(body []byte) (connectors.Account, error) {
+	unread := func(why string) error {
+		return &connectors.TransientError{Err: errors.New("the app did the write but its answer cannot be read: " + why)}
+	}
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return connectors.Account{}, &connectors.PermanentError{Message: "the app answered without the resource"}
+		return connectors.Account{}, unread("it has no body")
 	}
 	var r Resource
 	if err := json.Unmarshal(body, &r); err != nil {
-		return connectors.Account{}, &connectors.PermanentError{Message: "the app's answer is not a SCIM resource: " + err.Error()}
+		return connectors.Account{}, unread("it is not a SCIM resource: " + err.Error())
 	}
 	if r.ID() == "" {
-		return connectors.Account{}, &connectors.PermanentError{Message: "the app's answer has no id"}
+		return connectors.Account{}, unread("it has no id")
 	}
 	return accountFrom(r), nil
 }

@@ -411,45 +411,69 @@ func TestEnsureGroupFindsBeforeCreatingAndSkipsMembers(t *testing.T) {
 	}
 }
 
-// TestACreateWhoseAnswerWasLostIsLookedUpNotSentAgain: a POST whose connection dies
-// after the app made the account is not sent again by the client (an app need not
-// refuse a second account of the same name); the error says the outcome is unknown,
-// and the next attempt looks the account up and adopts it.
+// TestACreateWhoseAnswerWasLostIsLookedUpNotSentAgain: a POST that the app carried out
+// but whose answer Roster could not read (the connection died, the body was cut, empty,
+// or without an id) is not sent again by the client (an app need not refuse a second
+// account of the same name); the error says the outcome is unknown, and the next
+// attempt looks the account up and adopts it.
 func TestACreateWhoseAnswerWasLostIsLookedUpNotSentAgain(t *testing.T) {
-	app := newTestApp(t, ServerOptions{})
-	var dropped atomic.Bool
-	inner := NewServer(ServerOptions{Store: app.store})
-	app.intercept = func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
-		if r.Method != http.MethodPost || !dropped.CompareAndSwap(false, true) {
-			return false
-		}
-		// The app creates the account, then the connection dies before the answer.
-		http.StripPrefix("/scim/v2", inner).ServeHTTP(httptest.NewRecorder(), r)
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			_ = conn.(*net.TCPConn).SetLinger(0)
-			_ = conn.Close()
-		}
-		return true
+	answered := func(w http.ResponseWriter, rec *httptest.ResponseRecorder, body []byte) {
+		w.Header().Set("Content-Type", rec.Header().Get("Content-Type"))
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
 	}
-	c := newTestClient(t, connection(app.baseURL(), "generic"), bearerSecrets)
-	_, _, err := connectors.CreateOrAdopt(ctx, c, user("joan", nil), connectors.KeyUserName)
-	if !connectors.OutcomeUnknown(err) {
-		t.Fatalf("CreateOrAdopt after a lost answer = %v, want an error whose outcome is unknown", err)
+	losses := map[string]func(w http.ResponseWriter, rec *httptest.ResponseRecorder){
+		"the connection dies": func(w http.ResponseWriter, _ *httptest.ResponseRecorder) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.(*net.TCPConn).SetLinger(0)
+				_ = conn.Close()
+			}
+		},
+		"the body is cut": func(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+			answered(w, rec, rec.Body.Bytes()[:rec.Body.Len()/2])
+		},
+		"the body is empty": func(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+			answered(w, rec, nil)
+		},
+		"the body has no id": func(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+			answered(w, rec, []byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"joan"}`))
+		},
 	}
-	account, adopted, err := connectors.LookupOrCreate(ctx, c, user("joan", nil), connectors.KeyUserName)
-	if err != nil {
-		t.Fatalf("LookupOrCreate: %v", err)
-	}
-	if !adopted || account.ID == "" {
-		t.Fatalf("got %+v adopted=%v; want the account the lost create made, adopted", account, adopted)
-	}
-	users, _ := app.store.List(ctx, Users, nil)
-	if len(users) != 1 || users[0].ID() != account.ID {
-		t.Fatalf("the app holds %d users, want exactly the one adopted", len(users))
-	}
-	if n := app.count(http.MethodPost, "/Users"); n != 1 {
-		t.Fatalf("%d POSTs, want only the lost one", n)
+	for name, lose := range losses {
+		t.Run(name, func(t *testing.T) {
+			app := newTestApp(t, ServerOptions{})
+			var lost atomic.Bool
+			inner := NewServer(ServerOptions{Store: app.store})
+			app.intercept = func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+				if r.Method != http.MethodPost || !lost.CompareAndSwap(false, true) {
+					return false
+				}
+				rec := httptest.NewRecorder() // the app creates the account
+				http.StripPrefix("/scim/v2", inner).ServeHTTP(rec, r)
+				lose(w, rec)
+				return true
+			}
+			c := newTestClient(t, connection(app.baseURL(), "generic"), bearerSecrets)
+			_, _, err := connectors.CreateOrAdopt(ctx, c, user("joan", nil), connectors.KeyUserName)
+			if !connectors.OutcomeUnknown(err) {
+				t.Fatalf("CreateOrAdopt after a lost answer = %v, want an error whose outcome is unknown", err)
+			}
+			account, adopted, err := connectors.LookupOrCreate(ctx, c, user("joan", nil), connectors.KeyUserName)
+			if err != nil {
+				t.Fatalf("LookupOrCreate: %v", err)
+			}
+			if !adopted || account.ID == "" {
+				t.Fatalf("got %+v adopted=%v; want the account the lost create made, adopted", account, adopted)
+			}
+			users, _ := app.store.List(ctx, Users, nil)
+			if len(users) != 1 || users[0].ID() != account.ID {
+				t.Fatalf("the app holds %d users, want exactly the one adopted", len(users))
+			}
+			if n := app.count(http.MethodPost, "/Users"); n != 1 {
+				t.Fatalf("%d POSTs, want only the lost one", n)
+			}
+		})
 	}
 }
 

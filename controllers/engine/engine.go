@@ -86,6 +86,9 @@ type Engine struct {
 	awaitedBy    map[string][]string
 	waitingSince map[string]time.Time
 	lastFullSync time.Time
+	// listedFrom is when the last complete listing began: a create whose answer was lost
+	// before then is in it if the app made the account (one lost later may not be).
+	listedFrom time.Time
 	// checkUnmanaged: the next planning run looks for unmanaged accounts to deactivate.
 	checkUnmanaged bool
 	// runLeft counts the Users of the planning run under way not planned yet: dirty,

@@ -596,6 +596,82 @@ func TestACreateWhoseAnswerWasLostIsLookedUpBeforeItIsSentAgain(t *testing.T) {
 	}
 }
 
+// heldApp is an app whose first create's answer is lost, and whose creates and
+// listings can be held: a held create waits to be let go before the app makes the
+// account; a held listing reads the accounts when it starts and answers when let go, so
+// what the app made meanwhile is not in it.
+type heldApp struct {
+	*lostAnswers
+	creates, listings hold
+}
+
+// hold makes the calls that reach it wait, while on, until they are let go.
+type hold struct {
+	on      atomic.Bool
+	started chan struct{}
+	release chan struct{}
+}
+
+func newHold() hold { return hold{started: make(chan struct{}), release: make(chan struct{})} }
+
+func (h *hold) wait() {
+	if h.on.Load() {
+		h.started <- struct{}{}
+		<-h.release
+	}
+}
+
+func (h *heldApp) Create(ctx context.Context, desired connectors.Account) (connectors.Account, error) {
+	h.creates.wait()
+	return h.lostAnswers.Create(ctx, desired)
+}
+
+func (h *heldApp) ListAccounts(ctx context.Context, cursor string) (connectors.AccountPage, error) {
+	page, err := h.App.ListAccounts(ctx, cursor)
+	h.listings.wait()
+	return page, err
+}
+
+// TestALeaverWhoseCreateWasLostDuringAListingLosesTheAccount: ada's create is on its
+// way when a listing starts; the app makes her account after the listing read the
+// accounts, and the create's answer is lost; the listing ends without her account; then
+// she leaves. The listing does not prove the create did nothing: the engine lists
+// again, finds the account and deactivates it.
+func TestALeaverWhoseCreateWasLostDuringAListingLosesTheAccount(t *testing.T) {
+	app := &heldApp{lostAnswers: &lostAnswers{App: memory.NewApp()}, creates: newHold(), listings: newHold()}
+	cfg := testConfig(t, app.App)
+	cfg.Target = app
+	subjects := &fakeSubjects{users: map[string]Subject{}}
+	e, _ := startEngine(t, cfg, subjects)
+	eventually(t, "the first listing", func() bool { return !e.Snapshot().LastFullSync.IsZero() })
+
+	app.creates.on.Store(true)
+	subjects.set("ada", func(*Subject) {})
+	e.MarkDirty("ada")
+	<-app.creates.started
+	app.listings.on.Store(true)
+	e.askResync()
+	<-app.listings.started // the listing has read the accounts, without ada's
+	app.creates.on.Store(false)
+	close(app.creates.release)
+	eventually(t, "ada's create made her account, its answer lost", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		_, unsure := e.unsureCreates["ada"]
+		return unsure
+	})
+	lost := time.Now()
+	app.listings.on.Store(false)
+	close(app.listings.release)
+	eventually(t, "the listing's end", func() bool { return e.Snapshot().LastFullSync.After(lost) })
+	subjects.set("ada", func(s *Subject) { s.Assigned = false })
+	e.MarkDirty("ada")
+	eventually(t, "ada's account, made by the lost create, is deactivated", func() bool {
+		accounts := app.Accounts()
+		return len(accounts) == 1 && !accounts[0].Active
+	})
+}
+
 // slowCreates is an app whose creates wait until they are let go.
 type slowCreates struct {
 	*memory.App

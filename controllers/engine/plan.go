@@ -365,8 +365,8 @@ func (e *Engine) stampedAccountLocked(s Subject, exists bool) *observed {
 
 // unsureAccountLocked finds, for a User who should have no account (a leaver), the
 // account a create whose answer was lost may have made: by the key it was created with.
-// When the app has not been listed since that create, it asks for a listing; when it
-// has and the account is not there, the create did nothing.
+// When no listing has begun since that create failed, it asks for one; when one has and
+// the account is not in it, the create did nothing.
 func (e *Engine) unsureAccountLocked(user string) *observed {
 	unsure, ok := e.unsureCreates[user]
 	if !ok {
@@ -377,7 +377,7 @@ func (e *Engine) unsureAccountLocked(user string) *observed {
 		delete(e.unsureCreates, user)
 		return acc
 	}
-	if e.lastFullSync.After(unsure.failed) {
+	if e.listedFrom.After(unsure.failed) {
 		delete(e.unsureCreates, user)
 	} else {
 		e.askResync()

@@ -28,6 +28,7 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 	}
 	e.app.beginListing()
 	e.appChanged = true
+	began := e.now()
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -57,7 +58,7 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 	}
 	e.app.replace(packed, groups, func(lower string) bool { return e.pendingGroups[lower] != nil })
 	e.synced, e.health, e.err, e.failStreak, e.quarantine = true, HealthReady, nil, 0, time.Time{}
-	e.lastFullSync = e.now()
+	e.lastFullSync, e.listedFrom = e.now(), began
 	e.checkUnmanaged = true
 	e.markAllLocked()
 	e.appChanged = true

@@ -73,6 +73,7 @@ type Server struct {
 	calls    map[string]int
 	problems []string
 	throttle int
+	cut      int // answers to cut in half after the request is carried out
 	batches  int
 	nextID   int
 	changes  []change // for delta queries
@@ -171,6 +172,14 @@ func (s *Server) Throttle(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttle = n
+}
+
+// CutAnswers carries out the next n requests and cuts each answer's body in half, as a
+// connection lost while the answer was on its way does.
+func (s *Server) CutAnswers(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cut = n
 }
 
 // User is a user as Graph holds it, by id or userPrincipalName; nil if none.
@@ -319,6 +328,19 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, header, answer := s.serve(r.Method, path, r.URL.RawQuery, body)
+	s.mu.Lock()
+	cut := s.cut > 0 && answer != nil
+	if cut {
+		s.cut--
+	}
+	s.mu.Unlock()
+	if cut {
+		whole, _ := json.Marshal(answer)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(whole[:len(whole)/2])
+		return
+	}
 	writeJSON(w, status, header, answer)
 }
 
