@@ -31,7 +31,7 @@ type app struct {
 	mu       sync.Mutex
 	fault    httpFault
 	requests map[string]int // "POST /Users", "GET /Users?filter" …
-	faulted  int            // account writes answered by a fault
+	faulted  int            // account writes the fault answered itself, never reaching the app
 	// repeats counts writes that came again exactly as before (method, path, body): a
 	// retry after a lost answer.
 	repeats int
@@ -110,10 +110,11 @@ func (a *app) faulty(next http.Handler) http.Handler {
 		a.mu.Lock()
 		fault := a.fault
 		a.requests[kind]++
-		if fault != noFault && isWrite {
+		answeredByFault := fault == serverErrors || fault == tooMany // a cut answer is the app's
+		if answeredByFault && isWrite {
 			a.faulted++
 		}
-		if write := r.Method + " " + r.URL.Path + " " + string(body); isWrite && fault != serverErrors && fault != tooMany {
+		if write := r.Method + " " + r.URL.Path + " " + string(body); isWrite && !answeredByFault {
 			if a.seen[write] {
 				a.repeats++
 			}
