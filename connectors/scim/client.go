@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -288,7 +289,8 @@ func (c *Client) Create(ctx context.Context, desired connectors.Account) (connec
 	if err != nil {
 		return connectors.Account{}, err
 	}
-	return accountFromBody(body)
+	created, _, err := accountFromBody(body, connectors.Account{})
+	return created, err
 }
 
 // Update changes current into desired: a PATCH of the changed attributes, or a PUT of
@@ -364,12 +366,8 @@ func (c *Client) patchUser(ctx context.Context, current connectors.Account, ops 
 	if err != nil {
 		return connectors.Account{}, false, c.notFoundMeansInactive(err, current)
 	}
-	if len(body) == 0 {
-		desired.ID, desired.Version = current.ID, ""
-		return desired, false, nil
-	}
-	acc, err = accountFromBody(body)
-	return acc, err == nil, err
+	desired.ID, desired.Version = current.ID, ""
+	return accountFromBody(body, desired)
 }
 
 // put replaces the whole user: what the app holds, overlaid with the desired attributes.
@@ -396,7 +394,8 @@ func (c *Client) put(ctx context.Context, current connectors.Account, desired ma
 	if err != nil {
 		return connectors.Account{}, c.notFoundMeansInactive(err, current)
 	}
-	return accountFromBody(body)
+	acc, _, err := accountFromBody(body, connectors.Account{ID: current.ID, Active: active, Attributes: attrs})
+	return acc, err
 }
 
 // notFoundMeansInactive explains a 404 from an app that hides deactivated accounts.
@@ -620,26 +619,30 @@ func accountFrom(r Resource) connectors.Account {
 	return connectors.Account{ID: r.ID(), Active: r.Active(), Version: r.Version(), Attributes: r.Flatten()}
 }
 
-// accountFromBody reads the app's answer to a write it carried out. An answer that
-// cannot be read (cut, empty, without an id) leaves the write done and its result
-// unknown: the error is temporary, so that a create is looked up before it is sent
-// again (an app need not refuse a second account of the same name) and an update is
-// sent again.
-func accountFromBody(body []byte) (connectors.Account, error) {
+// accountFromBody reads the app's answer to a write it carried out; answered says
+// whether the account returned is the app's answer or, for an empty answer to a write
+// on an existing account (a 204), what was sent. An answer that cannot be read (cut,
+// empty for a create, without an id) leaves the write done and its result unknown: the
+// error is temporary, so that a create is looked up before it is sent again (an app
+// need not refuse a second account of the same name) and an update is sent again.
+func accountFromBody(body []byte, sent connectors.Account) (acc connectors.Account, answered bool, err error) {
 	unread := func(why string) error {
 		return &connectors.TransientError{Err: errors.New("the app did the write but its answer cannot be read: " + why)}
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return connectors.Account{}, unread("it has no body")
+	if len(bytes.TrimSpace(body)) == 0 {
+		if sent.ID != "" {
+			return sent, false, nil
+		}
+		return connectors.Account{}, false, unread("it has no body")
 	}
 	var r Resource
 	if err := json.Unmarshal(body, &r); err != nil {
-		return connectors.Account{}, unread("it is not a SCIM resource: " + err.Error())
+		return connectors.Account{}, false, unread("it is not a SCIM resource: " + err.Error())
 	}
 	if r.ID() == "" {
-		return connectors.Account{}, unread("it has no id")
+		return connectors.Account{}, false, unread("it has no id")
 	}
-	return accountFrom(r), nil
+	return accountFrom(r), true, nil
 }
 
 func groupFrom(r Resource) connectors.Group {

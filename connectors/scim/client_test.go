@@ -519,6 +519,40 @@ func TestAWSIdentityCenterGetsOneEmail(t *testing.T) {
 	}
 }
 
+// TestAnUpdateAnswered204IsWhatWasSent: an app that carries out a PUT or a PATCH and
+// answers 204 without a body has the account Roster sent; the update is done, not
+// failed and sent again.
+func TestAnUpdateAnswered204IsWhatWasSent(t *testing.T) {
+	for _, profile := range []string{"zoom", "generic"} { // PUT, PATCH
+		t.Run(profile, func(t *testing.T) {
+			app := newTestApp(t, ServerOptions{})
+			c := newTestClient(t, connection(app.baseURL(), profile), bearerSecrets)
+			created, err := c.Create(ctx, user("zed", map[string]any{"title": "A"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			inner := NewServer(ServerOptions{Store: app.store})
+			app.intercept = func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+				if r.Method != http.MethodPut && r.Method != http.MethodPatch {
+					return false
+				}
+				http.StripPrefix("/scim/v2", inner).ServeHTTP(httptest.NewRecorder(), r)
+				w.WriteHeader(http.StatusNoContent)
+				return true
+			}
+			desired := created
+			desired.Attributes = map[string]any{"userName": "zed", "title": "B"}
+			updated, err := c.Update(ctx, created, desired)
+			if err != nil || updated.ID != created.ID || updated.Attributes["title"] != "B" {
+				t.Fatalf("Update answered 204 = %+v, %v; want the account sent, title B", updated, err)
+			}
+			if stored, _ := app.store.Get(ctx, Users, created.ID); stored["title"] != "B" {
+				t.Fatalf("the app holds title %v, want B", stored["title"])
+			}
+		})
+	}
+}
+
 func TestZoomUpdatesByPutAndDeactivatesByPatch(t *testing.T) {
 	app := newTestApp(t, ServerOptions{})
 	c := newTestClient(t, connection(app.baseURL(), "zoom"), bearerSecrets)
