@@ -34,6 +34,7 @@ type Engines struct {
 
 	// Channels the controllers watch.
 	userEvents       chan event.GenericEvent
+	stopped          chan struct{} // closed once Start returns
 	appEvents        chan event.GenericEvent
 	assignmentEvents chan event.GenericEvent
 	membership       *Membership
@@ -52,6 +53,7 @@ func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Mem
 		appEvents:        make(chan event.GenericEvent, 256),
 		assignmentEvents: make(chan event.GenericEvent, 1024),
 		userEventBudgets: map[string]*rate.Limiter{},
+		stopped:          make(chan struct{}),
 	}
 	es.running = newWorkers[*engine.Engine]("engine", log, func(app types.NamespacedName) { es.AppChanged(app.String()) })
 	return es
@@ -59,6 +61,7 @@ func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Mem
 
 // Start runs until ctx ends, then stops every engine. It runs only on the leader.
 func (es *Engines) Start(ctx context.Context) error {
+	defer close(es.stopped)
 	es.running.run(ctx)
 	return nil
 }
@@ -128,7 +131,11 @@ func (es *Engines) reconcileUsers(opts ...client.ListOption) {
 		return
 	}
 	for i := range users.Items {
-		es.userEvents <- event.GenericEvent{Object: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: users.Items[i].Namespace, Name: users.Items[i].Name}}}
+		select {
+		case es.userEvents <- event.GenericEvent{Object: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: users.Items[i].Namespace, Name: users.Items[i].Name}}}:
+		case <-es.stopped: // the User controller, which reads them, has stopped too
+			return
+		}
 	}
 }
 

@@ -41,3 +41,31 @@ func (r *ShardReplica) Stop() { r.leases.giveUpAll() }
 func SecretsUnchanged(ctx context.Context, api client.Reader, namespace string, versions map[string]string) bool {
 	return secretsUnchanged(ctx, api, namespace, versions)
 }
+
+// Leadership is the main shard's work of a replica with automatic shards, whose
+// leadership a test decides.
+type Leadership struct {
+	sharding *Sharding
+	elected  chan struct{}
+}
+
+// NewLeadership returns a replica's share of n automatic shards that does not lead yet.
+func NewLeadership(n int) *Leadership {
+	l := &Leadership{sharding: NewSharding(MainShard, n), elected: make(chan struct{})}
+	l.sharding.elected = l.elected
+	return l
+}
+
+// Lead makes the replica the leader, as the manager does once elected.
+func (l *Leadership) Lead() { close(l.elected) }
+
+// Depose ends its leadership, as the manager does when the lease is lost.
+func (l *Leadership) Depose() { l.sharding.deposed.Store(true) }
+
+// Main says whether the replica does the main shard's work.
+func (l *Leadership) Main() bool { return l.sharding.main() }
+
+// OnLead starts the source that queues, once the replica leads, every object of list.
+func (l *Leadership) OnLead(ctx context.Context, cache client.Reader, list client.ObjectList, q workqueue) error {
+	return l.sharding.onLead(cache, list).Start(ctx, q)
+}

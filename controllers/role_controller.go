@@ -68,7 +68,9 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d members", role.Status.MemberCount))
 	}
 	role.Status.ObservedGeneration = role.Generation
-	if err := patchStatus(ctx, r.Client, role, before, role.Status, before.Status); err != nil {
+	// Locked: a replica that has just stopped leading must not overwrite what the new
+	// leader wrote.
+	if err := patchStatusLocked(ctx, r.Client, role, before, role.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
 	}
 	if apierrors.IsAlreadyExists(grantErr) || apierrors.IsConflict(grantErr) {
@@ -146,6 +148,7 @@ func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&identityv1alpha1.Role{}, builder.WithPredicates(specOrLabelsChanged())).
 		Owns(&identityv1alpha1.AppAssignment{}, builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.User{}, r.Engines.usersToEngines(requeueRole), builder.WithPredicates(specOrLabelsChanged())).
+		WatchesRawSource(r.Shards.onLead(mgr.GetCache(), &identityv1alpha1.RoleList{})).
 		Complete(r)
 }
 

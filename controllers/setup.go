@@ -108,18 +108,11 @@ func addWorkers(mgr ctrl.Manager, shard *Sharding, timing LeaseTiming, engines *
 	}
 	start := func(s Shard) { go wake(cache, shard, s, engines, syncers) }
 	leases := newShardLeases(direct, shard, timing, LeaseBase, ctrl.Log.WithName("shards"), stop, start)
-	// A replica that comes to lead takes up the main shard's work on every User, whose
-	// conditions the leader before it may have left for it to finish. The manager starts
-	// this before it says it leads (Elected), and a User reconciled in between would not
-	// be the main shard's yet: wait for it.
-	elected := mgr.Elected()
+	// The manager stops this when the replica stops leading (its lease lost): from then
+	// on the main shard's work is no longer its to do, even in a reconcile already begun.
 	leading := manager.RunnableFunc(func(ctx context.Context) error {
-		select {
-		case <-elected:
-			go engines.reconcileUsers()
-		case <-ctx.Done():
-		}
 		<-ctx.Done()
+		shard.deposed.Store(true)
 		return nil
 	})
 	for _, r := range []manager.Runnable{onEveryReplica{engines}, onEveryReplica{syncers}, leases, leading} {

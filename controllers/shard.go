@@ -1,14 +1,21 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
@@ -87,8 +94,10 @@ type Sharding struct {
 	mu   sync.RWMutex
 	held map[Shard]bool
 	// elected is closed once this replica leads; with automatic shards, the leader does
-	// the main shard's work.
+	// the main shard's work until it is deposed (its lease lost, or the manager stopped):
+	// a manager leads once.
 	elected <-chan struct{}
+	deposed atomic.Bool
 }
 
 // NewSharding returns the work of a replica started with --shard name, or, for auto
@@ -135,10 +144,34 @@ func (s *Sharding) main() bool {
 	}
 	select {
 	case <-s.elected:
-		return true
+		return !s.deposed.Load()
 	default:
 		return false
 	}
+}
+
+// onLead is a source that, once this replica comes to lead, queues every object that
+// list (of the kind a controller reconciles) holds in the cache: the main shard's work
+// on them is now this replica's, and the leader before it may have left it unfinished.
+func (s *Sharding) onLead(cache client.Reader, list client.ObjectList) source.Source {
+	return source.Func(func(ctx context.Context, q workqueue) error {
+		go func() {
+			select {
+			case <-s.elected:
+			case <-ctx.Done():
+				return
+			}
+			if err := cache.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+				ctrl.Log.WithName("shards").Error(err, "Could not list the main shard's objects on taking the lead")
+				return
+			}
+			_ = meta.EachListItem(list, func(o runtime.Object) error {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o.(client.Object))})
+				return nil
+			})
+		}()
+		return nil
+	})
 }
 
 // running lists the shards this replica runs.
