@@ -70,13 +70,14 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	role.Status.ObservedGeneration = role.Generation
 	// Locked: a replica that has just stopped leading must not overwrite what the new
 	// leader wrote.
-	if err := patchStatusLocked(ctx, r.Client, role, before, role.Status, before.Status); err != nil {
-		return ctrl.Result{}, err
-	}
-	if apierrors.IsAlreadyExists(grantErr) || apierrors.IsConflict(grantErr) {
-		// The cache has not seen a write of ours yet: look again shortly, without the
-		// error backoff, which stretches to minutes while the API server is busy.
+	statusErr := patchStatusLocked(ctx, r.Client, role, before, role.Status, before.Status)
+	if apierrors.IsConflict(statusErr) || apierrors.IsAlreadyExists(grantErr) || apierrors.IsConflict(grantErr) {
+		// The cache has not seen a write yet: look again shortly, without the error
+		// backoff, which stretches to minutes while the API server is busy.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if statusErr != nil {
+		return ctrl.Result{}, statusErr
 	}
 	return ctrl.Result{}, grantErr
 }

@@ -153,8 +153,13 @@ func (s *Sharding) main() bool {
 // onLead is a source that, once this replica comes to lead, queues every object that
 // list (of the kind a controller reconciles) holds in the cache: the main shard's work
 // on them is now this replica's, and the leader before it may have left it unfinished.
+// Only automatic shards need it: without them, controllers start when the replica
+// leads, and their first listing queues everything.
 func (s *Sharding) onLead(cache client.Reader, list client.ObjectList) source.Source {
 	return source.Func(func(ctx context.Context, q workqueue) error {
+		if s.auto == 0 {
+			return nil
+		}
 		go func() {
 			select {
 			case <-s.elected:
