@@ -272,6 +272,9 @@ func (b *bench) waitFor(ctx context.Context, timeout, interval time.Duration, wh
 		if done {
 			return nil
 		}
+		if b.op != nil && b.op.alive() == 0 {
+			return fmt.Errorf("%s: no replica of the operator runs any more (%s)", what, detail)
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: not done after %s (%s)", what, timeout, detail)
 		}

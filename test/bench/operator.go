@@ -24,20 +24,46 @@ import (
 // several sharing automatic shards.
 type operator struct {
 	// cache reads what the (first) replica's informers hold.
-	cache client.Client
+	cache client.Reader
 	// inbound is the base URL of the (first) replica's inbound SCIM server.
 	inbound  string
 	replicas []*replica
 }
 
-// replica is one replica of the operator in this process.
+// replica is one replica of the operator in this process. A manager that stops on its
+// own (its leader lease lost) is started again, as a Deployment starts its pod again.
 type replica struct {
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // closed once the replica runs no more
 	wire   *wire
 	killed bool
+	// inbound is the address its inbound SCIM server listens on, kept across restarts.
+	inbound string
+
+	mu  sync.Mutex
+	mgr ctrl.Manager
 	// shards is the part of the work the replica does.
-	shards *controllers.Sharding
+	shards   *controllers.Sharding
+	restarts int
+}
+
+func (r *replica) current() (ctrl.Manager, *controllers.Sharding) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mgr, r.shards
+}
+
+// reader reads from a replica's informers, through whichever manager runs it now.
+type reader struct{ r *replica }
+
+func (c reader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	mgr, _ := c.r.current()
+	return mgr.GetClient().Get(ctx, key, obj, opts...)
+}
+
+func (c reader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	mgr, _ := c.r.current()
+	return mgr.GetClient().List(ctx, list, opts...)
 }
 
 // wire is a replica's connections to the API server, which a kill cuts at once: its
@@ -91,26 +117,74 @@ const (
 func (b *bench) startOperator(ctx context.Context) error {
 	b.op = &operator{}
 	for i := range b.opts.Replicas {
-		mgr, inbound, err := b.startReplica(ctx)
+		r, err := b.startReplica(ctx)
 		if err != nil {
 			b.op.stop()
 			return err
 		}
 		if i == 0 {
-			b.op.cache, b.op.inbound = mgr.GetClient(), inbound
-		}
-		if !mgr.GetCache().WaitForCacheSync(ctx) {
-			return errors.New("the operator's caches did not sync")
+			b.op.cache, b.op.inbound = reader{r}, "http://"+r.inbound
 		}
 	}
 	return nil
 }
 
-// startReplica starts one replica; it returns its manager and inbound SCIM URL.
-func (b *bench) startReplica(ctx context.Context) (ctrl.Manager, string, error) {
+// startReplica starts one replica, once its caches have synced.
+func (b *bench) startReplica(ctx context.Context) (*replica, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &replica{cancel: cancel, done: make(chan struct{}), wire: &wire{}}
 	b.op.replicas = append(b.op.replicas, r)
+	var err error
+	if r.inbound, err = freeAddr(); err != nil {
+		close(r.done)
+		return nil, err
+	}
+	if r.mgr, r.shards, err = b.newManager(ctx, r); err != nil {
+		close(r.done)
+		return nil, err
+	}
+	go b.keepRunning(ctx, r, len(b.op.replicas)-1, r.mgr)
+	if !r.mgr.GetCache().WaitForCacheSync(ctx) {
+		return nil, errors.New("the operator's caches did not sync")
+	}
+	return r, nil
+}
+
+// keepRunning runs a replica's manager until the replica is stopped or killed, and
+// starts a new one whenever the manager stops on its own.
+func (b *bench) keepRunning(ctx context.Context, r *replica, i int, mgr ctrl.Manager) {
+	defer close(r.done)
+	for {
+		err := mgr.Start(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		b.logf("  replica %d stopped on its own (%v); starting it again\n", i, err)
+		var sharding *controllers.Sharding
+		if mgr, sharding, err = b.newManager(ctx, r); err != nil {
+			b.logf("  replica %d could not start again: %v\n", i, err)
+			return
+		}
+		r.mu.Lock()
+		r.shards = sharding
+		r.restarts++
+		r.mu.Unlock()
+		go r.readFrom(ctx, mgr)
+	}
+}
+
+// readFrom sends the bench's reads to a restarted replica's caches once they hold
+// everything.
+func (r *replica) readFrom(ctx context.Context, mgr ctrl.Manager) {
+	if mgr.GetCache().WaitForCacheSync(ctx) {
+		r.mu.Lock()
+		r.mgr = mgr
+		r.mu.Unlock()
+	}
+}
+
+// newManager builds a replica's manager, with the inbound SCIM server on its address.
+func (b *bench) newManager(ctx context.Context, r *replica) (ctrl.Manager, *controllers.Sharding, error) {
 	cfg := rest.CopyConfig(b.env.Config)
 	cfg.QPS, cfg.Burst, cfg.Dial = -1, 0, r.wire.dial
 	opts := ctrl.Options{Scheme: b.env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
@@ -127,25 +201,16 @@ func (b *bench) startReplica(ctx context.Context) (ctrl.Manager, string, error) 
 		sharding = controllers.NewSharding(controllers.MainShard, shardsPerReplica*b.opts.Replicas)
 		timing = controllers.LeaseTiming{Namespace: "default", Duration: lease, RenewDeadline: renew, RetryPeriod: retry}
 	}
-	r.shards = sharding
 	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(opts))
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	inbound := &controllers.InboundSCIM{Addr: addr, Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
+	inbound := &controllers.InboundSCIM{Addr: r.inbound, Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
 	registry := controllers.Connectors(memory.NewApps(), inbound)
 	if err := controllers.Setup(ctx, mgr, controllers.Options{Registry: registry, Inbound: inbound, Sharding: sharding, Leases: timing}); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	go func() {
-		defer close(r.done)
-		_ = mgr.Start(ctx)
-	}()
-	return mgr, "http://" + addr, nil
+	return mgr, sharding, nil
 }
 
 // stop stops every replica that runs, as SIGTERM does.
@@ -168,13 +233,27 @@ func (o *operator) kill() {
 	r.killed = true
 }
 
-// alive counts the replicas not killed.
+// alive counts the replicas still running: not killed, and started again whenever
+// they stopped on their own.
 func (o *operator) alive() int {
 	n := 0
 	for _, r := range o.replicas {
-		if !r.killed {
+		select {
+		case <-r.done:
+		default:
 			n++
 		}
+	}
+	return n
+}
+
+// restarts counts the times replicas stopped on their own and were started again.
+func (o *operator) restarts() int {
+	n := 0
+	for _, r := range o.replicas {
+		r.mu.Lock()
+		n += r.restarts
+		r.mu.Unlock()
 	}
 	return n
 }
@@ -209,7 +288,7 @@ func (b *bench) shardSpread(ctx context.Context) error {
 	}
 	alive := b.op.alive()
 	b.report.add(atLeast("scale-out", fmt.Sprintf("replicas holding automatic shards, of %d alive", alive),
-		float64(len(holders)), float64(alive), "", map[string]float64{"shards": float64(shards), "replicas": float64(b.opts.Replicas)}))
+		float64(len(holders)), float64(alive), "", map[string]float64{"shards": float64(shards), "replicas": float64(b.opts.Replicas), "restarts": float64(b.op.restarts())}))
 	b.logf("  %d shards over %d replicas: %v\n", shards, alive, holders)
 	return b.appSpread(ctx)
 }
@@ -226,7 +305,7 @@ func (b *bench) appSpread(ctx context.Context) error {
 	for i := range apps.Items {
 		runners := 0
 		for j, r := range b.op.replicas {
-			if !r.killed && r.shards.Owns(&apps.Items[i]) {
+			if _, shards := r.current(); !r.killed && shards.Owns(&apps.Items[i]) {
 				perReplica[j]++
 				runners++
 			}

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 
@@ -36,6 +38,8 @@ type app struct {
 	// retry after a lost answer.
 	repeats int
 	seen    map[string]bool
+	// posted keeps when each userName's creates arrived, to tell a duplicate's story.
+	posted map[string][]time.Time
 }
 
 // tally is what an app has seen: writes to accounts, the part of them that a fault
@@ -68,7 +72,7 @@ const (
 
 func newApp(t *testing.T, name string) *app {
 	t.Helper()
-	a := &app{name: name, store: scim.NewLenientMemoryStore(), requests: map[string]int{}, seen: map[string]bool{}}
+	a := &app{name: name, store: scim.NewLenientMemoryStore(), requests: map[string]int{}, seen: map[string]bool{}, posted: map[string][]time.Time{}}
 	server := scim.NewServer(scim.ServerOptions{Store: a.store, Authorize: func(r *http.Request) bool {
 		return r.Header.Get("Authorization") == "Bearer "+appToken
 	}})
@@ -120,6 +124,11 @@ func (a *app) faulty(next http.Handler) http.Handler {
 			}
 			a.seen[write] = true // it reaches the store
 		}
+		if r.Method == http.MethodPost && kind == "POST /Users" {
+			var u struct{ UserName string }
+			_ = json.Unmarshal(body, &u)
+			a.posted[strings.ToLower(u.UserName)] = append(a.posted[strings.ToLower(u.UserName)], time.Now())
+		}
 		a.mu.Unlock()
 		switch fault {
 		case serverErrors:
@@ -153,6 +162,17 @@ func (a *app) counts() (map[string]int, int) {
 		out[k] = v
 	}
 	return out, a.faulted
+}
+
+// createsOf says when the creates of a userName arrived.
+func (a *app) createsOf(userName string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var at []string
+	for _, t := range a.posted[strings.ToLower(userName)] {
+		at = append(at, t.Format("15:04:05.000"))
+	}
+	return strings.Join(at, ", ")
 }
 
 // accounts returns each userName (lower-cased) with how many accounts hold it and how

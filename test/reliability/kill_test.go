@@ -31,7 +31,7 @@ func TestKillDuringTheInitialSync(t *testing.T) {
 			return n >= at, "creates: " + itoa(n)
 		})
 		op.kill()
-		t.Logf("kill %d at %d creates of %d", i+1, o.creates(), want)
+		t.Logf("kill %d at %s, %d creates of %d", i+1, time.Now().Format("15:04:05.000"), o.creates(), want)
 		op = startOperator(t, "a", suite.kubeconfig)
 	}
 	o.fastAnswers(t)

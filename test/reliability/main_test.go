@@ -258,7 +258,7 @@ func (o *org) converged(people int, suspended map[int]bool) (bool, string) {
 			name := fmt.Sprintf("p%05d@example.com", i)
 			switch {
 			case held[name] > 1:
-				return false, fmt.Sprintf("%s holds %d accounts of %s", a.name, held[name], name)
+				return false, fmt.Sprintf("%s holds %d accounts of %s, created at %s", a.name, held[name], name, a.createsOf(name))
 			case !entitled(i) && held[name] > 0:
 				return false, fmt.Sprintf("%s holds an account of contractor %s", a.name, name)
 			case entitled(i) && !suspended[i] && held[name] == 0:

@@ -45,6 +45,22 @@ func (l *logFile) tail(n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+// keep writes the whole log into the test's artifact directory (kept with go test
+// -artifacts) and returns the file's path.
+func (l *logFile) keep(t *testing.T, name string) string {
+	f, err := os.CreateTemp(t.ArtifactDir(), "operator-"+name+"-*.log")
+	if err != nil {
+		return err.Error()
+	}
+	defer func() { _ = f.Close() }()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := f.Write(l.buf.Bytes()); err != nil {
+		return err.Error()
+	}
+	return f.Name()
+}
+
 // startOperator starts the operator binary against the control plane, with leader
 // election in the default namespace and the lease timing short enough for tests.
 func startOperator(t *testing.T, name string, kubeconfig string, extra ...string) *operator {
@@ -71,7 +87,7 @@ func startOperator(t *testing.T, name string, kubeconfig string, extra ...string
 	t.Cleanup(func() {
 		op.kill()
 		if t.Failed() {
-			t.Logf("operator %s, last lines:\n%s", name, op.log.tail(40))
+			t.Logf("operator %s, last lines:\n%s\nwhole log: %s", name, op.log.tail(40), op.log.keep(t, name))
 		}
 	})
 	waitUntil(t, 60*time.Second, "operator "+name+" is healthy", func() (bool, string) {
