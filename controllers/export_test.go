@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
 // ShardReplica is one replica's share of automatic shards, driven round by round by a
@@ -68,4 +69,24 @@ func (l *Leadership) Main() bool { return l.sharding.main() }
 // OnLead starts the source that queues, once the replica leads, every object of list.
 func (l *Leadership) OnLead(ctx context.Context, cache client.Reader, list client.ObjectList, q workqueue) error {
 	return l.sharding.onLead(cache, list).Start(ctx, q)
+}
+
+// UnreadEngines are engines whose User events nobody reads, as once the manager's
+// controllers have stopped.
+type UnreadEngines struct{ es *Engines }
+
+// NewUnreadEngines returns engines that read Users from cache and whose channel of User
+// events holds none.
+func NewUnreadEngines(cache client.Reader) *UnreadEngines {
+	es := NewEngines(cache, nil, nil, logr.Discard())
+	es.userEvents = make(chan event.GenericEvent)
+	return &UnreadEngines{es: es}
+}
+
+// Start runs the engines until ctx ends.
+func (u *UnreadEngines) Start(ctx context.Context) error { return u.es.Start(ctx) }
+
+// ReconcileUsers has every User of a namespace reconciled, as letting a shard go does.
+func (u *UnreadEngines) ReconcileUsers(namespace string) {
+	u.es.reconcileUsers(client.InNamespace(namespace))
 }

@@ -1,8 +1,10 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -60,5 +62,34 @@ func TestANewLeaderTakesUpEveryRole(t *testing.T) {
 	l.Depose()
 	if l.Main() {
 		t.Error("a replica that lost its lease still does the main shard's work")
+	}
+}
+
+// TestLettingShardsGoEndsWithTheEngines: a replica that lets shards go has every User
+// of their namespaces reconciled; once its manager stops, no one reads those events
+// any more, and the goroutine sending them ends instead of waiting for ever.
+func TestLettingShardsGoEndsWithTheEngines(t *testing.T) {
+	ns := namespace(t)
+	for i := range 3 {
+		create(t, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("user-%d", i)},
+			Spec: identityv1alpha1.UserSpec{UserName: fmt.Sprintf("user-%d@example.com", i)}})
+	}
+	es := controllers.NewUnreadEngines(env.Client)
+	ctx, stop := context.WithCancel(testCtx)
+	started := make(chan error)
+	go func() { started <- es.Start(ctx) }()
+	sent := make(chan struct{})
+	go func() {
+		es.ReconcileUsers(ns)
+		close(sent)
+	}()
+	stop()
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sent:
+	case <-time.After(time.Minute):
+		t.Fatal("the Users' events are still being sent a minute after the engines stopped")
 	}
 }
