@@ -41,7 +41,7 @@ func TestGoogleWorkspaceSourceDrivesASCIMApp(t *testing.T) {
 	srv.Admin(t, "directory.members.insert", map[string]string{"groupKey": "eng@example.com"}, map[string]any{"email": "grace@example.com"})
 
 	app := newSCIMApp(t)
-	create(t, scimConnection(t, app, ns, "slack", scimToken),
+	create(t, scimConnection(t, app, ns, "slack", app.token),
 		&identityv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "eng"}, Spec: identityv1alpha1.RoleSpec{
 			Members: identityv1alpha1.RoleMembers{Groups: []string{"eng@example.com"}}, Grants: []identityv1alpha1.RoleGrant{grant("slack", "engineering")}}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "google"}, Data: map[string][]byte{"key.json": srv.Key}},

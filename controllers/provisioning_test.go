@@ -96,7 +96,7 @@ func accountState(u *identityv1alpha1.User, app string) identityv1alpha1.Account
 func TestJoinerMoverLeaver(t *testing.T) {
 	ns := namespace(t)
 	app := newSCIMApp(t)
-	sc := scimConnection(t, app, ns, "scimapp", scimToken)
+	sc := scimConnection(t, app, ns, "scimapp", app.token)
 	sc.Spec.Deprovision = identityv1alpha1.DeprovisionPolicy{
 		OnSuspend: identityv1alpha1.SuspendDeactivate, OnRemoval: identityv1alpha1.RemovalDeactivate,
 		DeleteAfter: &metav1.Duration{Duration: 3 * time.Second},
@@ -263,7 +263,7 @@ func TestAdoptionIgnoresLetterCase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	create(t, scimConnection(t, app, ns, "scimapp", scimToken), newUser(ns, "grace", "eng"),
+	create(t, scimConnection(t, app, ns, "scimapp", app.token), newUser(ns, "grace", "eng"),
 		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")))
 	waitFor(t, "grace's status links the existing account", func() (bool, string) {
 		u := get(t, ns, "grace", &identityv1alpha1.User{})
@@ -472,7 +472,7 @@ func TestBadTokenIsReportedWithoutTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	everything := fmt.Sprintf("%+v %+v %+v %s", c.Status, u.Status, events.Items, logs.String())
-	for _, secret := range []string{wrongToken, scimToken} {
+	for _, secret := range []string{wrongToken, app.token} {
 		if strings.Contains(everything, secret) {
 			t.Fatalf("a token appears in status, events or logs")
 		}
@@ -480,7 +480,7 @@ func TestBadTokenIsReportedWithoutTheToken(t *testing.T) {
 
 	// Fixing the Secret brings the AppConnection back and provisions the User.
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scimapp-token"}}
-	update(t, secret, func(s *corev1.Secret) { s.Data = map[string][]byte{"token": []byte(scimToken)} })
+	update(t, secret, func(s *corev1.Secret) { s.Data = map[string][]byte{"token": []byte(app.token)} })
 	waitFor(t, "the User is provisioned once the token is fixed", func() (bool, string) {
 		u := get(t, ns, "victim", &identityv1alpha1.User{})
 		ok, why := ready(u.Status.Conditions)
@@ -550,7 +550,7 @@ func TestUnmanagedAccounts(t *testing.T) {
 func TestMetricsArePublished(t *testing.T) {
 	ns := namespace(t)
 	app := newSCIMApp(t)
-	create(t, scimConnection(t, app, ns, "scimapp", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")), newUser(ns, "metric", "eng"))
+	create(t, scimConnection(t, app, ns, "scimapp", app.token), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")), newUser(ns, "metric", "eng"))
 	appLabel := ns + "/scimapp"
 	gather := func() (map[string]float64, error) {
 		families, err := ctrlmetrics.Registry.Gather()
@@ -610,7 +610,7 @@ func TestManagerIsTheManagersAccountID(t *testing.T) {
 	app := newSCIMApp(t)
 	worker := newUser(ns, "worker", "eng")
 	worker.Spec.Manager = &identityv1alpha1.LocalObjectReference{Name: "boss"}
-	create(t, scimConnection(t, app, ns, "scimapp", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")),
+	create(t, scimConnection(t, app, ns, "scimapp", app.token), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")),
 		worker, newUser(ns, "boss", "eng"))
 	waitFor(t, "worker's manager.value is boss's id", func() (bool, string) {
 		w, b := app.user("worker@example.com"), app.user("boss@example.com")

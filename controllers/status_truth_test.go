@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,16 +26,13 @@ func quirkySCIMApp(t *testing.T, quirk func(w http.ResponseWriter, r *http.Reque
 
 func quirkySCIMAppOver(t *testing.T, store *scim.MemoryStore, quirk func(w http.ResponseWriter, r *http.Request) bool) *scimServer {
 	t.Helper()
-	server := http.StripPrefix("/scim/v2", scim.NewServer(scim.ServerOptions{
-		Store: store, Authorize: func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer "+scimToken },
-	}))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !quirk(w, r) {
-			server.ServeHTTP(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return &scimServer{Server: srv, store: store}
+	return newSCIMServer(t, store, func(api http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !quirk(w, r) {
+				api.ServeHTTP(w, r)
+			}
+		})
+	})
 }
 
 func appReady(t *testing.T, ns, name string) string {
@@ -60,7 +56,7 @@ func TestAnAppThatAnswers429ToEveryWriteIsNotReady(t *testing.T) {
 		n := get(t, ns, "eng", &identityv1alpha1.Role{}).Status.MemberCount
 		return n == 2, fmt.Sprint(n)
 	})
-	create(t, scimConnection(t, app, ns, "busy", scimToken))
+	create(t, scimConnection(t, app, ns, "busy", app.token))
 	waitFor(t, "the AppConnection says it is rate limited, with counts", func() (bool, string) {
 		c := appReady(t, ns, "busy")
 		return strings.HasPrefix(c, "False/"+identityv1alpha1.ReasonRateLimited) && strings.Contains(c, "2 of 2 accounts failed (2 rate limited)"), c
@@ -79,7 +75,7 @@ func TestAnAppThatRefusesGroupChangesIsNotReady(t *testing.T) {
 		}
 		return false
 	})
-	create(t, scimConnection(t, app, ns, "picky", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("picky", "engineering")),
+	create(t, scimConnection(t, app, ns, "picky", app.token), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("picky", "engineering")),
 		newUser(ns, "linus", "eng"))
 	waitFor(t, "the AppConnection says provisioning failed, with the app's answer", func() (bool, string) {
 		c := appReady(t, ns, "picky")
@@ -98,7 +94,7 @@ func TestTheAppConnectionNamesAFailuresLatestError(t *testing.T) {
 		http.Error(w, answer.Load().(string), http.StatusInternalServerError)
 		return true
 	})
-	create(t, scimConnection(t, app, ns, "flaky", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("flaky")),
+	create(t, scimConnection(t, app, ns, "flaky", app.token), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("flaky")),
 		newUser(ns, "linus", "eng"))
 	waitFor(t, "the AppConnection names the first error", func() (bool, string) {
 		c := appReady(t, ns, "flaky")
@@ -164,7 +160,7 @@ func renameAda(t *testing.T, ns string) {
 func TestAnIgnoredPatchFallsBackToReplacingTheUser(t *testing.T) {
 	ns := namespace(t)
 	app := newForgetfulApp(t, false)
-	create(t, scimConnection(t, app.scimServer, ns, "forgetful", scimToken), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
+	create(t, scimConnection(t, app.scimServer, ns, "forgetful", app.scimServer.token), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
 	waitFor(t, "ada's account", func() (bool, string) { return app.user("ada@example.com") != nil, "" })
 	renameAda(t, ns)
 	waitFor(t, "the new given name sticks, by PUT", func() (bool, string) {
@@ -179,7 +175,7 @@ func TestAnIgnoredPatchFallsBackToReplacingTheUser(t *testing.T) {
 func TestAnUpdateTheAppDoesNotKeepIsReportedNotResent(t *testing.T) {
 	ns := namespace(t)
 	app := newForgetfulApp(t, true)
-	conn := scimConnection(t, app.scimServer, ns, "forgetful", scimToken)
+	conn := scimConnection(t, app.scimServer, ns, "forgetful", app.scimServer.token)
 	create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
 	waitFor(t, "ada's account", func() (bool, string) { return app.user("ada@example.com") != nil, "" })
 	renameAda(t, ns)
@@ -212,7 +208,7 @@ func TestAnAppThatFailsEveryRequestSaysConnectorError(t *testing.T) {
 		http.Error(w, "upstream database down", http.StatusInternalServerError)
 		return true
 	})
-	create(t, scimConnection(t, app, ns, "down", scimToken))
+	create(t, scimConnection(t, app, ns, "down", app.token))
 	waitFor(t, "the AppConnection says ConnectorError and retries", func() (bool, string) {
 		c := appReady(t, ns, "down")
 		return strings.HasPrefix(c, "False/"+identityv1alpha1.ReasonConnectorError) && strings.Contains(c, "retrying"), c

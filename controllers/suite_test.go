@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +29,6 @@ import (
 	"github.com/rosterhq/roster/controllers"
 	"github.com/rosterhq/roster/test/testenv"
 )
-
-const scimToken = "scim-token-7f3a9c"
 
 var (
 	env      *testenv.Env
@@ -59,10 +58,27 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// scimServer is an in-process SCIM app: Roster's own server over a memory store.
+// scimServer is an in-process SCIM app: Roster's own server over a memory store. It
+// takes only its own token: earlier tests' AppConnections stay behind, retrying apps
+// that have gone, and one whose port a new app happens to take must not provision
+// into it.
 type scimServer struct {
 	*httptest.Server
 	store *scim.MemoryStore
+	token string
+}
+
+var scimApps atomic.Int64
+
+// newSCIMServer serves a SCIM app over store, with handler in front of it.
+func newSCIMServer(t *testing.T, store *scim.MemoryStore, front func(scimAPI http.Handler) http.Handler) *scimServer {
+	t.Helper()
+	app := &scimServer{store: store, token: fmt.Sprintf("scim-token-%d-7f3a9c", scimApps.Add(1))}
+	app.Server = httptest.NewServer(front(http.StripPrefix("/scim/v2", scim.NewServer(scim.ServerOptions{
+		Store: store, Authorize: func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer "+app.token },
+	}))))
+	t.Cleanup(app.Close)
+	return app
 }
 
 func TestMain(m *testing.M) {
@@ -192,12 +208,7 @@ func memoryConnection(ns, name string) *identityv1alpha1.AppConnection {
 // newSCIMApp starts an in-process SCIM app for one test.
 func newSCIMApp(t *testing.T) *scimServer {
 	t.Helper()
-	store := scim.NewMemoryStore()
-	srv := httptest.NewServer(http.StripPrefix("/scim/v2", scim.NewServer(scim.ServerOptions{
-		Store: store, Authorize: func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer "+scimToken },
-	})))
-	t.Cleanup(srv.Close)
-	return &scimServer{Server: srv, store: store}
+	return newSCIMServer(t, scim.NewMemoryStore(), func(api http.Handler) http.Handler { return api })
 }
 
 // scimConnection connects an AppConnection to a SCIM app with a token from a Secret.

@@ -18,14 +18,16 @@ import (
 	"github.com/rosterhq/roster/connectors/scim"
 )
 
-const appToken = "reliability-app-token-0123456789"
-
 // app is a SCIM app on loopback, reached by the operator through a toxiproxy proxy, with
 // faults toxiproxy has no toxic for (5xx bursts, 429 with Retry-After, truncated JSON)
 // answered by a handler in front of it. Its store does not refuse a second user with a
 // taken userName, as some apps do not: a client that creates twice leaves a duplicate.
+// It takes only its organisation's token: earlier tests' AppConnections stay behind,
+// retrying apps that have gone, and one whose port a new app happens to take must not
+// provision into it.
 type app struct {
 	name  string
+	token string
 	store *scim.MemoryStore
 	srv   *httptest.Server
 	proxy *toxiproxy.Proxy
@@ -70,12 +72,10 @@ const (
 	truncated    httpFault = "truncate" // the write is done, its answer cut in half
 )
 
-func newApp(t *testing.T, name string) *app {
+func newApp(t *testing.T, name, token string) *app {
 	t.Helper()
-	a := &app{name: name, store: scim.NewLenientMemoryStore(), requests: map[string]int{}, seen: map[string]bool{}, posted: map[string][]time.Time{}}
-	server := scim.NewServer(scim.ServerOptions{Store: a.store, Authorize: func(r *http.Request) bool {
-		return r.Header.Get("Authorization") == "Bearer "+appToken
-	}})
+	a := &app{name: name, token: token, store: scim.NewLenientMemoryStore(), requests: map[string]int{}, seen: map[string]bool{}, posted: map[string][]time.Time{}}
+	server := scim.NewServer(scim.ServerOptions{Store: a.store, Authorize: a.authorized})
 	a.srv = httptest.NewServer(http.StripPrefix("/scim/v2", a.faulty(server)))
 	t.Cleanup(a.srv.Close)
 	a.proxy = proxyTo(t, name, strings.TrimPrefix(a.srv.URL, "http://"))
@@ -102,8 +102,16 @@ func (a *app) setFault(f httpFault) {
 	a.mu.Unlock()
 }
 
+func (a *app) authorized(r *http.Request) bool {
+	return r.Header.Get("Authorization") == "Bearer "+a.token
+}
+
 func (a *app) faulty(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorized(r) {
+			next.ServeHTTP(w, r) // refused, and not counted: another organisation's operator
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		kind := r.Method + " /" + strings.Split(strings.Trim(r.URL.Path, "/"), "/")[0]

@@ -132,12 +132,13 @@ func newOrg(t *testing.T, seed uint64, appNames ...string) *org {
 	t.Helper()
 	unlimited := int32(1000000)
 	o := &org{ns: suite.env.Namespace(t), rng: rand.New(rand.NewPCG(seed, seed))}
+	token := "reliability-app-token-" + o.ns // namespaces' names are not used twice
 	objs := []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: "app-token"}, StringData: map[string]string{"token": appToken}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: "app-token"}, StringData: map[string]string{"token": token}},
 	}
 	var grants []identityv1alpha1.RoleGrant
 	for _, name := range appNames {
-		a := newApp(t, o.ns+"-"+name)
+		a := newApp(t, o.ns+"-"+name, token)
 		o.apps = append(o.apps, a)
 		objs = append(objs, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: o.ns, Name: name},
 			Spec: identityv1alpha1.AppConnectionSpec{SCIM: &identityv1alpha1.SCIMConnector{BaseURL: a.url(),
