@@ -200,3 +200,28 @@ func TestParseShard(t *testing.T) {
 		t.Errorf("shard east's lease is %q", got)
 	}
 }
+
+// TestAUserIsNotReadyBeforeAnotherShardsAppHasItsAccount: the main replica's Ready
+// counts an app another shard runs as pending while the User is entitled to it and that
+// shard has not reported the account, rather than calling the User Ready on its own
+// apps' accounts alone.
+func TestAUserIsNotReadyBeforeAnotherShardsAppHasItsAccount(t *testing.T) {
+	ns := namespace(t)
+	wiki := memoryConnection(ns, "wiki")
+	wiki.Labels = map[string]string{identityv1alpha1.LabelShard: ns} // no replica runs it
+	create(t, memoryConnection(ns, "chat"), wiki,
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("chat"), grant("wiki")),
+		newUser(ns, "ada", "eng"), newUser(ns, "carol", "sales"))
+	waitFor(t, "ada's status shows her chat account", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		return accountState(u, "chat") == identityv1alpha1.AccountStateActive, fmt.Sprintf("%+v", u.Status.Accounts)
+	})
+	u := get(t, ns, "ada", &identityv1alpha1.User{})
+	r := meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady)
+	if r == nil || r.Status == metav1.ConditionTrue || !strings.Contains(r.Message, "wiki") {
+		t.Errorf("ada, with no wiki account yet, has Ready %+v", r)
+	}
+	waitFor(t, "carol, entitled to neither app, is Ready", func() (bool, string) {
+		return ready(get(t, ns, "carol", &identityv1alpha1.User{}).Status.Conditions)
+	})
+}

@@ -260,8 +260,8 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 			continue
 		}
 		if a.engine == nil {
-			if !r.Shards.Owns(a.conn) && accountState(u, name) == identityv1alpha1.AccountStatePending {
-				pending = append(pending, name) // as the app's shard wrote it
+			if !r.Shards.Owns(a.conn) && r.owedByShard(ctx, u, phase, name) {
+				pending = append(pending, name)
 			}
 			continue
 		}
@@ -293,6 +293,24 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 		cond.ready(identityv1alpha1.ReasonExpired, fmt.Sprintf("expired at %s; %d accounts deprovisioned", u.Spec.ActiveUntil.UTC().Format(time.RFC3339), len(inactive)))
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts active", len(active)))
+	}
+	return false
+}
+
+// owedByShard says whether an app another shard runs still owes the User an account:
+// its shard wrote the account Pending, or has written nothing yet while the User is
+// active and entitled to the app.
+func (r *UserReconciler) owedByShard(ctx context.Context, u *identityv1alpha1.User, phase identityv1alpha1.UserPhase, app string) bool {
+	switch accountState(u, app) {
+	case identityv1alpha1.AccountStatePending:
+		return true
+	case "":
+		if phase != identityv1alpha1.UserPhaseActive {
+			return false
+		}
+		subj := engine.Subject{User: u}
+		(&subjects{cache: r.Client, membership: r.Membership, namespace: u.Namespace, app: app}).entitle(ctx, &subj, time.Now())
+		return subj.Assigned
 	}
 	return false
 }
