@@ -204,7 +204,8 @@ func TestParseShard(t *testing.T) {
 // TestAUserIsNotReadyBeforeAnotherShardsAppHasItsAccount: the main replica's Ready
 // counts an app another shard runs as pending while the User is entitled to it and that
 // shard has not reported the account, rather than calling the User Ready on its own
-// apps' accounts alone.
+// apps' accounts alone. The main replica also puts that shard's finalizer on the User,
+// so that a deletion waits for the shard even before its replica has seen the User.
 func TestAUserIsNotReadyBeforeAnotherShardsAppHasItsAccount(t *testing.T) {
 	ns := namespace(t)
 	wiki := memoryConnection(ns, "wiki")
@@ -220,6 +221,9 @@ func TestAUserIsNotReadyBeforeAnotherShardsAppHasItsAccount(t *testing.T) {
 	r := meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady)
 	if r == nil || r.Status == metav1.ConditionTrue || !strings.Contains(r.Message, "wiki") {
 		t.Errorf("ada, with no wiki account yet, has Ready %+v", r)
+	}
+	if !slices.Contains(u.Finalizers, identityv1alpha1.ShardFinalizerPrefix+ns) || !slices.Contains(u.Finalizers, identityv1alpha1.Finalizer) {
+		t.Errorf("ada's finalizers: %v, want the main one and, put on by the main replica, the shard's", u.Finalizers)
 	}
 	waitFor(t, "carol, entitled to neither app, is Ready", func() (bool, string) {
 		return ready(get(t, ns, "carol", &identityv1alpha1.User{}).Status.Conditions)

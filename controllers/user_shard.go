@@ -30,16 +30,18 @@ func retryOnConflict(res ctrl.Result, err error) (ctrl.Result, error) {
 	return res, err
 }
 
-// addFinalizers puts on a User the finalizers of the work this replica does for it:
-// the main one for the main shard's work, and one per other shard it runs with an app
-// in the User's namespace, so that a deleted User stays until each has let it go.
+// addFinalizers puts on a User the finalizers of the work done for it, so that a
+// deleted User stays until each shard with an app in its namespace has let it go. The
+// main replica puts them all on, with its own, in one write; another replica puts on
+// those of the shards it runs, should it see the User first.
 func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.User, apps map[string]app, main bool) error {
 	if u.DeletionTimestamp != nil {
 		return nil
 	}
 	added := main && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer)
-	for _, shard := range r.Shards.running() {
-		if !shard.main() && r.runsAppsOf(shard, apps) && controllerutil.AddFinalizer(u, shard.finalizer()) {
+	for _, a := range apps {
+		shard := r.Shards.of(a.conn)
+		if !shard.main() && (main || a.engine != nil) && controllerutil.AddFinalizer(u, shard.finalizer()) {
 			added = true
 		}
 	}
@@ -124,16 +126,6 @@ func changedAccounts(before, after []identityv1alpha1.UserAccount) []string {
 		out = append(out, app)
 	}
 	return out
-}
-
-// runsAppsOf says whether this replica runs an engine of a shard's among the apps.
-func (r *UserReconciler) runsAppsOf(shard Shard, apps map[string]app) bool {
-	for _, a := range apps {
-		if a.engine != nil && r.Shards.of(a.conn) == shard {
-			return true
-		}
-	}
-	return false
 }
 
 // waitingFor says what this replica's engines (of one shard, or of all for "")
