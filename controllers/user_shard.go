@@ -32,8 +32,10 @@ func retryOnConflict(res ctrl.Result, err error) (ctrl.Result, error) {
 
 // addFinalizers puts on a User the finalizers of the work done for it, so that a
 // deleted User stays until each shard with an app in its namespace has let it go. The
-// main replica puts them all on, with its own, in one write; another replica puts on
-// those of the shards it runs, should it see the User first.
+// main replica puts them all on, with its own, in one write. Another replica puts on
+// those of its shards only once one of their apps holds an account of the User, and
+// only if the main replica has not done so by then: a new User is one write, not one
+// per replica racing on the same version.
 func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.User, apps map[string]app, main bool) error {
 	if u.DeletionTimestamp != nil {
 		return nil
@@ -41,7 +43,7 @@ func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.
 	added := main && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer)
 	for _, a := range apps {
 		shard := r.Shards.of(a.conn)
-		if !shard.main() && (main || a.engine != nil) && controllerutil.AddFinalizer(u, shard.finalizer()) {
+		if !shard.main() && (main || holdsAccount(a)) && controllerutil.AddFinalizer(u, shard.finalizer()) {
 			added = true
 		}
 	}
@@ -49,6 +51,11 @@ func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.
 		return nil
 	}
 	return r.Update(ctx, u)
+}
+
+// holdsAccount says whether this replica's engine of an app holds an account of the User.
+func holdsAccount(a app) bool {
+	return a.engine != nil && a.view.Known && a.view.Account.State != identityv1alpha1.AccountStatePending
 }
 
 // removeFinalizers takes off a deleted User the finalizers of the shards this replica
