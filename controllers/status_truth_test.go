@@ -160,7 +160,7 @@ func renameAda(t *testing.T, ns string) {
 func TestAnIgnoredPatchFallsBackToReplacingTheUser(t *testing.T) {
 	ns := namespace(t)
 	app := newForgetfulApp(t, false)
-	create(t, scimConnection(t, app.scimServer, ns, "forgetful", app.scimServer.token), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
+	create(t, scimConnection(t, app.scimServer, ns, "forgetful", app.token), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
 	waitFor(t, "ada's account", func() (bool, string) { return app.user("ada@example.com") != nil, "" })
 	renameAda(t, ns)
 	waitFor(t, "the new given name sticks, by PUT", func() (bool, string) {
@@ -175,7 +175,7 @@ func TestAnIgnoredPatchFallsBackToReplacingTheUser(t *testing.T) {
 func TestAnUpdateTheAppDoesNotKeepIsReportedNotResent(t *testing.T) {
 	ns := namespace(t)
 	app := newForgetfulApp(t, true)
-	conn := scimConnection(t, app.scimServer, ns, "forgetful", app.scimServer.token)
+	conn := scimConnection(t, app.scimServer, ns, "forgetful", app.token)
 	create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("forgetful")), newUser(ns, "ada", "eng"))
 	waitFor(t, "ada's account", func() (bool, string) { return app.user("ada@example.com") != nil, "" })
 	renameAda(t, ns)

@@ -30,20 +30,18 @@ func retryOnConflict(res ctrl.Result, err error) (ctrl.Result, error) {
 	return res, err
 }
 
-// addFinalizers puts on a User the finalizers of the work done for it, so that a
-// deleted User stays until each shard with an app in its namespace has let it go. The
-// main replica puts them all on, with its own, in one write. Another replica puts on
-// those of its shards only once one of their apps holds an account of the User, and
-// only if the main replica has not done so by then: a new User is one write, not one
-// per replica racing on the same version.
+// addFinalizers has the main replica put on a User, in one write, its own finalizer and
+// that of every other shard with an app in the User's namespace, so that a deleted User
+// stays until each has let it go. Other replicas put none on: on three replicas the
+// leader, busiest with Users, came to most of them last, and each replica adding its
+// own made a new User three racing writes.
 func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.User, apps map[string]app, main bool) error {
-	if u.DeletionTimestamp != nil {
+	if !main || u.DeletionTimestamp != nil {
 		return nil
 	}
-	added := main && controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer)
+	added := controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer)
 	for _, a := range apps {
-		shard := r.Shards.of(a.conn)
-		if !shard.main() && (main || holdsAccount(a)) && controllerutil.AddFinalizer(u, shard.finalizer()) {
+		if shard := r.Shards.of(a.conn); !shard.main() && controllerutil.AddFinalizer(u, shard.finalizer()) {
 			added = true
 		}
 	}
@@ -51,11 +49,6 @@ func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.
 		return nil
 	}
 	return r.Update(ctx, u)
-}
-
-// holdsAccount says whether this replica's engine of an app holds an account of the User.
-func holdsAccount(a app) bool {
-	return a.engine != nil && a.view.Known && a.view.Account.State != identityv1alpha1.AccountStatePending
 }
 
 // removeFinalizers takes off a deleted User the finalizers of the shards this replica
