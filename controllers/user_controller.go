@@ -260,7 +260,7 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 			continue
 		}
 		if a.engine == nil {
-			if !r.Shards.Owns(a.conn) && r.owedByShard(ctx, u, phase, name) {
+			if !r.Shards.Owns(a.conn) && a.conn.DeletionTimestamp == nil && r.owedByShard(ctx, u, phase, name) {
 				pending = append(pending, name)
 			}
 			continue
