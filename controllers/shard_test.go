@@ -229,3 +229,38 @@ func TestAUserIsNotReadyBeforeAnotherShardsAppHasItsAccount(t *testing.T) {
 		return ready(get(t, ns, "carol", &identityv1alpha1.User{}).Status.Conditions)
 	})
 }
+
+// TestASuspendedUserWaitsForAnotherShardsDeactivation: the main replica does not call a
+// suspended User done while an app another shard runs still records the account active
+// and its policy deactivates it: the kill switch is not reported as thrown before every
+// shard has thrown it.
+func TestASuspendedUserWaitsForAnotherShardsDeactivation(t *testing.T) {
+	ns := namespace(t)
+	shard, err := controllers.ParseShard(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopShard := runReplica(t, ctrl.Options{}, controllers.Options{Registry: controllers.Connectors(memory.NewApps(), nil), Sharding: controllers.NewSharding(shard, 0)})
+	wiki := memoryConnection(ns, "wiki")
+	wiki.Labels = map[string]string{identityv1alpha1.LabelShard: ns}
+	create(t, memoryConnection(ns, "chat"), wiki,
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("chat"), grant("wiki")), newUser(ns, "ada", "eng"))
+	waitFor(t, "ada has both accounts and is Ready", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		ok, why := ready(u.Status.Conditions)
+		both := accountState(u, "chat") == identityv1alpha1.AccountStateActive && accountState(u, "wiki") == identityv1alpha1.AccountStateActive
+		return ok && both, fmt.Sprintf("%s; %+v", why, u.Status.Accounts)
+	})
+
+	stopShard() // the shard's replica is gone: nothing deactivates the wiki account
+	update(t, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}}, func(u *identityv1alpha1.User) { u.Spec.State = identityv1alpha1.UserStateSuspended })
+	waitFor(t, "the main replica deactivates ada's chat account", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		return accountState(u, "chat") == identityv1alpha1.AccountStateDeactivated && u.Status.Phase == identityv1alpha1.UserPhaseSuspended, fmt.Sprintf("%s %+v", u.Status.Phase, u.Status.Accounts)
+	})
+	u := get(t, ns, "ada", &identityv1alpha1.User{})
+	r := meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady)
+	if r == nil || r.Status == metav1.ConditionTrue || !strings.Contains(r.Message, "wiki") {
+		t.Errorf("ada, suspended with her wiki account still active, has Ready %+v", r)
+	}
+}

@@ -260,7 +260,7 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 			continue
 		}
 		if a.engine == nil {
-			if !r.Shards.Owns(a.conn) && a.conn.DeletionTimestamp == nil && r.owedByShard(ctx, u, phase, name) {
+			if !r.Shards.Owns(a.conn) && a.conn.DeletionTimestamp == nil && r.owedByShard(ctx, u, phase, a.conn) {
 				pending = append(pending, name)
 			}
 			continue
@@ -297,19 +297,20 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 	return false
 }
 
-// owedByShard says whether an app another shard runs still owes the User an account:
-// its shard wrote the account Pending, or has written nothing yet while the User is
-// active and entitled to the app.
-func (r *UserReconciler) owedByShard(ctx context.Context, u *identityv1alpha1.User, phase identityv1alpha1.UserPhase, app string) bool {
-	switch accountState(u, app) {
-	case identityv1alpha1.AccountStatePending:
+// owedByShard says whether an app another shard runs still owes the User something, as
+// far as its shard has recorded: an account it wrote Pending; none written yet while the
+// User is active and entitled to the app; or, for a suspended or expired User, an
+// account still active that the app's policy deactivates or deletes.
+func (r *UserReconciler) owedByShard(ctx context.Context, u *identityv1alpha1.User, phase identityv1alpha1.UserPhase, conn *identityv1alpha1.AppConnection) bool {
+	state := accountState(u, conn.Name)
+	switch {
+	case state == identityv1alpha1.AccountStatePending:
 		return true
-	case "":
-		if phase != identityv1alpha1.UserPhaseActive {
-			return false
-		}
+	case phase == identityv1alpha1.UserPhaseSuspended || phase == identityv1alpha1.UserPhaseExpired:
+		return state == identityv1alpha1.AccountStateActive && conn.Spec.Deprovision.OnSuspend != identityv1alpha1.SuspendIgnore
+	case state == "" && phase == identityv1alpha1.UserPhaseActive:
 		subj := engine.Subject{User: u}
-		(&subjects{cache: r.Client, membership: r.Membership, namespace: u.Namespace, app: app}).entitle(ctx, &subj, time.Now())
+		(&subjects{cache: r.Client, membership: r.Membership, namespace: u.Namespace, app: conn.Name}).entitle(ctx, &subj, time.Now())
 		return subj.Assigned
 	}
 	return false
