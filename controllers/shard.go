@@ -22,8 +22,9 @@ import (
 
 // Shard names a part of the apps and directories. A shard's replica runs the engines of
 // its AppConnections and the syncers of its DirectorySyncs, writes their status, their
-// AppAssignments' counts and their entries in Users' status.accounts, and holds a
-// deleted User with its own finalizer until its apps have deprovisioned it.
+// AppAssignments' counts and their entries in Users' status.accounts, and takes its
+// finalizer off a deleted User once its apps have deprovisioned it (the main shard puts
+// every shard's finalizer on).
 //
 // The main shard (no name) also does the work that belongs to no app: Users' lifecycle
 // and conditions, Roles' counts and grants, access requests. Every replica caches

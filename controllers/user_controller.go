@@ -40,8 +40,8 @@ type UserReconciler struct {
 	Notify     *notify.Hub
 	Membership *Membership
 	// Shards is the part of the work this replica does. A named shard writes its apps'
-	// accounts into Users' status and holds their deletion with its own finalizer until
-	// its apps are done; the main shard writes the rest and the main finalizer.
+	// accounts into Users' status and takes its finalizer off a deleted User once its
+	// apps are done; the main shard writes the rest and puts every finalizer on.
 	Shards   *Sharding
 	progress *progressThrottle
 	journeys journeys

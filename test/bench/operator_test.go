@@ -81,10 +81,10 @@ func setHolder(t *testing.T, c client.Client, key client.ObjectKey, holder strin
 	if err := c.Get(context.Background(), key, lease); err != nil {
 		t.Fatal(err)
 	}
-	now := metav1.NewMicroTime(time.Now())
-	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds, lease.Spec.RenewTime = &holder, seconds, &now
-	if seconds == nil {
-		lease.Spec.HolderIdentity, lease.Spec.RenewTime = nil, nil
+	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds, lease.Spec.RenewTime = nil, seconds, nil
+	if holder != "" {
+		now := metav1.NewMicroTime(time.Now())
+		lease.Spec.HolderIdentity, lease.Spec.RenewTime = &holder, &now
 	}
 	if err := c.Update(context.Background(), lease); err != nil {
 		t.Fatal(err)
