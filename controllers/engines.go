@@ -38,6 +38,8 @@ type Engines struct {
 	appEvents        chan event.GenericEvent
 	assignmentEvents chan event.GenericEvent
 	membership       *Membership
+	// shards is the part of the work this replica does (nil: all of it).
+	shards *Sharding
 
 	// userEventBudgets: each namespace's budget for Events about single Users, shared
 	// by its engines.

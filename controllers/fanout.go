@@ -51,6 +51,7 @@ func (es *Engines) roleMembersChanged(namespace, role string, users []string) {
 		return
 	}
 	es.markDirty(namespace, users...)
+	es.entitlementsChanged(namespace, users)
 	var list identityv1alpha1.AppAssignmentList
 	if err := es.cache.List(context.Background(), &list, client.InNamespace(namespace), client.MatchingFields{indexAssignmentRole: role}); err != nil {
 		return
@@ -68,6 +69,8 @@ func (es *Engines) assignmentsToEngines() handler.EventHandler {
 			if a, ok := obj.(*identityv1alpha1.AppAssignment); ok {
 				if e := es.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App}); e != nil {
 					e.MarkDirty(subjectUsers(es.membership, a)...)
+				} else {
+					es.entitlementsChanged(a.Namespace, subjectUsers(es.membership, a))
 				}
 			}
 		}
@@ -85,6 +88,34 @@ func (es *Engines) markDirty(namespace string, users ...string) {
 	for _, e := range es.InNamespace(namespace) {
 		e.MarkDirty(users...)
 	}
+}
+
+// entitlementsChanged reconciles Users whose Roles or AppAssignments changed, on the
+// main shard's replica, when another shard runs an app of their namespace: the main
+// replica's Ready counts what such an app still owes a User (owedByShard), and no engine
+// of its own tells it that the User's entitlement to that app changed. The User's own
+// watch is not enough: it may run before the Roles' members are counted again.
+func (es *Engines) entitlementsChanged(namespace string, users []string) {
+	if len(users) == 0 || es.shards == nil || !es.shards.main() || !es.othersRunAppsIn(namespace) {
+		return
+	}
+	for _, u := range users {
+		es.userEvents <- event.GenericEvent{Object: &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: u}}}
+	}
+}
+
+// othersRunAppsIn says whether a namespace has an AppConnection this replica does not run.
+func (es *Engines) othersRunAppsIn(namespace string) bool {
+	var conns identityv1alpha1.AppConnectionList
+	if err := es.cache.List(context.Background(), &conns, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return true
+	}
+	for i := range conns.Items {
+		if !es.shards.Owns(&conns.Items[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // subjectUsers lists the Users an AppAssignment's subject names.

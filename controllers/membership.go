@@ -250,6 +250,18 @@ func (m *Membership) Has(namespace, role, user string) bool {
 	return m.members[types.NamespacedName{Namespace: namespace, Name: role}][user]
 }
 
+// HoldsNow evaluates a Role's rules on a User as it is now, which may be newer than the
+// User last counted; a Role whose rules do not compile keeps its members as counted.
+func (m *Membership) HoldsNow(u *identityv1alpha1.User, role string) (holds, broken bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	key := types.NamespacedName{Namespace: u.Namespace, Name: role}
+	if rules := m.roles[key]; rules != nil && !m.broken[key] {
+		return rules.holds(u), false
+	}
+	return m.members[key][u.Name], m.broken[key]
+}
+
 // Broken reports whether a Role's rules do not compile, so that who holds it is not
 // known for sure.
 func (m *Membership) Broken(namespace, role string) bool {

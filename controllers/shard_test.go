@@ -264,3 +264,70 @@ func TestASuspendedUserWaitsForAnotherShardsDeactivation(t *testing.T) {
 		t.Errorf("ada, suspended with her wiki account still active, has Ready %+v", r)
 	}
 }
+
+// TestAUserMovedOffAnotherShardsAppWaitsForIt: when a User leaves or rejoins an app
+// another shard runs, by a change of the User or of a Role, the main replica's Ready
+// waits for that shard to deactivate or reactivate the account, rather than reading the
+// account's last recorded state as done.
+func TestAUserMovedOffAnotherShardsAppWaitsForIt(t *testing.T) {
+	ns := namespace(t)
+	shard, err := controllers.ParseShard(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := memory.NewApps() // the wiki's accounts outlive its replica
+	startShard := func() func() {
+		return runReplica(t, ctrl.Options{}, controllers.Options{Registry: controllers.Connectors(apps, nil), Sharding: controllers.NewSharding(shard, 0)})
+	}
+	stopShard := startShard()
+	wiki := memoryConnection(ns, "wiki")
+	wiki.Labels = map[string]string{identityv1alpha1.LabelShard: ns}
+	ada := newUser(ns, "ada", "eng")
+	ada.Spec.Title = "writer"
+	create(t, memoryConnection(ns, "chat"), wiki, ada,
+		roleWithGrants(ns, "eng", `user.department == "eng"`, grant("chat")),
+		roleWithGrants(ns, "writers", `user.title == "writer"`, grant("wiki")))
+	adaIsReadyWithWiki := func(want identityv1alpha1.AccountState) {
+		t.Helper()
+		waitFor(t, "ada is Ready with her wiki account "+string(want), func() (bool, string) {
+			u := get(t, ns, "ada", &identityv1alpha1.User{})
+			ok, why := ready(u.Status.Conditions)
+			return ok && accountState(u, "wiki") == want, fmt.Sprintf("%s; %+v", why, u.Status.Accounts)
+		})
+	}
+	setTitle := func(title, why string) {
+		t.Helper()
+		update(t, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}}, func(u *identityv1alpha1.User) { u.Spec.Title = title })
+		u := &identityv1alpha1.User{}
+		var r *metav1.Condition
+		waitFor(t, "the main replica has seen ada's new title and her chat account is settled", func() (bool, string) {
+			u = get(t, ns, "ada", &identityv1alpha1.User{})
+			r = meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady)
+			settled := r != nil && !strings.Contains(r.Message, "chat")
+			return u.Status.ObservedGeneration == u.Generation && settled, fmt.Sprintf("observed %d of %d; %+v", u.Status.ObservedGeneration, u.Generation, r)
+		})
+		if r == nil || r.Status == metav1.ConditionTrue || !strings.Contains(r.Message, "wiki") {
+			t.Errorf("ada, %s, has Ready %+v", why, r)
+		}
+	}
+	adaIsReadyWithWiki(identityv1alpha1.AccountStateActive)
+
+	stopShard() // nothing deactivates the wiki account
+	setTitle("", "off the wiki with her account there still active")
+	stopShard = startShard()
+	adaIsReadyWithWiki(identityv1alpha1.AccountStateDeactivated)
+
+	stopShard() // nothing reactivates the wiki account
+	setTitle("writer", "back on the wiki with her account there still deactivated")
+	stopShard = startShard()
+	adaIsReadyWithWiki(identityv1alpha1.AccountStateActive)
+
+	stopShard() // a change of the Role, not of ada, takes the wiki from her
+	update(t, &identityv1alpha1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "writers"}}, func(r *identityv1alpha1.Role) {
+		r.Spec.Members.Rule = `user.title == "editor"`
+	})
+	waitFor(t, "ada, off the wiki by her Role, waits for her wiki account to be deactivated", func() (bool, string) {
+		r := meta.FindStatusCondition(get(t, ns, "ada", &identityv1alpha1.User{}).Status.Conditions, identityv1alpha1.ConditionReady)
+		return r != nil && r.Status != metav1.ConditionTrue && strings.Contains(r.Message, "wiki"), fmt.Sprintf("%+v", r)
+	})
+}

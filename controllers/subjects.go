@@ -22,6 +22,9 @@ type subjects struct {
 	membership *Membership
 	namespace  string
 	app        string
+	// asIs, when set, is a User read just now, whose Roles are evaluated as it is rather
+	// than as last counted (the count may not have seen its latest change yet).
+	asIs *identityv1alpha1.User
 }
 
 var _ engine.Subjects = (*subjects)(nil)
@@ -146,6 +149,9 @@ func (s *subjects) holds(a *identityv1alpha1.AppAssignment, user string) (holds,
 		return a.Spec.UserRef.Name == user, false
 	case a.Spec.RoleRef != nil:
 		role := a.Spec.RoleRef.Name
+		if s.asIs != nil && s.asIs.Name == user {
+			return s.membership.HoldsNow(s.asIs, role)
+		}
 		return s.membership.Has(s.namespace, role, user), s.membership.Broken(s.namespace, role)
 	}
 	return false, false

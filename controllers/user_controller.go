@@ -298,9 +298,10 @@ func (r *UserReconciler) conditions(ctx context.Context, u *identityv1alpha1.Use
 }
 
 // owedByShard says whether an app another shard runs still owes the User something, as
-// far as its shard has recorded: an account it wrote Pending; none written yet while the
-// User is active and entitled to the app; or, for a suspended or expired User, an
-// account still active that the app's policy deactivates or deletes.
+// far as its shard has recorded: an account it wrote Pending; for an active User, an
+// account missing or inactive while the User is entitled to the app, or still active
+// while the User is not and the app's policy deactivates or deletes it; for a suspended
+// or expired User, an account still active that the app's policy deactivates or deletes.
 func (r *UserReconciler) owedByShard(ctx context.Context, u *identityv1alpha1.User, phase identityv1alpha1.UserPhase, conn *identityv1alpha1.AppConnection) bool {
 	state := accountState(u, conn.Name)
 	switch {
@@ -308,12 +309,17 @@ func (r *UserReconciler) owedByShard(ctx context.Context, u *identityv1alpha1.Us
 		return true
 	case phase == identityv1alpha1.UserPhaseSuspended || phase == identityv1alpha1.UserPhaseExpired:
 		return state == identityv1alpha1.AccountStateActive && conn.Spec.Deprovision.OnSuspend != identityv1alpha1.SuspendIgnore
-	case state == "" && phase == identityv1alpha1.UserPhaseActive:
-		subj := engine.Subject{User: u}
-		(&subjects{cache: r.Client, membership: r.Membership, namespace: u.Namespace, app: conn.Name}).entitle(ctx, &subj, time.Now())
-		return subj.Assigned
+	case phase != identityv1alpha1.UserPhaseActive || state == identityv1alpha1.AccountStateFailed:
+		return false
+	case state == identityv1alpha1.AccountStateActive && conn.Spec.Deprovision.OnRemoval == identityv1alpha1.RemovalOrphan:
+		return false
 	}
-	return false
+	subj := engine.Subject{User: u}
+	(&subjects{cache: r.Client, membership: r.Membership, namespace: u.Namespace, app: conn.Name, asIs: u}).entitle(ctx, &subj, time.Now())
+	if state == identityv1alpha1.AccountStateActive {
+		return !subj.Assigned && !subj.AssignmentUnknown
+	}
+	return subj.Assigned
 }
 
 func sortedApps(apps map[string]app) []string {
