@@ -39,6 +39,7 @@ func main() {
 	flag.StringVar(&opts.Dashboard, "dashboard", "", "where the dashboard drawn from the run's metrics goes (default docs/img/dashboard.png, quick bin/bench/dashboard-quick.png), or with --scale the curves (default docs/img/scale.png)")
 	flag.IntVar(&opts.Replicas, "replicas", 1, "replicas of the operator, in this process, sharing automatic shards (4 a replica) when more than one; with --scale, at every size")
 	flag.BoolVar(&opts.KillReplica, "kill-replica", false, "with --replicas above 1: kill the last replica (its connections cut, its leases left to expire) once the initial sync has made half its accounts")
+	flag.DurationVar(&opts.APIServerProfile, "apiserver-profile", 0, "profile the API server's CPU for this long from the start of the initial sync, into --profile-dir")
 	flag.BoolVar(&opts.Verbose, "v", false, "log the operator to stderr")
 	only := flag.String("only", "", "run these parts alone, comma-separated: provisioning, rate, directory, apps")
 	scale := flag.Bool("scale", false, "measure how cost grows with the organisation: the provisioning scenarios at each of --sizes, each in a process of its own; write bench/scale.json and docs/img/scale.png")

@@ -73,6 +73,9 @@ type Options struct {
 	Out        string `json:"-"`
 	ProfileDir string `json:"-"`
 	Dashboard  string `json:"-"`
+	// APIServerProfile, when above 0, profiles the API server's CPU for this long from
+	// the start of the initial sync.
+	APIServerProfile time.Duration `json:"-"`
 	// Verbose logs the operator to stderr.
 	Verbose bool      `json:"-"`
 	Log     io.Writer `json:"-"`

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -60,6 +61,7 @@ func (b *bench) initialSync(ctx context.Context) error {
 	}
 	cpu := readCPU()
 	initial.start = time.Now()
+	apiProfile := b.profileAPIServer(ctx, "initial-sync")
 	if err := b.createAll(ctx, directorySync("hr", url)); err != nil {
 		return err
 	}
@@ -68,6 +70,7 @@ func (b *bench) initialSync(ctx context.Context) error {
 	initial.took = time.Since(initial.start)
 	cpu = readCPU().since(cpu)
 	stopProfile()
+	apiProfile()
 	if err != nil {
 		return err
 	}
@@ -310,6 +313,47 @@ func (b *bench) requestsPerAccount() {
 	b.report.add(atMost("requests per account", "group member requests per 100 members", groupWrites/batches, 1, "", map[string]float64{
 		"memberRequests": groupWrites, "batchesOf100": batches, "groupCreates": groupCreates,
 	}))
+}
+
+// profileAPIServer profiles the API server's CPU for Options.APIServerProfile, if set,
+// and adds the profile's top functions to the report; the returned func waits for it.
+func (b *bench) profileAPIServer(ctx context.Context, scenario string) (wait func()) {
+	if b.opts.APIServerProfile <= 0 {
+		return func() {}
+	}
+	path := filepath.Join(b.opts.ProfileDir, scenario+".kube-apiserver.cpu.pprof")
+	done := make(chan error, 1)
+	go func() {
+		done <- b.fetchAPIServer(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(b.opts.APIServerProfile.Seconds())), path)
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			b.logf("  the API server's profile: %v\n", err)
+			return
+		}
+		b.addProfile(scenario, "kube-apiserver CPU", path)
+	}
+}
+
+// fetchAPIServer saves one of the API server's pages into file.
+func (b *bench) fetchAPIServer(ctx context.Context, path, file string) error {
+	page, err := b.apiServerPage(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer page.Close()
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, page); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // startCPUProfile profiles this process (the operator) until the returned func is

@@ -245,20 +245,12 @@ var metricLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
 // apiWrites reads the API server's count of write requests, leaving out leases (the
 // API server's own heartbeats).
 func (b *bench) apiWrites(ctx context.Context) (writes, error) {
-	hc, err := rest.HTTPClientFor(b.env.Config)
+	page, err := b.apiServerPage(ctx, "/metrics")
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.env.Config.Host, "/")+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	defer page.Close()
+	body, err := io.ReadAll(page)
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +278,27 @@ func (b *bench) apiWrites(ctx context.Context) (writes, error) {
 		out.add(labels["group"], labels["resource"], labels["subresource"], n)
 	}
 	return out, s.Err()
+}
+
+// apiServerPage asks the API server for one of its own pages: metrics, profiles.
+func (b *bench) apiServerPage(ctx context.Context, path string) (io.ReadCloser, error) {
+	hc, err := rest.HTTPClientFor(b.env.Config)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.env.Config.Host, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return resp.Body, nil
 }
 
 // settledWrites waits until the API server has seen no write for two seconds, and
