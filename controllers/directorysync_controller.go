@@ -346,6 +346,7 @@ func (r *DirectorySyncReconciler) configOf(ds *identityv1alpha1.DirectorySync, b
 		ResyncRequest:  ds.Annotations[identityv1alpha1.AnnotationResync],
 		Window:         s.SafetyThreshold.WindowOrDefault(),
 		Counted:        ds.Status.RecentDeprovisions,
+		Finalizers:     func() []string { return r.shardFinalizers(ds.Namespace) },
 	}
 	if s.Interval != nil {
 		cfg.Interval = s.Interval.Duration
@@ -361,6 +362,20 @@ func (r *DirectorySyncReconciler) configOf(ds *identityv1alpha1.DirectorySync, b
 		cfg.MirrorPrefix = &prefix
 	}
 	return cfg
+}
+
+// shardFinalizers are the finalizers of the shards, other than the main one, that run
+// an AppConnection of a namespace: each waits for its apps before a User goes.
+func (r *DirectorySyncReconciler) shardFinalizers(namespace string) []string {
+	var conns identityv1alpha1.AppConnectionList
+	if err := r.List(context.Background(), &conns, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	all := make([]*identityv1alpha1.AppConnection, len(conns.Items))
+	for i := range conns.Items {
+		all[i] = &conns.Items[i]
+	}
+	return r.Shards.finalizersOf(all)
 }
 
 // summarize puts the syncer's state into the DirectorySync's status.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -123,6 +124,19 @@ func autoShard(namespace, name string, n int) Shard {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(namespace + "/" + name))
 	return Shard(fmt.Sprintf("%s%d", autoShardPrefix, h.Sum32()%uint32(n)))
+}
+
+// finalizersOf are the finalizers, sorted, of the shards other than the main one that
+// run these AppConnections.
+func (s *Sharding) finalizersOf(conns []*identityv1alpha1.AppConnection) []string {
+	var out []string
+	for _, c := range conns {
+		if shard := s.of(c); !shard.main() && !slices.Contains(out, shard.finalizer()) {
+			out = append(out, shard.finalizer())
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Owns says whether this replica runs an AppConnection or a DirectorySync.

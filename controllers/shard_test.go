@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -330,4 +332,44 @@ func TestAUserMovedOffAnotherShardsAppWaitsForIt(t *testing.T) {
 		r := meta.FindStatusCondition(get(t, ns, "ada", &identityv1alpha1.User{}).Status.Conditions, identityv1alpha1.ConditionReady)
 		return r != nil && r.Status != metav1.ConditionTrue && strings.Contains(r.Message, "wiki"), fmt.Sprintf("%+v", r)
 	})
+}
+
+// TestADirectorySyncCreatesUsersWithEveryShardsFinalizer: a User a DirectorySync writes
+// carries, from its first version, the finalizer of every shard that runs an app of its
+// namespace, so that a new User costs no second write for them.
+func TestADirectorySyncCreatesUsersWithEveryShardsFinalizer(t *testing.T) {
+	ns := namespace(t)
+	wiki := memoryConnection(ns, "wiki")
+	wiki.Labels = map[string]string{identityv1alpha1.LabelShard: ns} // no replica runs it
+	create(t, wiki, memoryConnection(ns, "chat"))
+	waitFor(t, "the main replica runs chat (and so has seen the wiki, created first)", func() (bool, string) {
+		return ready(get(t, ns, "chat", &identityv1alpha1.AppConnection{}).Status.Conditions)
+	})
+	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := watcher.Watch(testCtx, &identityv1alpha1.UserList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Stop()
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Data: map[string]string{"people.csv": "id,firstName,lastName,email\nE1,Ada,Lovelace,ada@example.com\n"}},
+		&identityv1alpha1.DirectorySync{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workday"},
+			Spec: identityv1alpha1.DirectorySyncSpec{HRIS: &identityv1alpha1.HRISSource{
+				Format: "CSV", ConfigMapRef: &identityv1alpha1.ConfigMapKeySelector{Name: "hr", Key: "people.csv"}}},
+		})
+	select {
+	case e := <-users.ResultChan():
+		u, ok := e.Object.(*identityv1alpha1.User)
+		if !ok || e.Type != watch.Added {
+			t.Fatalf("the first news of the namespace's Users is %s %T", e.Type, e.Object)
+		}
+		if want := []string{identityv1alpha1.Finalizer, identityv1alpha1.ShardFinalizerPrefix + ns}; !slices.Equal(u.Finalizers, want) {
+			t.Errorf("the DirectorySync created %s with finalizers %v, want %v", u.Name, u.Finalizers, want)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the DirectorySync wrote no User within a minute")
+	}
 }

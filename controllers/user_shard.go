@@ -39,11 +39,13 @@ func (r *UserReconciler) addFinalizers(ctx context.Context, u *identityv1alpha1.
 	if !main || u.DeletionTimestamp != nil {
 		return nil
 	}
-	added := controllerutil.AddFinalizer(u, identityv1alpha1.Finalizer)
+	conns := make([]*identityv1alpha1.AppConnection, 0, len(apps))
 	for _, a := range apps {
-		if shard := r.Shards.of(a.conn); !shard.main() && controllerutil.AddFinalizer(u, shard.finalizer()) {
-			added = true
-		}
+		conns = append(conns, a.conn)
+	}
+	added := false
+	for _, f := range append([]string{identityv1alpha1.Finalizer}, r.Shards.finalizersOf(conns)...) {
+		added = controllerutil.AddFinalizer(u, f) || added
 	}
 	if !added {
 		return nil

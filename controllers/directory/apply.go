@@ -42,6 +42,8 @@ type run struct {
 	full        bool // a full sync: it speaks for the whole source
 	// nextDelete is when the next suspended User's deleteAfter grace passes; zero: none.
 	nextDelete time.Time
+	// finalizers are what a written User carries beside the main finalizer (Config.Finalizers).
+	finalizers []string
 }
 
 // converge brings the Users of the given records in step; a full sync also handles
@@ -143,7 +145,7 @@ func (s *Syncer) applyAll(ctx context.Context, r run, users []desiredUser, held 
 // applyEach writes the Users it takes from work, counting what it wrote.
 func (s *Syncer) applyEach(ctx context.Context, r run, work <-chan desiredUser, counts *applyCounts) {
 	for d := range work {
-		changed, err := s.applyUser(ctx, d, r.existing[d.name])
+		changed, err := s.applyUser(ctx, d, r.existing[d.name], r.finalizers)
 		var rejected *connectors.RejectedError
 		switch {
 		case errors.As(err, &rejected):
@@ -255,6 +257,9 @@ func (s *Syncer) plan(ids []string, full bool, vanishedIDs []string, owned []ide
 	if !r.nextDelete.IsZero() {
 		s.scheduleDeletionLocked(r.nextDelete)
 	}
+	if s.cfg.Finalizers != nil {
+		r.finalizers = s.cfg.Finalizers()
+	}
 	return r
 }
 
@@ -326,19 +331,24 @@ func (s *Syncer) checkSafety(r run, owned int, empty bool) map[string]bool {
 	return held
 }
 
-// applyUser writes one User with server-side apply, unless it is already as desired.
-// It reports whether it wrote.
-func (s *Syncer) applyUser(ctx context.Context, d desiredUser, existing *identityv1alpha1.User) (bool, error) {
+// applyUser writes one User with server-side apply, unless it is already as desired,
+// with these finalizers beside the main one. It reports whether it wrote.
+func (s *Syncer) applyUser(ctx context.Context, d desiredUser, existing *identityv1alpha1.User, finalizers []string) (bool, error) {
 	if existing != nil && existing.DeletionTimestamp != nil {
 		return false, nil
 	}
 	if existing != nil && upToDate(d.object, existing) {
 		return false, nil
 	}
+	obj := d.object
+	if len(finalizers) > 0 {
+		obj = obj.DeepCopy()
+		obj.SetFinalizers(append([]string{identityv1alpha1.Finalizer}, finalizers...))
+	}
 	lock := &s.stripe[stripeOf(d.recordID)]
 	lock.Lock()
 	defer lock.Unlock()
-	err := s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(d.object), client.FieldOwner(s.fieldOwner), client.ForceOwnership)
+	err := s.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(s.fieldOwner), client.ForceOwnership)
 	if apierrors.IsInvalid(err) {
 		s.skip(d.recordID, skip{"Rejected", err.Error()})
 		return false, &connectors.RejectedError{Reason: "Rejected", Detail: err.Error()}

@@ -50,6 +50,11 @@ type Config struct {
 	ResyncRequest string
 	// MirrorPrefix, when set, makes one Role per group, named with it.
 	MirrorPrefix *string
+	// Finalizers, when set, names at each converge what a User carries beside the main
+	// finalizer: those of the other shards that run apps of the namespace, so that a new
+	// User has them from its creation rather than from a second write. They are left out
+	// of the User's applied hash: a change of them alone rewrites no User.
+	Finalizers func() []string
 }
 
 // Status is the syncer's state for the DirectorySync's status.
