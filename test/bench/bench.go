@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -279,7 +280,7 @@ func (b *bench) waitFor(ctx context.Context, timeout, interval time.Duration, wh
 			return fmt.Errorf("%s: no replica of the operator runs any more (%s)", what, detail)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not done after %s (%s)", what, timeout, detail)
+			return fmt.Errorf("%s: not done after %s (%s)%s", what, timeout, detail, b.dumpGoroutines())
 		}
 		if time.Since(lastSaid) >= 15*time.Second {
 			b.logf("  … %s, %s: %s\n", what, time.Since(start).Round(time.Second), detail)
@@ -291,6 +292,21 @@ func (b *bench) waitFor(ctx context.Context, timeout, interval time.Duration, wh
 		case <-time.After(interval):
 		}
 	}
+}
+
+// dumpGoroutines writes the stacks of this process (the operator) into the profile
+// directory, so that a step that never ends says where it waits, and names the file.
+func (b *bench) dumpGoroutines() string {
+	path := filepath.Join(b.opts.ProfileDir, fmt.Sprintf("stuck-%s.goroutines.txt", time.Now().Format("150405")))
+	f, err := os.Create(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+		return ""
+	}
+	return "; goroutines in " + path
 }
 
 // timeoutFor is how long a step with n objects may take before the run gives up: far
