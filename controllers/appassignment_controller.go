@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,6 +36,8 @@ type AppAssignmentReconciler struct {
 	// members is each assignment's number of members at its last count, which sets how
 	// often engine news count it again.
 	members sync.Map // types.NamespacedName → int
+	// written spaces the writes of counts that move while a sync runs.
+	written countsThrottle
 }
 
 func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -42,6 +45,7 @@ func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, a); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.members.Delete(req.NamespacedName)
+			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -76,13 +80,19 @@ func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		r.count(a, conn, cond, now)
 	}
 	a.Status.ObservedGeneration = a.Generation
+	var requeue time.Duration
+	if !next.IsZero() {
+		requeue = max(time.Until(next), time.Millisecond)
+	}
+	if !equality.Semantic.DeepEqual(a.Status, before.Status) {
+		if wait := r.written.hold(req.NamespacedName, &before.Status.CommonStatus, &a.Status.CommonStatus, now); wait > 0 {
+			return ctrl.Result{RequeueAfter: sooner(requeue, wait)}, nil
+		}
+	}
 	if err := patchStatus(ctx, r.Client, a, before, a.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
 	}
-	if next.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{RequeueAfter: max(time.Until(next), time.Millisecond)}, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // missingSubject names the User or Role the assignment names, if it does not exist.

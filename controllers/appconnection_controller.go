@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,6 +53,8 @@ type AppConnectionReconciler struct {
 	// accounts is each app's number of managed accounts at its last snapshot, which
 	// sets how often the engine's news take another.
 	accounts sync.Map // types.NamespacedName → int
+	// written spaces the writes of a snapshot whose counts move while a sync runs.
+	written countsThrottle
 }
 
 // built is an AppConnection's connector and mapping, kept until its spec or a Secret
@@ -114,6 +117,12 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 func (r *AppConnectionReconciler) finish(ctx context.Context, conn, before *identityv1alpha1.AppConnection, requeue time.Duration) (ctrl.Result, error) {
 	conn.Status.ObservedGeneration = conn.Generation
+	key := client.ObjectKeyFromObject(conn)
+	if !equality.Semantic.DeepEqual(conn.Status, before.Status) {
+		if wait := r.written.hold(key, &before.Status.CommonStatus, &conn.Status.CommonStatus, time.Now()); wait > 0 {
+			return ctrl.Result{RequeueAfter: sooner(requeue, wait)}, nil
+		}
+	}
 	r.announce(conn, before)
 	if err := patchStatus(ctx, r.Client, conn, before, conn.Status, before.Status); err != nil {
 		return ctrl.Result{}, err
@@ -121,7 +130,6 @@ func (r *AppConnectionReconciler) finish(ctx context.Context, conn, before *iden
 	for _, e := range appNews(before, conn) {
 		r.Notify.Publish(e)
 	}
-	key := client.ObjectKeyFromObject(conn)
 	reportConditions("AppConnection", key, conn.Status.Conditions)
 	q := 0.0
 	if u := conn.Status.QuarantinedUntil; u != nil && u.After(time.Now()) {
@@ -232,6 +240,7 @@ func (r *AppConnectionReconciler) forget(ctx context.Context, key types.Namespac
 	quarantined.DeleteLabelValues(key.String())
 	r.Engines.Stop(key)
 	r.accounts.Delete(key)
+	r.written.forget(key)
 	r.mu.Lock()
 	delete(r.built, key)
 	r.mu.Unlock()

@@ -73,3 +73,66 @@ func (t *progressThrottle) forget(key types.NamespacedName) {
 	delete(t.last, key)
 	t.mu.Unlock()
 }
+
+// An AppAssignment's and an AppConnection's status count accounts, and the counts move
+// with every account a sync makes. While nothing else moves (every condition keeps its
+// status and reason, and the generation observed is the same), such a status is written
+// at most once per countsProgressEvery; a change of condition, such as the end of a
+// sync, is written at once. The counts are still taken every few seconds (countsEvery):
+// counting is in memory, writing is what the API server and every watch pay for.
+const countsProgressEvery = 10 * time.Second
+
+// countsThrottle remembers, per object whose status counts accounts, when its status
+// was last written. Its zero value is ready to use.
+type countsThrottle struct {
+	mu   sync.Mutex
+	last map[types.NamespacedName]time.Time
+}
+
+// hold reports how long to wait before writing a status that changed from before to
+// after, 0 to write it now (and then it counts as written now).
+func (t *countsThrottle) hold(key types.NamespacedName, before, after *identityv1alpha1.CommonStatus, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if last, seen := t.last[key]; seen && sameStanding(before, after) {
+		if wait := last.Add(countsProgressEvery).Sub(now); wait > 0 {
+			return wait
+		}
+	}
+	if t.last == nil {
+		t.last = map[types.NamespacedName]time.Time{}
+	}
+	t.last[key] = now
+	return 0
+}
+
+// forget drops an object that is gone.
+func (t *countsThrottle) forget(key types.NamespacedName) {
+	t.mu.Lock()
+	delete(t.last, key)
+	t.mu.Unlock()
+}
+
+// sameStanding reports whether two statuses observed the same generation and hold the
+// same conditions, each with the same status and reason: whatever else differs is
+// progress within that standing.
+func sameStanding(a, b *identityv1alpha1.CommonStatus) bool {
+	if a.ObservedGeneration != b.ObservedGeneration || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for _, c := range a.Conditions {
+		d := meta.FindStatusCondition(b.Conditions, c.Type)
+		if d == nil || d.Status != c.Status || d.Reason != c.Reason {
+			return false
+		}
+	}
+	return true
+}
+
+// sooner is the sooner of two requeues, either of which may be 0 (none).
+func sooner(a, b time.Duration) time.Duration {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
+}

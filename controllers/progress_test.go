@@ -66,3 +66,48 @@ func TestProgressIsWrittenOncePerInterval(t *testing.T) {
 		t.Fatalf("progress of a User written before the restart is held %s, want written", wait)
 	}
 }
+
+func countsStatus(generation int64, conds ...metav1.Condition) *identityv1alpha1.CommonStatus {
+	return &identityv1alpha1.CommonStatus{ObservedGeneration: generation, Conditions: conds}
+}
+
+func TestCountsAloneAreWrittenOncePerIntervalAndAChangeOfConditionAtOnce(t *testing.T) {
+	key := types.NamespacedName{Namespace: "acme", Name: "wiki"}
+	start := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	ready := func(status metav1.ConditionStatus, reason, message string) metav1.Condition {
+		return metav1.Condition{Type: identityv1alpha1.ConditionReady, Status: status, Reason: reason, Message: message}
+	}
+	reconciling := metav1.Condition{Type: identityv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: identityv1alpha1.ReasonProgressing, Message: "40 creates planned"}
+	unwritten := countsStatus(0)
+	tenOf100 := countsStatus(1, ready(metav1.ConditionFalse, identityv1alpha1.ReasonProgressing, "10 of 100 accounts provisioned"))
+	fiftyOf100 := countsStatus(1, ready(metav1.ConditionFalse, identityv1alpha1.ReasonProgressing, "50 of 100 accounts provisioned"))
+	failing := countsStatus(1, ready(metav1.ConditionFalse, identityv1alpha1.ReasonProvisioningFailed, "1 of 100 accounts failed"))
+	done := countsStatus(1, ready(metav1.ConditionTrue, identityv1alpha1.ReasonReconciled, "100 accounts provisioned"))
+	var tr countsThrottle
+
+	steps := []struct {
+		what          string
+		at            time.Duration
+		before, after *identityv1alpha1.CommonStatus
+		want          time.Duration
+	}{
+		{"the first status", 0, unwritten, tenOf100, 0},
+		{"counts a second after a write", time.Second, tenOf100, fiftyOf100, countsProgressEvery - time.Second},
+		{"counts once the interval is over", countsProgressEvery, tenOf100, fiftyOf100, 0},
+		{"a failure a second after a write", countsProgressEvery + time.Second, fiftyOf100, failing, 0},
+		{"the end of the sync a second after a write", countsProgressEvery + 2*time.Second, failing, done, 0},
+		{"a new generation a second after a write", countsProgressEvery + 3*time.Second, done, countsStatus(2, done.Conditions...), 0},
+		{"a condition that appears", countsProgressEvery + 4*time.Second, countsStatus(2, done.Conditions...), countsStatus(2, append(done.Conditions, reconciling)...), 0},
+		{"progress under it", countsProgressEvery + 5*time.Second, countsStatus(2, append(done.Conditions, reconciling)...), countsStatus(2, append(done.Conditions, reconciling)...), countsProgressEvery - time.Second},
+		{"the condition that goes", countsProgressEvery + 6*time.Second, countsStatus(2, append(done.Conditions, reconciling)...), countsStatus(2, done.Conditions...), 0},
+	}
+	for _, s := range steps {
+		if got := tr.hold(key, s.before, s.after, start.Add(s.at)); got != s.want {
+			t.Errorf("%s: held %s, want %s", s.what, got, s.want)
+		}
+	}
+	tr.forget(key) // gone, or a restart: nothing remembered
+	if got := tr.hold(key, tenOf100, fiftyOf100, start.Add(countsProgressEvery+7*time.Second)); got != 0 {
+		t.Errorf("counts of an object not seen since a restart are held %s, want written", got)
+	}
+}
