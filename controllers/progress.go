@@ -24,15 +24,25 @@ const (
 	progressEvery    = 5 * time.Second
 )
 
-// progressThrottle remembers, per converging User, when its status was last written (or
-// when it was first seen, before any).
-type progressThrottle struct {
+// lastWrites remembers, per object, when its status was last written.
+type lastWrites struct {
 	mu   sync.Mutex
 	last map[types.NamespacedName]time.Time
 }
 
+// forget drops an object that is gone.
+func (w *lastWrites) forget(key types.NamespacedName) {
+	w.mu.Lock()
+	delete(w.last, key)
+	w.mu.Unlock()
+}
+
+// progressThrottle remembers, per converging User, when its status was last written (or
+// when it was first seen, before any).
+type progressThrottle struct{ lastWrites }
+
 func newProgressThrottle() *progressThrottle {
-	return &progressThrottle{last: map[types.NamespacedName]time.Time{}}
+	return &progressThrottle{lastWrites{last: map[types.NamespacedName]time.Time{}}}
 }
 
 // hold reports how long to wait before writing a User's status, 0 to write it now.
@@ -67,12 +77,6 @@ func (t *progressThrottle) hold(key types.NamespacedName, before, after *identit
 	return 0
 }
 
-// forget drops a User that is gone.
-func (t *progressThrottle) forget(key types.NamespacedName) {
-	t.mu.Lock()
-	delete(t.last, key)
-	t.mu.Unlock()
-}
 
 // An AppAssignment's and an AppConnection's status count accounts, and the counts move
 // with every account a sync makes. While nothing else moves (every condition keeps its
@@ -84,10 +88,7 @@ const countsProgressEvery = 10 * time.Second
 
 // countsThrottle remembers, per object whose status counts accounts, when its status
 // was last written. Its zero value is ready to use.
-type countsThrottle struct {
-	mu   sync.Mutex
-	last map[types.NamespacedName]time.Time
-}
+type countsThrottle struct{ lastWrites }
 
 // hold reports how long to wait before writing a status that changed from before to
 // after, 0 to write it now (and then it counts as written now).
@@ -104,13 +105,6 @@ func (t *countsThrottle) hold(key types.NamespacedName, before, after *identityv
 	}
 	t.last[key] = now
 	return 0
-}
-
-// forget drops an object that is gone.
-func (t *countsThrottle) forget(key types.NamespacedName) {
-	t.mu.Lock()
-	delete(t.last, key)
-	t.mu.Unlock()
 }
 
 // sameStanding reports whether two statuses observed the same generation and hold the
