@@ -248,26 +248,29 @@ func (e *Engine) MarkDirty(users ...string) {
 	e.signal()
 }
 
-// drainInboxLocked marks the Users of the inbox dirty. While the app cannot be reached,
-// they are news too: their status should say why nothing happens (those marked before
-// the app failed are told when it fails).
-func (e *Engine) drainInboxLocked() {
+// drainInboxLocked marks the Users of the inbox dirty and returns them. While the app
+// cannot be reached, they are news too: their status should say why nothing happens
+// (those marked before the app failed are told when it fails).
+func (e *Engine) drainInboxLocked() []string {
 	e.inbox.Lock()
 	marks := e.inbox.users
 	if len(marks) == 0 {
 		// Not ranged over once the inbox is unlocked: it is the inbox's own map, which
 		// MarkDirty may be writing by then.
 		e.inbox.Unlock()
-		return
+		return nil
 	}
 	e.inbox.users = map[string]time.Time{}
 	e.inbox.Unlock()
+	users := make([]string, 0, len(marks))
 	for u, at := range marks {
 		e.markAtLocked(u, at)
 		if e.health == HealthFailing {
 			e.changedUsers[u] = true
 		}
+		users = append(users, u)
 	}
+	return users
 }
 
 func (e *Engine) markLocked(user string) { e.markAtLocked(user, e.now()) }
@@ -416,7 +419,10 @@ const planChunk = 256
 // planDirty plans every dirty User as one run, a chunk at a time, hands the provisions
 // to the workers as each chunk is planned, and checks the whole run's deprovisions
 // against the safety threshold at its end: a run is held or sent as one, however many
-// chunks it took.
+// chunks it took. Users marked while it runs (a leaver during a resync of every User)
+// do not wait for its end: between two chunks they are planned as a run of their own,
+// weighed against the threshold with the deprovisions already sent or held, as if
+// they had come just before the run.
 func (e *Engine) planDirty() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -439,9 +445,13 @@ func (e *Engine) planDirty() {
 				e.betweenChunks()
 			}
 			e.mu.Lock()
-			e.drainInboxLocked()
+			arrived := e.drainInboxLocked()
 			if !e.synced {
 				return // a new connection lists the app again and plans every User anew
+			}
+			if len(arrived) > 0 {
+				sort.Strings(arrived)
+				e.checkSafetyLocked(e.planChunkLocked(arrived))
 			}
 		}
 		chunk := users[from:min(len(users), from+planChunk)]

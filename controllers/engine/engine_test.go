@@ -286,6 +286,45 @@ func TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne(t *testing.T) {
 	}
 }
 
+// TestALeaverIsNotKeptWaitingForARunUnderWay: a User who leaves while a long run plans
+// every User (a resync of a large app) is planned between the run's chunks and
+// deactivated before the run ends, once, not after the whole run.
+func TestALeaverIsNotKeptWaitingForARunUnderWay(t *testing.T) {
+	app, subjects, n := memory.NewApp(), threeChunksOfSubjects(), 2*planChunk+10
+	leaver := fmt.Sprintf("u%04d", n-1) // in the run's last chunk
+	var replanning, offBeforeTheRunEnded atomic.Bool
+	var chunks atomic.Int32
+	e, _ := startEngine(t, testConfig(t, app), subjects, func(e *Engine) {
+		e.betweenChunks = func() {
+			if !replanning.Load() {
+				return
+			}
+			switch chunks.Add(1) {
+			case 1:
+				subjects.set(leaver, func(s *Subject) { s.Assigned = false })
+				e.MarkDirty(leaver)
+			case 2: // the engine's lock is free: its workers may write meanwhile
+				deadline := time.Now().Add(5 * time.Second)
+				for activeAccounts(app) != n-1 && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				offBeforeTheRunEnded.Store(activeAccounts(app) == n-1)
+			}
+		}
+	})
+	eventually(t, fmt.Sprintf("%d accounts, and the engine idle", n), func() bool { return activeAccounts(app) == n && idle(e) })
+
+	replanning.Store(true)
+	e.MarkDirty(subjects.Names()...)
+	eventually(t, "the run over and the leaver's account deactivated", func() bool { return idle(e) && activeAccounts(app) == n-1 })
+	if !offBeforeTheRunEnded.Load() {
+		t.Fatalf("the leaver's account was still active after the run's second chunk: deprovisioned only once the run ended")
+	}
+	if got := app.Requests()[memory.OpDeactivate]; got != 1 {
+		t.Fatalf("%d deactivate requests, want 1", got)
+	}
+}
+
 // TestARunThatChangesNothingShowsNoWorkBetweenChunks: while a run that finds nothing
 // to do (a resync) plans its Users a chunk at a time, the engine shows no work in
 // progress, so the AppConnection's status is not written twice for nothing.
