@@ -77,7 +77,6 @@ func (t *progressThrottle) hold(key types.NamespacedName, before, after *identit
 	return 0
 }
 
-
 // An AppAssignment's and an AppConnection's status count accounts, and the counts move
 // with every account a sync makes. While nothing else moves (every condition keeps its
 // status and reason, and the generation observed is the same), such a status is written
