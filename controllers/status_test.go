@@ -1,14 +1,18 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/memory"
 )
 
 func condition(conds []metav1.Condition, typ string) string {
@@ -109,5 +113,35 @@ func TestDuplicateUserNamesStall(t *testing.T) {
 	})
 	if len(mem.Accounts()) != 1 {
 		t.Fatal("a duplicate userName got an account")
+	}
+}
+
+// TestAnAssignmentsCountHeldWhileOnlyNumbersMoveIsWrittenAfterwards: an AppAssignment
+// that already says ProvisioningFailed and gains one more failed account changes only
+// its numbers, so its write is held (a reconcile requeued for later, not a write); the
+// held count still reaches the API server once the interval is over.
+func TestAnAssignmentsCountHeldWhileOnlyNumbersMoveIsWrittenAfterwards(t *testing.T) {
+	ns := namespace(t)
+	memoryApp(ns, "memapp").FailWith(&connectors.PermanentError{Status: 400, Message: "the plan has no seats left"}, memory.OpCreate)
+	create(t, memoryConnection(ns, "memapp"), roleWithGrants(ns, "eng", `user.department == "eng"`, grant("memapp")),
+		newUser(ns, "ada", "eng"), newUser(ns, "grace", "eng"))
+	failed := func(what string, n int32) {
+		t.Helper()
+		waitFor(t, what, func() (bool, string) {
+			a := &identityv1alpha1.AppAssignment{}
+			if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "eng-memapp"}, a); err != nil {
+				return false, err.Error() // the Role writes it
+			}
+			got := condition(a.Status.Conditions, identityv1alpha1.ConditionReady)
+			return strings.HasPrefix(got, "False/"+identityv1alpha1.ReasonProvisioningFailed) && a.Status.Failed == n && a.Status.Desired == n, got
+		})
+	}
+	failed("two accounts failed", 2)
+	heldReconciles := map[string]string{"controller": "appassignment", "result": "requeue_after"}
+	heldBefore, _ := metricValue(t, "controller_runtime_reconcile_total", heldReconciles)
+	create(t, newUser(ns, "linus", "eng"))
+	failed("three accounts failed, written once the interval is over", 3)
+	if held, _ := metricValue(t, "controller_runtime_reconcile_total", heldReconciles); held <= heldBefore {
+		t.Fatalf("no AppAssignment reconcile was requeued (%v before, %v after): the third failure was written at once, not held", heldBefore, held)
 	}
 }
