@@ -174,7 +174,8 @@ func (r *UserReconciler) appsOf(ctx context.Context, namespace, user string) (ma
 }
 
 // accounts lists the User's account in each app. An app whose engine has not listed it
-// yet keeps what the status said; an app that is gone, or going, drops out.
+// yet, or not planned the User since, keeps what the status said; an app that is gone,
+// or going, drops out.
 func (r *UserReconciler) accounts(u *identityv1alpha1.User, apps map[string]app) []identityv1alpha1.UserAccount {
 	previous := map[string]identityv1alpha1.UserAccount{}
 	for _, a := range u.Status.Accounts {
@@ -190,7 +191,7 @@ func (r *UserReconciler) accounts(u *identityv1alpha1.User, apps map[string]app)
 		}
 		view := a.view
 		if !view.Known {
-			if p, known := previous[name]; known && !view.Listed {
+			if p, known := previous[name]; known && !view.Planned {
 				out = append(out, p)
 			}
 			continue

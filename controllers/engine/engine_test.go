@@ -325,6 +325,36 @@ func TestALeaverIsNotKeptWaitingForARunUnderWay(t *testing.T) {
 	}
 }
 
+// TestAUserNotPlannedSinceTheListingKeepsWhatItsStatusRecorded: an engine that takes an
+// app over (a new leader) lists it, then plans its Users a chunk at a time. A User not
+// planned yet must not read as having no account there: the User's status would lose
+// the entry, and planning the User afterwards, finding the account the status had
+// recorded, would see nothing new to announce and never bring the entry back.
+func TestAUserNotPlannedSinceTheListingKeepsWhatItsStatusRecorded(t *testing.T) {
+	app, subjects, n := memory.NewApp(), threeChunksOfSubjects(), 2*planChunk+10
+	first, _ := startEngine(t, testConfig(t, app), subjects)
+	eventually(t, fmt.Sprintf("%d accounts, and the engine idle", n), func() bool { return activeAccounts(app) == n && idle(first) })
+
+	last := fmt.Sprintf("u%04d", n-1) // in the new engine's last chunk
+	var before atomic.Pointer[UserView]
+	next, _ := startEngine(t, testConfig(t, app), subjects, func(e *Engine) {
+		e.betweenChunks = func() {
+			if before.Load() == nil {
+				v := e.User(last)
+				before.Store(&v)
+			}
+		}
+	})
+	eventually(t, "the new engine past its first chunk", func() bool { return before.Load() != nil })
+	if v := before.Load(); v.Planned || v.Known {
+		t.Fatalf("before its plan, %s reads as planned %v with an account known %v: a User's status would drop its entry", last, v.Planned, v.Known)
+	}
+	eventually(t, "the new engine idle", func() bool { return idle(next) })
+	if v := next.User(last); !v.Planned || !v.Known || v.Account.State != identityv1alpha1.AccountStateActive {
+		t.Fatalf("once planned, %s reads as planned %v, known %v, %+v; want its active account", last, v.Planned, v.Known, v.Account)
+	}
+}
+
 // TestARunThatChangesNothingShowsNoWorkBetweenChunks: while a run that finds nothing
 // to do (a resync) plans its Users a chunk at a time, the engine shows no work in
 // progress, so the AppConnection's status is not written twice for nothing.

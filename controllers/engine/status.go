@@ -104,8 +104,11 @@ type UserView struct {
 	// nothing to say (no account, or the app not listed yet).
 	Account AccountStatus
 	Known   bool
-	// Listed: the engine has listed the app since it connected.
-	Listed bool
+	// Planned: the engine has listed the app since it connected and planned the User
+	// since it was last marked. Until then an account not Known is not known to be
+	// missing (an engine that has just taken the app over lists it first and plans its
+	// Users after, a chunk at a time): what the User's status recorded stands.
+	Planned bool
 	// Pending: the engine has work for the User it has not finished. A User seen
 	// pending is announced again (Notifier.UsersChanged) once it is not.
 	Pending bool
@@ -121,7 +124,8 @@ type UserView struct {
 func (e *Engine) User(user string) UserView {
 	e.mu.Lock()
 	e.drainInboxLocked()
-	v := UserView{Listed: e.synced, Waiting: e.waitingForLocked(user)}
+	_, unplanned := e.dirty[user]
+	v := UserView{Planned: e.synced && !unplanned, Waiting: e.waitingForLocked(user)}
 	if r := e.accountStates[user]; r != nil && e.synced {
 		v.Account, v.Known = r.status, true
 	}

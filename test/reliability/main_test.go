@@ -297,7 +297,7 @@ func (o *org) usersReady() (bool, string) {
 	}
 	for _, u := range users.Items {
 		if c := meta.FindStatusCondition(u.Status.Conditions, identityv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
-			return false, fmt.Sprintf("%s: %+v", u.Name, c)
+			return false, fmt.Sprintf("%s (phase %s, accounts %+v, generation %d): %+v", u.Name, u.Status.Phase, u.Status.Accounts, u.Generation, c)
 		}
 	}
 	return true, ""
