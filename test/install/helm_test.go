@@ -29,6 +29,9 @@ func helm(t *testing.T, args ...string) string {
 		}
 		path = matches[len(matches)-1]
 	}
+	if err := testenv.DependOnTree(filepath.Join(testenv.RepoRoot(), "charts")); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(path, args...)
 	cmd.Dir = testenv.RepoRoot()
 	var out, errs bytes.Buffer

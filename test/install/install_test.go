@@ -44,6 +44,9 @@ func render(t *testing.T) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := testenv.DependOnTree(testenv.RepoRoot() + "/config"); err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.Command(kubectl, "kustomize", testenv.RepoRoot()+"/config/default").Output()
 	if err != nil {
 		t.Fatalf("kubectl kustomize config/default: %v", err)

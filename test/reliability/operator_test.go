@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rosterhq/roster/test/testenv"
 )
 
 // operator is one Roster process, the binary `make build` produces, run with its flags.
@@ -128,6 +130,9 @@ func (o *operator) terminate(grace time.Duration) (exitCode int, took time.Durat
 // buildOperator builds the operator as `make build` does, once per run.
 func buildOperator(dir string) (string, error) {
 	out := filepath.Join(dir, "roster")
+	if err := testenv.DependOnGoBuild(repoRoot()); err != nil {
+		return "", err
+	}
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
 	cmd.Dir = repoRoot()
 	if msg, err := cmd.CombinedOutput(); err != nil {
