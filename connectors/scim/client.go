@@ -199,20 +199,19 @@ func (c *Client) lookupByFilter(ctx context.Context, attr string, key connectors
 	return connectors.Account{}, true, nil
 }
 
+// scan looks an account up by reading every page, keeping only the accounts that match.
 func (c *Client) scan(ctx context.Context, key connectors.Key) (connectors.Account, error) {
-	all, err := connectors.ListAll(ctx, "accounts", func(ctx context.Context, cursor string) ([]connectors.Account, string, error) {
+	matches, err := connectors.ListAll(ctx, "accounts", func(ctx context.Context, cursor string) ([]connectors.Account, string, error) {
 		page, err := c.ListAccounts(ctx, cursor)
-		return page.Accounts, page.Next, err
+		return slices.DeleteFunc(page.Accounts, func(a connectors.Account) bool { return !key.Matches(a) }), page.Next, err
 	})
 	if err != nil {
 		return connectors.Account{}, err
 	}
-	for _, a := range all {
-		if key.Matches(a) {
-			return a, nil
-		}
+	if len(matches) == 0 {
+		return connectors.Account{}, connectors.ErrNotFound
 	}
-	return connectors.Account{}, connectors.ErrNotFound
+	return matches[0], nil
 }
 
 // ListAccounts returns one page of users.

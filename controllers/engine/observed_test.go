@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"math/rand/v2"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -99,5 +101,45 @@ func TestTheManagedAndUnmanagedAccountsFollowEveryChange(t *testing.T) {
 		if !reflect.DeepEqual(got, unmanaged) {
 			t.Fatalf("step %d: unmanaged %v, want the active accounts no User holds, %v", step, got, unmanaged)
 		}
+	}
+}
+
+// reconfiguredWhileListed is an app whose first listing, once begun, sees the engine
+// configured anew (the AppConnection's matching key changed) before it answers.
+type reconfiguredWhileListed struct {
+	*memory.App
+	once      sync.Once
+	configure func()
+}
+
+func (r *reconfiguredWhileListed) ListAccounts(ctx context.Context, cursor string) (connectors.AccountPage, error) {
+	r.once.Do(r.configure)
+	return r.App.ListAccounts(ctx, cursor)
+}
+
+// TestAMatchingKeyChangedDuringAListingIndexesWhatItListedByTheNewKey: accounts are
+// packed page by page as the listing goes, by the matching key of its start; a key
+// changed meanwhile indexes them again once the listing is in.
+func TestAMatchingKeyChangedDuringAListingIndexesWhatItListedByTheNewKey(t *testing.T) {
+	app := &reconfiguredWhileListed{App: memory.NewApp()}
+	if _, err := app.Create(context.Background(), connectors.Account{Active: true, Attributes: map[string]any{
+		"userName": "ada", "emails": []any{map[string]any{"value": "ada@example.com", "primary": true}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, app.App)
+	cfg.Target = app
+	e := New(cfg, &fakeSubjects{users: map[string]Subject{}}, nopNotifier{}, &recordedEvents{}, logr.Discard())
+	app.configure = func() {
+		byEmail := cfg
+		byEmail.MatchBy = connectors.KeyEmail
+		e.Configure(byEmail)
+	}
+	run(t, e)
+	eventually(t, "the app listed", func() bool { return e.Snapshot().Health == HealthReady })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.app.byMatchingKey(connectors.KeyEmail, "ADA@example.com") == nil {
+		t.Fatalf("the account is not found by its email after the matching key changed to email during the listing; index %v", e.app.byKey)
 	}
 }

@@ -23,6 +23,7 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 	}
 	e.mu.Lock()
 	e.caps = caps
+	matchBy := e.cfg.MatchBy
 	if !e.synced {
 		e.health = HealthSyncing
 	}
@@ -36,7 +37,7 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 		e.mu.Unlock()
 	}()
 
-	accounts, err := listAccounts(ctx, cfg.Target)
+	accounts, err := listAccounts(ctx, cfg.Target, matchBy)
 	if err != nil {
 		return err
 	}
@@ -52,11 +53,10 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 	if cfg.Target != e.cfg.Target {
 		return nil // reconfigured while listing: the next sync is already asked for
 	}
-	packed := make([]*observed, len(accounts))
-	for i := range accounts {
-		packed[i] = pack(&accounts[i], e.cfg.MatchBy)
+	e.app.replace(accounts, groups, func(lower string) bool { return e.pendingGroups[lower] != nil })
+	if matchBy != e.cfg.MatchBy {
+		e.app.rekey(e.cfg.MatchBy)
 	}
-	e.app.replace(packed, groups, func(lower string) bool { return e.pendingGroups[lower] != nil })
 	e.synced, e.health, e.err, e.failStreak, e.quarantine = true, HealthReady, nil, 0, time.Time{}
 	e.lastFullSync, e.listedFrom = e.now(), began
 	e.checkUnmanaged = true
@@ -65,10 +65,17 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-func listAccounts(ctx context.Context, t connectors.Target) ([]connectors.Account, error) {
-	return connectors.ListAll(ctx, "accounts", func(ctx context.Context, cursor string) ([]connectors.Account, string, error) {
+// listAccounts packs each page as it comes: a listing of every app at once (a resync
+// after a restart) holds the accounts as the engines keep them, not every page as the
+// connector decoded it.
+func listAccounts(ctx context.Context, t connectors.Target, matchBy connectors.KeyKind) ([]*observed, error) {
+	return connectors.ListAll(ctx, "accounts", func(ctx context.Context, cursor string) ([]*observed, string, error) {
 		page, err := t.ListAccounts(ctx, cursor)
-		return page.Accounts, page.Next, err
+		packed := make([]*observed, len(page.Accounts))
+		for i := range page.Accounts {
+			packed[i] = pack(&page.Accounts[i], matchBy)
+		}
+		return packed, page.Next, err
 	})
 }
 
