@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,6 +163,8 @@ func (s *appServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.apps[cfg.Name] = newBenchApp(cfg)
 		s.mu.Unlock()
+	case r.URL.Path == "/control/goroutines":
+		_ = pprof.Lookup("goroutine").WriteTo(w, 2)
 	case r.URL.Path == "/control/stats":
 		out := map[string]AppStats{}
 		for name, a := range s.all() {
@@ -355,10 +359,12 @@ type apps struct {
 	http  *http.Client
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	// profileDir is where the stacks of an app server that stops answering go.
+	profileDir string
 }
 
 // startApps starts the app server as a child process.
-func startApps() (*apps, error) {
+func startApps(profileDir string) (*apps, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -383,7 +389,7 @@ func startApps() (*apps, error) {
 		return nil, fmt.Errorf("the app server did not start: %w", err)
 	}
 	transport := &http.Transport{MaxIdleConnsPerHost: 64}
-	return &apps{base: "http://" + strings.TrimSpace(addr), http: &http.Client{Transport: transport, Timeout: time.Minute}, cmd: cmd, stdin: stdin}, nil
+	return &apps{base: "http://" + strings.TrimSpace(addr), http: &http.Client{Transport: transport, Timeout: time.Minute}, cmd: cmd, stdin: stdin, profileDir: profileDir}, nil
 }
 
 func (a *apps) stop() {
@@ -434,7 +440,27 @@ func (a *apps) stats() (map[string]AppStats, error) {
 			return out, err
 		}
 	}
-	return nil, err
+	return nil, fmt.Errorf("%w%s", err, a.dumpGoroutines())
+}
+
+// dumpGoroutines writes the stacks of the app server's process into the profile
+// directory, so that apps that stop answering say where they wait, and names the file.
+func (a *apps) dumpGoroutines() string {
+	resp, err := a.http.Get(a.base + "/control/goroutines")
+	if err != nil {
+		return "; its goroutines could not be read: " + err.Error()
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(a.profileDir, fmt.Sprintf("apps-stuck-%s.goroutines.txt", time.Now().Format("150405")))
+	f, err := os.Create(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		return ""
+	}
+	return "; the app server's goroutines in " + path
 }
 
 // deactivated tells when each app first saw each of these users' accounts inactive.

@@ -238,7 +238,7 @@ func (b *bench) start() (func(), error) {
 		return stop, err
 	}
 	stops = append(stops, func() { _ = b.env.Stop() })
-	if b.apps, err = startApps(); err != nil {
+	if b.apps, err = startApps(b.opts.ProfileDir); err != nil {
 		return stop, err
 	}
 	stops = append(stops, b.apps.stop)
