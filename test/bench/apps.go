@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -451,16 +450,10 @@ func (a *apps) dumpGoroutines() string {
 		return "; its goroutines could not be read: " + err.Error()
 	}
 	defer resp.Body.Close()
-	path := filepath.Join(a.profileDir, fmt.Sprintf("apps-stuck-%s.goroutines.txt", time.Now().Format("150405")))
-	f, err := os.Create(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		return ""
-	}
-	return "; the app server's goroutines in " + path
+	return saveStacks(a.profileDir, "apps-stuck", "the app server's goroutines", func(w io.Writer) error {
+		_, err := io.Copy(w, resp.Body)
+		return err
+	})
 }
 
 // deactivated tells when each app first saw each of these users' accounts inactive.

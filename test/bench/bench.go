@@ -297,16 +297,24 @@ func (b *bench) waitFor(ctx context.Context, timeout, interval time.Duration, wh
 // dumpGoroutines writes the stacks of this process (the operator) into the profile
 // directory, so that a step that never ends says where it waits, and names the file.
 func (b *bench) dumpGoroutines() string {
-	path := filepath.Join(b.opts.ProfileDir, fmt.Sprintf("stuck-%s.goroutines.txt", time.Now().Format("150405")))
+	return saveStacks(b.opts.ProfileDir, "stuck", "goroutines", func(w io.Writer) error {
+		return pprof.Lookup("goroutine").WriteTo(w, 2)
+	})
+}
+
+// saveStacks writes a process's stacks to <dir>/<prefix>-HHMMSS.goroutines.txt and
+// returns what to add to an error message: "; <whose> in <file>", or "" if it failed.
+func saveStacks(dir, prefix, whose string, write func(io.Writer) error) string {
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s.goroutines.txt", prefix, time.Now().Format("150405")))
 	f, err := os.Create(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+	if err := write(f); err != nil {
 		return ""
 	}
-	return "; goroutines in " + path
+	return fmt.Sprintf("; %s in %s", whose, path)
 }
 
 // timeoutFor is how long a step with n objects may take before the run gives up: far

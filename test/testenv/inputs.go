@@ -10,7 +10,7 @@ import (
 )
 
 // DependOnTree tells Go's test cache that the test reads every file under dirs through a
-// program it runs (kubectl kustomize, helm, promtool), which the cache cannot see: a
+// program it runs (kubectl kustomize, helm), which the cache cannot see: a
 // directory the test lists is recorded with the size and time of every entry, so a change
 // there runs the test again instead of reporting a cached pass.
 func DependOnTree(dirs ...string) error {
@@ -22,7 +22,7 @@ func DependOnTree(dirs ...string) error {
 	return nil
 }
 
-// DependOnGoBuild does the same for `go build` of the package in dir: the module's
+// DependOnGoBuild does the same for `go build` of the package in dir: this module's
 // go.mod and go.sum, and the directory of every package of this module it imports.
 func DependOnGoBuild(dir string) error {
 	cmd := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", ".")
