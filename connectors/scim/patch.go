@@ -3,6 +3,7 @@ package scim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 )
 
@@ -262,6 +263,7 @@ func applyFiltered(r Resource, kind string, target patchPath, value any) error {
 			continue
 		}
 		matched = true
+		m = maps.Clone(m) // elements are shared with the stored resource: see cloneForChange
 		switch {
 		case kind == "remove" && target.sub == "":
 			continue

@@ -6,6 +6,7 @@ package scim
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -49,6 +50,24 @@ func (r Resource) Active() bool {
 // Clone copies the resource deeply.
 func (r Resource) Clone() Resource {
 	out, _ := deepCopy(map[string]any(r)).(map[string]any)
+	return out
+}
+
+// cloneForChange copies r for a change, except the elements of its multi-valued
+// attributes, which the copy shares: ApplyPatch and PUT replace an element, never alter
+// it, so adding members to a large group copies the list of members, not every member.
+func (r Resource) cloneForChange() Resource {
+	out := make(Resource, len(r))
+	for k, v := range r {
+		switch t := v.(type) {
+		case map[string]any:
+			out[k] = map[string]any(Resource(t).cloneForChange())
+		case []any:
+			out[k] = slices.Clone(t)
+		default:
+			out[k] = v
+		}
+	}
 	return out
 }
 

@@ -115,6 +115,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, typ, id s
 			replaceAll(current, prepare(body, typ))
 			return nil
 		})
+		res = res.Clone() // the store's own; writeResource drops attributes from it
 	case http.MethodPatch:
 		if s.opts.DisablePatch {
 			writeError(w, http.StatusNotImplemented, "", "PATCH is not supported; use PUT")
@@ -131,6 +132,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, typ, id s
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+		res = res.Clone()
 	case http.MethodDelete:
 		if err = s.opts.Store.Delete(ctx, typ, id); err == nil {
 			w.WriteHeader(http.StatusNoContent)

@@ -32,7 +32,9 @@ type Store interface {
 	List(ctx context.Context, typ string, filter Filter) ([]Resource, error)
 	// Create stores a new resource, assigning id and meta.
 	Create(ctx context.Context, typ string, r Resource) (Resource, error)
-	// Update changes a resource through change, if its version is ifMatch (when set).
+	// Update changes a resource through change, if its version is ifMatch (when set),
+	// and returns it as stored: it may be the store's own, and the caller copies it
+	// before changing it.
 	Update(ctx context.Context, typ, id, ifMatch string, change func(Resource) error) (Resource, error)
 	Delete(ctx context.Context, typ, id string) error
 }
@@ -194,7 +196,7 @@ func (s *MemoryStore) Update(_ context.Context, typ, id, ifMatch string, change 
 	if ifMatch != "" && ifMatch != "*" && ifMatch != current.Version() {
 		return nil, ErrVersionMismatch
 	}
-	next := current.Clone()
+	next := current.cloneForChange()
 	if err := change(next); err != nil {
 		return nil, err
 	}
@@ -211,7 +213,7 @@ func (s *MemoryStore) Update(_ context.Context, typ, id, ifMatch string, change 
 	delete(t.unique, oldKey)
 	t.unique[newKey] = id
 	t.store(id, next, s.now().UTC().Format(time.RFC3339))
-	return next.Clone(), nil
+	return next, nil
 }
 
 // Delete removes a resource.
