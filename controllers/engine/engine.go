@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -57,6 +59,9 @@ type Engine struct {
 	accountStates map[string]*accountState
 	// planning.
 	dirty      map[string]time.Time // user → when it was first marked since planned
+	// arrived: Users marked from outside (MarkDirty) since a planning run last took
+	// them, whoever drained the inbox; a long run plans them before its next chunk.
+	arrived map[string]bool
 	version    map[string]uint64
 	planned    map[string]plannedUser
 	held       map[string]bool // deprovisions waiting for approval
@@ -154,7 +159,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
 		health: HealthConnecting,
 		app:    newObservedApp(), accountStates: map[string]*accountState{},
-		dirty: map[string]time.Time{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
+		dirty: map[string]time.Time{}, arrived: map[string]bool{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, unsureCreates: map[string]unsureCreate{}, retry: map[string]*backoff{}, converging: map[string]converging{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(cfg.UserEvents),
@@ -265,6 +270,7 @@ func (e *Engine) drainInboxLocked() []string {
 	users := make([]string, 0, len(marks))
 	for u, at := range marks {
 		e.markAtLocked(u, at)
+		e.arrived[u] = true
 		if e.health == HealthFailing {
 			e.changedUsers[u] = true
 		}
@@ -419,10 +425,10 @@ const planChunk = 256
 // planDirty plans every dirty User as one run, a chunk at a time, hands the provisions
 // to the workers as each chunk is planned, and checks the whole run's deprovisions
 // against the safety threshold at its end: a run is held or sent as one, however many
-// chunks it took. Users marked while it runs (a leaver during a resync of every User)
-// do not wait for its end: between two chunks they are planned as a run of their own,
-// weighed against the threshold with the deprovisions already sent or held, as if
-// they had come just before the run.
+// chunks it took. Users marked from outside just before it or while it runs (a leaver
+// during a resync of every User) do not wait for its end: before its next chunk they
+// are planned as a run of their own, weighed against the threshold with the
+// deprovisions already sent or held, as if they had come just before the run.
 func (e *Engine) planDirty() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -445,14 +451,13 @@ func (e *Engine) planDirty() {
 				e.betweenChunks()
 			}
 			e.mu.Lock()
-			arrived := e.drainInboxLocked()
+			e.drainInboxLocked()
 			if !e.synced {
 				return // a new connection lists the app again and plans every User anew
 			}
-			if len(arrived) > 0 {
-				sort.Strings(arrived)
-				e.checkSafetyLocked(e.planChunkLocked(arrived))
-			}
+		}
+		if arrived := e.takeArrivedLocked(); len(arrived) > 0 && len(arrived) < len(users)-from {
+			e.checkSafetyLocked(e.planChunkLocked(arrived))
 		}
 		chunk := users[from:min(len(users), from+planChunk)]
 		e.runLeft -= len(chunk)
@@ -464,6 +469,16 @@ func (e *Engine) planDirty() {
 	}
 	e.checkSafetyLocked(deprovisions)
 	e.appChanged = true
+}
+
+// takeArrivedLocked returns the Users marked from outside since the last call, sorted.
+func (e *Engine) takeArrivedLocked() []string {
+	if len(e.arrived) == 0 {
+		return nil
+	}
+	users := slices.Sorted(maps.Keys(e.arrived))
+	clear(e.arrived)
+	return users
 }
 
 // planChunkLocked plans the Users of a chunk that are still dirty, dispatches their

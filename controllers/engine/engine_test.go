@@ -290,6 +290,15 @@ func TestAPlanningRunLetsOthersInBetweenChunksAndIsHeldAsOne(t *testing.T) {
 // every User (a resync of a large app) is planned between the run's chunks and
 // deactivated before the run ends, once, not after the whole run.
 func TestALeaverIsNotKeptWaitingForARunUnderWay(t *testing.T) {
+	t.Run("marked", func(t *testing.T) { testALeaverNotKeptWaiting(t, func(*Engine, string) {}) })
+	// The User controller reads a User's view as soon as the User changes, which takes
+	// the mark in: the leaver is dirty then, but the run must still plan it next.
+	t.Run("marked and its status read", func(t *testing.T) {
+		testALeaverNotKeptWaiting(t, func(e *Engine, leaver string) { e.User(leaver) })
+	})
+}
+
+func testALeaverNotKeptWaiting(t *testing.T, afterTheMark func(e *Engine, leaver string)) {
 	app, subjects, n := memory.NewApp(), threeChunksOfSubjects(), 2*planChunk+10
 	leaver := fmt.Sprintf("u%04d", n-1) // in the run's last chunk
 	var replanning, offBeforeTheRunEnded atomic.Bool
@@ -303,6 +312,7 @@ func TestALeaverIsNotKeptWaitingForARunUnderWay(t *testing.T) {
 			case 1:
 				subjects.set(leaver, func(s *Subject) { s.Assigned = false })
 				e.MarkDirty(leaver)
+				afterTheMark(e, leaver)
 			case 2: // the engine's lock is free: its workers may write meanwhile
 				deadline := time.Now().Add(5 * time.Second)
 				for activeAccounts(app) != n-1 && time.Now().Before(deadline) {
