@@ -58,10 +58,10 @@ type Engine struct {
 	// accountStates: each User's account as the User's status shows it.
 	accountStates map[string]*accountState
 	// planning.
-	dirty      map[string]time.Time // user → when it was first marked since planned
+	dirty map[string]time.Time // user → when it was first marked since planned
 	// arrived: Users marked from outside (MarkDirty) since a planning run last took
 	// them, whoever drained the inbox; a long run plans them before its next chunk.
-	arrived map[string]bool
+	arrived    map[string]bool
 	version    map[string]uint64
 	planned    map[string]plannedUser
 	held       map[string]bool // deprovisions waiting for approval
