@@ -60,7 +60,7 @@ type Engine struct {
 	// planning.
 	dirty map[string]time.Time // user → when it was first marked since planned
 	// arrived: Users marked from outside (MarkDirty) since a planning run last took
-	// them, whoever drained the inbox; a long run plans them before its next chunk.
+	// them, whoever drained the inbox; a long run plans them between its chunks.
 	arrived    map[string]bool
 	version    map[string]uint64
 	planned    map[string]plannedUser
@@ -425,10 +425,10 @@ const planChunk = 256
 // planDirty plans every dirty User as one run, a chunk at a time, hands the provisions
 // to the workers as each chunk is planned, and checks the whole run's deprovisions
 // against the safety threshold at its end: a run is held or sent as one, however many
-// chunks it took. Users marked from outside just before it or while it runs (a leaver
-// during a resync of every User) do not wait for its end: before its next chunk they
-// are planned as a run of their own, weighed against the threshold with the
-// deprovisions already sent or held, as if they had come just before the run.
+// chunks it took. Users marked from outside while it runs (a leaver during a resync of
+// every User) do not wait for its end: between two chunks they are planned as a run of
+// their own, weighed against the threshold with the deprovisions already sent or held,
+// as if they had come just before the run.
 func (e *Engine) planDirty() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -443,6 +443,7 @@ func (e *Engine) planDirty() {
 	sort.Strings(users)
 	e.runLeft = len(users)
 	defer func() { e.runLeft = 0 }()
+	clear(e.arrived) // they are in the run
 	var deprovisions []string
 	for from := 0; from < len(users); from += planChunk {
 		if from > 0 {
@@ -455,9 +456,9 @@ func (e *Engine) planDirty() {
 			if !e.synced {
 				return // a new connection lists the app again and plans every User anew
 			}
-		}
-		if arrived := e.takeArrivedLocked(); len(arrived) > 0 && len(arrived) < len(users)-from {
-			e.checkSafetyLocked(e.planChunkLocked(arrived))
+			if arrived := e.takeArrivedLocked(); len(arrived) > 0 {
+				e.checkSafetyLocked(e.planChunkLocked(arrived))
+			}
 		}
 		chunk := users[from:min(len(users), from+planChunk)]
 		e.runLeft -= len(chunk)
