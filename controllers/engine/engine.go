@@ -58,10 +58,7 @@ type Engine struct {
 	// accountStates: each User's account as the User's status shows it.
 	accountStates map[string]*accountState
 	// planning.
-	dirty map[string]time.Time // user → when it was first marked since planned
-	// arrived: Users marked from outside (MarkDirty) since a planning run last took
-	// them, whoever drained the inbox; a long run plans them between its chunks.
-	arrived    map[string]bool
+	dirty      map[string]time.Time // user → when it was first marked since planned
 	version    map[string]uint64
 	planned    map[string]plannedUser
 	held       map[string]bool // deprovisions waiting for approval
@@ -76,6 +73,9 @@ type Engine struct {
 	// among them is looked for by key in the next listing.
 	unsureCreates map[string]unsureCreate
 	retry         map[string]*backoff
+	// arrived: Users marked from outside (MarkDirty) since a planning run last took
+	// them, whoever drained the inbox; a long run plans them between its chunks.
+	arrived map[string]bool
 	// converging: when a User with planned changes was first marked, and what the latest
 	// plan does, for the metric.
 	converging map[string]converging
@@ -253,30 +253,27 @@ func (e *Engine) MarkDirty(users ...string) {
 	e.signal()
 }
 
-// drainInboxLocked marks the Users of the inbox dirty and returns them. While the app
+// drainInboxLocked marks the Users of the inbox dirty and arrived. While the app
 // cannot be reached, they are news too: their status should say why nothing happens
 // (those marked before the app failed are told when it fails).
-func (e *Engine) drainInboxLocked() []string {
+func (e *Engine) drainInboxLocked() {
 	e.inbox.Lock()
 	marks := e.inbox.users
 	if len(marks) == 0 {
 		// Not ranged over once the inbox is unlocked: it is the inbox's own map, which
 		// MarkDirty may be writing by then.
 		e.inbox.Unlock()
-		return nil
+		return
 	}
 	e.inbox.users = map[string]time.Time{}
 	e.inbox.Unlock()
-	users := make([]string, 0, len(marks))
 	for u, at := range marks {
 		e.markAtLocked(u, at)
 		e.arrived[u] = true
 		if e.health == HealthFailing {
 			e.changedUsers[u] = true
 		}
-		users = append(users, u)
 	}
-	return users
 }
 
 func (e *Engine) markLocked(user string) { e.markAtLocked(user, e.now()) }
