@@ -75,6 +75,9 @@ func startOperator(t *testing.T, name string, kubeconfig string, extra ...string
 		"--metrics-bind-address=0", "--health-probe-bind-address=" + probe,
 		"--scim-bind-address=0", "--zap-log-level=info",
 	}, extra...)
+	if err := operatorInputs(); err != nil {
+		t.Fatal(err)
+	}
 	op := &operator{name: name, probe: probe, log: &logFile{}, done: make(chan struct{})}
 	op.cmd = exec.Command(suite.binary, args...)
 	op.cmd.Stdout, op.cmd.Stderr = op.log, op.log
@@ -127,12 +130,14 @@ func (o *operator) terminate(grace time.Duration) (exitCode int, took time.Durat
 	return o.cmd.ProcessState.ExitCode(), time.Since(start), nil
 }
 
+// operatorInputs records what the operator binary is built from as the tests' inputs.
+// It runs in a test, not in TestMain where the binary is built: Go's test cache sees
+// only what is read once m.Run has begun.
+var operatorInputs = sync.OnceValue(func() error { return testenv.DependOnGoBuild(repoRoot()) })
+
 // buildOperator builds the operator as `make build` does, once per run.
 func buildOperator(dir string) (string, error) {
 	out := filepath.Join(dir, "roster")
-	if err := testenv.DependOnGoBuild(repoRoot()); err != nil {
-		return "", err
-	}
 	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
 	cmd.Dir = repoRoot()
 	if msg, err := cmd.CombinedOutput(); err != nil {

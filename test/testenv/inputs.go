@@ -24,6 +24,8 @@ func DependOnTree(dirs ...string) error {
 
 // DependOnGoBuild does the same for `go build` of the package in dir: this module's
 // go.mod and go.sum, and the directory of every package of this module it imports.
+// Like DependOnTree, it must be called from a test: what TestMain reads before m.Run
+// is not recorded.
 func DependOnGoBuild(dir string) error {
 	cmd := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", ".")
 	cmd.Dir = dir
