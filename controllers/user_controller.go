@@ -44,6 +44,7 @@ type UserReconciler struct {
 	// apps are done; the main shard writes the rest and puts every finalizer on.
 	Shards   *Sharding
 	progress *progressThrottle
+	written  *ownWrites
 	journeys journeys
 }
 
@@ -53,9 +54,14 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		if apierrors.IsNotFound(err) {
 			r.progress.forget(req.NamespacedName)
 			r.journeys.forget(req.NamespacedName)
+			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.written.behind(u) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	defer r.written.wrote(u, u.ResourceVersion)
 	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
 		return retryOnConflict(ctrl.Result{}, r.orphan(ctx, u))
 	}
@@ -334,9 +340,9 @@ func sortedApps(apps map[string]app) []string {
 
 // SetupWithManager watches Users (spec, labels, deletion) and the engines' news.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.progress = newProgressThrottle()
+	r.progress, r.written = newProgressThrottle(), newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.User{}, builder.WithPredicates(predicate.Or(specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
+		For(&identityv1alpha1.User{}, builder.WithPredicates(r.written.observer(), predicate.Or(specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
 		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(r.Shards.onLead(mgr.GetCache(), &identityv1alpha1.UserList{})).
 		Complete(r)

@@ -1,0 +1,122 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/notify"
+	"github.com/rosterhq/roster/test/testenv"
+)
+
+// laggingUsers serves Users as a cache that has not yet seen the latest writes: the
+// copy it holds, while it holds one.
+type laggingUsers struct {
+	mu   sync.Mutex
+	held *identityv1alpha1.User
+}
+
+func (l *laggingUsers) hold(u *identityv1alpha1.User) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held = u
+}
+
+func (l *laggingUsers) get(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	l.mu.Lock()
+	held := l.held
+	l.mu.Unlock()
+	if u, ok := obj.(*identityv1alpha1.User); ok && held != nil && client.ObjectKeyFromObject(held) == key {
+		held.DeepCopyInto(u)
+		return nil
+	}
+	return c.Get(ctx, key, obj, opts...)
+}
+
+// TestAUserReconcileWaitsForTheCacheToHoldItsOwnWrite: a reconcile writes a User's
+// status (not yet active: its activeFrom is ahead), and the next one, once activeFrom
+// has passed, reads the User from a cache that has not seen that write. Computing from
+// the stale copy would find little to change and leave the written phase Pending for
+// good, as a User was once left converging in an app that had long finished; the
+// reconcile waits for the cache instead, and the User turns Active.
+func TestAUserReconcileWaitsForTheCacheToHoldItsOwnWrite(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx := context.Background()
+	live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &laggingUsers{}
+	membership, err := NewMembership()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &UserReconciler{
+		Client:  interceptor.NewClient(live, interceptor.Funcs{Get: cache.get}),
+		Engines: NewEngines(live, nil, membership, logr.Discard()), Notify: notify.NewHub(), Membership: membership,
+		Shards: NewSharding(MainShard, 0), progress: newProgressThrottle(), written: newOwnWrites(),
+	}
+	ns := env.Namespace(t)
+	u := &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}, Spec: identityv1alpha1.UserSpec{UserName: "ada"}}
+	env.Create(t, u)
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(u)}
+	reconcile := func() ctrl.Result {
+		t.Helper()
+		res, err := r.Reconcile(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	phase := func() identityv1alpha1.UserPhase {
+		t.Helper()
+		if err := live.Get(ctx, req.NamespacedName, u); err != nil {
+			t.Fatal(err)
+		}
+		return u.Status.Phase
+	}
+	reconcile()
+	if p := phase(); p != identityv1alpha1.UserPhaseActive {
+		t.Fatalf("phase %q after the first reconcile, want Active", p)
+	}
+
+	activeFrom := metav1.NewTime(time.Now().Add(time.Second).Truncate(time.Second).Add(time.Second))
+	u.Spec.ActiveFrom = &activeFrom
+	if err := live.Update(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	cache.hold(u.DeepCopy()) // the cache gets the new spec, and nothing after it
+	reconcile()
+	if p := phase(); p != identityv1alpha1.UserPhasePending {
+		t.Fatalf("phase %q before activeFrom, want Pending", p)
+	}
+	written := u.ResourceVersion
+
+	time.Sleep(time.Until(activeFrom.Time)) // activeFrom passes
+	res := reconcile()
+	if err := live.Get(ctx, req.NamespacedName, u); err != nil {
+		t.Fatal(err)
+	}
+	if u.ResourceVersion != written {
+		t.Errorf("a reconcile that read the User from a cache behind its own last write wrote it (resourceVersion %s, then %s)", written, u.ResourceVersion)
+	}
+	cache.hold(nil) // the cache catches up
+	for i := 0; res.RequeueAfter > 0 && i < 5; i++ {
+		res = reconcile()
+	}
+	if p := phase(); p != identityv1alpha1.UserPhaseActive {
+		t.Fatalf("phase %q once activeFrom has passed and the reconciles asked for are done, want Active", p)
+	}
+}
