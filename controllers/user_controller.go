@@ -42,10 +42,10 @@ type UserReconciler struct {
 	// Shards is the part of the work this replica does. A named shard writes its apps'
 	// accounts into Users' status and takes its finalizer off a deleted User once its
 	// apps are done; the main shard writes the rest and puts every finalizer on.
-	Shards   *Sharding
-	progress *progressThrottle
-	written  *ownWrites
-	journeys journeys
+	Shards    *Sharding
+	progress  *progressThrottle
+	ownWrites *ownWrites
+	journeys  journeys
 }
 
 func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -54,14 +54,14 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		if apierrors.IsNotFound(err) {
 			r.progress.forget(req.NamespacedName)
 			r.journeys.forget(req.NamespacedName)
-			r.written.forget(req.NamespacedName)
+			r.ownWrites.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.written.behind(u) {
+	if r.ownWrites.behind(u) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
-	defer r.written.wrote(u, u.ResourceVersion)
+	defer r.ownWrites.wrote(u, u.ResourceVersion)
 	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
 		return retryOnConflict(ctrl.Result{}, r.orphan(ctx, u))
 	}
@@ -340,9 +340,9 @@ func sortedApps(apps map[string]app) []string {
 
 // SetupWithManager watches Users (spec, labels, deletion) and the engines' news.
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.progress, r.written = newProgressThrottle(), newOwnWrites()
+	r.progress, r.ownWrites = newProgressThrottle(), newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.User{}, builder.WithPredicates(r.written.observer(), predicate.Or(specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
+		For(&identityv1alpha1.User{}, builder.WithPredicates(r.ownWrites.observer(), predicate.Or(specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
 		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(r.Shards.onLead(mgr.GetCache(), &identityv1alpha1.UserList{})).
 		Complete(r)

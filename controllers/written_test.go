@@ -66,7 +66,7 @@ func TestAUserReconcileWaitsForTheCacheToHoldItsOwnWrite(t *testing.T) {
 	r := &UserReconciler{
 		Client:  interceptor.NewClient(live, interceptor.Funcs{Get: cache.get}),
 		Engines: NewEngines(live, nil, membership, logr.Discard()), Notify: notify.NewHub(), Membership: membership,
-		Shards: NewSharding(MainShard, 0), progress: newProgressThrottle(), written: newOwnWrites(),
+		Shards: NewSharding(MainShard, 0), progress: newProgressThrottle(), ownWrites: newOwnWrites(),
 	}
 	ns := env.Namespace(t)
 	u := &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}, Spec: identityv1alpha1.UserSpec{UserName: "ada"}}
