@@ -59,7 +59,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if r.ownWrites.behind(u) {
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		return ctrl.Result{RequeueAfter: awaitedWriteRetry}, nil
 	}
 	defer r.ownWrites.wrote(u, u.ResourceVersion)
 	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
@@ -342,7 +342,7 @@ func sortedApps(apps map[string]app) []string {
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.progress, r.ownWrites = newProgressThrottle(), newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.User{}, builder.WithPredicates(r.ownWrites.observer(), predicate.Or(specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
+		For(&identityv1alpha1.User{}, builder.WithPredicates(predicate.Or(r.ownWrites.arrived(), specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
 		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(r.Shards.onLead(mgr.GetCache(), &identityv1alpha1.UserList{})).
 		Complete(r)

@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/controllers/notify"
@@ -46,7 +47,8 @@ func (l *laggingUsers) get(ctx context.Context, c client.WithWatch, key client.O
 // has passed, reads the User from a cache that has not seen that write. Computing from
 // the stale copy would find little to change and leave the written phase Pending for
 // good, as a User was once left converging in an app that had long finished; the
-// reconcile waits for the cache instead, and the User turns Active.
+// reconcile waits for the cache instead, the write's arrival in the cache queues the
+// User again, and it turns Active.
 func TestAUserReconcileWaitsForTheCacheToHoldItsOwnWrite(t *testing.T) {
 	env, err := testenv.Start()
 	if err != nil {
@@ -105,18 +107,24 @@ func TestAUserReconcileWaitsForTheCacheToHoldItsOwnWrite(t *testing.T) {
 	written := u.ResourceVersion
 
 	time.Sleep(time.Until(activeFrom.Time)) // activeFrom passes
-	res := reconcile()
+	reconcile()
 	if err := live.Get(ctx, req.NamespacedName, u); err != nil {
 		t.Fatal(err)
 	}
 	if u.ResourceVersion != written {
 		t.Errorf("a reconcile that read the User from a cache behind its own last write wrote it (resourceVersion %s, then %s)", written, u.ResourceVersion)
 	}
-	cache.hold(nil) // the cache catches up
-	for i := 0; res.RequeueAfter > 0 && i < 5; i++ {
-		res = reconcile()
+	stale := u.DeepCopy()
+	stale.ResourceVersion = "1"
+	if !r.ownWrites.arrived().Update(event.UpdateEvent{ObjectOld: stale, ObjectNew: u}) {
+		t.Error("the write a reconcile waits for, reaching the cache, does not queue the User again")
 	}
+	cache.hold(nil) // the cache catches up
+	reconcile()
 	if p := phase(); p != identityv1alpha1.UserPhaseActive {
-		t.Fatalf("phase %q once activeFrom has passed and the reconciles asked for are done, want Active", p)
+		t.Fatalf("phase %q once activeFrom has passed and the cache has caught up, want Active", p)
+	}
+	if r.ownWrites.arrived().Update(event.UpdateEvent{ObjectOld: stale, ObjectNew: u}) {
+		t.Error("a write no reconcile waits for queues the User again")
 	}
 }
