@@ -36,12 +36,27 @@ func (es *Engines) usersToEngines(roleChanged func(q workqueue, namespace, role 
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue) { set(e.Object, q) },
-		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue) { set(e.ObjectNew, q) },
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue) {
+			set(e.ObjectNew, q)
+			es.renamedManager(e.ObjectOld, e.ObjectNew)
+		},
 		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue) {
 			ns, name := e.Object.GetNamespace(), e.Object.GetName()
 			changed(q, ns, name, es.membership.DeleteUser(ns, name))
 		},
 	}
+}
+
+// renamedManager tells the engines about the reports of a User whose userName changed:
+// an app's mapping may give an account its manager's userName.
+func (es *Engines) renamedManager(old, renamed client.Object) {
+	before, ok := old.(*identityv1alpha1.User)
+	after, ok2 := renamed.(*identityv1alpha1.User)
+	if !ok || !ok2 || before.Spec.UserName == after.Spec.UserName {
+		return
+	}
+	reports := (&subjects{cache: es.cache, namespace: after.Namespace}).Reports(after.Name)
+	es.markDirty(after.Namespace, reports...)
 }
 
 // roleMembersChanged tells the engines of a namespace, and the Role's AppAssignments,

@@ -623,6 +623,37 @@ func TestManagerIsTheManagersAccountID(t *testing.T) {
 	})
 }
 
+// TestAManagersNewUserNameReachesTheirReportsAccounts: a mapping may write a manager's
+// userName into their reports' accounts; renaming the manager updates those accounts
+// at once, not at the next resync.
+func TestAManagersNewUserNameReachesTheirReportsAccounts(t *testing.T) {
+	ns := namespace(t)
+	app := newSCIMApp(t)
+	conn := scimConnection(t, app, ns, "scimapp", app.token)
+	conn.Spec.Mapping = []identityv1alpha1.ExpressionMapping{{Target: "title", Expression: `"reports to " + manager.userName`}}
+	worker := newUser(ns, "worker", "eng")
+	worker.Spec.Manager = &identityv1alpha1.LocalObjectReference{Name: "boss"}
+	boss := newUser(ns, "boss", "eng")
+	// The manager's account first, so that the report's create does not wait for it
+	// (a wait that ends by the clock, and plans the report again).
+	create(t, conn, roleWithGrants(ns, "eng", `user.department == "eng"`, grant("scimapp")), boss)
+	waitFor(t, "boss's account", func() (bool, string) { return app.user("boss@example.com") != nil, "" })
+	create(t, worker)
+	title := func(want string) func() (bool, string) {
+		return func() (bool, string) {
+			w := app.user("worker@example.com")
+			if w == nil {
+				return false, "worker has no account"
+			}
+			return w["title"] == want, fmt.Sprint(w["title"])
+		}
+	}
+	waitFor(t, "worker's title names boss", title("reports to boss@example.com"))
+
+	update(t, boss, func(u *identityv1alpha1.User) { u.Spec.UserName = "chief@example.com" })
+	waitFor(t, "worker's title names boss's new userName", title("reports to chief@example.com"))
+}
+
 // TestARolesAssignmentCountsItsActiveMembers: a Role's AppAssignment counts as desired
 // only the members that may hold an account now, and follows each one's lifecycle.
 func TestARolesAssignmentCountsItsActiveMembers(t *testing.T) {

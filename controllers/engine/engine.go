@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -73,6 +74,10 @@ type Engine struct {
 	// among them is looked for by key in the next listing.
 	unsureCreates map[string]unsureCreate
 	retry         map[string]*backoff
+	// settled: Users whose last plan had nothing to do, marked since by listings alone,
+	// and what that plan was made against (settled.go).
+	settled map[string]settledUser
+	seed    maphash.Seed
 	// arrived: Users marked from outside (MarkDirty) since a planning run last took
 	// them, whoever drained the inbox; a long run plans them between its chunks.
 	arrived map[string]bool
@@ -163,6 +168,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, unsureCreates: map[string]unsureCreate{}, retry: map[string]*backoff{}, converging: map[string]converging{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},
 		changedUsers: map[string]bool{}, userEvents: newUserEvents(cfg.UserEvents),
+		settled: map[string]settledUser{}, seed: maphash.MakeSeed(),
 	}
 	startConvergence(cfg.App)
 	e.cfg = cfg
@@ -195,6 +201,7 @@ func (e *Engine) Configure(cfg Config) {
 		e.health, e.synced, e.err = HealthConnecting, false, nil
 	}
 	if replan {
+		clear(e.settled)
 		e.markAllLocked()
 		e.appChanged = true
 	}
@@ -230,6 +237,7 @@ func (e *Engine) Release(user string) {
 	}
 	delete(e.planned, user)
 	delete(e.dirty, user)
+	delete(e.settled, user)
 	delete(e.lastSent, user)
 	delete(e.unsureCreates, user)
 	e.dropAccountStateLocked(user)
@@ -278,22 +286,32 @@ func (e *Engine) drainInboxLocked() {
 
 func (e *Engine) markLocked(user string) { e.markAtLocked(user, e.now()) }
 
+// markAtLocked marks a User for something other than a listing: its next plan is made
+// afresh, whatever the listings say.
 func (e *Engine) markAtLocked(user string, at time.Time) {
+	delete(e.settled, user)
+	e.touchLocked(user, at)
+}
+
+func (e *Engine) touchLocked(user string, at time.Time) {
 	if _, ok := e.dirty[user]; !ok {
 		e.dirty[user] = at
 	}
 	e.version[user]++
 }
 
+// markAllLocked marks every User for a listing: those settled are planned again only
+// if the listing changed what their last plan was made against.
 func (e *Engine) markAllLocked() {
+	now := e.now()
 	for _, u := range e.subjects.Names() {
-		e.markLocked(u)
+		e.touchLocked(u, now)
 	}
 	for u := range e.app.links {
-		e.markLocked(u)
+		e.touchLocked(u, now)
 	}
 	for u := range e.accountStates {
-		e.markLocked(u)
+		e.touchLocked(u, now)
 	}
 }
 
@@ -394,6 +412,7 @@ func jittered(interval time.Duration) time.Duration {
 func (e *Engine) failed(err error) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	clear(e.settled) // once the app answers again, every User is planned afresh
 	if e.health != HealthFailing {
 		e.drainInboxLocked()
 		for u := range e.dirty { // their status should say why nothing happens
@@ -490,6 +509,10 @@ func (e *Engine) planChunkLocked(users []string) (deprovisions []string) {
 			continue
 		}
 		delete(e.dirty, u)
+		if e.unchangedSinceSettledLocked(u) {
+			e.announceIfDoneLocked(u) // read as pending while it was marked
+			continue
+		}
 		delete(e.waitsFor, u)
 		p := e.planUserLocked(u, now)
 		if !p.changes() {
@@ -498,9 +521,11 @@ func (e *Engine) planChunkLocked(users []string) (deprovisions []string) {
 			delete(e.cleared, u)
 			e.releaseReportsLocked(u)
 			e.settleLocked(u, p)
+			e.rememberSettledLocked(p)
 			e.announceIfDoneLocked(u)
 			continue
 		}
+		delete(e.settled, u)
 		e.planned[u] = plannedUser{userPlan: p, version: e.version[u], since: since}
 		c, ok := e.converging[u]
 		if !ok {

@@ -24,6 +24,8 @@ import (
 type fakeSubjects struct {
 	mu    sync.Mutex
 	users map[string]Subject
+	// read counts the reads of each User's Subject.
+	read map[string]int
 }
 
 func (f *fakeSubjects) Names() []string {
@@ -39,8 +41,21 @@ func (f *fakeSubjects) Names() []string {
 func (f *fakeSubjects) Subject(name string) (Subject, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.read == nil {
+		f.read = map[string]int{}
+	}
+	f.read[name]++
 	s, ok := f.users[name]
 	return s, ok
+}
+
+// reads returns the reads of each User's Subject since the last call.
+func (f *fakeSubjects) reads() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.read
+	f.read = map[string]int{}
+	return r
 }
 
 func (f *fakeSubjects) Reports(string) []string { return nil }

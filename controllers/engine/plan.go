@@ -46,9 +46,9 @@ type userPlan struct {
 	wake time.Time
 	// problem says why the User cannot be provisioned (a mapping error, a duplicate).
 	problem string
-	// awaitsManager names the User's manager when the manager has no account in the app
-	// yet.
-	awaitsManager string
+	// manager names the User's manager, and awaitsManager names it when the manager has
+	// no account in the app yet.
+	manager, awaitsManager string
 	// drift lists the attributes the app did not keep when they were last sent: they are
 	// not sent again until what is desired of them changes.
 	drift []string
@@ -286,7 +286,7 @@ func (e *Engine) planUserLocked(user string, now time.Time) userPlan {
 		in.since = r.status.LastTransitionTime
 	}
 	p := plan(in)
-	p.observed = seen
+	p.observed, p.manager = seen, s.Manager
 	if exists && s.Manager != "" && e.app.links[s.Manager] == "" {
 		p.awaitsManager = s.Manager
 	}

@@ -57,6 +57,9 @@ func (e *Engine) connectAndList(ctx context.Context, cfg Config) error {
 	if matchBy != e.cfg.MatchBy {
 		e.app.rekey(e.cfg.MatchBy)
 	}
+	if !connected {
+		clear(e.settled) // a new connection: every User is planned afresh
+	}
 	e.synced, e.health, e.err, e.failStreak, e.quarantine = true, HealthReady, nil, 0, time.Time{}
 	e.lastFullSync, e.listedFrom = e.now(), began
 	e.checkUnmanaged = true
