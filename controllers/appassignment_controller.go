@@ -38,6 +38,8 @@ type AppAssignmentReconciler struct {
 	members sync.Map // types.NamespacedName → int
 	// written spaces the writes of counts that move while a sync runs.
 	written countsThrottle
+	// ownWrites: this reconciler's status writes on their way to the cache.
+	ownWrites *ownWrites
 }
 
 func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -46,9 +48,14 @@ func (r *AppAssignmentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if apierrors.IsNotFound(err) {
 			r.members.Delete(req.NamespacedName)
 			r.written.forget(req.NamespacedName)
+			r.ownWrites.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.ownWrites.behind(a) {
+		return waitForOwnWrite, nil
+	}
+	defer r.ownWrites.wrote(a, a.ResourceVersion)
 	before := a.DeepCopy()
 	cond := newConditions(&a.Status.CommonStatus, a.Generation)
 	now := time.Now()
@@ -173,8 +180,9 @@ func (r *AppAssignmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		})
 	}
 	name := func(obj client.Object) string { return obj.GetName() }
+	r.ownWrites = newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.AppAssignment{}, builder.WithPredicates(specOrLabelsChanged())).
+		For(&identityv1alpha1.AppAssignment{}, builder.WithPredicates(r.ownWrites.or(specOrLabelsChanged()))).
 		Watches(&identityv1alpha1.User{}, byField(indexAssignmentUser, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.Role{}, byField(indexAssignmentRole, name), builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.AppConnection{}, byField(indexAssignmentApp, name), builder.WithPredicates(specOrLabelsChanged())).

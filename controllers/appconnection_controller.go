@@ -55,6 +55,8 @@ type AppConnectionReconciler struct {
 	accounts sync.Map // types.NamespacedName → int
 	// written spaces the writes of a snapshot whose counts move while a sync runs.
 	written countsThrottle
+	// ownWrites: this reconciler's status writes on their way to the cache.
+	ownWrites *ownWrites
 }
 
 // built is an AppConnection's connector and mapping, kept until its spec or a Secret
@@ -72,9 +74,14 @@ func (r *AppConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(ctx, req.NamespacedName)
+			r.ownWrites.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.ownWrites.behind(conn) {
+		return waitForOwnWrite, nil
+	}
+	defer r.ownWrites.wrote(conn, conn.ResourceVersion)
 	if !r.Shards.Owns(conn) {
 		// Another shard's: let go of it if this replica ran it until its label changed.
 		if r.Engines.Get(req.NamespacedName) != nil {
@@ -501,8 +508,9 @@ func (r *AppConnectionReconciler) snapshotEvery(key types.NamespacedName) time.D
 }
 
 func (r *AppConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.ownWrites = newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(predicate.Or(
+		For(&identityv1alpha1.AppConnection{}, builder.WithPredicates(r.ownWrites.or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		WatchesRawSource(source.Channel(r.Engines.appEvents, coalescedBySize(r.snapshotEvery))).
 		Watches(&identityv1alpha1.AppAssignment{}, r.Engines.assignmentsToEngines(), builder.WithPredicates(specOrLabelsChanged())).

@@ -49,6 +49,8 @@ type DirectorySyncReconciler struct {
 
 	mu    sync.Mutex
 	built map[types.NamespacedName]*builtSource
+	// ownWrites: this reconciler's status writes on their way to the cache.
+	ownWrites *ownWrites
 }
 
 type builtSource struct {
@@ -68,9 +70,14 @@ func (r *DirectorySyncReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, ds); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forget(req.NamespacedName)
+			r.ownWrites.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.ownWrites.behind(ds) {
+		return waitForOwnWrite, nil
+	}
+	defer r.ownWrites.wrote(ds, ds.ResourceVersion)
 	if !r.Shards.Owns(ds) {
 		// Another shard's: stop its syncer if this replica ran it until its label
 		// changed. Inbound SCIM keeps serving it, as every replica does.
@@ -475,8 +482,9 @@ func syncStatusEqual(a, b *identityv1alpha1.DirectorySyncStatus) bool {
 // SetupWithManager watches DirectorySyncs, the Secrets and ConfigMaps they read, and
 // the syncers' news.
 func (r *DirectorySyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.ownWrites = newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.DirectorySync{}, builder.WithPredicates(predicate.Or(
+		For(&identityv1alpha1.DirectorySync{}, builder.WithPredicates(r.ownWrites.or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.syncsOfConfigMap)).
 		WatchesRawSource(source.Channel(r.Syncers.events, coalesced(countsEvery))).

@@ -33,6 +33,8 @@ type NotifierReconciler struct {
 	// Shards is the part of the work this replica does. Every replica delivers the news
 	// it makes (its apps', its directories'); the main shard writes the figures.
 	Shards *Sharding
+	// ownWrites: this reconciler's status writes on their way to the cache.
+	ownWrites *ownWrites
 }
 
 func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -40,8 +42,13 @@ func (r *NotifierReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, n); err != nil {
 		r.Hub.Remove(req.NamespacedName)
 		forgetConditions("Notifier", req.NamespacedName)
+		r.ownWrites.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.ownWrites.behind(n) {
+		return waitForOwnWrite, nil
+	}
+	defer r.ownWrites.wrote(n, n.ResourceVersion)
 	before := n.DeepCopy()
 	cond := newConditions(&n.Status.CommonStatus, n.Generation)
 	n.Status.ObservedGeneration = n.Generation
@@ -139,7 +146,7 @@ func statusTime(t time.Time) *metav1.Time {
 
 // SetupWithManager watches Notifiers, and the hub's news of their deliveries.
 func (r *NotifierReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.changes = make(chan event.GenericEvent, 256)
+	r.changes, r.ownWrites = make(chan event.GenericEvent, 256), newOwnWrites()
 	r.Hub.Changed = func(key types.NamespacedName) {
 		select {
 		case r.changes <- event.GenericEvent{Object: &identityv1alpha1.Notifier{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}:
@@ -150,7 +157,7 @@ func (r *NotifierReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.Notifier{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&identityv1alpha1.Notifier{}, builder.WithPredicates(r.ownWrites.or(predicate.GenerationChangedPredicate{}))).
 		WatchesRawSource(source.Channel(r.changes, coalesced(notifierStatusEvery))).
 		Complete(r)
 }

@@ -31,6 +31,8 @@ type RoleReconciler struct {
 	// Shards is the part of the work this replica does: every shard follows membership
 	// for its apps; the main shard writes Roles' counts and grants.
 	Shards *Sharding
+	// ownWrites: this reconciler's status writes on their way to the cache.
+	ownWrites *ownWrites
 }
 
 func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -38,9 +40,14 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.Get(ctx, req.NamespacedName, role); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Engines.roleMembersChanged(req.Namespace, req.Name, r.Membership.DeleteRole(req.Namespace, req.Name))
+			r.ownWrites.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.ownWrites.behind(role) {
+		return waitForOwnWrite, nil
+	}
+	defer r.ownWrites.wrote(role, role.ResourceVersion)
 	before := role.DeepCopy()
 	cond := newConditions(&role.Status.CommonStatus, role.Generation)
 	var listErr error
@@ -145,8 +152,9 @@ func boundedName(name string) string {
 // SetupWithManager watches Roles, the AppAssignments they own, and Users, whose changes
 // are evaluated against the Roles one User at a time.
 func (r *RoleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.ownWrites = newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.Role{}, builder.WithPredicates(specOrLabelsChanged())).
+		For(&identityv1alpha1.Role{}, builder.WithPredicates(r.ownWrites.or(specOrLabelsChanged()))).
 		Owns(&identityv1alpha1.AppAssignment{}, builder.WithPredicates(specOrLabelsChanged())).
 		Watches(&identityv1alpha1.User{}, r.Engines.usersToEngines(requeueRole), builder.WithPredicates(specOrLabelsChanged())).
 		WatchesRawSource(r.Shards.onLead(mgr.GetCache(), &identityv1alpha1.RoleList{})).

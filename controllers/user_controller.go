@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -59,7 +58,7 @@ func (r *UserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if r.ownWrites.behind(u) {
-		return ctrl.Result{RequeueAfter: awaitedWriteRetry}, nil
+		return waitForOwnWrite, nil
 	}
 	defer r.ownWrites.wrote(u, u.ResourceVersion)
 	if u.DeletionTimestamp != nil && u.Annotations[identityv1alpha1.AnnotationOrphanAccounts] == "true" {
@@ -342,7 +341,7 @@ func sortedApps(apps map[string]app) []string {
 func (r *UserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.progress, r.ownWrites = newProgressThrottle(), newOwnWrites()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&identityv1alpha1.User{}, builder.WithPredicates(predicate.Or(r.ownWrites.arrived(), specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
+		For(&identityv1alpha1.User{}, builder.WithPredicates(r.ownWrites.or(specOrLabelsChanged(), r.otherShardsWrote(mgr.GetCache())))).
 		WatchesRawSource(source.Channel(r.Engines.userEvents, &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(r.Shards.onLead(mgr.GetCache(), &identityv1alpha1.UserList{})).
 		Complete(r)

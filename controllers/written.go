@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -30,6 +31,10 @@ type ownWrite struct {
 // awaitedWriteRetry is how soon a reconcile that waits for its own write looks again
 // should the write's arrival in the cache not queue it first.
 const awaitedWriteRetry = time.Second
+
+// waitForOwnWrite is the result of a reconcile that read an object behind its own last
+// write to it.
+var waitForOwnWrite = ctrl.Result{RequeueAfter: awaitedWriteRetry}
 
 func newOwnWrites() *ownWrites {
 	return &ownWrites{pending: map[types.NamespacedName]*ownWrite{}}
@@ -80,6 +85,11 @@ func (w *ownWrites) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	delete(w.pending, key)
 	w.mu.Unlock()
+}
+
+// or passes what preds pass, and the arrival of a write a reconcile waits for.
+func (w *ownWrites) or(preds ...predicate.Predicate) predicate.Predicate {
+	return predicate.Or(append([]predicate.Predicate{w.arrived()}, preds...)...)
 }
 
 // arrived passes an update that brings into the cache a write a reconcile waits for,
