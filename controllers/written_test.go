@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -126,5 +127,68 @@ func TestAUserReconcileWaitsForTheCacheToHoldItsOwnWrite(t *testing.T) {
 	}
 	if r.ownWrites.arrived().Update(event.UpdateEvent{ObjectOld: stale, ObjectNew: u}) {
 		t.Error("a write no reconcile waits for queues the User again")
+	}
+}
+
+// TestEveryStatusReconcilerWaitsForTheCacheToHoldItsOwnWrite: each reconciler that
+// computes a status from its cache (and skips a write equal to the cached one), reading
+// an object older than its own last write to it, writes nothing and waits for the write,
+// whose arrival in the cache queues the object again.
+func TestEveryStatusReconcilerWaitsForTheCacheToHoldItsOwnWrite(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+	for _, c := range []struct {
+		obj       client.Object
+		reconcile func(*ownWrites) func(context.Context, ctrl.Request) (ctrl.Result, error)
+	}{
+		{&identityv1alpha1.AppConnection{ObjectMeta: meta("app"), Spec: identityv1alpha1.AppConnectionSpec{Memory: &identityv1alpha1.MemoryConnector{}}},
+			func(w *ownWrites) func(context.Context, ctrl.Request) (ctrl.Result, error) {
+				return (&AppConnectionReconciler{Client: env.Client, ownWrites: w}).Reconcile
+			}},
+		{&identityv1alpha1.AppAssignment{ObjectMeta: meta("grant"), Spec: identityv1alpha1.AppAssignmentSpec{UserRef: &identityv1alpha1.LocalObjectReference{Name: "ada"}, App: "app"}},
+			func(w *ownWrites) func(context.Context, ctrl.Request) (ctrl.Result, error) {
+				return (&AppAssignmentReconciler{Client: env.Client, ownWrites: w}).Reconcile
+			}},
+		{&identityv1alpha1.Role{ObjectMeta: meta("eng"), Spec: identityv1alpha1.RoleSpec{Members: identityv1alpha1.RoleMembers{Users: []string{"ada"}}}},
+			func(w *ownWrites) func(context.Context, ctrl.Request) (ctrl.Result, error) {
+				return (&RoleReconciler{Client: env.Client, ownWrites: w}).Reconcile
+			}},
+		{&identityv1alpha1.DirectorySync{ObjectMeta: meta("idp"), Spec: identityv1alpha1.DirectorySyncSpec{SCIM: &identityv1alpha1.SCIMSource{TokenSecretRef: identityv1alpha1.SecretKeySelector{Name: "idp", Key: "token"}}}},
+			func(w *ownWrites) func(context.Context, ctrl.Request) (ctrl.Result, error) {
+				return (&DirectorySyncReconciler{Client: env.Client, ownWrites: w}).Reconcile
+			}},
+		{&identityv1alpha1.Notifier{ObjectMeta: meta("hook"), Spec: identityv1alpha1.NotifierSpec{Webhook: &identityv1alpha1.WebhookChannel{URL: "https://hooks.example.com/roster", SigningSecretRef: identityv1alpha1.LocalObjectReference{Name: "hook"}}}},
+			func(w *ownWrites) func(context.Context, ctrl.Request) (ctrl.Result, error) {
+				return (&NotifierReconciler{Client: env.Client, ownWrites: w}).Reconcile
+			}},
+	} {
+		kind := fmt.Sprintf("%T", c.obj)
+		env.Create(t, c.obj)
+		read := c.obj.GetResourceVersion()
+		// The reconciler's last write is ahead of what its cache (here the API server,
+		// as it was read) holds.
+		ahead := c.obj.DeepCopyObject().(client.Object)
+		ahead.SetResourceVersion(read + "0")
+		w := newOwnWrites()
+		w.wrote(ahead, read)
+		res, err := c.reconcile(w)(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(c.obj)})
+		if err != nil || res != waitForOwnWrite {
+			t.Errorf("%s read behind its own last write: reconcile returned %+v, %v; want it to wait for the write", kind, res, err)
+		}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(c.obj), c.obj); err != nil {
+			t.Fatal(err)
+		}
+		if c.obj.GetResourceVersion() != read {
+			t.Errorf("%s read behind its own last write was written (resourceVersion %s, then %s)", kind, read, c.obj.GetResourceVersion())
+		}
+		if !w.arrived().Update(event.UpdateEvent{ObjectOld: c.obj, ObjectNew: ahead}) {
+			t.Errorf("the write a %s reconcile waits for, reaching the cache, does not queue it again", kind)
+		}
 	}
 }
