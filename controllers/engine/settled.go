@@ -7,13 +7,13 @@ import (
 	"github.com/rosterhq/roster/connectors"
 )
 
-// A full resync lists the app and marks every User, but most of them, in an
-// organisation at rest, were planned with nothing to do and nothing of theirs has
-// changed since: neither the User, its Roles and assignments (their changes mark it
-// from outside, and forget what follows), nor its account as the app lists it. A resync
-// plans such a User again only when the listing changed what its last plan was made
-// against; planning every User of a large organisation again on every resync costs
-// minutes of CPU, and leavers wait behind it.
+// A full resync lists the app and marks every User, but in an organisation at rest
+// most Users were last planned with nothing to do, and nothing of theirs has changed
+// since: not the User, its Roles or its assignments (a change to those marks it from
+// outside, and a User marked so is always planned afresh), nor its account as the app
+// lists it. A resync plans such a User again only when the listing changed what its
+// last plan was made against: planning every User of a large organisation again on
+// every resync costs minutes of CPU, and leavers wait behind it.
 
 // settledUser is what a User's last plan, which had nothing to do, was made against and
 // a listing can change: its manager (whose account id its mapping may read) and a hash
