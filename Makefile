@@ -72,9 +72,10 @@ test: manifests generate lint envtest test-tools helm ## Run every test against 
 	$(MAKE) fuzz
 
 .PHONY: fuzz
-fuzz: ## Fuzz the SCIM filter parser and PATCH applier for FUZZ_TIME executions each.
+fuzz: ## Fuzz the SCIM filter parser, the PATCH applier and the engines' packed accounts for FUZZ_TIME executions each.
 	go test ./connectors/scim -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZ_TIME)
 	go test ./connectors/scim -run '^$$' -fuzz '^FuzzApplyPatch$$' -fuzztime $(FUZZ_TIME)
+	go test ./controllers/engine -run '^$$' -fuzz '^FuzzPackedAttributes$$' -fuzztime $(FUZZ_TIME)
 
 .PHONY: reliability
 reliability: envtest test-tools ## Kill, fail over and starve the operator at full size: crashes, failover, faulty apps and sources, API server, inbound SCIM, a 15-minute soak (test/reliability).
