@@ -314,7 +314,7 @@ func (e *Engine) settleLocked(user string, p userPlan) {
 		return
 	case !p.exists:
 		e.app.unlink(user)
-		delete(e.accountStates, user)
+		e.forgetAccountStateLocked(user)
 		delete(e.unsureCreates, user)
 	case p.problem != "":
 		e.setAccountStateLocked(user, identityv1alpha1.AccountStateFailed, e.app.links[user], p.problem)
@@ -372,7 +372,23 @@ func (e *Engine) setAccountStateLocked(user string, state identityv1alpha1.Accou
 	}
 	st.State, st.ExternalID, st.Message, st.LastSyncTime = state, accountID, message, now
 	r.status = st
+	e.countFailedLocked(user, r)
 	e.changedUsers[user] = true
+}
+
+// countFailedLocked keeps the failed Users in step with a User's record.
+func (e *Engine) countFailedLocked(user string, r *accountState) {
+	if r.status.State == identityv1alpha1.AccountStateFailed {
+		e.failedUsers[user] = r
+	} else {
+		delete(e.failedUsers, user)
+	}
+}
+
+// forgetAccountStateLocked drops a User's record of its account.
+func (e *Engine) forgetAccountStateLocked(user string) {
+	delete(e.accountStates, user)
+	delete(e.failedUsers, user)
 }
 
 // setLastLoginLocked records when the person last signed in to the app, where the app
@@ -388,7 +404,7 @@ func (e *Engine) setLastLoginLocked(user string, at time.Time) {
 
 func (e *Engine) dropAccountStateLocked(user string) {
 	if _, ok := e.accountStates[user]; ok {
-		delete(e.accountStates, user)
+		e.forgetAccountStateLocked(user)
 		e.changedUsers[user] = true
 	}
 }
@@ -409,7 +425,9 @@ func (e *Engine) seedAccountStateLocked(user string, recorded *identityv1alpha1.
 	if recorded.LastTransitionTime != nil {
 		st.LastTransitionTime = recorded.LastTransitionTime.Time
 	}
-	e.accountStates[user] = &accountState{status: st}
+	r := &accountState{status: st}
+	e.accountStates[user] = r
+	e.countFailedLocked(user, r)
 }
 
 // observeConvergedLocked measures how long a User took from its change to converged: a

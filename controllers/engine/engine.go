@@ -56,8 +56,10 @@ type Engine struct {
 	synced bool
 	// app is what the engine knows of the app's accounts and groups, and who holds them.
 	app *observedApp
-	// accountStates: each User's account as the User's status shows it.
+	// accountStates: each User's account as the User's status shows it; failedUsers: the
+	// Users among them whose account failed, for the counts of every status snapshot.
 	accountStates map[string]*accountState
+	failedUsers   map[string]*accountState
 	// planning.
 	dirty      map[string]time.Time // user → when it was first marked since planned
 	version    map[string]uint64
@@ -163,7 +165,7 @@ func New(cfg Config, subjects Subjects, notifier Notifier, events Events, log lo
 		queue: newWorkQueue(), timers: newTimers(),
 		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), groupWake: make(chan struct{}, 1),
 		health: HealthConnecting,
-		app:    newObservedApp(), accountStates: map[string]*accountState{},
+		app:    newObservedApp(), accountStates: map[string]*accountState{}, failedUsers: map[string]*accountState{},
 		dirty: map[string]time.Time{}, arrived: map[string]bool{}, version: map[string]uint64{}, planned: map[string]plannedUser{},
 		held: map[string]bool{}, cleared: map[string]bool{}, released: map[string]bool{}, lastSent: map[string]sent{}, unsureCreates: map[string]unsureCreate{}, retry: map[string]*backoff{}, converging: map[string]converging{}, askedPending: map[string]bool{},
 		managedGroups: map[string]string{}, pendingGroups: map[string]*groupChange{}, pendingOf: map[string]int{}, waitsFor: map[string]string{}, awaitedBy: map[string][]string{}, waitingSince: map[string]time.Time{},

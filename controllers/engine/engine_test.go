@@ -877,3 +877,38 @@ func TestResyncsOfAppsStartedTogetherAreSpread(t *testing.T) {
 		t.Fatalf("1,000 resyncs of 1h all came between %s and %s, want them spread over minutes", lo, hi)
 	}
 }
+
+// TestTheAppsFailureCountsFollowEachUsersAccount: the snapshot counts the failed
+// accounts as Users' writes fail, recover and go away.
+func TestTheAppsFailureCountsFollowEachUsersAccount(t *testing.T) {
+	e, app, subjects, _ := withAccounts(t, 3, nil)
+	counted := func(failed, rateLimited int, sampled ...string) func() bool {
+		return func() bool {
+			s := e.Snapshot()
+			if s.Failed != failed || s.RateLimited != rateLimited || len(s.FailureSample) != len(sampled) {
+				return false
+			}
+			for i, u := range sampled {
+				if !strings.HasPrefix(s.FailureSample[i], u+": ") {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	app.FailWith(&connectors.RateLimitedError{RetryAfter: 50 * time.Millisecond, Message: "slow down"}, "update")
+	for _, u := range []string{"u00", "u01"} {
+		subjects.set(u, func(s *Subject) { s.User.Spec.Title = "Engineer" })
+		e.MarkDirty(u)
+	}
+	subjects.set("dup", func(s *Subject) { s.Duplicate = true }) // never had an account
+	e.MarkDirty("dup")
+	eventually(t, "two updates rate limited and a duplicate", counted(3, 2, "dup", "u00", "u01"))
+	app.FailWith(nil)
+	eventually(t, "the updates through at their retry", counted(1, 0, "dup"))
+	subjects.mu.Lock()
+	delete(subjects.users, "dup")
+	subjects.mu.Unlock()
+	e.MarkDirty("dup")
+	eventually(t, "the duplicate gone", counted(0, 0))
+}

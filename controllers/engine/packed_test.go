@@ -18,8 +18,8 @@ func scimAccount(i int) map[string]any {
 	return map[string]any{
 		"userName": fmt.Sprintf("ada.lovelace%05d@example.com", i), "externalId": fmt.Sprintf("ada-lovelace-%05d", i),
 		"name.givenName": "Ada", "name.familyName": "Lovelace", "name.middleName": "", "displayName": "Ada Lovelace",
-		"emails":   []any{map[string]any{"value": fmt.Sprintf("ada.lovelace%05d@example.com", i), "type": "work", "primary": true}},
-		"title":    "Engineer", "userType": "Employee", "roles": []any{},
+		"emails": []any{map[string]any{"value": fmt.Sprintf("ada.lovelace%05d@example.com", i), "type": "work", "primary": true}},
+		"title":  "Engineer", "userType": "Employee", "roles": []any{},
 		enterprise + ":department": "Engineering", enterprise + ":manager.value": "5f0c6b2e-8a4f-4b7e-9a51-3c2d1e0f9a8b",
 	}
 }

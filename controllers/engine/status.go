@@ -23,19 +23,17 @@ func (e *Engine) Snapshot() Snapshot {
 		Managed: e.app.managedCount(), Pending: len(e.planned), LastFullSync: e.lastFullSync,
 		Blocked: e.heldPlanID != "", QuarantinedUntil: e.quarantine,
 	}
-	var failed []string
-	for u, r := range e.accountStates {
-		if r.status.State == identityv1alpha1.AccountStateFailed {
-			failed = append(failed, u)
-			if r.rateLimited {
-				s.RateLimited++
-			}
+	failed := make([]string, 0, len(e.failedUsers))
+	for u, r := range e.failedUsers {
+		failed = append(failed, u)
+		if r.rateLimited {
+			s.RateLimited++
 		}
 	}
 	s.Failed = len(failed)
 	sort.Strings(failed)
 	for _, u := range failed[:min(len(failed), failureSampleSize)] {
-		s.FailureSample = append(s.FailureSample, u+": "+e.accountStates[u].status.Message)
+		s.FailureSample = append(s.FailureSample, u+": "+e.failedUsers[u].status.Message)
 	}
 	if e.cfg.Unmanaged != identityv1alpha1.UnmanagedIgnore {
 		unmanaged := e.app.unmanaged()
