@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,11 +125,9 @@ func (r *AppAssignmentReconciler) missingSubject(ctx context.Context, a *identit
 // count fills desired, provisioned and failed from the app's engine.
 func (r *AppAssignmentReconciler) count(a *identityv1alpha1.AppAssignment, conn *identityv1alpha1.AppConnection, cond conditions, now time.Time) {
 	e := r.Engines.Get(types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.App})
-	users := subjectUsers(r.Membership, a)
-	r.members.Store(client.ObjectKeyFromObject(a), len(users))
-	active := r.Membership.Active(a.Namespace, users, now)
+	active, members := activeSubjects(r.Membership, a, now)
+	r.members.Store(client.ObjectKeyFromObject(a), members)
 	a.Status.Desired = int32(len(active))
-	var failures []string
 	if e != nil {
 		e.Accounts(active, func(name string, st engine.AccountStatus) {
 			switch st.State {
@@ -136,13 +135,13 @@ func (r *AppAssignmentReconciler) count(a *identityv1alpha1.AppAssignment, conn 
 				a.Status.Provisioned++
 			case identityv1alpha1.AccountStateFailed:
 				a.Status.Failed++
-				if len(a.Status.Failures) < maxFailures {
-					t := metav1.NewTime(st.LastSyncTime.Truncate(time.Second))
-					a.Status.Failures = append(a.Status.Failures, identityv1alpha1.AssignmentFailure{User: name, Message: truncate(st.Message, 1024), LastAttemptTime: &t})
-					failures = append(failures, name+": "+st.Message)
-				}
+				a.Status.Failures = firstFailures(a.Status.Failures, name, st)
 			}
 		})
+	}
+	failures := make([]string, len(a.Status.Failures))
+	for i, f := range a.Status.Failures {
+		failures[i] = f.User + ": " + f.Message
 	}
 	switch {
 	case conn.Spec.Mode == identityv1alpha1.ModePlan:
@@ -154,6 +153,30 @@ func (r *AppAssignmentReconciler) count(a *identityv1alpha1.AppAssignment, conn 
 	default:
 		cond.ready(identityv1alpha1.ReasonReconciled, fmt.Sprintf("%d accounts provisioned", a.Status.Provisioned))
 	}
+}
+
+// firstFailures keeps the first maxFailures failures by User name, whatever order the
+// Users are visited in, so that the same failures read the same.
+func firstFailures(first []identityv1alpha1.AssignmentFailure, user string, st engine.AccountStatus) []identityv1alpha1.AssignmentFailure {
+	i, _ := slices.BinarySearchFunc(first, user, func(f identityv1alpha1.AssignmentFailure, user string) int { return strings.Compare(f.User, user) })
+	if i == maxFailures {
+		return first
+	}
+	t := metav1.NewTime(st.LastSyncTime.Truncate(time.Second))
+	first = slices.Insert(first, i, identityv1alpha1.AssignmentFailure{User: user, Message: truncate(st.Message, 1024), LastAttemptTime: &t})
+	return first[:min(len(first), maxFailures)]
+}
+
+// activeSubjects lists, in no order, the Users an AppAssignment's subject holds whose
+// lifecycle allows accounts at now, and how many Users it holds in all.
+func activeSubjects(m *Membership, a *identityv1alpha1.AppAssignment, now time.Time) (active []string, held int) {
+	switch {
+	case a.Spec.UserRef != nil:
+		return m.Active(a.Namespace, []string{a.Spec.UserRef.Name}, now), 1
+	case a.Spec.RoleRef != nil:
+		return m.ActiveMembers(a.Namespace, a.Spec.RoleRef.Name, now)
+	}
+	return nil, 0
 }
 
 // countEvery is how often, at most, the engines' news count an assignment again.

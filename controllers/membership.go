@@ -270,6 +270,30 @@ func (m *Membership) Broken(namespace, role string) bool {
 	return m.broken[types.NamespacedName{Namespace: namespace, Name: role}]
 }
 
+// ActiveMembers lists, in no order, a Role's members whose lifecycle allows accounts
+// at now, and how many members it has in all.
+func (m *Membership) ActiveMembers(namespace, role string, now time.Time) (active []string, members int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	all := m.members[types.NamespacedName{Namespace: namespace, Name: role}]
+	active = make([]string, 0, len(all))
+	for name := range all {
+		if l, ok := m.lifespans[types.NamespacedName{Namespace: namespace, Name: name}]; ok {
+			if phase, _ := l.phase(now); phase == identityv1alpha1.UserPhaseActive {
+				active = append(active, name)
+			}
+		}
+	}
+	return active, len(all)
+}
+
+// Count is how many members a Role has.
+func (m *Membership) Count(namespace, role string) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.members[types.NamespacedName{Namespace: namespace, Name: role}])
+}
+
 // Members lists a Role's members.
 func (m *Membership) Members(namespace, role string) []string {
 	m.mu.RLock()

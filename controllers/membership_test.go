@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func TestMembershipSurvivesAStaleListing(t *testing.T) {
 
 // TestActiveFollowsEveryUsersLifecycle: the Users an assignment counts as active are
 // those that exist and, at the time asked, are neither suspended, deleting, expired
-// nor yet to start, as each User's last change says.
+// nor yet to start, as each User's last change says, asked by name or by Role.
 func TestActiveFollowsEveryUsersLifecycle(t *testing.T) {
 	m, _ := NewMembership()
 	now := time.Now()
@@ -136,12 +137,19 @@ func TestActiveFollowsEveryUsersLifecycle(t *testing.T) {
 		"contract":  func(u *identityv1alpha1.User) { u.Spec.ActiveFrom, u.Spec.ActiveUntil = &earlier, &later },
 		"deleted":   func(*identityv1alpha1.User) {},
 	}
+	var held []identityv1alpha1.User
 	for name, change := range users {
 		u := testUser(name, "eng", nil, nil)
 		change(&u)
 		m.SetUser(&u)
+		if name != "deleted" {
+			held = append(held, u)
+		}
 	}
 	m.DeleteUser("acme", "deleted")
+	if _, err := m.SetRole(testRole("eng", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`}), listed(held)); err != nil {
+		t.Fatal(err)
+	}
 	other := testUser("active", "eng", nil, nil)
 	other.Namespace = "globex"
 	other.Spec.State = identityv1alpha1.UserStateSuspended
@@ -153,6 +161,10 @@ func TestActiveFollowsEveryUsersLifecycle(t *testing.T) {
 	}
 	if got, want := m.Active("acme", asked, now.Add(2*time.Hour)), []string{"active", "starting"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("active in two hours: %v, want %v", got, want)
+	}
+	active, members := m.ActiveMembers("acme", "eng", now)
+	if slices.Sort(active); !reflect.DeepEqual(active, []string{"active", "contract"}) || members != 6 || m.Count("acme", "eng") != 6 {
+		t.Errorf("the Role's active members now: %v of %d (counted %d), want [active contract] of 6", active, members, m.Count("acme", "eng"))
 	}
 	back := testUser("suspended", "eng", nil, nil)
 	m.SetUser(&back)

@@ -63,7 +63,7 @@ func (r *RoleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if !r.Shards.main() {
 		return ctrl.Result{}, nil
 	}
-	role.Status.MemberCount = int32(len(r.Membership.Members(role.Namespace, role.Name)))
+	role.Status.MemberCount = int32(r.Membership.Count(role.Namespace, role.Name))
 
 	grantErr := r.syncGrants(ctx, role)
 	switch {
