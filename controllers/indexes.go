@@ -15,11 +15,13 @@ const (
 	indexAssignmentApp  = "spec.app"
 	indexAssignmentUser = "spec.userRef.name"
 	indexAssignmentRole = "spec.roleRef.name"
-	indexUserManager    = "spec.manager.name"
-	indexUserName       = "userName.lower"
-	indexConfigMaps     = "configMapRefs"
-	indexRequestUser    = "spec.userRef.name"
-	labelRole           = "identity.roster.dev/role"
+	// indexAssignmentGrantee finds an app's assignments to one User, and to Roles.
+	indexAssignmentGrantee = "grantee"
+	indexUserManager       = "spec.manager.name"
+	indexUserName          = "userName.lower"
+	indexConfigMaps        = "configMapRefs"
+	indexRequestUser       = "spec.userRef.name"
+	labelRole              = "identity.roster.dev/role"
 )
 
 // fieldIndex is one field index over the informer caches.
@@ -45,6 +47,16 @@ func fieldIndexes() []fieldIndex {
 		{&identityv1alpha1.AppAssignment{}, indexAssignmentRole, func(o client.Object) []string {
 			if ref := o.(*identityv1alpha1.AppAssignment).Spec.RoleRef; ref != nil {
 				return []string{ref.Name}
+			}
+			return nil
+		}},
+		{&identityv1alpha1.AppAssignment{}, indexAssignmentGrantee, func(o client.Object) []string {
+			a := o.(*identityv1alpha1.AppAssignment)
+			switch {
+			case a.Spec.UserRef != nil:
+				return []string{userGrantee(a.Spec.App, a.Spec.UserRef.Name)}
+			case a.Spec.RoleRef != nil:
+				return []string{rolesGrantee(a.Spec.App)}
 			}
 			return nil
 		}},
@@ -77,3 +89,8 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 	}
 	return nil
 }
+
+// userGrantee and rolesGrantee are the keys of indexAssignmentGrantee.
+func userGrantee(app, user string) string { return app + "/user/" + user }
+
+func rolesGrantee(app string) string { return app + "/roles" }

@@ -87,16 +87,21 @@ func (s *subjects) Subject(name string) (engine.Subject, bool) {
 }
 
 // entitle finds the live AppAssignments of the app that give it to the User, and the
-// union of their entitlements.
+// union of their entitlements. It reads the app's assignments to the User and to Roles,
+// not those to every other User, which may be thousands.
 func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.Time) {
-	var list identityv1alpha1.AppAssignmentList
-	if err := s.cache.List(ctx, &list, client.InNamespace(s.namespace),
-		client.MatchingFields{indexAssignmentApp: s.app}, client.UnsafeDisableDeepCopy); err != nil {
-		subj.AssignmentUnknown = true
-		return
+	var assignments []identityv1alpha1.AppAssignment
+	for _, grantee := range []string{userGrantee(s.app, subj.User.Name), rolesGrantee(s.app)} {
+		var list identityv1alpha1.AppAssignmentList
+		if err := s.cache.List(ctx, &list, client.InNamespace(s.namespace),
+			client.MatchingFields{indexAssignmentGrantee: grantee}, client.UnsafeDisableDeepCopy); err != nil {
+			subj.AssignmentUnknown = true
+			return
+		}
+		assignments = append(assignments, list.Items...)
 	}
 	groups := map[string]bool{}
-	s.granting(list.Items, subj, now, func(a *identityv1alpha1.AppAssignment) {
+	s.granting(assignments, subj, now, func(a *identityv1alpha1.AppAssignment) {
 		subj.Assigned = true
 		for _, g := range a.Spec.Groups {
 			if !groups[strings.ToLower(g)] {
