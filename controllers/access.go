@@ -67,8 +67,8 @@ func Evaluate(scheme *runtime.Scheme, objs []client.Object, now time.Time) ([]Ho
 	var out []Holding
 	for _, app := range apps {
 		s := &subjects{cache: cache, membership: membership, namespace: namespace, app: app}
-		var assignments identityv1alpha1.AppAssignmentList
-		if err := cache.List(ctx, &assignments, client.InNamespace(namespace), client.MatchingFields{indexAssignmentApp: app}); err != nil {
+		assignments, err := assignmentsBy(ctx, cache, indexAssignmentApp, namespace, app)
+		if err != nil {
 			return nil, err
 		}
 		for _, u := range people {
@@ -78,7 +78,7 @@ func Evaluate(scheme *runtime.Scheme, objs []client.Object, now time.Time) ([]Ho
 			}
 			h := Holding{App: app, User: u.Name, UserName: u.Spec.UserName, Active: subj.Active && !subj.Duplicate,
 				Groups: subj.Groups, AppRole: subj.AppRole, License: subj.License}
-			s.granting(assignments.Items, &engine.Subject{User: &u}, now, func(a *identityv1alpha1.AppAssignment) {
+			s.granting(assignments, &engine.Subject{User: &u}, now, func(a *identityv1alpha1.AppAssignment) {
 				g := Grant{Assignment: a.Name, Request: a.Labels[labelAccessRequest]}
 				if a.Spec.RoleRef != nil {
 					g.Role = a.Spec.RoleRef.Name

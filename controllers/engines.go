@@ -47,7 +47,9 @@ type Engines struct {
 	userEventBudgets map[string]*rate.Limiter
 }
 
-// NewEngines returns an empty set of engines.
+// NewEngines returns an empty set of engines reading Users, Roles and AppAssignments
+// from cache: the manager's informer cache, whose indexes they read without copies, or
+// any reader.
 func NewEngines(cache client.Reader, rec recorder.EventRecorder, membership *Membership, log logr.Logger) *Engines {
 	es := &Engines{
 		cache: cache, recorder: rec, membership: membership, log: log,

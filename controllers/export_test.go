@@ -7,6 +7,8 @@ import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 )
 
 // ShardReplica is one replica's share of automatic shards, driven round by round by a
@@ -89,4 +91,9 @@ func (u *UnreadEngines) Start(ctx context.Context) error { return u.es.Start(ctx
 // ReconcileUsers has every User of a namespace reconciled, as letting a shard go does.
 func (u *UnreadEngines) ReconcileUsers(namespace string) {
 	u.es.reconcileUsers(client.InNamespace(namespace))
+}
+
+// AssignmentsOfApp reads an app's AppAssignments by index, as the engines read them.
+func AssignmentsOfApp(ctx context.Context, r client.Reader, namespace, app string) ([]*identityv1alpha1.AppAssignment, error) {
+	return assignmentsBy(ctx, r, indexAssignmentApp, namespace, app)
 }

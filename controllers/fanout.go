@@ -67,11 +67,11 @@ func (es *Engines) roleMembersChanged(namespace, role string, users []string) {
 	}
 	es.markDirty(namespace, users...)
 	es.entitlementsChanged(namespace, users)
-	var list identityv1alpha1.AppAssignmentList
-	if err := es.cache.List(context.Background(), &list, client.InNamespace(namespace), client.MatchingFields{indexAssignmentRole: role}); err != nil {
+	assignments, err := assignmentsBy(context.Background(), es.cache, indexAssignmentRole, namespace, role)
+	if err != nil {
 		return
 	}
-	for _, a := range list.Items {
+	for _, a := range assignments {
 		es.assignmentEvents <- event.GenericEvent{Object: &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: a.Name}}}
 	}
 }

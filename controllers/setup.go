@@ -189,7 +189,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.ShardLeaders {
 		shard.leaders = newShardLeaders(mgr.GetAPIReader(), opts.Leases, LeaseBase)
 	}
-	engines := NewEngines(mgr.GetClient(), mgr.GetEventRecorder("roster"), membership, ctrl.Log.WithName("engine"))
+	engines := NewEngines(mgr.GetCache(), mgr.GetEventRecorder("roster"), membership, ctrl.Log.WithName("engine"))
 	engines.shards = shard
 	syncers := NewSyncers(mgr.GetClient(), ctrl.Log.WithName("directorysync"))
 	if err := addWorkers(mgr, shard, opts.Leases, engines, syncers); err != nil {

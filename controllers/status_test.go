@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/controllers"
 )
 
 func condition(conds []metav1.Condition, typ string) string {
@@ -143,5 +145,45 @@ func TestAnAssignmentsCountHeldWhileOnlyNumbersMoveIsWrittenAfterwards(t *testin
 	failed("three accounts failed, written once the interval is over", 3)
 	if held, _ := metricValue(t, "controller_runtime_reconcile_total", heldReconciles); held <= heldBefore {
 		t.Fatalf("no AppAssignment reconcile was requeued (%v before, %v after): the third failure was written at once, not held", heldBefore, held)
+	}
+}
+
+// TestTheEnginesReadTheCachesIndexWithoutCopies: read by index from the informer cache,
+// an app's AppAssignments are the cache's own objects, the same at every read (no list
+// of copies made per read); any other reader still lists them.
+func TestTheEnginesReadTheCachesIndexWithoutCopies(t *testing.T) {
+	ns := namespace(t)
+	for _, a := range []struct{ name, user, app string }{{"ada-wiki", "ada", "wiki"}, {"grace-wiki", "grace", "wiki"}, {"ada-crm", "ada", "crm"}} {
+		if err := k8s.Create(testCtx, &identityv1alpha1.AppAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: a.name},
+			Spec: identityv1alpha1.AppAssignmentSpec{App: a.app, UserRef: &identityv1alpha1.LocalObjectReference{Name: a.user}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(as []*identityv1alpha1.AppAssignment) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	var first []*identityv1alpha1.AppAssignment
+	waitFor(t, "the cache to hold the wiki's two assignments", func() (bool, string) {
+		var err error
+		first, err = controllers.AssignmentsOfApp(testCtx, cached, ns, "wiki")
+		return err == nil && slices.Equal(names(first), []string{"ada-wiki", "grace-wiki"}), fmt.Sprint(names(first), err)
+	})
+	again, err := controllers.AssignmentsOfApp(testCtx, cached, ns, "wiki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range first {
+		if !slices.Contains(again, a) {
+			t.Fatalf("%s read again is another object: the cache's index was not read", a.Name)
+		}
+	}
+	listed, err := controllers.AssignmentsOfApp(testCtx, k8s, ns, "wiki")
+	if err != nil || !slices.Equal(names(listed), []string{"ada-wiki", "grace-wiki"}) || slices.Contains(first, listed[0]) {
+		t.Fatalf("listed through a client: %v, %v", names(listed), err)
 	}
 }

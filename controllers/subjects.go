@@ -42,14 +42,13 @@ func (s *subjects) Names() []string {
 }
 
 func (s *subjects) Reports(name string) []string {
-	var users identityv1alpha1.UserList
-	if err := s.cache.List(context.Background(), &users, client.InNamespace(s.namespace),
-		client.MatchingFields{indexUserManager: name}, client.UnsafeDisableDeepCopy); err != nil {
+	users, err := usersBy(context.Background(), s.cache, indexUserManager, s.namespace, name)
+	if err != nil {
 		return nil
 	}
-	names := make([]string, len(users.Items))
-	for i := range users.Items {
-		names[i] = users.Items[i].Name
+	names := make([]string, len(users))
+	for i, u := range users {
+		names[i] = u.Name
 	}
 	return names
 }
@@ -90,15 +89,14 @@ func (s *subjects) Subject(name string) (engine.Subject, bool) {
 // union of their entitlements. It reads the app's assignments to the User and to Roles,
 // not those to every other User, which may be thousands.
 func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.Time) {
-	var assignments []identityv1alpha1.AppAssignment
+	var assignments []*identityv1alpha1.AppAssignment
 	for _, grantee := range []string{userGrantee(s.app, subj.User.Name), rolesGrantee(s.app)} {
-		var list identityv1alpha1.AppAssignmentList
-		if err := s.cache.List(ctx, &list, client.InNamespace(s.namespace),
-			client.MatchingFields{indexAssignmentGrantee: grantee}, client.UnsafeDisableDeepCopy); err != nil {
+		some, err := assignmentsBy(ctx, s.cache, indexAssignmentGrantee, s.namespace, grantee)
+		if err != nil {
 			subj.AssignmentUnknown = true
 			return
 		}
-		assignments = append(assignments, list.Items...)
+		assignments = append(assignments, some...)
 	}
 	groups := map[string]bool{}
 	s.granting(assignments, subj, now, func(a *identityv1alpha1.AppAssignment) {
@@ -124,10 +122,9 @@ func (s *subjects) entitle(ctx context.Context, subj *engine.Subject, now time.T
 
 // granting calls grant with each of the app's assignments that gives the User the app
 // now, in name order, and notes in subj when that can change or cannot be told.
-func (s *subjects) granting(assignments []identityv1alpha1.AppAssignment, subj *engine.Subject, now time.Time, grant func(*identityv1alpha1.AppAssignment)) {
+func (s *subjects) granting(assignments []*identityv1alpha1.AppAssignment, subj *engine.Subject, now time.Time, grant func(*identityv1alpha1.AppAssignment)) {
 	sort.Slice(assignments, func(i, j int) bool { return assignments[i].Name < assignments[j].Name })
-	for i := range assignments {
-		a := &assignments[i]
+	for _, a := range assignments {
 		if a.DeletionTimestamp != nil {
 			continue
 		}
@@ -165,13 +162,11 @@ func (s *subjects) holds(a *identityv1alpha1.AppAssignment, user string) (holds,
 // duplicateUserName reports whether an older User in the namespace has the same
 // userName, ignoring letter case.
 func duplicateUserName(ctx context.Context, cache client.Reader, u *identityv1alpha1.User) bool {
-	var same identityv1alpha1.UserList
-	if err := cache.List(ctx, &same, client.InNamespace(u.Namespace),
-		client.MatchingFields{indexUserName: strings.ToLower(u.Spec.UserName)}, client.UnsafeDisableDeepCopy); err != nil {
+	same, err := usersBy(ctx, cache, indexUserName, u.Namespace, strings.ToLower(u.Spec.UserName))
+	if err != nil {
 		return false
 	}
-	for i := range same.Items {
-		o := &same.Items[i]
+	for _, o := range same {
 		if o.Name == u.Name || o.DeletionTimestamp != nil {
 			continue
 		}
@@ -188,13 +183,13 @@ func duplicateUserName(ctx context.Context, cache client.Reader, u *identityv1al
 func assignmentsOfApp(ctx context.Context, cache client.Reader, m *Membership, namespace, app string, users []string) []string {
 	names := map[string]bool{}
 	add := func(field, value string) {
-		var list identityv1alpha1.AppAssignmentList
-		if err := cache.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
+		assignments, err := assignmentsBy(ctx, cache, field, namespace, value)
+		if err != nil {
 			return
 		}
-		for i := range list.Items {
-			if list.Items[i].Spec.App == app {
-				names[list.Items[i].Name] = true
+		for _, a := range assignments {
+			if a.Spec.App == app {
+				names[a.Name] = true
 			}
 		}
 	}

@@ -33,6 +33,7 @@ import (
 var (
 	env      *testenv.Env
 	k8s      client.Client
+	cached   client.Reader // the manager's informer cache, as the engines read it
 	apps     *memory.Apps
 	inbound  *controllers.InboundSCIM
 	logs     = &syncBuffer{}
@@ -120,7 +121,7 @@ func run(m *testing.M) int {
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(testCtx) }()
-	k8s = mgr.GetClient()
+	k8s, cached = mgr.GetClient(), mgr.GetCache()
 	if !mgr.GetCache().WaitForCacheSync(testCtx) {
 		fmt.Fprintln(os.Stderr, "caches did not sync")
 		return 1
