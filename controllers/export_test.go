@@ -97,3 +97,8 @@ func (u *UnreadEngines) ReconcileUsers(namespace string) {
 func AssignmentsOfApp(ctx context.Context, r client.Reader, namespace, app string) ([]*identityv1alpha1.AppAssignment, error) {
 	return assignmentsBy(ctx, r, indexAssignmentApp, namespace, app)
 }
+
+// UsersIn reads a namespace's Users by index, as the engines read them.
+func UsersIn(ctx context.Context, r client.Reader, namespace string) ([]*identityv1alpha1.User, error) {
+	return usersIn(ctx, r, namespace)
+}

@@ -99,14 +99,24 @@ func userGrantee(app, user string) string { return app + "/user/" + user }
 func rolesGrantee(app string) string { return app + "/roles" }
 
 // assignmentsBy and usersBy return the AppAssignments and Users of a namespace whose field
-// index holds value, read-only (see indexedIn).
+// index holds value, and usersIn every User of a namespace, read-only (see readIndexed).
 func assignmentsBy(ctx context.Context, r client.Reader, field, namespace, value string) ([]*identityv1alpha1.AppAssignment, error) {
-	return indexedIn[*identityv1alpha1.AppAssignment](ctx, r, anAssignment, &identityv1alpha1.AppAssignmentList{}, field, namespace, value)
+	return readIndexed[*identityv1alpha1.AppAssignment](ctx, r, anAssignment, &identityv1alpha1.AppAssignmentList{},
+		fieldIndexName(field), namespace+"/"+value, client.InNamespace(namespace), client.MatchingFields{field: value})
 }
 
 func usersBy(ctx context.Context, r client.Reader, field, namespace, value string) ([]*identityv1alpha1.User, error) {
-	return indexedIn[*identityv1alpha1.User](ctx, r, aUser, &identityv1alpha1.UserList{}, field, namespace, value)
+	return readIndexed[*identityv1alpha1.User](ctx, r, aUser, &identityv1alpha1.UserList{},
+		fieldIndexName(field), namespace+"/"+value, client.InNamespace(namespace), client.MatchingFields{field: value})
 }
+
+func usersIn(ctx context.Context, r client.Reader, namespace string) ([]*identityv1alpha1.User, error) {
+	return readIndexed[*identityv1alpha1.User](ctx, r, aUser, &identityv1alpha1.UserList{},
+		toolscache.NamespaceIndex, namespace, client.InNamespace(namespace))
+}
+
+// fieldIndexName is the name controller-runtime gives a field's index in an informer.
+func fieldIndexName(field string) string { return "field:" + field }
 
 // anAssignment and aUser name their kind's informer; nothing writes to them.
 var (
@@ -114,16 +124,16 @@ var (
 	aUser        = &identityv1alpha1.User{}
 )
 
-// indexedIn returns the objects of a namespace whose field index holds value, read-only.
-// From an informer cache they are the cache's own objects, read from its index: a cache
-// List makes a new object of the kind and a list of copies at every call, which was a
-// fifth of a large sync's garbage. Any other reader, or an index the cache does not hold
-// by the name controller-runtime gives it, is listed.
-func indexedIn[T client.Object](ctx context.Context, r client.Reader, kind client.Object, list client.ObjectList, field, namespace, value string) ([]T, error) {
-	if objs, ok := fromInformer(ctx, r, kind, field, namespace+"/"+value); ok {
+// readIndexed returns the objects an informer's index holds under key, read-only: from
+// an informer cache they are the cache's own objects, read from its index. A cache List
+// makes a new object of the kind and a list of copies at every call, which was a fifth
+// of a large sync's garbage. Any other reader, or an index the informer does not hold by
+// that name, is listed with opts.
+func readIndexed[T client.Object](ctx context.Context, r client.Reader, kind client.Object, list client.ObjectList, index, key string, opts ...client.ListOption) ([]T, error) {
+	if objs, ok := fromInformer(ctx, r, kind, index, key); ok {
 		return objectsOf[T](objs), nil
 	}
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{field: value}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		return nil, err
 	}
 	objs, err := apimeta.ExtractList(list)
@@ -133,9 +143,7 @@ func indexedIn[T client.Object](ctx context.Context, r client.Reader, kind clien
 	return objectsOf[T](objs), nil
 }
 
-// fromInformer reads an informer's field index, where controller-runtime keeps it as
-// "field:" + the field, by "namespace/value".
-func fromInformer(ctx context.Context, r client.Reader, kind client.Object, field, key string) ([]any, bool) {
+func fromInformer(ctx context.Context, r client.Reader, kind client.Object, index, key string) ([]any, bool) {
 	informers, ok := r.(cache.Informers)
 	if !ok {
 		return nil, false
@@ -148,7 +156,7 @@ func fromInformer(ctx context.Context, r client.Reader, kind client.Object, fiel
 	if !ok {
 		return nil, false
 	}
-	objs, err := indexed.GetIndexer().ByIndex("field:"+field, key)
+	objs, err := indexed.GetIndexer().ByIndex(index, key)
 	return objs, err == nil
 }
 

@@ -186,4 +186,16 @@ func TestTheEnginesReadTheCachesIndexWithoutCopies(t *testing.T) {
 	if err != nil || !slices.Equal(names(listed), []string{"ada-wiki", "grace-wiki"}) || slices.Contains(first, listed[0]) {
 		t.Fatalf("listed through a client: %v, %v", names(listed), err)
 	}
+
+	if err := k8s.Create(testCtx, &identityv1alpha1.User{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ada"}, Spec: identityv1alpha1.UserSpec{UserName: "ada@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	var users []*identityv1alpha1.User
+	waitFor(t, "the cache to hold the namespace's User", func() (bool, string) {
+		users, err = controllers.UsersIn(testCtx, cached, ns)
+		return err == nil && len(users) == 1, fmt.Sprint(len(users), err)
+	})
+	if again, _ := controllers.UsersIn(testCtx, cached, ns); len(again) != 1 || again[0] != users[0] {
+		t.Fatal("the namespace's Users read again are other objects: the cache's namespace index was not read")
+	}
 }

@@ -30,22 +30,16 @@ type subjects struct {
 var _ engine.Subjects = (*subjects)(nil)
 
 func (s *subjects) Names() []string {
-	var users identityv1alpha1.UserList
-	if err := s.cache.List(context.Background(), &users, client.InNamespace(s.namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil
-	}
-	names := make([]string, len(users.Items))
-	for i := range users.Items {
-		names[i] = users.Items[i].Name
-	}
-	return names
+	users, _ := usersIn(context.Background(), s.cache, s.namespace)
+	return namesOf(users)
 }
 
 func (s *subjects) Reports(name string) []string {
-	users, err := usersBy(context.Background(), s.cache, indexUserManager, s.namespace, name)
-	if err != nil {
-		return nil
-	}
+	users, _ := usersBy(context.Background(), s.cache, indexUserManager, s.namespace, name)
+	return namesOf(users)
+}
+
+func namesOf(users []*identityv1alpha1.User) []string {
 	names := make([]string, len(users))
 	for i, u := range users {
 		names[i] = u.Name
