@@ -234,10 +234,8 @@ func (m *Membership) Active(namespace string, users []string, now time.Time) []s
 	defer m.mu.RUnlock()
 	var active []string
 	for _, name := range users {
-		if l, ok := m.lifespans[types.NamespacedName{Namespace: namespace, Name: name}]; ok {
-			if phase, _ := l.phase(now); phase == identityv1alpha1.UserPhaseActive {
-				active = append(active, name)
-			}
+		if m.activeLocked(namespace, name, now) {
+			active = append(active, name)
 		}
 	}
 	return active
@@ -278,13 +276,21 @@ func (m *Membership) ActiveMembers(namespace, role string, now time.Time) (activ
 	all := m.members[types.NamespacedName{Namespace: namespace, Name: role}]
 	active = make([]string, 0, len(all))
 	for name := range all {
-		if l, ok := m.lifespans[types.NamespacedName{Namespace: namespace, Name: name}]; ok {
-			if phase, _ := l.phase(now); phase == identityv1alpha1.UserPhaseActive {
-				active = append(active, name)
-			}
+		if m.activeLocked(namespace, name, now) {
+			active = append(active, name)
 		}
 	}
 	return active, len(all)
+}
+
+// activeLocked reports whether a User exists and its lifecycle allows accounts at now.
+func (m *Membership) activeLocked(namespace, name string, now time.Time) bool {
+	l, ok := m.lifespans[types.NamespacedName{Namespace: namespace, Name: name}]
+	if !ok {
+		return false
+	}
+	phase, _ := l.phase(now)
+	return phase == identityv1alpha1.UserPhaseActive
 }
 
 // Count is how many members a Role has.
