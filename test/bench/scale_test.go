@@ -32,7 +32,8 @@ func TestQuickScale(t *testing.T) {
 			t.Errorf("%s: %v SCIM requests per account created, want 1 (at most 1.05)", p, p.RequestsPerAccount)
 		}
 		if p.ResyncWrites != 0 {
-			t.Errorf("%s: a steady-state resync wrote %v times", p, p.ResyncWrites)
+			results, _ := os.ReadFile(filepath.Join(sizeDir(ScaleOptions{Dir: dir}, p.ScaleSize), "results.json"))
+			t.Errorf("%s: a steady-state resync wrote %v times; the size's report, whose details say what:\n%s", p, p.ResyncWrites, results)
 		}
 	}
 	for _, figure := range []string{"SCIM requests per person, 300 ÷ 150 people (2 apps)", "writes in a steady-state resync, most at any size"} {
