@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 )
 
@@ -135,8 +136,12 @@ func applyOne(r Resource, op PatchOperation) error {
 
 // applyObject applies a no-path add or replace: each key is an attribute path, or an
 // extension URN whose value is an object of its attributes.
+// Its keys are applied in sorted order: an object that names one attribute twice
+// ("title" and "TITLE", or "name" and "name.givenName") has one result, not one per
+// walk of the map.
 func applyObject(r Resource, kind string, values map[string]any) error {
-	for k, v := range values {
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		v := values[k]
 		if readOnlyAttrs[strings.ToLower(k)] || strings.EqualFold(k, "schemas") {
 			continue // Okta echoes the group's id in a rename; read-only values are ignored
 		}
@@ -147,12 +152,12 @@ func applyObject(r Resource, kind string, values map[string]any) error {
 				paths[k+":"+ek] = ev
 			}
 		}
-		for path, value := range paths {
+		for _, path := range slices.Sorted(maps.Keys(paths)) {
 			p, err := ParsePath(path)
 			if err != nil {
 				return &PatchError{ScimType: ErrInvalidPath, Detail: err.Error()}
 			}
-			if err := apply(r, kind, patchPath{Path: p}, value); err != nil {
+			if err := apply(r, kind, patchPath{Path: p}, paths[path]); err != nil {
 				return err
 			}
 		}

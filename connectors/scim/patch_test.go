@@ -152,6 +152,32 @@ func TestApplyPatchRefusesWhatItCannotDo(t *testing.T) {
 	}
 }
 
+// TestAPatchThatNamesAnAttributeTwiceHasOneResult: an object that names one attribute
+// twice, in two letter cases or whole and by a sub-attribute, and a resource that holds
+// two keys differing only in case, are hostile or careless input; the patch must still
+// give one result, not one per walk of a map.
+func TestAPatchThatNamesAnAttributeTwiceHasOneResult(t *testing.T) {
+	start := `{"userName":"ada","Title":"a","TITLE":"b","name":{"givenName":"Ada"}}`
+	patch := `{"Operations":[{"op":"replace","value":{"title":"x","nAme":"y","name.givenName":"g","Name":{"familyName":"f"}}},` +
+		`{"op":"add","path":"tItle","value":"z"}]}`
+	var first []byte
+	for range 64 {
+		r := resource(t, start)
+		if err := ApplyPatch(r, ops(t, patch)); err != nil {
+			t.Fatalf("ApplyPatch: %v", err)
+		}
+		got, _ := json.Marshal(r)
+		if first == nil {
+			first = got
+		} else if string(got) != string(first) {
+			t.Fatalf("the same patch gave %s and %s", first, got)
+		}
+	}
+	if title, _ := resource(t, string(first)).Get(Path{Attr: "title"}); title != "z" {
+		t.Fatalf("after the patch %s, title is %v, want z", first, title)
+	}
+}
+
 func memberIDs(r Resource) []string {
 	var ids []string
 	members, _ := r["members"].([]any)
@@ -167,6 +193,7 @@ func FuzzApplyPatch(f *testing.F) {
 	f.Add(ada, `{"Operations":[{"op":"add","path":"emails[type eq \"work\"].value","value":"a@b"}]}`)
 	f.Add(`{"members":[{"value":"u1"},{"value":"U2"},"u3"]}`, `{"Operations":[{"op":"remove","path":"members[value eq \"u2\"]"},{"op":"remove","path":"members[value eq \"u1\"]"},{"op":"remove","path":"members[value eq \"u3\"]"}]}`)
 	f.Add(`{"urn:a:b":1}`, `{"Operations":[{"op":"add","path":"urn:a:b:c.d","value":1}]}`)
+	f.Add(`{"A":"","Ab":{},"aB":[]}`, `{"Operations":[{"op":"add","value":{"A":"","a.A2A0":"","ab":"x"}}]}`)
 	f.Fuzz(func(t *testing.T, start, doc string) {
 		var p PatchRequest
 		var r Resource

@@ -6,6 +6,7 @@ package scim
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -255,17 +256,19 @@ func flattenInto(out map[string]any, prefix string, v any) {
 // Unflatten builds a resource from attributes by path.
 func Unflatten(attrs map[string]any) (Resource, error) {
 	r := Resource{}
-	for k, v := range attrs {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) { // "name" before "name.givenName"
 		p, err := ParsePath(k)
 		if err != nil {
 			return nil, err
 		}
-		r.Set(p, v)
+		r.Set(p, attrs[k])
 	}
 	return r, nil
 }
 
-// findKey finds a key in m ignoring letter case, preferring an exact match.
+// findKey finds a key in m ignoring letter case, preferring an exact match; of keys
+// that differ only in case ("title" and "TITLE" from a careless or hostile peer), the
+// first in byte order, so that every lookup picks the same one.
 func findKey(m map[string]any, name string) (string, bool) {
 	if m == nil {
 		return "", false
@@ -273,12 +276,13 @@ func findKey(m map[string]any, name string) (string, bool) {
 	if _, ok := m[name]; ok {
 		return name, true
 	}
+	found, ok := "", false
 	for k := range m {
-		if strings.EqualFold(k, name) {
-			return k, true
+		if strings.EqualFold(k, name) && (!ok || k < found) {
+			found, ok = k, true
 		}
 	}
-	return "", false
+	return found, ok
 }
 
 // Bool reads a boolean the way identity providers send it: true, or "True"/"false"
