@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers/engine"
 )
 
 type workqueue = kworkqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -64,6 +65,16 @@ const (
 	countEveryPerMember  = time.Millisecond      // 2 s up to 2,000 members, 10 s at 10,000
 	snapshotEveryAccount = 40 * time.Microsecond // at once for a small app, 2 s at 50,000 accounts
 )
+
+// StatusSettlesWithin is how long after an organisation's last change the operator's
+// deferred writes may still come: counts coalesced in proportion to the largest Role's
+// members and the largest app's accounts, and the summary of Events about single Users
+// left out. A reader that waits for the status to stop moving (a benchmark, a script
+// that checks counts) waits at least this long.
+func StatusSettlesWithin(largestRole, largestApp int) time.Duration {
+	return max(countsEvery, time.Duration(largestRole)*countEveryPerMember,
+		time.Duration(largestApp)*snapshotEveryAccount, engine.SummarizeEvery)
+}
 
 // equalJSON compares two values by their JSON form.
 func equalJSON(a, b any) bool {

@@ -16,9 +16,9 @@ import (
 const (
 	userEventsPerSecond = 1
 	userEventBurst      = 50
-	// summarizeEvery is how often the Users' events left out are summed up in an Event
+	// SummarizeEvery is how often the Users' events left out are summed up in an Event
 	// on the AppConnection: at most this often, and this long after the first left out.
-	summarizeEvery = 10 * time.Second
+	SummarizeEvery = 10 * time.Second
 )
 
 // NewUserEventBudget returns a budget for Events about single Users, to be shared by
@@ -31,14 +31,14 @@ type userEvents struct {
 	budget  *rate.Limiter
 	omitted map[string]int // reason → Events left out
 	since   time.Time      // when the first of them was left out
-	every   time.Duration  // summarizeEvery, shorter in tests
+	every   time.Duration  // SummarizeEvery, shorter in tests
 }
 
 func newUserEvents(budget *rate.Limiter) *userEvents {
 	if budget == nil {
 		budget = NewUserEventBudget()
 	}
-	return &userEvents{budget: budget, omitted: map[string]int{}, every: summarizeEvery}
+	return &userEvents{budget: budget, omitted: map[string]int{}, every: SummarizeEvery}
 }
 
 // userEventLocked records an Event about a User, or counts it when over the budget.
@@ -54,7 +54,7 @@ func (e *Engine) userEventLocked(user, eventType, reason, message string) {
 }
 
 // summarizeUserEvents records, on the AppConnection, how many Events about single Users
-// were left out, once summarizeEvery has passed since the first of them. A summary
+// were left out, once SummarizeEvery has passed since the first of them. A summary
 // every few seconds would cost the API server more than it tells: the events library
 // keys an Event by its object, not its message, and two summaries on the same
 // resourceVersion become a series it writes again when the series ends.

@@ -21,18 +21,29 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers"
 )
 
 // steadyState asks every AppConnection and the DirectorySync for a full resync with
 // nothing changed, twice, and counts what the second one writes: to the apps, and to the
 // API server. (The first can write once to the DirectorySync's status: its counts of
-// what the last sync did drop from the initial sync's to none.)
+// what the last sync did drop from the initial sync's to none.) Each count waits until
+// no write has come for longer than the operator defers its status writes and Event
+// summaries, so that the tail of what came before is not counted as the resync's.
 func (b *bench) steadyState(ctx context.Context) error {
-	first, err := b.resync(ctx)
+	quiet, err := b.statusSettlesWithin(ctx)
 	if err != nil {
 		return err
 	}
-	second, err := b.resync(ctx)
+	start, err := b.counts(ctx, quiet)
+	if err != nil {
+		return err
+	}
+	first, mid, err := b.resync(ctx, start, quiet)
+	if err != nil {
+		return err
+	}
+	second, _, err := b.resync(ctx, mid, quiet)
 	if err != nil {
 		return err
 	}
@@ -79,13 +90,9 @@ type resyncCost struct {
 
 // resync asks for a full resync of every AppConnection and DirectorySync of the
 // organisation by annotation, waits until each has run and the API server is quiet, and
-// counts the requests.
-func (b *bench) resync(ctx context.Context) (resyncCost, error) {
+// counts the requests since before; it returns the counts after, for the next.
+func (b *bench) resync(ctx context.Context, before counted, quiet time.Duration) (resyncCost, counted, error) {
 	var cost resyncCost
-	before, appsBefore, err := b.counts(ctx)
-	if err != nil {
-		return cost, err
-	}
 	trigger := time.Now().Truncate(time.Second)
 	objs := []client.Object{&identityv1alpha1.DirectorySync{ObjectMeta: metav1.ObjectMeta{Namespace: orgNamespace, Name: "hr"}}}
 	for _, name := range appNames(b.opts.Apps) {
@@ -95,33 +102,33 @@ func (b *bench) resync(ctx context.Context) (resyncCost, error) {
 		identityv1alpha1.AnnotationResync, time.Now().Format(time.RFC3339Nano)))
 	for _, obj := range objs {
 		if err := b.env.Client.Patch(ctx, obj, patch); err != nil {
-			return cost, err
+			return cost, before, err
 		}
 	}
 	if err := b.waitFor(ctx, timeoutFor(b.opts.Users), 100*time.Millisecond, "the full resync", func() (bool, string, error) {
 		return resyncedSince(trigger, objs)
 	}); err != nil {
-		return cost, err
+		return cost, before, err
 	}
-	after, appsAfter, err := b.counts(ctx)
+	after, err := b.counts(ctx, quiet)
 	if err != nil {
-		return cost, err
+		return cost, before, err
 	}
 	for _, name := range appNames(b.opts.Apps) {
-		x, y := appsBefore[name], appsAfter[name]
+		x, y := before.apps[name], after.apps[name]
 		cost.appWrites += float64((y.Total() - y.Reads()) - (x.Total() - x.Reads()))
 		pages := float64(y.Requests["GET /Users"] + y.Requests["GET /Groups"] - x.Requests["GET /Users"] - x.Requests["GET /Groups"])
 		cost.pages += pages
 		cost.otherReads += float64(y.Reads()-x.Reads()) - pages
 	}
-	cost.api = after.minus(before)
+	cost.api = after.api.minus(before.api)
 	if cost.events, err = b.eventsWrittenSince(ctx, trigger); err != nil {
-		return cost, err
+		return cost, after, err
 	}
 	// Less the bench's own annotations.
 	cost.api.add(identityv1alpha1.GroupVersion.Group, "appconnections", "", -float64(b.opts.Apps))
 	cost.api.add(identityv1alpha1.GroupVersion.Group, "directorysyncs", "", -1)
-	return cost, nil
+	return cost, after, nil
 }
 
 // eventsWrittenSince counts the organisation's Events written (created, or updated as
@@ -143,14 +150,36 @@ func (b *bench) eventsWrittenSince(ctx context.Context, t time.Time) (map[string
 	return out, nil
 }
 
-// counts are the API server's writes, once it is quiet, and what the apps have seen.
-func (b *bench) counts(ctx context.Context) (writes, map[string]AppStats, error) {
-	api, err := b.settledWrites(ctx)
+// counted is what the API server and the apps have seen at one point.
+type counted struct {
+	api  writes
+	apps map[string]AppStats
+}
+
+// counts are the API server's writes, once no write has come for quiet, and what the
+// apps have seen.
+func (b *bench) counts(ctx context.Context, quiet time.Duration) (counted, error) {
+	api, err := b.settledWrites(ctx, quiet)
 	if err != nil {
-		return nil, nil, err
+		return counted{}, err
 	}
 	apps, err := b.apps.stats()
-	return api, apps, err
+	return counted{api, apps}, err
+}
+
+// statusSettlesWithin is how long the operator may defer a status write or an Event
+// summary in this organisation, by its largest Role and its apps' accounts, and two
+// seconds more.
+func (b *bench) statusSettlesWithin(ctx context.Context) (time.Duration, error) {
+	var roles identityv1alpha1.RoleList
+	if err := b.env.Client.List(ctx, &roles, client.InNamespace(orgNamespace)); err != nil {
+		return 0, err
+	}
+	largest := 0
+	for _, r := range roles.Items {
+		largest = max(largest, int(r.Status.MemberCount))
+	}
+	return controllers.StatusSettlesWithin(largest, b.opts.Users) + 2*time.Second, nil
 }
 
 // resyncedSince reports whether every engine listed its app and every directory syncer
@@ -301,9 +330,9 @@ func (b *bench) apiServerPage(ctx context.Context, path string) (io.ReadCloser, 
 	return resp.Body, nil
 }
 
-// settledWrites waits until the API server has seen no write for two seconds, and
-// returns its counts.
-func (b *bench) settledWrites(ctx context.Context) (writes, error) {
+// settledWrites waits until the API server has seen no write for quiet, and returns
+// its counts.
+func (b *bench) settledWrites(ctx context.Context, quiet time.Duration) (writes, error) {
 	var last writes
 	var lastTotal float64 = -1
 	stableSince := time.Now()
@@ -316,7 +345,7 @@ func (b *bench) settledWrites(ctx context.Context) (writes, error) {
 		if total != lastTotal {
 			last, lastTotal, stableSince = w, total, time.Now()
 		}
-		return time.Since(stableSince) >= 2*time.Second, fmt.Sprintf("%v writes", total), nil
+		return time.Since(stableSince) >= quiet, fmt.Sprintf("%v writes", total), nil
 	})
 	return last, err
 }
