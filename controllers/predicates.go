@@ -68,12 +68,13 @@ const (
 
 // StatusSettlesWithin is how long after an organisation's last change the operator's
 // deferred writes may still come: counts coalesced in proportion to the largest Role's
-// members and the largest app's accounts, and the summary of Events about single Users
-// left out. A reader that waits for the status to stop moving (a benchmark, a script
-// that checks counts) waits at least this long.
+// members and the largest app's accounts, a count that only moves the numbers held
+// back, and the summary of Events about single Users left out. A reader that waits for
+// the status to stop moving (a benchmark, a script that checks counts) waits at least
+// this long.
 func StatusSettlesWithin(largestRole, largestApp int) time.Duration {
 	return max(countsEvery, time.Duration(largestRole)*countEveryPerMember,
-		time.Duration(largestApp)*snapshotEveryAccount, engine.SummarizeEvery)
+		time.Duration(largestApp)*snapshotEveryAccount, countsProgressEvery, engine.SummarizeEvery)
 }
 
 // equalJSON compares two values by their JSON form.

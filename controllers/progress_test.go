@@ -9,6 +9,7 @@ import (
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
 	"github.com/rosterhq/roster/controllers/directory"
+	"github.com/rosterhq/roster/controllers/engine"
 )
 
 func userWithReady(generation, observed int64, reason string) *identityv1alpha1.User {
@@ -109,5 +110,29 @@ func TestCountsAloneAreWrittenOncePerIntervalAndAChangeOfConditionAtOnce(t *test
 	tr.forget(key) // gone, or a restart: nothing remembered
 	if got := tr.hold(key, tenOf100, fiftyOf100, start.Add(countsProgressEvery+7*time.Second)); got != 0 {
 		t.Errorf("counts of an object not seen since a restart are held %s, want written", got)
+	}
+}
+
+// TestStatusSettlesWithinTheLongestDeferral: a reader that waits this long after the
+// last change sees every write the operator deferred: a count held while only its
+// numbers move, the summary of left-out Events, and counts coalesced by size.
+func TestStatusSettlesWithinTheLongestDeferral(t *testing.T) {
+	for _, tc := range []struct {
+		role, app int
+		want      time.Duration
+	}{
+		{0, 0, countsProgressEvery},
+		{2_000, 50_000, countsProgressEvery},
+		{30_000, 0, 30 * time.Second},    // an AppAssignment of 30,000 members recounted every 30 s
+		{0, 1_000_000, 40 * time.Second}, // a snapshot of a million accounts every 40 s
+	} {
+		if got := StatusSettlesWithin(tc.role, tc.app); got != tc.want {
+			t.Errorf("StatusSettlesWithin(%d, %d) = %v, want %v", tc.role, tc.app, got, tc.want)
+		}
+	}
+	for _, deferral := range []time.Duration{countsEvery, countsProgressEvery, engine.SummarizeEvery} {
+		if StatusSettlesWithin(0, 0) < deferral {
+			t.Errorf("StatusSettlesWithin(0, 0) = %v, shorter than a deferral of %v", StatusSettlesWithin(0, 0), deferral)
+		}
 	}
 }
