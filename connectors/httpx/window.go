@@ -18,8 +18,12 @@ type Budget struct {
 const maxWindowSlots = 10000
 
 // windowMargin widens each window a little: requests reach an app a little earlier or
-// later than they leave, so two sent exactly one span apart can arrive closer.
-func windowMargin(per time.Duration) time.Duration { return max(per*3/100, 50*time.Millisecond) }
+// later than they leave, so two sent exactly one span apart can arrive closer. How much
+// closer is a matter of the requests' transit, not of the period: 3% of a short period,
+// never more than a second (3% of an hour would leave 108 s of every hour unspent).
+func windowMargin(per time.Duration) time.Duration {
+	return min(max(per*3/100, 50*time.Millisecond), time.Second)
+}
 
 // window lets a request go only when fewer than N went within the last span.
 type window struct {

@@ -79,3 +79,16 @@ func TestATokenBucketAloneOverrunsASlidingWindow(t *testing.T) {
 		t.Fatal("a burst followed by the refill rate stayed within the window: the app of the test above does not count as the apps do")
 	}
 }
+
+func TestAWindowsMarginIsTheTransitsNotAShareOfALongPeriod(t *testing.T) {
+	for _, c := range []struct{ per, span time.Duration }{
+		{time.Second, time.Second + 50*time.Millisecond},
+		{10 * time.Second, 10*time.Second + 300*time.Millisecond},
+		{time.Minute, time.Minute + time.Second},
+		{time.Hour, time.Hour + time.Second},
+	} {
+		if got := newWindow(Budget{N: 100, Per: c.per}).span; got != c.span {
+			t.Errorf("a budget per %s is counted over %s, want %s", c.per, got, c.span)
+		}
+	}
+}

@@ -19,12 +19,19 @@ const mib = 1 << 20
 // its engines), and the live heap after a collection.
 func (b *bench) memoryAfterInitialSync() {
 	rss := procStatus("VmRSS")
+	var before, ms runtime.MemStats
+	runtime.ReadMemStats(&before)
 	runtime.GC()
-	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.report.add(atMost("memory", "operator RSS after the initial sync", float64(rss)/mib, 250, "MiB", map[string]float64{
 		"heapInUseMiB": float64(ms.HeapInuse) / mib, "heapLiveMiB": float64(ms.HeapAlloc) / mib,
 		"goroutines": float64(runtime.NumGoroutine()),
+		// where the resident memory was before the collection: the heap's objects (live
+		// and garbage), its spans' free room, freed pages not yet given back, the rest.
+		"heapAllocBeforeGCMiB": float64(before.HeapAlloc) / mib, "heapInUseBeforeGCMiB": float64(before.HeapInuse) / mib,
+		"heapRetainedIdleMiB": float64(before.HeapIdle-before.HeapReleased) / mib,
+		"stackMiB":            float64(before.StackInuse) / mib, "runtimeOtherMiB": float64(before.Sys-before.HeapSys-before.StackSys) / mib,
+		"nextGCMiB": float64(before.NextGC) / mib,
 	}))
 	path := filepath.Join(b.opts.ProfileDir, "initial-sync.heap.pprof")
 	if f, err := os.Create(path); err == nil {
