@@ -24,14 +24,17 @@ type names struct {
 	owner    map[string]string // User name → record id
 	// problems by record id, then reason → message.
 	problems map[string]map[string]string
-	// userNames: record id → lower-cased userName, and who holds each.
+	// userNames: record id → lower-cased userName; holder: the record that holds a
+	// userName alone, shared: the records of a userName more than one holds. Nearly
+	// every userName has one holder, kept without a set of its own.
 	userNames map[string]string
-	holders   map[string]map[string]bool
+	holder    map[string]string
+	shared    map[string]map[string]bool
 }
 
 func newNames() names {
 	return names{byRecord: map[string]string{}, owner: map[string]string{}, problems: map[string]map[string]string{},
-		userNames: map[string]string{}, holders: map[string]map[string]bool{}}
+		userNames: map[string]string{}, holder: map[string]string{}, shared: map[string]map[string]bool{}}
 }
 
 // learn records the name of an existing User written from a record.
@@ -61,10 +64,7 @@ func (n names) of(prefix, id string) (string, bool) {
 // setUserName records the userName a record's User has, to tell duplicates.
 func (n names) setUserName(id, userName string) {
 	if old, ok := n.userNames[id]; ok {
-		delete(n.holders[old], id)
-		if len(n.holders[old]) == 0 {
-			delete(n.holders, old)
-		}
+		n.release(old, id)
 		delete(n.userNames, id)
 	}
 	if userName == "" {
@@ -72,10 +72,33 @@ func (n names) setUserName(id, userName string) {
 	}
 	lower := strings.ToLower(userName)
 	n.userNames[id] = lower
-	if n.holders[lower] == nil {
-		n.holders[lower] = map[string]bool{}
+	switch other, held := n.holder[lower]; {
+	case n.shared[lower] != nil:
+		n.shared[lower][id] = true
+	case held && other != id:
+		n.shared[lower] = map[string]bool{other: true, id: true}
+		delete(n.holder, lower)
+	default:
+		n.holder[lower] = id
 	}
-	n.holders[lower][id] = true
+}
+
+// release takes a record off the holders of a lower-cased userName.
+func (n names) release(lower, id string) {
+	ids := n.shared[lower]
+	if ids == nil {
+		if n.holder[lower] == id {
+			delete(n.holder, lower)
+		}
+		return
+	}
+	delete(ids, id)
+	if len(ids) == 1 {
+		for last := range ids {
+			n.holder[lower] = last
+		}
+		delete(n.shared, lower)
+	}
 }
 
 // problem records a problem with a record; reset clears a record's before it is
@@ -98,10 +121,7 @@ func (n names) report() ([]identityv1alpha1.RecordProblem, int) {
 			all = append(all, identityv1alpha1.RecordProblem{Reason: reason, Record: truncate(id, 256), Message: msg})
 		}
 	}
-	for userName, ids := range n.holders {
-		if len(ids) < 2 {
-			continue
-		}
+	for userName, ids := range n.shared {
 		sorted := make([]string, 0, len(ids))
 		for id := range ids {
 			sorted = append(sorted, id)
