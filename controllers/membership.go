@@ -26,7 +26,7 @@ type Membership struct {
 	roles   map[types.NamespacedName]*roleRules
 	broken  map[types.NamespacedName]bool            // rules that do not compile
 	members map[types.NamespacedName]map[string]bool // role → users
-	rolesOf map[types.NamespacedName]map[string]bool // user → roles
+	rolesOf map[types.NamespacedName][]string        // user → roles, sorted (a few each)
 	// lifespans are every User's, so that counting an AppAssignment's active members
 	// copies no User out of the cache (most of the operator's CPU while 20 apps of
 	// 10,000 deprovisioned).
@@ -53,7 +53,7 @@ func NewMembership() (*Membership, error) {
 		roles:     map[types.NamespacedName]*roleRules{},
 		broken:    map[types.NamespacedName]bool{},
 		members:   map[types.NamespacedName]map[string]bool{},
-		rolesOf:   map[types.NamespacedName]map[string]bool{},
+		rolesOf:   map[types.NamespacedName][]string{},
 		lifespans: map[types.NamespacedName]lifespan{},
 	}, nil
 }
@@ -173,15 +173,18 @@ func (m *Membership) setLocked(role types.NamespacedName, user string, member bo
 		if m.members[role] == nil {
 			m.members[role] = map[string]bool{}
 		}
-		if m.rolesOf[userKey] == nil {
-			m.rolesOf[userKey] = map[string]bool{}
-		}
 		m.members[role][user] = true
-		m.rolesOf[userKey][role.Name] = true
+		if held := m.rolesOf[userKey]; !slices.Contains(held, role.Name) {
+			held = append(held, role.Name)
+			slices.Sort(held)
+			m.rolesOf[userKey] = held
+		}
 		return
 	}
 	delete(m.members[role], user)
-	delete(m.rolesOf[userKey], role.Name)
+	if held := m.rolesOf[userKey]; slices.Contains(held, role.Name) {
+		m.rolesOf[userKey] = slices.DeleteFunc(held, func(r string) bool { return r == role.Name })
+	}
 	if len(m.members[role]) == 0 {
 		delete(m.members, role)
 	}
@@ -216,14 +219,10 @@ func (m *Membership) DeleteUser(namespace, name string) []string {
 	defer m.mu.Unlock()
 	userKey := types.NamespacedName{Namespace: namespace, Name: name}
 	delete(m.lifespans, userKey)
-	var roles []string
-	for role := range m.rolesOf[userKey] {
-		roles = append(roles, role)
-	}
+	roles := slices.Clone(m.rolesOf[userKey])
 	for _, role := range roles {
 		m.setLocked(types.NamespacedName{Namespace: namespace, Name: role}, name, false)
 	}
-	slices.Sort(roles)
 	return roles
 }
 
@@ -316,10 +315,5 @@ func (m *Membership) Members(namespace, role string) []string {
 func (m *Membership) RolesOf(namespace, user string) []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	var out []string
-	for r := range m.rolesOf[types.NamespacedName{Namespace: namespace, Name: user}] {
-		out = append(out, r)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Clone(m.rolesOf[types.NamespacedName{Namespace: namespace, Name: user}])
 }

@@ -175,3 +175,36 @@ func TestActiveFollowsEveryUsersLifecycle(t *testing.T) {
 		t.Errorf("another namespace's suspended User of the same name: %v", got)
 	}
 }
+
+func TestAUsersRolesStaySortedAsTheyChange(t *testing.T) {
+	m, _ := NewMembership()
+	ada := testUser("ada", "eng", []string{"oncall"}, map[string]string{"team": "compilers"})
+	users := []identityv1alpha1.User{ada}
+	for i, role := range []*identityv1alpha1.Role{
+		testRole("zeta", 1, identityv1alpha1.RoleMembers{Groups: []string{"oncall"}}),
+		testRole("alpha", 1, identityv1alpha1.RoleMembers{Rule: `user.department == "eng"`}),
+		testRole("mid", 1, identityv1alpha1.RoleMembers{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "compilers"}}}),
+	} {
+		if _, err := m.SetRole(role, listed(users)); err != nil {
+			t.Fatalf("role %d: %v", i, err)
+		}
+	}
+	if got := m.RolesOf("acme", "ada"); !slices.Equal(got, []string{"alpha", "mid", "zeta"}) {
+		t.Fatalf("RolesOf = %v, want [alpha mid zeta]", got)
+	}
+	ada.Spec.Department = "ops" // leaves alpha
+	if changed := m.SetUser(&ada); !slices.Equal(changed, []string{"alpha"}) {
+		t.Fatalf("SetUser changed %v, want [alpha]", changed)
+	}
+	got := m.RolesOf("acme", "ada")
+	got[0] = "changed by the caller" // a copy, not the index's own
+	if got := m.RolesOf("acme", "ada"); !slices.Equal(got, []string{"mid", "zeta"}) {
+		t.Fatalf("RolesOf after leaving alpha = %v, want [mid zeta]", got)
+	}
+	if roles := m.DeleteUser("acme", "ada"); !slices.Equal(roles, []string{"mid", "zeta"}) || m.RolesOf("acme", "ada") != nil {
+		t.Fatalf("DeleteUser returned %v and left %v", roles, m.RolesOf("acme", "ada"))
+	}
+	if m.Has("acme", "mid", "ada") || m.Has("acme", "zeta", "ada") {
+		t.Fatal("a deleted User is still a member")
+	}
+}
