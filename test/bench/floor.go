@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -258,6 +259,11 @@ func post(ctx context.Context, c *http.Client, url string, body any) error {
 		return err
 	}
 	defer resp.Body.Close()
+	// Read to the end, as the operator's client does, so that the connection is used
+	// again: a body left unread closes it, and every create would dial anew.
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
 	if resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("POST %s: %s", url, resp.Status)
 	}
