@@ -102,3 +102,7 @@ func AssignmentsOfApp(ctx context.Context, r client.Reader, namespace, app strin
 func UsersIn(ctx context.Context, r client.Reader, namespace string) ([]*identityv1alpha1.User, error) {
 	return usersIn(ctx, r, namespace)
 }
+
+// PatchUserStatusForMetadata writes a User's status as the User reconciler does while
+// the User is not being deleted.
+var PatchUserStatusForMetadata = patchUserStatusForMetadata

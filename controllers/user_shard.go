@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,10 +86,41 @@ func (r *UserReconciler) patchStatus(ctx context.Context, u, before *identityv1a
 	for _, a := range apps {
 		alone = alone && r.Shards.Owns(a.conn)
 	}
-	if alone {
-		return patchStatus(ctx, r.Client, u, before, u.Status, before.Status)
+	if u.DeletionTimestamp != nil { // its finalizers' write follows, from the User as answered
+		if alone {
+			return patchStatus(ctx, r.Client, u, before, u.Status, before.Status)
+		}
+		return patchStatusLocked(ctx, r.Client, u, before, u.Status, before.Status)
 	}
-	return patchStatusLocked(ctx, r.Client, u, before, u.Status, before.Status)
+	if equality.Semantic.DeepEqual(u.Status, before.Status) {
+		return nil
+	}
+	patch := client.MergeFrom(before)
+	if !alone {
+		patch = client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+	}
+	return patchUserStatusForMetadata(ctx, r.Client, u, patch)
+}
+
+// patchUserStatusForMetadata writes a User's status and has the API server answer with
+// the User's metadata alone, which it takes (the resourceVersion its own write made,
+// for ownWrites): the status is the one sent, and the spec is as read, so it is for a
+// reconcile that writes the User no more. A User's status is the write made most often
+// (once or more per User in every sync), and encoding and decoding the whole User in
+// the answer cost the API server and the operator more than the write.
+func patchUserStatusForMetadata(ctx context.Context, c client.Client, u *identityv1alpha1.User, patch client.Patch) error {
+	data, err := patch.Data(u)
+	if err != nil {
+		return err
+	}
+	answer := &metav1.PartialObjectMetadata{}
+	answer.SetGroupVersionKind(identityv1alpha1.GroupVersion.WithKind("User"))
+	answer.Namespace, answer.Name = u.Namespace, u.Name
+	if err := c.Status().Patch(ctx, answer, client.RawPatch(patch.Type(), data)); err != nil {
+		return err
+	}
+	answer.ObjectMeta.DeepCopyInto(&u.ObjectMeta)
+	return nil
 }
 
 // otherShardsWrote passes, to the main shard, an update of a User's accounts in apps

@@ -1,0 +1,45 @@
+package controllers_test
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
+	"github.com/rosterhq/roster/controllers"
+)
+
+// A User's status write is answered with the User's metadata alone: the User keeps the
+// status it sent and the spec it had, and takes the resourceVersion its write made.
+func TestAUserStatusWriteTakesOnlyTheMetadataOfItsAnswer(t *testing.T) {
+	ns := namespace(t)
+	create(t, newUser(ns, "ada", "eng"))
+	waitFor(t, "ada's status is written", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		return u.Status.ObservedGeneration == u.Generation, condition(u.Status.Conditions, identityv1alpha1.ConditionReady)
+	})
+	u := get(t, ns, "ada", &identityv1alpha1.User{})
+	before := u.DeepCopy()
+	// A condition the operator keeps as it is (it sets only its own types).
+	meta.SetStatusCondition(&u.Status.Conditions, metav1.Condition{Type: "Audited", Status: metav1.ConditionTrue, Reason: "Test", Message: "by the test"})
+	u.Spec.Title = "kept here, not sent" // a status write sends no spec
+	if err := controllers.PatchUserStatusForMetadata(testCtx, k8s, u, client.MergeFrom(before)); err != nil {
+		t.Fatal(err)
+	}
+	if u.Spec.Title != "kept here, not sent" || condition(u.Status.Conditions, "Audited") != "True/Test: by the test" {
+		t.Errorf("the answer replaced what the User held: title %q, Audited %q", u.Spec.Title, condition(u.Status.Conditions, "Audited"))
+	}
+	if cmp, err := resourceversion.CompareResourceVersion(u.ResourceVersion, before.ResourceVersion); err != nil || cmp <= 0 {
+		t.Errorf("resourceVersion %s after the write, %s before (%v)", u.ResourceVersion, before.ResourceVersion, err)
+	}
+	live := get(t, ns, "ada", &identityv1alpha1.User{})
+	if cmp, err := resourceversion.CompareResourceVersion(live.ResourceVersion, u.ResourceVersion); err != nil || cmp < 0 {
+		t.Errorf("the User's resourceVersion %s is older than the one its write answered, %s (%v)", live.ResourceVersion, u.ResourceVersion, err)
+	}
+	if got := condition(live.Status.Conditions, "Audited"); got != "True/Test: by the test" || live.Spec.Title == u.Spec.Title {
+		t.Errorf("the API server holds Audited %q and title %q", got, live.Spec.Title)
+	}
+}
