@@ -86,18 +86,15 @@ func (r *UserReconciler) patchStatus(ctx context.Context, u, before *identityv1a
 	for _, a := range apps {
 		alone = alone && r.Shards.Owns(a.conn)
 	}
-	if u.DeletionTimestamp != nil { // its finalizers' write follows, from the User as answered
-		if alone {
-			return patchStatus(ctx, r.Client, u, before, u.Status, before.Status)
-		}
-		return patchStatusLocked(ctx, r.Client, u, before, u.Status, before.Status)
-	}
 	if equality.Semantic.DeepEqual(u.Status, before.Status) {
 		return nil
 	}
 	patch := client.MergeFrom(before)
 	if !alone {
 		patch = client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+	}
+	if u.DeletionTimestamp != nil { // its finalizers' write follows, from the User as answered
+		return r.Status().Patch(ctx, u, patch)
 	}
 	return patchUserStatusForMetadata(ctx, r.Client, u, patch)
 }
