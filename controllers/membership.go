@@ -174,16 +174,16 @@ func (m *Membership) setLocked(role types.NamespacedName, user string, member bo
 			m.members[role] = map[string]bool{}
 		}
 		m.members[role][user] = true
-		if held := m.rolesOf[userKey]; !slices.Contains(held, role.Name) {
-			held = append(held, role.Name)
-			slices.Sort(held)
-			m.rolesOf[userKey] = held
+		held := m.rolesOf[userKey]
+		if i, found := slices.BinarySearch(held, role.Name); !found {
+			m.rolesOf[userKey] = slices.Insert(held, i, role.Name)
 		}
 		return
 	}
 	delete(m.members[role], user)
-	if held := m.rolesOf[userKey]; slices.Contains(held, role.Name) {
-		m.rolesOf[userKey] = slices.DeleteFunc(held, func(r string) bool { return r == role.Name })
+	held := m.rolesOf[userKey]
+	if i, found := slices.BinarySearch(held, role.Name); found {
+		m.rolesOf[userKey] = slices.Delete(held, i, i+1)
 	}
 	if len(m.members[role]) == 0 {
 		delete(m.members, role)

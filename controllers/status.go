@@ -59,19 +59,32 @@ func (c conditions) notReady(reason, message string) {
 // patchStatus writes obj's status if it differs from before's: one patch per change,
 // none when nothing changed.
 func patchStatus(ctx context.Context, c client.Client, obj, before client.Object, status, statusBefore any) error {
-	if equality.Semantic.DeepEqual(status, statusBefore) {
-		return nil
+	if patch := statusPatch(before, status, statusBefore, false); patch != nil {
+		return c.Status().Patch(ctx, obj, patch)
 	}
-	return c.Status().Patch(ctx, obj, client.MergeFrom(before))
+	return nil
 }
 
 // patchStatusLocked is patchStatus for a status that more than one replica writes:
 // the write is refused (a conflict) if the object changed since it was read.
 func patchStatusLocked(ctx context.Context, c client.Client, obj, before client.Object, status, statusBefore any) error {
-	if equality.Semantic.DeepEqual(status, statusBefore) {
-		return nil
+	if patch := statusPatch(before, status, statusBefore, true); patch != nil {
+		return c.Status().Patch(ctx, obj, patch)
 	}
-	return c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	return nil
+}
+
+// statusPatch is the merge patch from before of a status write, nil when the status did
+// not change; locked, it is refused (a conflict) if the object changed since it was read.
+func statusPatch(before client.Object, status, statusBefore any, locked bool) client.Patch {
+	switch {
+	case equality.Semantic.DeepEqual(status, statusBefore):
+		return nil
+	case locked:
+		return client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+	default:
+		return client.MergeFrom(before)
+	}
 }
 
 func truncate(s string, n int) string {

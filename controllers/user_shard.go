@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -86,17 +85,14 @@ func (r *UserReconciler) patchStatus(ctx context.Context, u, before *identityv1a
 	for _, a := range apps {
 		alone = alone && r.Shards.Owns(a.conn)
 	}
-	if equality.Semantic.DeepEqual(u.Status, before.Status) {
+	switch patch := statusPatch(before, u.Status, before.Status, !alone); {
+	case patch == nil:
 		return nil
-	}
-	patch := client.MergeFrom(before)
-	if !alone {
-		patch = client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
-	}
-	if u.DeletionTimestamp != nil { // its finalizers' write follows, from the User as answered
+	case u.DeletionTimestamp != nil: // its finalizers' write follows, from the User as answered
 		return r.Status().Patch(ctx, u, patch)
+	default:
+		return patchUserStatusForMetadata(ctx, r.Client, u, patch)
 	}
-	return patchUserStatusForMetadata(ctx, r.Client, u, patch)
 }
 
 // patchUserStatusForMetadata writes a User's status and has the API server answer with
@@ -116,7 +112,7 @@ func patchUserStatusForMetadata(ctx context.Context, c client.Client, u *identit
 	if err := c.Status().Patch(ctx, answer, client.RawPatch(patch.Type(), data)); err != nil {
 		return err
 	}
-	answer.ObjectMeta.DeepCopyInto(&u.ObjectMeta)
+	u.ObjectMeta = answer.ObjectMeta
 	return nil
 }
 
