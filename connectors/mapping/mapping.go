@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -50,11 +51,34 @@ func (e *Env) Compile(expr string) (*Program, error) {
 	if issues != nil && issues.Err() != nil {
 		return nil, issues.Err()
 	}
-	prg, err := e.env.Program(ast, cel.CostLimit(costLimit))
+	var opts []cel.ProgramOption
+	if !boundedBelow(e.env, ast, costLimit) {
+		opts = append(opts, cel.CostLimit(costLimit))
+	}
+	prg, err := e.env.Program(ast, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return &Program{source: expr, program: prg}, nil
+}
+
+// boundedBelow tells whether the checker's cost estimate proves that no evaluation of
+// ast can cost more than limit, whatever its variables hold. Such an expression needs no
+// cost tracking at run time, which would take more CPU than the evaluation itself; every
+// other expression is tracked and stopped at the limit.
+func boundedBelow(env *cel.Env, ast *cel.Ast, limit uint64) bool {
+	cost, err := env.EstimateCost(ast, unknownSizes{})
+	return err == nil && cost.Max <= limit
+}
+
+// unknownSizes leaves every size and call cost to the checker's defaults: a variable's
+// string or list may be of any length.
+type unknownSizes struct{}
+
+func (unknownSizes) EstimateSize(checker.AstNode) *checker.SizeEstimate { return nil }
+
+func (unknownSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
 }
 
 // Eval evaluates to a Go value: string, bool, int64, float64, []any, map[string]any or

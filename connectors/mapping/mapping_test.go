@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -140,5 +141,40 @@ func TestRunawayExpressionsAreStopped(t *testing.T) {
 	}
 	if _, err := p.Eval(map[string]any{"user": UserVars(ada())}); err == nil {
 		t.Fatal("an expression of a million steps ran to the end")
+	}
+}
+
+func TestRunawayExpressionsOverAUsersValuesAreStopped(t *testing.T) {
+	env, _ := NewEnv("user")
+	p, err := env.Compile(`user.groups.map(a, user.groups.map(b, user.groups.map(c, a + b + c))).size() > 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := ada()
+	for i := range 200 {
+		u.Spec.Groups = append(u.Spec.Groups, fmt.Sprintf("group-%d", i))
+	}
+	if _, err := p.Eval(map[string]any{"user": UserVars(u)}); err == nil {
+		t.Fatal("eight million steps over a User's groups ran to the end")
+	}
+}
+
+func TestOnlyExpressionsProvenCheapGoUntracked(t *testing.T) {
+	env, _ := NewEnv(AccountVars...)
+	for expr, bounded := range map[string]bool{
+		"user.userName":                         true,
+		defaultDisplayNames:                     true,
+		`user.title == "" ? "n/a" : user.title`: true,
+		`user.emails.map(e, e.value)`:           false,
+		`user.groups.join(",")`:                 false,
+		`[1,2,3].map(a, [1,2,3].map(b, a*b))`:   true,
+	} {
+		ast, iss := env.env.Compile(expr)
+		if iss.Err() != nil {
+			t.Fatal(iss.Err())
+		}
+		if got := boundedBelow(env.env, ast, costLimit); got != bounded {
+			t.Errorf("%s: proven cheap %t, want %t", expr, got, bounded)
+		}
 	}
 }
