@@ -106,3 +106,6 @@ func UsersIn(ctx context.Context, r client.Reader, namespace string) ([]*identit
 // PatchUserStatusForMetadata writes a User's status as the User reconciler does while
 // the User is not being deleted.
 var PatchUserStatusForMetadata = patchUserStatusForMetadata
+
+// StatusPatch is the patch every reconciler's status write sends.
+var StatusPatch = statusPatch

@@ -2,10 +2,14 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -77,14 +81,50 @@ func patchStatusLocked(ctx context.Context, c client.Client, obj, before client.
 // statusPatch is the merge patch from before of a status write, nil when the status did
 // not change; locked, it is refused (a conflict) if the object changed since it was read.
 func statusPatch(before client.Object, status, statusBefore any, locked bool) client.Patch {
-	switch {
-	case equality.Semantic.DeepEqual(status, statusBefore):
+	if equality.Semantic.DeepEqual(status, statusBefore) {
 		return nil
-	case locked:
-		return client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
-	default:
-		return client.MergeFrom(before)
 	}
+	patch := statusMergePatch{status: status, statusBefore: statusBefore}
+	if locked {
+		patch.resourceVersion = before.GetResourceVersion()
+	}
+	return patch
+}
+
+// statusMergePatch is a JSON merge patch computed from an object's status alone: a
+// status subresource takes nothing else, and the spec and metadata need not be encoded
+// and compared for every write.
+type statusMergePatch struct {
+	status, statusBefore any
+	resourceVersion      string // set, the write is refused if the object changed since
+}
+
+func (p statusMergePatch) Type() types.PatchType { return types.MergePatchType }
+
+func (p statusMergePatch) Data(client.Object) ([]byte, error) {
+	before, err := json.Marshal(p.statusBefore)
+	if err != nil {
+		return nil, err
+	}
+	after, err := json.Marshal(p.status)
+	if err != nil {
+		return nil, err
+	}
+	diff, err := jsonpatch.CreateMergePatch(before, after)
+	if err != nil {
+		return nil, err
+	}
+	type lock struct {
+		ResourceVersion string `json:"resourceVersion"`
+	}
+	body := struct {
+		Metadata *lock           `json:"metadata,omitempty"`
+		Status   json.RawMessage `json:"status"`
+	}{Status: diff}
+	if p.resourceVersion != "" {
+		body.Metadata = &lock{ResourceVersion: p.resourceVersion}
+	}
+	return json.Marshal(body)
 }
 
 func truncate(s string, n int) string {

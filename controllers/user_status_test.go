@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
@@ -41,5 +42,48 @@ func TestAUserStatusWriteTakesOnlyTheMetadataOfItsAnswer(t *testing.T) {
 	}
 	if got := condition(live.Status.Conditions, "Audited"); got != "True/Test: by the test" || live.Spec.Title == u.Spec.Title {
 		t.Errorf("the API server holds Audited %q and title %q", got, live.Spec.Title)
+	}
+}
+
+// A status write sends the status alone, takes away what the status no longer holds,
+// and, locked, is refused when the object changed since it was read.
+func TestAStatusWriteSendsTheStatusAloneAndLocksWhenAsked(t *testing.T) {
+	ns := namespace(t)
+	create(t, newUser(ns, "ada", "eng"))
+	waitFor(t, "ada's status is written", func() (bool, string) {
+		u := get(t, ns, "ada", &identityv1alpha1.User{})
+		return u.Status.ObservedGeneration == u.Generation, condition(u.Status.Conditions, identityv1alpha1.ConditionReady)
+	})
+	audited := metav1.Condition{Type: "Audited", Status: metav1.ConditionTrue, Reason: "Test", Message: "by the test"}
+	u := get(t, ns, "ada", &identityv1alpha1.User{})
+	stale := u.DeepCopy()
+	before := u.DeepCopy()
+	meta.SetStatusCondition(&u.Status.Conditions, audited)
+	u.Spec.Title = "not sent"
+	if err := k8s.Status().Patch(testCtx, u, controllers.StatusPatch(before, u.Status, before.Status, false)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, ns, "ada", &identityv1alpha1.User{}); condition(got.Status.Conditions, "Audited") != "True/Test: by the test" || got.Spec.Title == "not sent" {
+		t.Fatalf("after the write: Audited %q, title %q", condition(got.Status.Conditions, "Audited"), got.Spec.Title)
+	}
+
+	locked := stale.DeepCopy()
+	meta.SetStatusCondition(&locked.Status.Conditions, metav1.Condition{Type: "Reviewed", Status: metav1.ConditionTrue, Reason: "Test", Message: "late"})
+	err := k8s.Status().Patch(testCtx, locked, controllers.StatusPatch(stale, locked.Status, stale.Status, true))
+	if !apierrors.IsConflict(err) {
+		t.Fatalf("a locked write from a stale read answered %v, want a conflict", err)
+	}
+
+	u = get(t, ns, "ada", &identityv1alpha1.User{})
+	before = u.DeepCopy()
+	meta.RemoveStatusCondition(&u.Status.Conditions, "Audited")
+	if err := k8s.Status().Patch(testCtx, u, controllers.StatusPatch(before, u.Status, before.Status, true)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, ns, "ada", &identityv1alpha1.User{}); condition(got.Status.Conditions, "Audited") != "absent" || condition(got.Status.Conditions, "Reviewed") != "absent" {
+		t.Errorf("after taking Audited away: Audited %q, Reviewed %q", condition(got.Status.Conditions, "Audited"), condition(got.Status.Conditions, "Reviewed"))
+	}
+	if patch := controllers.StatusPatch(u, u.Status, *u.Status.DeepCopy(), false); patch != nil {
+		t.Errorf("an unchanged status is written: %v", patch)
 	}
 }
