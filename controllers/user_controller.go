@@ -162,7 +162,8 @@ type app struct {
 
 func (r *UserReconciler) appsOf(ctx context.Context, namespace, user string) (map[string]app, error) {
 	var conns identityv1alpha1.AppConnectionList
-	if err := r.List(ctx, &conns, client.InNamespace(namespace)); err != nil {
+	// Read-only: a User's reconcile reads its apps' connections and never changes them.
+	if err := r.List(ctx, &conns, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	engines := r.Engines.InNamespace(namespace)
