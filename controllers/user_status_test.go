@@ -13,15 +13,21 @@ import (
 	"github.com/rosterhq/roster/controllers"
 )
 
-// A User's status write is answered with the User's metadata alone: the User keeps the
-// status it sent and the spec it had, and takes the resourceVersion its write made.
-func TestAUserStatusWriteTakesOnlyTheMetadataOfItsAnswer(t *testing.T) {
-	ns := namespace(t)
+// adaWithStatus creates the User ada and waits for the operator's first status write.
+func adaWithStatus(t *testing.T, ns string) {
+	t.Helper()
 	create(t, newUser(ns, "ada", "eng"))
 	waitFor(t, "ada's status is written", func() (bool, string) {
 		u := get(t, ns, "ada", &identityv1alpha1.User{})
 		return u.Status.ObservedGeneration == u.Generation, condition(u.Status.Conditions, identityv1alpha1.ConditionReady)
 	})
+}
+
+// A User's status write is answered with the User's metadata alone: the User keeps the
+// status it sent and the spec it had, and takes the resourceVersion its write made.
+func TestAUserStatusWriteTakesOnlyTheMetadataOfItsAnswer(t *testing.T) {
+	ns := namespace(t)
+	adaWithStatus(t, ns)
 	u := get(t, ns, "ada", &identityv1alpha1.User{})
 	before := u.DeepCopy()
 	// A condition the operator keeps as it is (it sets only its own types).
@@ -49,11 +55,7 @@ func TestAUserStatusWriteTakesOnlyTheMetadataOfItsAnswer(t *testing.T) {
 // and, locked, is refused when the object changed since it was read.
 func TestAStatusWriteSendsTheStatusAloneAndLocksWhenAsked(t *testing.T) {
 	ns := namespace(t)
-	create(t, newUser(ns, "ada", "eng"))
-	waitFor(t, "ada's status is written", func() (bool, string) {
-		u := get(t, ns, "ada", &identityv1alpha1.User{})
-		return u.Status.ObservedGeneration == u.Generation, condition(u.Status.Conditions, identityv1alpha1.ConditionReady)
-	})
+	adaWithStatus(t, ns)
 	audited := metav1.Condition{Type: "Audited", Status: metav1.ConditionTrue, Reason: "Test", Message: "by the test"}
 	u := get(t, ns, "ada", &identityv1alpha1.User{})
 	stale := u.DeepCopy()
