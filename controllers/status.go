@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 
@@ -84,7 +85,7 @@ func statusPatch(before client.Object, status, statusBefore any, locked bool) cl
 	if equality.Semantic.DeepEqual(status, statusBefore) {
 		return nil
 	}
-	patch := statusMergePatch{status: status, statusBefore: statusBefore}
+	patch := statusMergePatch{status: status, statusBefore: statusBefore, locked: locked}
 	if locked {
 		patch.resourceVersion = before.GetResourceVersion()
 	}
@@ -96,12 +97,17 @@ func statusPatch(before client.Object, status, statusBefore any, locked bool) cl
 // and compared for every write.
 type statusMergePatch struct {
 	status, statusBefore any
-	resourceVersion      string // set, the write is refused if the object changed since
+	// locked: the write is refused if the object changed since its resourceVersion.
+	locked          bool
+	resourceVersion string
 }
 
 func (p statusMergePatch) Type() types.PatchType { return types.MergePatchType }
 
 func (p statusMergePatch) Data(client.Object) ([]byte, error) {
+	if p.locked && p.resourceVersion == "" {
+		return nil, errors.New("a locked status write needs the resourceVersion of the object it was read from")
+	}
 	before, err := json.Marshal(p.statusBefore)
 	if err != nil {
 		return nil, err
@@ -121,7 +127,7 @@ func (p statusMergePatch) Data(client.Object) ([]byte, error) {
 		Metadata *lock           `json:"metadata,omitempty"`
 		Status   json.RawMessage `json:"status"`
 	}{Status: diff}
-	if p.resourceVersion != "" {
+	if p.locked {
 		body.Metadata = &lock{ResourceVersion: p.resourceVersion}
 	}
 	return json.Marshal(body)

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -87,5 +88,26 @@ func TestAStatusWriteSendsTheStatusAloneAndLocksWhenAsked(t *testing.T) {
 	}
 	if patch := controllers.StatusPatch(u, u.Status, *u.Status.DeepCopy(), false); patch != nil {
 		t.Errorf("an unchanged status is written: %v", patch)
+	}
+}
+
+// A locked status write of an object read from nowhere (no resourceVersion) is refused
+// before it is sent, not sent unlocked.
+func TestALockedStatusWriteNeedsAResourceVersion(t *testing.T) {
+	u := newUser("any", "ada", "eng")
+	after := u.Status.DeepCopy()
+	after.Phase = identityv1alpha1.UserPhaseActive
+	patch := controllers.StatusPatch(u, *after, u.Status, true)
+	if _, err := patch.Data(u); err == nil {
+		t.Fatal("a locked status write without a resourceVersion was made")
+	}
+	u.ResourceVersion = "7"
+	data, err := controllers.StatusPatch(u, *after, u.Status, true).Data(u)
+	if err != nil || !strings.Contains(string(data), `"resourceVersion":"7"`) || !strings.Contains(string(data), `"phase":"Active"`) {
+		t.Errorf("the locked write sends %s (%v)", data, err)
+	}
+	data, err = controllers.StatusPatch(u, *after, u.Status, false).Data(u)
+	if err != nil || strings.Contains(string(data), "resourceVersion") || strings.Contains(string(data), "spec") {
+		t.Errorf("the unlocked write sends %s (%v)", data, err)
 	}
 }
