@@ -305,6 +305,11 @@ func TestNotifierTellsOfAppTrouble(t *testing.T) {
 		t.Fatalf("the Notifier's Ready in roster_condition = %v (found %v)", v, found)
 	}
 	crm.FailWith(nil)
+	// As an admin does once the token is replaced: ask for a sync now, rather than wait
+	// for the next retry, which backs off to a minute and more on a busy machine.
+	update(t, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "crm"}}, func(c *identityv1alpha1.AppConnection) {
+		metav1.SetMetaDataAnnotation(&c.ObjectMeta, identityv1alpha1.AnnotationResync, time.Now().Format(time.RFC3339Nano))
+	})
 	waitFor(t, "the recovery and the unmanaged account announced", func() (bool, string) {
 		return len(in.of(identityv1alpha1.NotifyAppRecovered)) == 1 && len(in.of(identityv1alpha1.NotifyUnmanagedAccounts)) == 1, ""
 	})
