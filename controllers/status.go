@@ -64,19 +64,21 @@ func (c conditions) notReady(reason, message string) {
 // patchStatus writes obj's status if it differs from before's: one patch per change,
 // none when nothing changed.
 func patchStatus(ctx context.Context, c client.Client, obj, before client.Object, status, statusBefore any) error {
-	if patch := statusPatch(before, status, statusBefore, false); patch != nil {
-		return c.Status().Patch(ctx, obj, patch)
-	}
-	return nil
+	return sendStatus(ctx, c, obj, statusPatch(before, status, statusBefore, false))
 }
 
 // patchStatusLocked is patchStatus for a status that more than one replica writes:
 // the write is refused (a conflict) if the object changed since it was read.
 func patchStatusLocked(ctx context.Context, c client.Client, obj, before client.Object, status, statusBefore any) error {
-	if patch := statusPatch(before, status, statusBefore, true); patch != nil {
-		return c.Status().Patch(ctx, obj, patch)
+	return sendStatus(ctx, c, obj, statusPatch(before, status, statusBefore, true))
+}
+
+// sendStatus sends a status patch; nil, the status did not change and nothing is sent.
+func sendStatus(ctx context.Context, c client.Client, obj client.Object, patch client.Patch) error {
+	if patch == nil {
+		return nil
 	}
-	return nil
+	return c.Status().Patch(ctx, obj, patch)
 }
 
 // statusPatch is the merge patch from before of a status write, nil when the status did

@@ -85,14 +85,12 @@ func (r *UserReconciler) patchStatus(ctx context.Context, u, before *identityv1a
 	for _, a := range apps {
 		alone = alone && r.Shards.Owns(a.conn)
 	}
-	switch patch := statusPatch(before, u.Status, before.Status, !alone); {
-	case patch == nil:
-		return nil
-	case u.DeletionTimestamp != nil: // its finalizers' write follows, from the User as answered
-		return r.Status().Patch(ctx, u, patch)
-	default:
-		return patchUserStatusForMetadata(ctx, r.Client, u, patch)
+	patch := statusPatch(before, u.Status, before.Status, !alone)
+	// A User being deleted takes the whole answer: its finalizers' write follows from it.
+	if patch == nil || u.DeletionTimestamp != nil {
+		return sendStatus(ctx, r.Client, u, patch)
 	}
+	return patchUserStatusForMetadata(ctx, r.Client, u, patch)
 }
 
 // patchUserStatusForMetadata writes a User's status and has the API server answer with
