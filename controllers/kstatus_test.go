@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -16,26 +17,46 @@ import (
 	"github.com/rosterhq/roster/test/slapd"
 )
 
-// kstatusOf reads an object back from the API server and computes its kstatus.
-func kstatusOf(t *testing.T, ns, kind, name string) (status.Status, string) {
+// kstatusOf reads an object back from the API server and computes its kstatus. An
+// object the controllers have not answered yet (absent, or no Ready condition for its
+// generation) has no kstatus worth asserting: kstatus calls an object without status
+// Current.
+func kstatusOf(t *testing.T, ns, kind, name string) (st status.Status, msg string, answered bool) {
 	t.Helper()
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: "identity.roster.dev", Version: "v1alpha1", Kind: kind})
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", "not created yet", false
+		}
 		t.Fatal(err)
+	}
+	if !reconciledAtGeneration(u) {
+		return "", "not reconciled at its generation yet", false
 	}
 	res, err := status.Compute(u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.Status, res.Message
+	return res.Status, res.Message, true
+}
+
+func reconciledAtGeneration(u *unstructured.Unstructured) bool {
+	observed, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conditions {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Ready" {
+			return observed == u.GetGeneration()
+		}
+	}
+	return false
 }
 
 func expectKstatus(t *testing.T, ns, kind, name string, want status.Status) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%s %s is %s", kind, name, want), func() (bool, string) {
-		got, msg := kstatusOf(t, ns, kind, name)
-		return got == want, fmt.Sprintf("%s: %s", got, msg)
+		got, msg, answered := kstatusOf(t, ns, kind, name)
+		return answered && got == want, fmt.Sprintf("%s: %s", got, msg)
 	})
 }
 
