@@ -125,7 +125,7 @@ func main() {
 		}
 	}
 	inbound := &controllers.InboundSCIM{Addr: opts.scimAddr, CertFile: opts.scimCert, KeyFile: opts.scimKey,
-		Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
+		Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim"), Namespaces: namespaces(opts.watchNamespaces)}
 	if err := mgr.AddReadyzCheck("inbound-scim", inbound.Ready); err != nil {
 		log.Error(err, "Could not add the inbound SCIM readiness check")
 		os.Exit(1)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -109,3 +110,16 @@ var PatchUserStatusForMetadata = patchUserStatusForMetadata
 
 // StatusPatch is the patch every reconciler's status write sends.
 var StatusPatch = statusPatch
+
+// KeptConfigMaps names the ConfigMaps of namespace that the inbound endpoint's cache holds.
+func (s *InboundSCIM) KeptConfigMaps(ctx context.Context, namespace string) ([]string, error) {
+	var cms corev1.ConfigMapList
+	if err := s.kept.List(ctx, &cms, client.InNamespace(namespace)); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(cms.Items))
+	for _, cm := range cms.Items {
+		names = append(names, cm.Name)
+	}
+	return names, nil
+}

@@ -44,15 +44,18 @@ type InboundSCIM struct {
 	CertFile, KeyFile string
 	Client            client.Client
 	Log               logr.Logger
+	// Namespaces are the namespaces whose pushed objects it follows, those the
+	// manager's cache watches; nil for every one.
+	Namespaces map[string]cache.Config
 
 	// Recorder records failed-login bursts on the DirectorySync; nil records none.
 	Recorder recorder.EventRecorder
 
-	// syncers apply the pushes where they run; Setup hands them over, with the cache
-	// whose ConfigMap events keep every replica's endpoints current and a reader
-	// straight from the API server.
+	// syncers apply the pushes where they run; Setup hands them over, with the cache of
+	// the ConfigMaps that keep pushed objects (whose events keep every replica's
+	// endpoints current; Start runs it) and a reader straight from the API server.
 	syncers *Syncers
-	cache   cache.Cache
+	kept    cache.Cache
 	live    client.Reader
 	serving atomic.Bool
 
@@ -149,17 +152,18 @@ func (s *InboundSCIM) Ready(*http.Request) error {
 // NeedLeaderElection: every replica serves; the leader's syncer applies what is kept.
 func (s *InboundSCIM) NeedLeaderElection() bool { return false }
 
-// followStore passes every change to the kept users and groups, by whichever replica,
-// on to this replica's endpoint.
+// followStore runs the cache of kept objects and passes every change to the kept users
+// and groups, by whichever replica, on to this replica's endpoint. It returns once the
+// cache holds every kept object, so that no endpoint loads before it does.
 func (s *InboundSCIM) followStore(ctx context.Context) error {
-	if s.cache == nil {
+	if s.kept == nil {
 		return nil
 	}
-	informer, err := s.cache.GetInformer(ctx, &corev1.ConfigMap{})
+	informer, err := s.kept.GetInformer(ctx, &corev1.ConfigMap{})
 	if err != nil {
 		return err
 	}
-	_, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	if _, err = informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.observe(obj) },
 		UpdateFunc: func(_, obj any) { s.observe(obj) },
 		DeleteFunc: func(obj any) {
@@ -170,8 +174,18 @@ func (s *InboundSCIM) followStore(ctx context.Context) error {
 				ep.Gone(o.Kind, o.ID, o.Version)
 			}
 		},
-	})
-	return err
+	}); err != nil {
+		return err
+	}
+	go func() {
+		if err := s.kept.Start(ctx); err != nil {
+			s.Log.Error(err, "Stopped following the kept inbound SCIM objects")
+		}
+	}()
+	if !s.kept.WaitForCacheSync(ctx) {
+		return errors.New("inbound SCIM: the kept objects' cache did not sync")
+	}
+	return nil
 }
 
 func (s *InboundSCIM) observe(obj any) {
@@ -314,7 +328,7 @@ func (s *InboundSCIM) ensure(key types.NamespacedName, uid types.UID) *endpoint 
 	}
 	ep := s.endpoints[key]
 	if ep == nil || ep.uid != uid {
-		store := endpointStore{client: s.Client, live: s.live, key: key, uid: uid}
+		store := endpointStore{client: s.Client, kept: s.kept, live: s.live, key: key, uid: uid}
 		ep = &endpoint{Endpoint: inbound.New(syncerSink{syncers: s.syncers, key: key}, store), key: key, uid: uid}
 		s.endpoints[key] = ep
 	}

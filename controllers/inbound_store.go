@@ -13,7 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	identityv1alpha1 "github.com/rosterhq/roster/api/v1alpha1"
@@ -26,6 +30,21 @@ import (
 // LabelSCIMObject marks a ConfigMap that keeps one user or group an identity provider
 // pushed to a DirectorySync's inbound SCIM endpoint; its value is the object's kind.
 const LabelSCIMObject = "identity.roster.dev/scim-object"
+
+// keptObjectsCache caches the ConfigMaps that keep pushed objects, and no other: the
+// manager's cache holds only ConfigMaps' metadata, and a cache of every ConfigMap would
+// hold every namespace's configuration in the operator's memory.
+func keptObjectsCache(mgr ctrl.Manager, namespaces map[string]cache.Config) (cache.Cache, error) {
+	labelled, err := labels.NewRequirement(LabelSCIMObject, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	return cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient: mgr.GetHTTPClient(), Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		DefaultNamespaces: namespaces, DefaultLabelSelector: labels.NewSelector().Add(*labelled),
+		DefaultTransform: cache.TransformStripManagedFields(),
+	})
+}
 
 // AnnotationSCIMResource held, on a User written from an inbound SCIM push, the resource
 // the identity provider sent, before pushes were kept in ConfigMaps of their own; an
@@ -49,6 +68,7 @@ var validID = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 // Writes name the resourceVersion they replace.
 type endpointStore struct {
 	client client.Client // reads from the cache, writes to the API server
+	kept   client.Reader // reads the kept objects' ConfigMaps from their cache
 	live   client.Reader // reads from the API server
 	key    types.NamespacedName
 	uid    types.UID
@@ -62,7 +82,7 @@ func (s endpointStore) objectName(kind inbound.Kind, id string) string {
 
 func (s endpointStore) Load(ctx context.Context) ([]inbound.Object, error) {
 	var cms corev1.ConfigMapList
-	if err := s.client.List(ctx, &cms, client.InNamespace(s.key.Namespace),
+	if err := s.kept.List(ctx, &cms, client.InNamespace(s.key.Namespace),
 		client.MatchingLabels{directory.LabelDirectorySync: s.key.Name}, client.HasLabels{LabelSCIMObject}); err != nil {
 		return nil, err
 	}

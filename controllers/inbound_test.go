@@ -262,3 +262,24 @@ func TestInboundSCIMWithRostersOwnClient(t *testing.T) {
 		t.Fatalf("User = %+v", u.Spec)
 	}
 }
+
+// TestInboundFollowsOnlyTheConfigMapsThatKeepPushes: the endpoint's cache holds the
+// ConfigMaps that keep pushed users and groups, not the namespace's other ConfigMaps,
+// however large: those stay out of the operator's memory.
+func TestInboundFollowsOnlyTheConfigMapsThatKeepPushes(t *testing.T) {
+	ns := namespace(t)
+	p := scimSync(t, ns)
+	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-settings"},
+		Data: map[string]string{"settings.json": strings.Repeat("x", 512<<10)}})
+	pushed := p.expect(http.MethodPost, "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"kept@example.com","active":true}`, http.StatusCreated)
+	keeps := "okta-scim-user-" + pushed["id"].(string)
+	var kept []string
+	waitFor(t, "the endpoint's cache holds the pushed user's ConfigMap", func() (bool, string) {
+		var err error
+		kept, err = inbound.KeptConfigMaps(context.Background(), ns)
+		return err == nil && slices.Contains(kept, keeps), fmt.Sprint(kept, err)
+	})
+	if slices.Contains(kept, "app-settings") {
+		t.Fatalf("the endpoint's cache holds a ConfigMap that keeps no push: %v", kept)
+	}
+}

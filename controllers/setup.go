@@ -196,7 +196,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if opts.Inbound != nil {
-		opts.Inbound.syncers, opts.Inbound.cache, opts.Inbound.live = syncers, mgr.GetCache(), mgr.GetAPIReader()
+		kept, err := keptObjectsCache(mgr, opts.Inbound.Namespaces)
+		if err != nil {
+			return err
+		}
+		opts.Inbound.syncers, opts.Inbound.kept, opts.Inbound.live = syncers, kept, mgr.GetAPIReader()
 		if opts.Inbound.Client == nil {
 			opts.Inbound.Client = mgr.GetClient()
 		}

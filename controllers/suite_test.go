@@ -126,6 +126,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "caches did not sync")
 		return 1
 	}
+	// The inbound endpoint listens once the cache of what it keeps has synced.
+	if err := testenv.UntilReady(time.Minute, inbound.Ready); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	code := m.Run()
 	shutdown()
 	if err := <-done; err != nil {

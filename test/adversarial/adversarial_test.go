@@ -81,6 +81,10 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "caches did not sync")
 		return 1
 	}
+	if err := testenv.UntilReady(time.Minute, inbound.Ready); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
 }
 

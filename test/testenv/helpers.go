@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -44,4 +45,17 @@ func WaitFor(t *testing.T, within time.Duration, what string, cond func() (bool,
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting until %s; last saw: %s", what, last)
+}
+
+// UntilReady polls a readiness check, as a readiness probe would, until it passes or
+// within has gone by; it returns the check's last error.
+func UntilReady(within time.Duration, ready func(*http.Request) error) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := ready(nil)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
