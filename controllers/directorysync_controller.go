@@ -398,6 +398,8 @@ func (r *DirectorySyncReconciler) summarize(ds *identityv1alpha1.DirectorySync, 
 	switch {
 	case st.Err != nil:
 		connectorFailed(cond, st.Err)
+	case !st.Synced && st.Records > 0:
+		cond.progressing(identityv1alpha1.ReasonProgressing, fmt.Sprintf("%d %s records read; %d of their Users in step so far", st.Records, source, st.InStep))
 	case !st.Synced:
 		cond.progressing(identityv1alpha1.ReasonProgressing, "reading the "+source+" source")
 	case st.Blocked:

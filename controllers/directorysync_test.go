@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -279,4 +280,54 @@ func TestResyncAnnotation(t *testing.T) {
 		t.Fatalf("the app was listed %d more times and the export read %d more times, want once each, on the annotations",
 			lists-listsBefore, exports-exportsBefore)
 	}
+}
+
+// TestAFirstSyncTellsHowFarItIs: while a first full sync writes the Users of a large
+// source, the DirectorySync's Ready condition says how many records were read and how
+// many of their Users are in step so far, not that the source is still being read.
+func TestAFirstSyncTellsHowFarItIs(t *testing.T) {
+	ns := namespace(t)
+	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := watcher.Watch(context.Background(), &identityv1alpha1.DirectorySyncList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var said []string
+	go func() {
+		for ev := range w.ResultChan() {
+			if ds, ok := ev.Object.(*identityv1alpha1.DirectorySync); ok {
+				mu.Lock()
+				said = append(said, condition(ds.Status.Conditions, identityv1alpha1.ConditionReady))
+				mu.Unlock()
+			}
+		}
+	}()
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p%04d", i)
+	}
+	hrSync(t, ns, ids, nil)
+	waitFor(t, "the first sync is done", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(said) == 0 {
+			return false, "nothing yet"
+		}
+		last := said[len(said)-1]
+		return strings.HasPrefix(last, "True"), last
+	})
+	w.Stop()
+	mu.Lock()
+	defer mu.Unlock()
+	progress := regexp.MustCompile(`^False/Progressing: 1000 hris records read; (\d+) of their Users in step so far$`)
+	for _, s := range said {
+		if m := progress.FindStringSubmatch(s); m != nil && m[1] != "1000" {
+			return
+		}
+	}
+	t.Fatalf("no condition told how far the first sync was: %q", said)
 }

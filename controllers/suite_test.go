@@ -27,6 +27,7 @@ import (
 	"github.com/rosterhq/roster/connectors/memory"
 	"github.com/rosterhq/roster/connectors/scim"
 	"github.com/rosterhq/roster/controllers"
+	"github.com/rosterhq/roster/controllers/directory"
 	"github.com/rosterhq/roster/test/testenv"
 )
 
@@ -110,6 +111,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	apps = memory.NewApps()
+	directory.ProgressInterval = 200 * time.Millisecond
 	inbound = &controllers.InboundSCIM{Addr: freeAddr(), Client: mgr.GetClient(), Log: ctrl.Log.WithName("inbound-scim")}
 	registry := controllers.Connectors(apps, inbound)
 	testCtx, shutdown = context.WithCancel(context.Background())

@@ -161,6 +161,7 @@ func (s *Syncer) applyEach(ctx context.Context, r run, work <-chan desiredUser, 
 		case changed:
 			counts.updated.Add(1)
 		}
+		s.inStep.Add(1)
 		if changed && r.suspensions[d.name] {
 			counts.suspended.Add(1)
 		}

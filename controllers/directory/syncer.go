@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -81,7 +82,14 @@ type Status struct {
 	// maxProblemsListed), of ProblemCount.
 	Problems     []identityv1alpha1.RecordProblem
 	ProblemCount int
+	// InStep is how many Users the first full sync has brought in step with their
+	// records so far (written, or found as they should be), while it runs.
+	InStep int
 }
+
+// ProgressInterval is how often a first full sync, which can take minutes, reports how
+// many Users it has brought in step.
+var ProgressInterval = 5 * time.Second
 
 // Syncer keeps one DirectorySync's Users in step with its source.
 type Syncer struct {
@@ -93,6 +101,9 @@ type Syncer struct {
 	resync chan struct{}
 	rearm  chan struct{}
 	stripe [64]sync.Mutex // serializes writes per record
+
+	// inStep counts the Users the full sync under way has brought in step.
+	inStep atomic.Int32
 
 	mu        sync.Mutex
 	cfg       Config
@@ -158,6 +169,9 @@ func (s *Syncer) Status() Status {
 	st.Generation = s.cfg.Generation
 	st.RecentDeprovisions = s.window.Counted(s.now())
 	st.Records = len(s.records)
+	if !st.Synced {
+		st.InStep = int(s.inStep.Load())
+	}
 	st.Problems, st.ProblemCount = s.names.report()
 	for name := range s.heldSuspensions {
 		st.HeldSuspensions = append(st.HeldSuspensions, name)
@@ -366,7 +380,12 @@ func (s *Syncer) FullSync(ctx context.Context) error {
 	for id := range s.records {
 		ids = append(ids, id)
 	}
+	first := !s.status.Synced
 	s.mu.Unlock()
+	s.inStep.Store(0)
+	if first {
+		defer s.reportProgress()()
+	}
 	_, err = s.converge(ctx, ids, true, nil)
 	if err == nil {
 		err = s.mirrorGroups(ctx)
@@ -380,6 +399,26 @@ func (s *Syncer) FullSync(ctx context.Context) error {
 	lastSyncDuration.WithLabelValues(name).Set(s.status.LastDuration.Seconds())
 	s.notify()
 	return err
+}
+
+// reportProgress tells the DirectorySync's reconciler at once that the source is read,
+// and then every ProgressInterval how far its Users are, until the returned stop.
+func (s *Syncer) reportProgress() (stop func()) {
+	s.notify()
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(ProgressInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				s.notify()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // applyChanges applies what a source reported changed: records, groups and deletions.
