@@ -57,7 +57,7 @@ func (b *bench) githubScenario(ctx context.Context) error {
 	}
 	b.logf("  %d members in %s (floor %s), %d requests (%.2f a member): %v\n", n, took.Round(time.Millisecond), floor.Round(time.Millisecond),
 		requests, float64(requests)/float64(n), srv.Requests())
-	return b.env.Client.Delete(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "github", Name: "github"}})
+	return b.removeAll(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "github", Name: "github"}})
 }
 
 // provisionGitHub creates the Users (each with a GitHub login and one of the teams as

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -175,6 +176,26 @@ func (b *bench) createAll(ctx context.Context, objs ...client.Object) error {
 		}
 	}
 	return nil
+}
+
+// removeAll deletes what a scenario made and waits until it is gone and the API server
+// has had no write for two seconds: an AppConnection letting go of 10,000 accounts, or
+// a DirectorySync of its Users, rewrites 10,000 Users, and that work belongs to the
+// scenario that made them, not to the next one's floor or time.
+func (b *bench) removeAll(ctx context.Context, objs ...client.Object) error {
+	for _, o := range objs {
+		if err := b.env.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting %T %s: %w", o, o.GetName(), err)
+		}
+		if err := b.waitFor(ctx, 5*time.Minute, 100*time.Millisecond, fmt.Sprintf("%T %s gone", o, o.GetName()), func() (bool, string, error) {
+			err := b.env.Client.Get(ctx, client.ObjectKeyFromObject(o), o)
+			return apierrors.IsNotFound(err), "still there", client.IgnoreNotFound(err)
+		}); err != nil {
+			return err
+		}
+	}
+	_, err := b.settledWrites(ctx, 2*time.Second)
+	return err
 }
 
 // expect is what every app of the organisation holds once converged.

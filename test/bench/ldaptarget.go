@@ -253,7 +253,7 @@ func (b *bench) ldapTarget(ctx context.Context, d *targetDirectory) error {
 	b.logf("  %s: %d accounts in %s (floor %s), %.2f adds and %.2f searches per account, %d member modifies for %d members; leaver p99 %s\n",
 		d.name, n, took.Round(time.Millisecond), floor.Round(time.Millisecond), adds/float64(n), float64(d.counter.Searches.Load())/float64(n),
 		d.counter.GroupModifies.Load(), int(members), percentile(latencies, 99).Round(time.Millisecond))
-	return b.env.Client.Delete(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "directory-" + d.short, Name: "directory"}})
+	return b.removeAll(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "directory-" + d.short, Name: "directory"}})
 }
 
 // ldapTargetFloor adds the people straight to the directory at the operator's

@@ -78,7 +78,7 @@ func (b *bench) googleTarget(ctx context.Context) error {
 	for _, p := range srv.Problems() {
 		return fmt.Errorf("the account was sent what Google's discovery document does not allow: %s", p)
 	}
-	return b.env.Client.Delete(ctx, conn)
+	return b.removeAll(ctx, conn)
 }
 
 // graphTarget: the floor is the writes Graph needs (a user a person, a bind per 20
@@ -121,7 +121,7 @@ func (b *bench) graphTarget(ctx context.Context) error {
 	for _, p := range srv.Problems() {
 		return fmt.Errorf("the tenant was sent what Microsoft's documentation does not allow: %s", p)
 	}
-	return b.env.Client.Delete(ctx, conn)
+	return b.removeAll(ctx, conn)
 }
 
 // provisionSuite creates the Users (each in one of the groups by department), the
@@ -228,5 +228,5 @@ func (b *bench) googleSource(ctx context.Context) error {
 	for _, p := range srv.Problems() {
 		return fmt.Errorf("the account was sent what Google's discovery document does not allow: %s", p)
 	}
-	return b.env.Client.Delete(ctx, ds)
+	return b.removeAll(ctx, ds)
 }

@@ -104,7 +104,7 @@ func (b *bench) webhookScenario(ctx context.Context) error {
 	b.report.add(atMost(scenario, "change requests per account created", float64(changes)/float64(n), 1.05, "", nil))
 	b.logf("  %d accounts in %s (floor %s, %.0f accounts/s against %.0f), %d change requests (%v)\n",
 		n, took.Round(time.Millisecond), floor.Round(time.Millisecond), float64(n)/took.Seconds(), float64(n)/floor.Seconds(), changes, counts)
-	return b.env.Client.Delete(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "webhook", Name: "receiver"}})
+	return b.removeAll(ctx, &identityv1alpha1.AppConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "webhook", Name: "receiver"}})
 }
 
 // webhookFloor signs and posts the creates and then the member changes (1,000 a
