@@ -93,12 +93,14 @@ const (
 // files change, as a mounted Secret's do), HTTP otherwise (behind a proxy that
 // terminates TLS). It runs on every replica.
 func (s *InboundSCIM) Start(ctx context.Context) error {
+	// Followed even where nothing is served: the leader's syncer reads what other
+	// replicas keep.
+	if err := s.followStore(ctx); err != nil {
+		return err
+	}
 	if s.Addr == "" || s.Addr == "0" {
 		<-ctx.Done()
 		return nil
-	}
-	if err := s.followStore(ctx); err != nil {
-		return err
 	}
 	srv := &http.Server{
 		Addr: s.Addr, Handler: s, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
