@@ -43,7 +43,7 @@ func TestForgedSCIMAnnotationsAreReadBackSafely(t *testing.T) {
 			Annotations: map[string]string{AnnotationSCIMResource: a}}})
 	}
 	c := fake.NewClientBuilder().WithScheme(testenv.Scheme()).WithObjects(objs...).Build()
-	st := inbound.New(syncerSink{key: key}, endpointStore{client: c, live: c, key: key, uid: "uid"})
+	st := inbound.New(syncerSink{key: key}, endpointStore{client: c, kept: c, live: c, key: key, uid: "uid"})
 	if err := st.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
