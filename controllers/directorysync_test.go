@@ -287,14 +287,7 @@ func TestResyncAnnotation(t *testing.T) {
 // many of their Users are in step so far, not that the source is still being read.
 func TestAFirstSyncTellsHowFarItIs(t *testing.T) {
 	ns := namespace(t)
-	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := watcher.Watch(context.Background(), &identityv1alpha1.DirectorySyncList{}, client.InNamespace(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := watchIn(t, &identityv1alpha1.DirectorySyncList{}, ns)
 	var mu sync.Mutex
 	var said []string
 	go func() {

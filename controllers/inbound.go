@@ -95,8 +95,8 @@ const (
 func (s *InboundSCIM) Start(ctx context.Context) error {
 	// Followed even where nothing is served: the leader's syncer reads what other
 	// replicas keep.
-	if err := s.followStore(ctx); err != nil {
-		return err
+	if err := s.followStore(ctx); err != nil || ctx.Err() != nil {
+		return err // stopped before the kept objects were read: nothing to serve
 	}
 	if s.Addr == "" || s.Addr == "0" {
 		<-ctx.Done()
@@ -184,7 +184,7 @@ func (s *InboundSCIM) followStore(ctx context.Context) error {
 			s.Log.Error(err, "Stopped following the kept inbound SCIM objects")
 		}
 	}()
-	if !s.kept.WaitForCacheSync(ctx) {
+	if !s.kept.WaitForCacheSync(ctx) && ctx.Err() == nil {
 		return errors.New("inbound SCIM: the kept objects' cache did not sync")
 	}
 	return nil

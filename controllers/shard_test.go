@@ -345,15 +345,7 @@ func TestADirectorySyncCreatesUsersWithEveryShardsFinalizer(t *testing.T) {
 	waitFor(t, "the main replica runs chat (and so has seen the wiki, created first)", func() (bool, string) {
 		return ready(get(t, ns, "chat", &identityv1alpha1.AppConnection{}).Status.Conditions)
 	})
-	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	users, err := watcher.Watch(testCtx, &identityv1alpha1.UserList{}, client.InNamespace(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer users.Stop()
+	users := watchIn(t, &identityv1alpha1.UserList{}, ns)
 	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hr"}, Data: map[string]string{"people.csv": "id,firstName,lastName,email\nE1,Ada,Lovelace,ada@example.com\n"}},
 		&identityv1alpha1.DirectorySync{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "workday"},

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -159,6 +160,22 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 func namespace(t *testing.T) string { t.Helper(); return env.Namespace(t) }
 
 func create(t *testing.T, objs ...client.Object) { t.Helper(); env.Create(t, objs...) }
+
+// watchIn watches the objects of a list's kind in a namespace, straight from the API
+// server, until the test ends.
+func watchIn(t *testing.T, list client.ObjectList, ns string) watch.Interface {
+	t.Helper()
+	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := watcher.Watch(testCtx, list, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
 
 // update re-reads obj, changes it and writes it, retrying on conflicts.
 func update[T client.Object](t *testing.T, obj T, change func(T)) {
